@@ -1,0 +1,492 @@
+//! The compiled detector: a keyword prefilter, per-rule confirmation and post-filters.
+//!
+//! # How a scan works
+//!
+//! 1. One Aho-Corasick pass (ASCII case-insensitive, overlapping, DFA) finds every keyword of
+//!    every rule. Most bytes of ordinary text are touched only by this pass.
+//! 2. Each keyword hit opens a *window* for the rules that own the keyword: from `window_before`
+//!    bytes before the hit to the longest match after it, clipped to the hit's line unless the
+//!    rule is multi-line. A rule's windows are merged and its regex (regex-automata's meta engine:
+//!    lazy DFA, linear time, no backtracking) runs only inside them.
+//! 3. Each raw match's secret (the `secret` group, or the whole match) goes through the rule's
+//!    entropy threshold and validator, the placeholder filter, and for generic rules the noise
+//!    filter (digests, UUIDs, identifiers, …).
+//! 4. Overlapping candidates are resolved: known values first, then rules with a validator, then
+//!    specific rules, then generic ones; within a class the longer secret wins.
+//!
+//! Because a window is bounded and every pattern has a bounded match length, whether a byte is
+//! part of a finding depends only on a bounded neighbourhood. `detect` exploits this to tell a
+//! streaming caller how far its output is final (the *commit point*), which is what makes
+//! streaming redaction equal one-shot redaction however the input is cut.
+
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use regex_automata::Input;
+
+use crate::error::Error;
+use crate::filters;
+use crate::known::{self, KnownValues};
+use crate::rules::{self, Limits, Rule, RuleInfo};
+
+/// The rules compiled into the binary.
+pub const BUILTIN_RULES: &str = include_str!("../rules/builtin.toml");
+
+/// The default fingerprint key. Fingerprints are stable across runs and machines with it; a host
+/// that handles low-entropy secrets should set its own key with
+/// [`DetectorBuilder::fingerprint_key`], so that fingerprints cannot be brute-forced.
+const DEFAULT_KEY: [u8; 32] = *b"sluice-fingerprint-key-v1-public";
+
+/// A stable, keyed fingerprint of a secret (BLAKE3 keyed hash, first 16 bytes). It identifies a
+/// secret without revealing it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fingerprint([u8; 16]);
+
+impl Fingerprint {
+    /// The fingerprint as 32 lowercase hex characters.
+    pub fn to_hex(&self) -> String {
+        let mut s = String::with_capacity(32);
+        for b in self.0 {
+            s.push_str(&format!("{b:02x}"));
+        }
+        s
+    }
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Fingerprint({})", self.to_hex())
+    }
+}
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// One secret found in the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The id of the rule that found it (or the label of a known value).
+    pub rule: Arc<str>,
+    /// Byte offset of the first byte of the secret.
+    pub start: usize,
+    /// Byte offset one past the last byte of the secret.
+    pub end: usize,
+    /// 1-based line of `start`.
+    pub line: usize,
+    /// 1-based column of `start`, counted in characters (UTF-8 code points).
+    pub column: usize,
+    /// Keyed fingerprint of the secret's bytes.
+    pub fingerprint: Fingerprint,
+}
+
+/// A finding before line numbers: what `detect` produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    /// Index into `Detector::ids`.
+    pub(crate) id: usize,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+}
+
+/// Priority class of a candidate; lower wins overlaps.
+fn class(rule: Option<&Rule>) -> u8 {
+    match rule {
+        None => 0, // known value
+        Some(r) if r.validator.is_some() && !r.generic => 1,
+        Some(r) if !r.generic => 2,
+        Some(_) => 3,
+    }
+}
+
+/// Builds a [`Detector`]: built-in rules, rule files, known values and the fingerprint key.
+#[derive(Debug, Clone)]
+pub struct DetectorBuilder {
+    builtin: bool,
+    files: Vec<(String, String)>,
+    known: Vec<(String, Vec<u8>)>,
+    key: [u8; 32],
+    limits: Limits,
+}
+
+impl Default for DetectorBuilder {
+    fn default() -> DetectorBuilder {
+        DetectorBuilder { builtin: true, files: Vec::new(), known: Vec::new(), key: DEFAULT_KEY, limits: Limits::default() }
+    }
+}
+
+impl DetectorBuilder {
+    /// A builder with the built-in rules and no known values.
+    pub fn new() -> DetectorBuilder {
+        DetectorBuilder::default()
+    }
+
+    /// Whether to include the built-in rules (default: yes).
+    pub fn builtin_rules(mut self, yes: bool) -> DetectorBuilder {
+        self.builtin = yes;
+        self
+    }
+
+    /// Adds the rules of a rule file (TOML, see [`crate::rules`]). `origin` names it in errors.
+    pub fn rules_toml(mut self, origin: impl Into<String>, text: impl Into<String>) -> DetectorBuilder {
+        self.files.push((origin.into(), text.into()));
+        self
+    }
+
+    /// Registers an exact secret value (a credential the host holds). It is found raw and in its
+    /// base64, URL-encoded and hex forms, and reported under `label`.
+    pub fn known_value(mut self, label: impl Into<String>, value: impl AsRef<[u8]>) -> DetectorBuilder {
+        self.known.push((label.into(), value.as_ref().to_vec()));
+        self
+    }
+
+    /// Sets the key of the keyed hash behind fingerprints and placeholders.
+    pub fn fingerprint_key(mut self, key: [u8; 32]) -> DetectorBuilder {
+        self.key = key;
+        self
+    }
+
+    /// Sets the compilation limits (rule count, pattern size, match length, …).
+    pub fn limits(mut self, limits: Limits) -> DetectorBuilder {
+        self.limits = limits;
+        self
+    }
+
+    /// Compiles everything into an immutable detector.
+    pub fn build(self) -> Result<Detector, Error> {
+        let mut rules = Vec::new();
+        if self.builtin {
+            rules.extend(rules::compile_file(BUILTIN_RULES, "builtin.toml", &self.limits)?);
+        }
+        for (origin, text) in &self.files {
+            rules.extend(rules::compile_file(text, origin, &self.limits)?);
+        }
+        if rules.len() > self.limits.max_rules {
+            return Err(Error::new(crate::ErrorKind::Limit, format!("{} rules exceed the limit of {}", rules.len(), self.limits.max_rules)));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for r in &rules {
+            if !seen.insert(r.meta.id.clone()) {
+                return Err(Error::new(crate::ErrorKind::Rule, "duplicate rule id").with_rule(&r.meta.id));
+            }
+        }
+        // Keywords: lowercase, deduplicated, each mapped to the rules that own it.
+        let mut kw_index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        let mut keywords: Vec<String> = Vec::new();
+        let mut kw_rules: Vec<Vec<u32>> = Vec::new();
+        for (ri, r) in rules.iter().enumerate() {
+            for k in &r.keywords {
+                let k = k.to_ascii_lowercase();
+                let idx = *kw_index.entry(k.clone()).or_insert_with(|| {
+                    keywords.push(k);
+                    kw_rules.push(Vec::new());
+                    keywords.len() - 1
+                });
+                if kw_rules[idx].last() != Some(&(ri as u32)) {
+                    kw_rules[idx].push(ri as u32);
+                }
+            }
+        }
+        let ac = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&keywords)
+            .map_err(|e| Error::new(crate::ErrorKind::Limit, format!("keywords do not compile: {e}")))?;
+        let max_kw = keywords.iter().map(String::len).max().unwrap_or(1);
+
+        let mut ids: Vec<Arc<str>> = rules.iter().map(|r| r.meta.id.clone()).collect();
+        let mut labels: Vec<(usize, Vec<u8>)> = Vec::new();
+        for (label, value) in self.known {
+            let id = match ids[rules.len()..].iter().position(|l| **l == *label) {
+                Some(p) => rules.len() + p,
+                None => {
+                    ids.push(Arc::from(label.as_str()));
+                    ids.len() - 1
+                }
+            };
+            labels.push((id, value));
+        }
+        let known = known::build(&labels)?;
+
+        let context = rules.iter().map(|r| r.window_before.max(r.window_after)).max().unwrap_or(0) + max_kw + 1;
+        Ok(Detector { rules, ids, ac, kw_rules, max_kw, known, key: self.key, context })
+    }
+}
+
+/// The compiled, immutable detector. `Send + Sync`: build once, share across threads.
+///
+/// ```
+/// # fn main() -> Result<(), sluice_core::Error> {
+/// let detector = sluice_core::Detector::builtin()?;
+/// let findings = detector.scan(b"let token = \"glpat-Xa3kLm9Qr7Tz2Wv5Yb8N\";");
+/// assert_eq!(&*findings[0].rule, "gitlab-pat");
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Detector {
+    pub(crate) rules: Vec<Rule>,
+    /// Rule ids followed by known-value labels.
+    pub(crate) ids: Vec<Arc<str>>,
+    ac: AhoCorasick,
+    kw_rules: Vec<Vec<u32>>,
+    pub(crate) max_kw: usize,
+    known: Option<KnownValues>,
+    key: [u8; 32],
+    /// Bytes before the commit point a streaming caller keeps as context.
+    pub(crate) context: usize,
+}
+
+/// A keyword hit: where it starts and ends, and which keyword it is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hit {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) keyword: u32,
+}
+
+impl Detector {
+    /// The built-in rules, compiled. Takes tens of milliseconds; build once and share.
+    pub fn builtin() -> Result<Detector, Error> {
+        DetectorBuilder::new().build()
+    }
+
+    /// A builder, to add rule files or known values.
+    pub fn builder() -> DetectorBuilder {
+        DetectorBuilder::new()
+    }
+
+    /// The rules this detector runs.
+    pub fn rules(&self) -> impl ExactSizeIterator<Item = &RuleInfo> {
+        self.rules.iter().map(|r| &r.meta)
+    }
+
+    /// Finds every secret in `haystack`.
+    pub fn scan(&self, haystack: &[u8]) -> Vec<Finding> {
+        let mut hits = Vec::new();
+        self.collect_hits(haystack, 0, &mut hits);
+        let (spans, _) = self.detect(haystack, &hits, 0, true);
+        let mut out = Vec::with_capacity(spans.len());
+        let mut line = 1;
+        let mut line_start = 0;
+        let mut pos = 0;
+        for s in spans {
+            for nl in memchr::memchr_iter(b'\n', &haystack[pos..s.start]) {
+                line += 1;
+                line_start = pos + nl + 1;
+            }
+            pos = s.start;
+            let column = haystack[line_start..s.start].iter().filter(|&&b| (b & 0xC0) != 0x80).count() + 1;
+            out.push(Finding {
+                rule: self.ids[s.id].clone(),
+                start: s.start,
+                end: s.end,
+                line,
+                column,
+                fingerprint: self.fingerprint(&haystack[s.start..s.end]),
+            });
+        }
+        out
+    }
+
+    /// The keyed fingerprint of `secret`.
+    pub fn fingerprint(&self, secret: &[u8]) -> Fingerprint {
+        let h = blake3::keyed_hash(&self.key, secret);
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&h.as_bytes()[..16]);
+        Fingerprint(out)
+    }
+
+    /// Appends to `out` the keyword hits of `hay` that end after `from`.
+    pub(crate) fn collect_hits(&self, hay: &[u8], from: usize, out: &mut Vec<Hit>) {
+        let begin = from.saturating_sub(self.max_kw - 1);
+        let input = aho_corasick::Input::new(hay).span(begin..hay.len());
+        for m in self.ac.try_find_overlapping_iter(input).expect("a DFA in standard mode supports overlapping search") {
+            if m.end() > from {
+                out.push(Hit { start: m.start(), end: m.end(), keyword: m.pattern().as_u32() });
+            }
+        }
+    }
+
+    /// Finds the secrets of `hay` that start at or after `min_start`, given its keyword `hits`.
+    ///
+    /// When `eof` is false, `hay` may continue: the second value is the commit point, the offset
+    /// before which the findings are final (the same as if the whole input had been given), and
+    /// only findings before it are returned. When `eof` is true it is `hay.len()`.
+    pub(crate) fn detect(&self, hay: &[u8], hits: &[Hit], min_start: usize, eof: bool) -> (Vec<Span>, usize) {
+        let end = hay.len();
+        // 1. Windows per rule.
+        let mut windows: Vec<(u32, usize, usize)> = Vec::new();
+        for h in hits {
+            for &ri in &self.kw_rules[h.keyword as usize] {
+                let r = &self.rules[ri as usize];
+                let mut a = h.start.saturating_sub(r.window_before);
+                let mut b = (h.start + r.window_after).min(end);
+                if !r.multiline {
+                    if let Some(nl) = memchr::memrchr(b'\n', &hay[a..h.start]) {
+                        a += nl + 1;
+                    }
+                    if let Some(nl) = memchr::memchr(b'\n', &hay[h.end.min(b)..b]) {
+                        b = h.end.min(b) + nl;
+                    }
+                }
+                if b > min_start && b > a {
+                    windows.push((ri, a, b));
+                }
+            }
+        }
+        windows.sort_unstable();
+        let mut merged: Vec<(u32, usize, usize)> = Vec::with_capacity(windows.len());
+        for w in windows {
+            match merged.last_mut() {
+                Some(last) if last.0 == w.0 && w.1 <= last.2 => last.2 = last.2.max(w.2),
+                _ => merged.push(w),
+            }
+        }
+
+        // 2. Raw matches and candidates.
+        let mut raw: Vec<(usize, usize)> = Vec::new();
+        let mut cands: Vec<Span> = Vec::new();
+        for &(ri, a, b) in &merged {
+            let r = &self.rules[ri as usize];
+            let from = a.max(min_start);
+            if from >= b {
+                continue;
+            }
+            let input = Input::new(hay).range(from..b);
+            for caps in r.regex.captures_iter(input) {
+                let Some(m) = caps.get_match() else { continue };
+                if !eof {
+                    raw.push((m.start(), m.end()));
+                }
+                let span = match r.secret_group {
+                    Some(g) => match caps.get_group(g) {
+                        Some(s) => s,
+                        None => continue,
+                    },
+                    None => m.span(),
+                };
+                if self.accept(r, &hay[span.start..span.end]) {
+                    cands.push(Span { id: ri as usize, start: span.start, end: span.end });
+                }
+            }
+        }
+        if let Some(k) = &self.known {
+            let input = aho_corasick::Input::new(hay).span(min_start..end);
+            for m in k.ac.find_iter(input) {
+                if !eof {
+                    raw.push((m.start(), m.end()));
+                }
+                cands.push(Span { id: k.label_of[m.pattern().as_usize()], start: m.start(), end: m.end() });
+            }
+        }
+
+        // 3. The commit point.
+        let commit = if eof { end } else { self.commit_point(hay, &merged, &raw, min_start) };
+
+        // 4. Overlaps: best class first, then the longer secret, then the earlier rule.
+        cands.retain(|c| c.start < commit);
+        let n_rules = self.rules.len();
+        let key = |c: &Span| (class(if c.id < n_rules { Some(&self.rules[c.id]) } else { None }), usize::MAX - (c.end - c.start), c.start, c.id);
+        cands.sort_unstable_by_key(key);
+        let mut accepted: Vec<Span> = Vec::with_capacity(cands.len());
+        let mut taken: std::collections::BTreeMap<usize, usize> = std::collections::BTreeMap::new();
+        for c in cands {
+            let before = taken.range(..c.end).next_back();
+            if before.is_some_and(|(&s, &e)| s < c.end && c.start < e) {
+                continue;
+            }
+            taken.insert(c.start, c.end);
+            accepted.push(c);
+        }
+        accepted.sort_unstable_by_key(|c| (c.start, c.end));
+        (accepted, commit)
+    }
+
+    fn commit_point(&self, hay: &[u8], merged: &[(u32, usize, usize)], raw: &[(usize, usize)], min_start: usize) -> usize {
+        let end = hay.len();
+        let line_start = memchr::memrchr(b'\n', &hay[min_start..]).map_or(min_start, |p| min_start + p + 1);
+        let mut commit = end;
+        // A hit not seen yet (it may straddle the end) opens a window at most `window_before`
+        // before itself; for single-line rules, never before the current line.
+        for r in &self.rules {
+            let unseen = end.saturating_sub(self.max_kw + r.window_before);
+            let c = if r.multiline { unseen } else { unseen.max(line_start) };
+            commit = commit.min(c);
+        }
+        // A window cut short by the end may hold a match that is not complete yet.
+        for &(ri, a, b) in merged {
+            if b == end {
+                let r = &self.rules[ri as usize];
+                commit = commit.min(a.max(end.saturating_sub(r.max_len + 1)));
+            }
+        }
+        if let Some(k) = &self.known {
+            commit = commit.min(end.saturating_sub(k.max_len));
+        }
+        let mut commit = commit.max(min_start);
+        // Never cut through a raw match.
+        loop {
+            let before = commit;
+            for &(s, e) in raw {
+                if s < commit && commit < e {
+                    commit = s;
+                }
+            }
+            if commit == before {
+                break;
+            }
+        }
+        commit
+    }
+
+    fn accept(&self, r: &Rule, secret: &[u8]) -> bool {
+        if let Some(min) = r.entropy {
+            if filters::entropy(secret) < min {
+                return false;
+            }
+        }
+        if let Some(v) = r.validator {
+            if !v.check(secret) {
+                return false;
+            }
+        }
+        if filters::is_placeholder(secret) {
+            return false;
+        }
+        !(r.generic && filters::is_generic_noise(secret))
+    }
+
+    /// Self-test of the rules' own examples: every example must be found by its rule, no
+    /// counter-example may be. Returns a description of each failure.
+    pub fn check_rule_examples(&self) -> Vec<String> {
+        let mut failures = Vec::new();
+        for (ri, r) in self.rules.iter().enumerate() {
+            for ex in &r.examples {
+                let found = self.scan(ex.as_bytes());
+                if !found.iter().any(|f| f.rule == self.ids[ri]) {
+                    let got: Vec<&str> = found.iter().map(|f| &*f.rule).collect();
+                    failures.push(format!("rule `{}`: example not found (found {got:?}): {ex:?}", r.meta.id));
+                }
+            }
+            for ex in &r.counter_examples {
+                if self.scan(ex.as_bytes()).iter().any(|f| f.rule == self.ids[ri]) {
+                    failures.push(format!("rule `{}`: counter-example found: {ex:?}", r.meta.id));
+                }
+            }
+        }
+        failures
+    }
+
+    /// How many examples and counter-examples the rules carry.
+    pub fn example_counts(&self) -> (usize, usize) {
+        self.rules.iter().fold((0, 0), |(e, c), r| (e + r.examples.len(), c + r.counter_examples.len()))
+    }
+}

@@ -1,0 +1,191 @@
+//! Post-match filters that keep placeholders, hashes, identifiers and other look-alikes out of the
+//! findings. They look only at the candidate secret (and, for generic rules, its shape), never at
+//! bytes far away, so a decision is the same whether the input arrives whole or in chunks.
+
+/// Shannon entropy of `s` in bits per byte.
+pub fn entropy(s: &[u8]) -> f64 {
+    if s.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0u32; 256];
+    for &b in s {
+        counts[usize::from(b)] += 1;
+    }
+    let n = s.len() as f64;
+    counts.iter().filter(|&&c| c > 0).map(|&c| {
+        let p = f64::from(c) / n;
+        -p * p.log2()
+    }).sum()
+}
+
+/// Words that mark a value as an example or a placeholder rather than a live secret.
+const PLACEHOLDER_WORDS: &[&str] = &[
+    "example", "sample", "placeholder", "dummy", "changeme", "change_me", "change-me", "replace",
+    "redacted", "your_", "your-", "yourkey", "yourtoken", "yoursecret", "yourpassword", "<your",
+    "insert", "xxxxx", "fake", "notreal", "not_real", "not-real", "todo", "fixme", "secret_here",
+    "token_here", "key_here", "password_here", "goes_here", "goes-here", "mysecret", "my_secret",
+    "my-secret", "mypassword", "my_password", "test_key", "testkey", "foobar", "lorem", "ipsum",
+    "undefined", "null", "none", "true", "false", "password1", "password123", "passw0rd",
+    "p@ssw0rd", "secret123", "s3cr3t", "hunter2", "letmein", "qwerty", "abc123", "123456", "000000",
+    "********", "......", "------", "<redacted", "[redacted", "{redacted", "masked",
+];
+
+/// Whether the value is a placeholder, a template expression or a reference to where a secret
+/// lives (`${VAR}`, `{{ … }}`, `<YOUR_KEY>`, `os.environ[...]`, `xxxx…`, `********`, …).
+pub fn is_placeholder(s: &[u8]) -> bool {
+    if s.is_empty() {
+        return true;
+    }
+    if is_trivial(s) {
+        return true;
+    }
+    let lower: Vec<u8> = s.to_ascii_lowercase();
+    let has = |needle: &str| memchr::memmem::find(&lower, needle.as_bytes()).is_some();
+    // Template and interpolation syntaxes.
+    if has("${") || has("{{") || has("}}") || has("$(") || has("%(") || has("#{") || has("<%")
+        || has("{%") || (lower.contains(&b'<') && lower.contains(&b'>'))
+    {
+        return true;
+    }
+    // References to the environment or a secret store.
+    for r in [
+        "os.environ", "os.getenv", "getenv(", "process.env", "env(", "env[", "env.", "secrets.", "vault:",
+        "import.meta", "system.getenv", "environment.get", "config[", "settings.", "$env:", "keyring",
+        "secretkeyref", "valuefrom", "secretref",
+    ] {
+        if has(r) {
+            return true;
+        }
+    }
+    if lower.first() == Some(&b'$') && lower.get(1).is_some_and(|b| b.is_ascii_alphabetic() || *b == b'{' || *b == b'_') {
+        return true;
+    }
+    if lower.first() == Some(&b'%') && lower.last() == Some(&b'%') {
+        return true;
+    }
+    PLACEHOLDER_WORDS.iter().any(|w| has(w)) || masked_run(&lower)
+}
+
+/// Six or more of the same masking character (`x`, `*`, `#`, `.`, `0`) in a row.
+fn masked_run(s: &[u8]) -> bool {
+    let mut run = 0;
+    let mut prev = 0u8;
+    for &b in s {
+        if matches!(b, b'x' | b'*' | b'#' | b'.' | b'0' | b'-' | b'_') && b == prev {
+            run += 1;
+            if run >= 5 {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+        prev = b;
+    }
+    false
+}
+
+/// A run of one repeated character, or an ascending/descending run (`abcdef…`, `123456…`),
+/// or a value with almost no variety.
+pub fn is_trivial(s: &[u8]) -> bool {
+    if s.len() < 4 {
+        return true;
+    }
+    let first = s[0];
+    if s.iter().all(|&b| b == first) {
+        return true;
+    }
+    let asc = s.windows(2).all(|w| w[1] == w[0].wrapping_add(1));
+    let desc = s.windows(2).all(|w| w[1] == w[0].wrapping_sub(1));
+    if asc || desc {
+        return true;
+    }
+    let mut seen = [false; 256];
+    let distinct = s.iter().filter(|&&b| !std::mem::replace(&mut seen[usize::from(b)], true)).count();
+    distinct * 5 < s.len().min(40) // e.g. "abababababab…"
+}
+
+fn is_hex(s: &[u8]) -> bool {
+    s.iter().all(u8::is_ascii_hexdigit)
+}
+
+/// A UUID in its canonical 8-4-4-4-12 form.
+pub fn is_uuid(s: &[u8]) -> bool {
+    s.len() == 36
+        && s.iter().enumerate().all(|(i, &b)| if matches!(i, 8 | 13 | 18 | 23) { b == b'-' } else { b.is_ascii_hexdigit() })
+}
+
+/// A digest printed in hex: MD5, SHA-1 / git object ids, SHA-224/256/384/512.
+pub fn is_hex_digest(s: &[u8]) -> bool {
+    matches!(s.len(), 32 | 40 | 56 | 64 | 96 | 128) && is_hex(s)
+}
+
+/// Shapes that are never secrets for a generic rule: digests, UUIDs, SRI integrity strings,
+/// public SSH keys, file paths, URLs without credentials, numbers, and code identifiers.
+pub fn is_generic_noise(s: &[u8]) -> bool {
+    if is_uuid(s) || is_hex_digest(s) {
+        return true;
+    }
+    let lower = s.to_ascii_lowercase();
+    for p in [
+        &b"sha1-"[..], b"sha256-", b"sha384-", b"sha512-", b"sha256:", b"sha1:", b"md5:", b"ssh-rsa", b"ssh-ed25519",
+        b"ecdsa-sha2", b"ssh-dss", b"sk-ssh-", b"aaaab3nzac1", b"aaaac3nzac1", b"aaaae2vjzhnh", b"http://", b"https://",
+        b"file://", b"data:", b"/", b"./", b"../", b"~/", b"arn:aws:", b"projects/",
+    ] {
+        if lower.starts_with(p) {
+            return true;
+        }
+    }
+    // All digits (ports, ids, timestamps) or a version number.
+    if s.iter().all(|b| b.is_ascii_digit() || *b == b'.' || *b == b'-' || *b == b'_' || *b == b':') {
+        return true;
+    }
+    is_identifier_like(s)
+}
+
+/// A value that reads as a code identifier or words (`get_password`, `self.token`,
+/// `SomeClass.someMethod`, `my-service-name`): letters and separators only, no digits.
+pub fn is_identifier_like(s: &[u8]) -> bool {
+    let letters_only = s.iter().all(|b| b.is_ascii_alphabetic() || matches!(b, b'_' | b'.' | b'-' | b'(' | b')' | b'[' | b']'));
+    if !letters_only {
+        return false;
+    }
+    // A long random-looking mixed-case run without separators may still be a secret.
+    let separators = s.iter().filter(|b| matches!(b, b'_' | b'.' | b'-' | b'(' | b')')).count();
+    let upper = s.iter().filter(|b| b.is_ascii_uppercase()).count();
+    let lower = s.iter().filter(|b| b.is_ascii_lowercase()).count();
+    if separators > 0 || s.len() < 20 {
+        return true;
+    }
+    // camelCase words: few capitals relative to length.
+    upper * 6 < s.len() || lower == 0 || upper == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders() {
+        for p in ["${API_KEY}", "{{ secrets.token }}", "<YOUR_KEY>", "os.environ['X']", "xxxxxxxxxxxx", "********", "changeme-in-prod", "REPLACE_ME", "$TOKEN"] {
+            assert!(is_placeholder(p.as_bytes()), "{p}");
+        }
+        for s in ["k1uDSKFQs1DxBA9R", "Qm9/seB1qRmUR8AK3R2GgLLT+ZQISA+pQyOMqlfZ"] {
+            assert!(!is_placeholder(s.as_bytes()), "{s}");
+        }
+    }
+
+    #[test]
+    fn noise_shapes() {
+        assert!(is_generic_noise(b"4deb1888-20fa-41cf-af02-7b62c82b40bd"));
+        assert!(is_generic_noise(b"3feff9243a8f506b40928b5b7a767c76fb008f86"));
+        assert!(is_generic_noise(b"sha512-JMl2v+ccEj6GN6pwQslKCYLkyCm3G1x7yBpgbS1lE26z"));
+        assert!(is_generic_noise(b"get_password"));
+        assert!(!is_generic_noise(b"k1uDSKFQs1DxBA9R"));
+    }
+
+    #[test]
+    fn entropy_bounds() {
+        assert!(entropy(b"aaaa") < 0.01);
+        assert!((entropy(b"abcd") - 2.0).abs() < 1e-9);
+    }
+}

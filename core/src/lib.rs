@@ -1,0 +1,58 @@
+//! # sluice-core
+//!
+//! The engine behind Sluice, the enforcement point between AI agents and infrastructure. This
+//! crate holds the compiled **secret detector** and **redaction**, one-shot and streaming; the
+//! policy engine and protocol sessions build on them.
+//!
+//! ```
+//! use sluice_core::Detector;
+//!
+//! # fn main() -> Result<(), sluice_core::Error> {
+//! // Compile the built-in rules once; the detector is immutable, `Send + Sync` and cheap to share.
+//! let detector = Detector::builder()
+//!     .known_value("db-password", "s3rv1ce-pw-Synthetic-42")   // a credential the host holds
+//!     .build()?;
+//!
+//! let text = b"DATABASE_URL=postgres://app:s3rv1ce-pw-Synthetic-42@db.internal:5432/app\n";
+//! let findings = detector.scan(text);
+//! assert_eq!(findings.len(), 1);
+//! assert_eq!((findings[0].line, findings[0].column), (1, 29));
+//!
+//! // Placeholders name the rule and a keyed fingerprint, never the secret.
+//! let masked = detector.redact(text);
+//! assert!(!masked.windows(6).any(|w| w == b"s3rv1c"));
+//! assert!(masked.starts_with(b"DATABASE_URL=postgres://app:[REDACTED:db-password:"));
+//!
+//! // Streaming: the output is the same however the input is cut.
+//! let mut stream = detector.stream_redactor();
+//! let mut out = Vec::new();
+//! for chunk in text.chunks(7) {
+//!     stream.feed(chunk, &mut out);
+//! }
+//! stream.finish(&mut out);
+//! assert_eq!(out, &*masked);
+//! # Ok(()) }
+//! ```
+//!
+//! ## Main types
+//! - [`Detector`] / [`DetectorBuilder`]: built-in rules, rule files ([`rules`] documents the
+//!   format), known values, the fingerprint key.
+//! - [`Finding`]: rule id, byte span, line and column, [`Fingerprint`].
+//! - [`StreamRedactor`]: chunked redaction with bounded hold-back.
+//! - [`Error`] / [`ErrorKind`]: what went wrong building a detector, and where.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod detector;
+mod error;
+pub mod filters;
+mod known;
+mod redact;
+pub mod rules;
+mod validate;
+
+pub use detector::{BUILTIN_RULES, Detector, DetectorBuilder, Finding, Fingerprint};
+pub use error::{Error, ErrorKind};
+pub use redact::StreamRedactor;
+pub use rules::{Limits, RuleInfo};
+pub use validate::Validator;

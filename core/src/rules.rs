@@ -1,0 +1,270 @@
+//! The rule-file format and its compilation into matchers.
+//!
+//! A rule file is TOML with one `[[rule]]` table per rule:
+//!
+//! ```toml
+//! [[rule]]
+//! id = "acme-api-key"                      # unique, lowercase, [a-z0-9-]
+//! description = "ACME API key"
+//! provider = "acme"                        # optional: the provider or family
+//! pattern = '''\b(?P<secret>acme_[A-Za-z0-9]{32})\b'''
+//! keywords = ["acme_"]                     # literals for the prefilter, matched ASCII-case-insensitively
+//! entropy = 3.0                            # optional: minimum Shannon entropy (bits per byte) of the secret
+//! validator = "crc32-base62"               # optional: see `Validator`
+//! generic = false                          # optional: true turns on the noise filters for generic rules
+//! multiline = false                        # optional: true lets matches span lines
+//! window_before = 0                        # optional: how far before a keyword a match may start
+//! examples = ["key = acme_…"]              # strings the rule must find
+//! counter_examples = ["acme_example"]      # strings the rule must not find
+//! ```
+//!
+//! Patterns are byte-oriented regular expressions (the `regex-automata` syntax with Unicode off):
+//! `\w`, `\s`, `\d` and `\b` are ASCII, `.` matches any byte but `\n`. A capture group named
+//! `secret` marks the part of the match that is the secret; without it the whole match is. Every
+//! pattern must have a bounded match length (write `{0,64}`, not `*`): that is what bounds the
+//! memory and the latency of streaming redaction.
+
+use std::sync::Arc;
+
+use regex_automata::{meta, util::syntax};
+use serde::Deserialize;
+
+use crate::error::{Error, ErrorKind, line_col_of};
+use crate::validate::Validator;
+
+/// Limits applied when compiling rules, built-in or user-supplied.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Maximum number of rules in one detector.
+    pub max_rules: usize,
+    /// Maximum length of one pattern, in bytes of source text.
+    pub max_pattern_len: usize,
+    /// Maximum length of a match of a single-line rule, in bytes.
+    pub max_match_len: usize,
+    /// Maximum length of a match of a multi-line rule, in bytes.
+    pub max_multiline_match_len: usize,
+    /// Maximum size of one compiled pattern (the NFA), in bytes.
+    pub max_compiled_size: usize,
+    /// Maximum number of keywords of one rule.
+    pub max_keywords: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_rules: 10_000,
+            max_pattern_len: 8 * 1024,
+            max_match_len: 4 * 1024,
+            max_multiline_match_len: 64 * 1024,
+            max_compiled_size: 4 * 1024 * 1024,
+            max_keywords: 64,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    #[serde(default)]
+    rule: Vec<toml::Spanned<RuleDef>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleDef {
+    id: String,
+    description: String,
+    #[serde(default)]
+    provider: Option<String>,
+    pattern: toml::Spanned<String>,
+    keywords: Vec<String>,
+    #[serde(default)]
+    entropy: Option<f64>,
+    #[serde(default)]
+    validator: Option<String>,
+    #[serde(default)]
+    generic: bool,
+    #[serde(default)]
+    multiline: bool,
+    #[serde(default)]
+    window_before: Option<usize>,
+    #[serde(default)]
+    examples: Vec<String>,
+    #[serde(default)]
+    counter_examples: Vec<String>,
+}
+
+/// One compiled rule.
+#[derive(Debug)]
+pub(crate) struct Rule {
+    pub(crate) meta: RuleInfo,
+    pub(crate) regex: meta::Regex,
+    /// Index of the `secret` capture group, if the pattern has one.
+    pub(crate) secret_group: Option<usize>,
+    pub(crate) keywords: Vec<String>,
+    pub(crate) entropy: Option<f64>,
+    pub(crate) validator: Option<Validator>,
+    pub(crate) generic: bool,
+    pub(crate) multiline: bool,
+    /// The longest match the pattern can produce.
+    pub(crate) max_len: usize,
+    /// How far before a keyword hit a match may start.
+    pub(crate) window_before: usize,
+    /// How far after the start of a keyword hit a match may end.
+    pub(crate) window_after: usize,
+    pub(crate) examples: Vec<String>,
+    pub(crate) counter_examples: Vec<String>,
+}
+
+/// What a rule is, for reports: id, description and provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleInfo {
+    /// The unique rule id, e.g. `github-pat`.
+    pub id: Arc<str>,
+    /// A one-line description.
+    pub description: Arc<str>,
+    /// The provider or family, e.g. `github`.
+    pub provider: Option<Arc<str>>,
+}
+
+/// Parses and compiles every rule of a rule file. `origin` names the file in errors.
+pub(crate) fn compile_file(text: &str, origin: &str, limits: &Limits) -> Result<Vec<Rule>, Error> {
+    let file: RuleFile = toml::from_str(text).map_err(|e| {
+        let mut err = Error::new(ErrorKind::RuleFile, e.message().to_string()).with_origin(origin);
+        if let Some(span) = e.span() {
+            let (l, c) = line_col_of(text, span.start);
+            err = err.with_line_col(l, c);
+        }
+        err
+    })?;
+    if file.rule.len() > limits.max_rules {
+        return Err(Error::new(
+            ErrorKind::Limit,
+            format!("{} rules exceed the limit of {}", file.rule.len(), limits.max_rules),
+        )
+        .with_origin(origin));
+    }
+    let mut out = Vec::with_capacity(file.rule.len());
+    for spanned in file.rule {
+        let table_start = spanned.span().start;
+        let def = spanned.into_inner();
+        let at = |err: Error, offset: usize| {
+            let (l, c) = line_col_of(text, offset);
+            err.with_origin(origin).with_line_col(l, c)
+        };
+        let rule = compile_rule(def, text, limits).map_err(|(e, off)| at(e, off.unwrap_or(table_start)))?;
+        out.push(rule);
+    }
+    Ok(out)
+}
+
+/// Byte offset in the file where the content of the TOML string at `span_start` begins.
+fn string_content_start(text: &str, span_start: usize) -> usize {
+    let rest = text.get(span_start..).unwrap_or("");
+    for q in ["'''", "\"\"\""] {
+        if let Some(after) = rest.strip_prefix(q) {
+            let nl = if after.starts_with("\r\n") { 2 } else { usize::from(after.starts_with('\n')) };
+            return span_start + 3 + nl;
+        }
+    }
+    span_start + 1
+}
+
+fn compile_rule(def: RuleDef, text: &str, limits: &Limits) -> Result<Rule, (Error, Option<usize>)> {
+    let id = def.id.clone();
+    let fail = |kind, msg: String| (Error::new(kind, msg).with_rule(&id), None);
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.' || b == b'_')
+    {
+        return Err(fail(ErrorKind::Rule, "rule ids use only a-z, 0-9, '-', '_' and '.'".into()));
+    }
+    let pattern_start = string_content_start(text, def.pattern.span().start);
+    let pattern = def.pattern.into_inner();
+    if pattern.len() > limits.max_pattern_len {
+        return Err(fail(
+            ErrorKind::Limit,
+            format!("pattern is {} bytes, over the limit of {}", pattern.len(), limits.max_pattern_len),
+        ));
+    }
+    let syntax_config = syntax::Config::new().unicode(false).utf8(false);
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(&pattern)
+        .map_err(|e| {
+            let (offset, msg) = match &e {
+                regex_syntax::Error::Parse(p) => (p.span().start.offset, p.kind().to_string()),
+                regex_syntax::Error::Translate(t) => (t.span().start.offset, t.kind().to_string()),
+                _ => (0, e.to_string()),
+            };
+            (
+                Error::new(ErrorKind::Pattern, format!("invalid pattern at offset {offset}: {msg}")).with_rule(&id),
+                Some(pattern_start + offset),
+            )
+        })?;
+    let max_len = hir.properties().maximum_len().ok_or_else(|| {
+        fail(
+            ErrorKind::Pattern,
+            "pattern can match an unbounded length; bound every repetition (e.g. `{1,256}` instead of `+`)".into(),
+        )
+    })?;
+    let cap = if def.multiline { limits.max_multiline_match_len } else { limits.max_match_len };
+    if max_len > cap {
+        return Err(fail(
+            ErrorKind::Limit,
+            format!("pattern can match {max_len} bytes, over the limit of {cap} for {} rules", if def.multiline { "multi-line" } else { "single-line" }),
+        ));
+    }
+    if hir.properties().minimum_len() == Some(0) {
+        return Err(fail(ErrorKind::Pattern, "pattern can match the empty string".into()));
+    }
+    let regex = meta::Builder::new()
+        .syntax(syntax_config)
+        .configure(meta::Config::new().nfa_size_limit(Some(limits.max_compiled_size)))
+        .build_from_hir(&hir)
+        .map_err(|e| fail(ErrorKind::Pattern, format!("pattern does not compile: {e}")))?;
+    let secret_group = regex.group_info().to_index(regex_automata::PatternID::ZERO, "secret");
+    if def.keywords.is_empty() {
+        return Err(fail(ErrorKind::Rule, "a rule needs at least one keyword for the prefilter".into()));
+    }
+    if def.keywords.len() > limits.max_keywords {
+        return Err(fail(ErrorKind::Limit, format!("{} keywords exceed the limit of {}", def.keywords.len(), limits.max_keywords)));
+    }
+    for k in &def.keywords {
+        if k.len() < 2 || k.len() > 64 || k.contains('\n') {
+            return Err(fail(ErrorKind::Rule, format!("keyword {k:?} must be 2 to 64 bytes on one line")));
+        }
+    }
+    if let Some(e) = def.entropy {
+        if !(0.0..=8.0).contains(&e) {
+            return Err(fail(ErrorKind::Rule, format!("entropy {e} is outside 0..=8 bits per byte")));
+        }
+    }
+    let validator = match def.validator.as_deref() {
+        None => None,
+        Some(name) => Some(Validator::from_name(name).ok_or_else(|| {
+            fail(ErrorKind::Rule, format!("unknown validator {name:?}; known: {}", Validator::NAMES.join(", ")))
+        })?),
+    };
+    let max_kw = def.keywords.iter().map(String::len).max().unwrap_or(0);
+    let window_before = def.window_before.unwrap_or(max_len).min(max_len);
+    Ok(Rule {
+        meta: RuleInfo {
+            id: Arc::from(def.id.as_str()),
+            description: Arc::from(def.description.as_str()),
+            provider: def.provider.as_deref().map(Arc::from),
+        },
+        regex,
+        secret_group,
+        keywords: def.keywords,
+        entropy: def.entropy,
+        validator,
+        generic: def.generic,
+        multiline: def.multiline,
+        max_len,
+        window_before,
+        window_after: max_len + max_kw,
+        examples: def.examples,
+        counter_examples: def.counter_examples,
+    })
+}

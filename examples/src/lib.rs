@@ -1,0 +1,1 @@
+//! Runnable integrations; see the `[[example]]` targets.

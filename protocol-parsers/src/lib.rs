@@ -1,0 +1,84 @@
+//! # sluice-protocols
+//!
+//! Zero-copy, incremental parsers for the protocols Sluice enforces on (PostgreSQL, MySQL,
+//! HTTP/1.1, SSH, MCP/JSON-RPC) and SQL and shell analysis. This crate knows nothing of policy.
+//!
+//! It starts with the one primitive every parser here reads through: a bounds-checked
+//! [`Cursor`] that never indexes raw input directly. The wire parsers land with their issue.
+//!
+//! ```
+//! use sluice_protocols::Cursor;
+//! let mut c = Cursor::new(b"\x00\x00\x00\x08rest");
+//! assert_eq!(c.u32_be(), Some(8));
+//! assert_eq!(c.take(4), Some(&b"rest"[..]));
+//! assert_eq!(c.take(1), None);
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+/// A read cursor over a borrowed buffer. Every read is bounds-checked and returns `None` when
+/// the input is too short, so a truncated message is "need more bytes", never a panic.
+#[derive(Debug, Clone)]
+pub struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// A cursor at the start of `buf`.
+    pub fn new(buf: &'a [u8]) -> Cursor<'a> {
+        Cursor { buf, pos: 0 }
+    }
+
+    /// Bytes consumed so far.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Bytes not yet consumed.
+    pub fn remaining(&self) -> &'a [u8] {
+        self.buf.get(self.pos..).unwrap_or(&[])
+    }
+
+    /// Takes the next `n` bytes, or `None` if fewer remain (nothing is consumed then).
+    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let s = self.buf.get(self.pos..end)?;
+        self.pos = end;
+        Some(s)
+    }
+
+    /// Takes one byte.
+    pub fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+
+    /// Takes a big-endian u32.
+    pub fn u32_be(&mut self) -> Option<u32> {
+        self.take(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// Takes bytes up to (not including) the next NUL, and the NUL.
+    pub fn cstr(&mut self) -> Option<&'a [u8]> {
+        let rest = self.remaining();
+        let n = rest.iter().position(|&b| b == 0)?;
+        let s = self.take(n)?;
+        self.pos += 1;
+        Some(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncated_reads_consume_nothing() {
+        let mut c = Cursor::new(b"ab\0c");
+        assert_eq!(c.cstr(), Some(&b"ab"[..]));
+        assert_eq!(c.u32_be(), None);
+        assert_eq!(c.position(), 3);
+        assert_eq!(c.u8(), Some(b'c'));
+        assert_eq!(c.u8(), None);
+    }
+}
