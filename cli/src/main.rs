@@ -1,1 +1,176 @@
-fn main() {}
+//! `sluice`: scan files for secrets and redact streams, on the embedded rules or your own.
+//!
+//! Exit status: 0 when nothing is found, 1 when something is, 2 on error.
+
+mod output;
+mod scan;
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sluice_core::Detector;
+
+#[derive(Parser, Debug)]
+#[command(name = "sluice", version, about = "Find and mask secrets: the Sluice enforcement engine's command line")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Scan files, directories (recursively, honouring .gitignore and .sluiceignore) or stdin.
+    Scan(ScanArgs),
+    /// Copy a file or stdin to stdout with every secret masked, streaming in constant memory.
+    Redact(RedactArgs),
+    /// List the rules, or check a rule file and its examples.
+    Rules(RulesArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct RuleSource {
+    /// A rule file (TOML) to add to the built-in rules; may be repeated.
+    #[arg(long = "rules", value_name = "FILE")]
+    rules: Vec<PathBuf>,
+    /// Do not load the built-in rules.
+    #[arg(long)]
+    no_builtin_rules: bool,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Jsonl,
+    Sarif,
+}
+
+#[derive(Args, Debug)]
+struct ScanArgs {
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value = "text")]
+    format: Format,
+    #[command(flatten)]
+    source: RuleSource,
+    /// Print the secrets themselves (never done otherwise).
+    #[arg(long)]
+    show_secrets: bool,
+    /// Skip files larger than this many bytes.
+    #[arg(long, default_value_t = 256 * 1024 * 1024, value_name = "BYTES")]
+    max_file_size: u64,
+    /// Also scan files that .gitignore / .sluiceignore exclude.
+    #[arg(long)]
+    no_ignore: bool,
+    /// Number of scanning threads (default: one per core).
+    #[arg(long, short = 'j')]
+    threads: Option<usize>,
+    /// Files or directories to scan; `-` reads stdin. Default: the current directory.
+    #[arg(value_name = "PATH")]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct RedactArgs {
+    #[command(flatten)]
+    source: RuleSource,
+    /// The file to redact; `-` or nothing reads stdin.
+    #[arg(value_name = "FILE")]
+    file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct RulesArgs {
+    #[command(flatten)]
+    source: RuleSource,
+    /// Check that every rule finds its examples and none of its counter-examples.
+    #[arg(long)]
+    check: bool,
+}
+
+fn build_detector(src: &RuleSource) -> Result<Detector, String> {
+    let mut b = Detector::builder().builtin_rules(!src.no_builtin_rules);
+    for path in &src.rules {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read rule file {}: {e}", path.display()))?;
+        b = b.rules_toml(path.display().to_string(), text);
+    }
+    b.build().map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Scan(args) => scan::run(args),
+        Command::Redact(args) => redact(args),
+        Command::Rules(args) => rules(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(msg) => {
+            let _ = writeln!(std::io::stderr(), "sluice: error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn redact(args: RedactArgs) -> Result<u8, String> {
+    let det = build_detector(&args.source)?;
+    let mut input: Box<dyn Read> = match &args.file {
+        None => Box::new(std::io::stdin().lock()),
+        Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin().lock()),
+        Some(p) => Box::new(std::fs::File::open(p).map_err(|e| format!("cannot open {}: {e}", p.display()))?),
+    };
+    let name = args.file.as_ref().map_or_else(|| "stdin".to_string(), |p| p.display().to_string());
+    let mut stdout = std::io::stdout().lock();
+    let mut stream = det.stream_redactor();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut out = Vec::with_capacity(80 * 1024);
+    let write = |out: &mut Vec<u8>, stdout: &mut std::io::StdoutLock<'_>| -> Result<bool, String> {
+        if out.is_empty() {
+            return Ok(true);
+        }
+        // A closed pipe (`sluice redact | head`) ends the job quietly.
+        match stdout.write_all(out).and_then(|()| stdout.flush()) {
+            Ok(()) => {
+                out.clear();
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+            Err(e) => Err(format!("cannot write output: {e}")),
+        }
+    };
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("cannot read {name}: {e}")),
+        };
+        stream.feed(&buf[..n], &mut out);
+        if !write(&mut out, &mut stdout)? {
+            return Ok(0);
+        }
+    }
+    stream.finish(&mut out);
+    write(&mut out, &mut stdout)?;
+    Ok(0)
+}
+
+fn rules(args: RulesArgs) -> Result<u8, String> {
+    let det = build_detector(&args.source)?;
+    let mut stdout = std::io::stdout().lock();
+    if args.check {
+        let failures = det.check_rule_examples();
+        let (ex, cex) = det.example_counts();
+        for f in &failures {
+            let _ = writeln!(stdout, "FAIL {f}");
+        }
+        let _ = writeln!(stdout, "{} rules, {ex} examples, {cex} counter-examples, {} failures", det.rules().len(), failures.len());
+        return Ok(u8::from(!failures.is_empty()));
+    }
+    for r in det.rules() {
+        let _ = writeln!(stdout, "{}\t{}\t{}", r.id, r.provider.as_deref().unwrap_or("-"), r.description);
+    }
+    Ok(0)
+}

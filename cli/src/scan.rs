@@ -1,0 +1,196 @@
+//! `sluice scan`: walk the inputs in parallel, scan each file, report.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sluice_core::{Detector, Finding};
+
+use crate::output::{self, Report, Reported};
+use crate::{Format, ScanArgs, build_detector};
+
+/// Lines carrying this marker are not reported by `scan` (redaction still masks them).
+const ALLOW_MARKER: &[u8] = b"sluice:allow";
+/// A file whose first bytes hold a NUL is binary and skipped.
+const BINARY_SNIFF: usize = 8192;
+
+#[derive(Default)]
+struct Counters {
+    files: AtomicU64,
+    bytes: AtomicU64,
+    binary: AtomicU64,
+    large: AtomicU64,
+}
+
+pub(crate) fn run(args: ScanArgs) -> Result<u8, String> {
+    let started = Instant::now();
+    let det = build_detector(&args.source)?;
+    let paths = if args.paths.is_empty() { vec![PathBuf::from(".")] } else { args.paths.clone() };
+    let counters = Arc::new(Counters::default());
+    let results: Arc<Mutex<Vec<Reported>>> = Arc::new(Mutex::new(Vec::new()));
+    let errors: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+
+    let done = Arc::new(AtomicBool::new(false));
+    let progress = std::io::stderr().is_terminal().then(|| {
+        let (c, d) = (counters.clone(), done.clone());
+        std::thread::spawn(move || progress_loop(&c, &d, started))
+    });
+
+    let (stdin, fs_paths): (Vec<&PathBuf>, Vec<&PathBuf>) = paths.iter().partition(|p| p.as_os_str() == "-");
+    if !stdin.is_empty() {
+        let mut data = Vec::new();
+        std::io::stdin().lock().read_to_end(&mut data).map_err(|e| format!("cannot read stdin: {e}"))?;
+        counters.files.fetch_add(1, Ordering::Relaxed);
+        counters.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+        let found = scan_bytes(&det, &data);
+        results.lock().expect("no panics while locked").extend(report(&det, "-", &data, found, args.show_secrets));
+    }
+    if !fs_paths.is_empty() {
+        let mut walk = ignore::WalkBuilder::new(fs_paths[0]);
+        for p in &fs_paths[1..] {
+            walk.add(p);
+        }
+        walk.hidden(false)
+            .parents(!args.no_ignore)
+            .ignore(!args.no_ignore)
+            .git_ignore(!args.no_ignore)
+            .git_global(!args.no_ignore)
+            .git_exclude(!args.no_ignore)
+            .require_git(false)
+            .threads(args.threads.unwrap_or(0))
+            .filter_entry(|e| e.file_name() != ".git");
+        if !args.no_ignore {
+            walk.add_custom_ignore_filename(".sluiceignore");
+        }
+        for p in &fs_paths {
+            if !p.exists() {
+                errors.lock().expect("no panics while locked").push(format!("{}: no such file or directory", p.display()));
+            }
+        }
+        let det = &det;
+        walk.build_parallel().run(|| {
+            let (results, errors, counters) = (results.clone(), errors.clone(), counters.clone());
+            let max = args.max_file_size;
+            let show = args.show_secrets;
+            Box::new(move |entry| {
+                let entry = match entry {
+                    Ok(e) => e,
+                    Err(e) => {
+                        errors.lock().expect("no panics while locked").push(e.to_string());
+                        return ignore::WalkState::Continue;
+                    }
+                };
+                if !entry.file_type().is_some_and(|t| t.is_file()) {
+                    return ignore::WalkState::Continue;
+                }
+                match scan_file(det, entry.path(), max, &counters, show) {
+                    Ok(found) => results.lock().expect("no panics while locked").extend(found),
+                    Err(e) => errors.lock().expect("no panics while locked").push(e),
+                }
+                ignore::WalkState::Continue
+            })
+        });
+    }
+    done.store(true, Ordering::Relaxed);
+    if let Some(h) = progress {
+        let _ = h.join();
+    }
+
+    let mut findings = std::mem::take(&mut *results.lock().expect("no panics while locked"));
+    findings.sort_by(|a, b| (&a.path, a.finding.start).cmp(&(&b.path, b.finding.start)));
+    let errors = std::mem::take(&mut *errors.lock().expect("no panics while locked"));
+    let report = Report {
+        findings,
+        files: counters.files.load(Ordering::Relaxed),
+        bytes: counters.bytes.load(Ordering::Relaxed),
+        skipped_binary: counters.binary.load(Ordering::Relaxed),
+        skipped_large: counters.large.load(Ordering::Relaxed),
+        errors: errors.len() as u64,
+        seconds: started.elapsed().as_secs_f64(),
+        rules: det.rules().len(),
+    };
+    let mut stdout = std::io::stdout().lock();
+    let written = match args.format {
+        Format::Text => output::text(&mut stdout, &report, args.show_secrets),
+        Format::Json => output::json(&mut stdout, &report, args.show_secrets),
+        Format::Jsonl => output::jsonl(&mut stdout, &report, args.show_secrets),
+        Format::Sarif => output::sarif(&mut stdout, &report, &det),
+    };
+    written.and_then(|()| stdout.flush()).or_else(|e| if e.kind() == std::io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e) }).map_err(|e| format!("cannot write output: {e}"))?;
+    for e in &errors {
+        let _ = writeln!(std::io::stderr(), "sluice: error: {e}");
+    }
+    Ok(if !errors.is_empty() { 2 } else { u8::from(!report.findings.is_empty()) })
+}
+
+fn scan_file(det: &Detector, path: &Path, max: u64, counters: &Counters, show: bool) -> Result<Vec<Reported>, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let len = file.metadata().map_err(|e| format!("{}: {e}", path.display()))?.len();
+    if len > max {
+        counters.large.fetch_add(1, Ordering::Relaxed);
+        let _ = writeln!(std::io::stderr(), "sluice: skipped {} ({len} bytes > --max-file-size {max})", path.display());
+        return Ok(Vec::new());
+    }
+    let mut data = Vec::with_capacity(len as usize);
+    file.take(max + 1).read_to_end(&mut data).map_err(|e| format!("{}: {e}", path.display()))?;
+    if memchr::memchr(0, &data[..data.len().min(BINARY_SNIFF)]).is_some() {
+        counters.binary.fetch_add(1, Ordering::Relaxed);
+        return Ok(Vec::new());
+    }
+    counters.files.fetch_add(1, Ordering::Relaxed);
+    counters.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+    let found = scan_bytes(det, &data);
+    let name = path.to_string_lossy();
+    let name = name.strip_prefix("./").unwrap_or(&name);
+    Ok(report(det, name, &data, found, show))
+}
+
+/// Scans and drops findings on lines marked `sluice:allow`.
+fn scan_bytes(det: &Detector, data: &[u8]) -> Vec<Finding> {
+    let mut found = det.scan(data);
+    if memchr::memmem::find(data, ALLOW_MARKER).is_some() {
+        found.retain(|f| {
+            let ls = memchr::memrchr(b'\n', &data[..f.start]).map_or(0, |p| p + 1);
+            let le = memchr::memchr(b'\n', &data[f.end..]).map_or(data.len(), |p| f.end + p);
+            memchr::memmem::find(&data[ls..le], ALLOW_MARKER).is_none()
+        });
+    }
+    found
+}
+
+fn report(det: &Detector, path: &str, data: &[u8], found: Vec<Finding>, show: bool) -> Vec<Reported> {
+    found
+        .into_iter()
+        .map(|f| {
+            let secret = &data[f.start..f.end];
+            let (end_line, end_column) = output::line_col(data, f.end, f.line, f.start, f.column);
+            Reported {
+                path: path.to_string(),
+                placeholder: det.placeholder(&f.rule, secret),
+                secret: show.then(|| String::from_utf8_lossy(secret).into_owned()),
+                end_line,
+                end_column,
+                finding: f,
+            }
+        })
+        .collect()
+}
+
+fn progress_loop(c: &Counters, done: &AtomicBool, started: Instant) {
+    let mut shown = false;
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+        if started.elapsed() < Duration::from_secs(1) {
+            continue;
+        }
+        let files = c.files.load(Ordering::Relaxed);
+        let mb = c.bytes.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = write!(std::io::stderr(), "\rsluice: scanned {files} files, {mb:.1} MB, {:.1}s", started.elapsed().as_secs_f64());
+        shown = true;
+    }
+    if shown {
+        let _ = writeln!(std::io::stderr());
+    }
+}
