@@ -94,6 +94,30 @@ pub(crate) struct Span {
     pub(crate) id: usize,
     pub(crate) start: usize,
     pub(crate) end: usize,
+    /// Length of the whole match: between equal secrets, the rule that needed more context wins.
+    pub(crate) context: usize,
+}
+
+/// Where the block that starts before `from` ends: the end of the first `end_re` match within
+/// `max` bytes, or without one, the end of the run of base64 and whitespace bytes (at least 64).
+/// `None` when that is not known yet (`limit` cuts the region short and the input goes on).
+fn block_end(hay: &[u8], from: usize, max: usize, limit: usize, at_eof: bool, end_re: &regex_automata::meta::Regex) -> Option<usize> {
+    let region_end = (from + max).min(limit);
+    if let Some(m) = end_re.find(Input::new(hay).range(from..region_end)) {
+        return Some(m.end());
+    }
+    if region_end < from + max && !at_eof && limit == hay.len() {
+        return None;
+    }
+    let body = hay[from..region_end]
+        .iter()
+        .position(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'\\' | b' ' | b'\t' | b'\r' | b'\n' | b'"' | b',' | b':' | b'-')))
+        .unwrap_or(region_end - from);
+    let mut end = from + body;
+    while end > from && matches!(hay[end - 1], b' ' | b'\t' | b'\r' | b'\n' | b'"' | b',' | b'\\') {
+        end -= 1;
+    }
+    (end - from >= 64).then_some(end)
 }
 
 /// Priority class of a candidate; lower wins overlaps.
@@ -363,18 +387,43 @@ impl Detector {
             let input = Input::new(hay).range(from..b);
             for caps in r.regex.captures_iter(input) {
                 let Some(m) = caps.get_match() else { continue };
-                if !eof {
-                    raw.push((m.start(), m.end()));
-                }
-                let span = match r.secret_group {
+                let mut span = match r.secret_group {
                     Some(g) => match caps.get_group(g) {
                         Some(s) => s,
                         None => continue,
                     },
                     None => m.span(),
                 };
-                if self.accept(r, &hay[span.start..span.end]) {
-                    cands.push(Span { id: ri as usize, start: span.start, end: span.end });
+                if let Some((end_re, max)) = &r.block {
+                    match block_end(hay, m.end(), *max, b, eof && b == end, end_re) {
+                        Some(e) => span.end = e,
+                        None => {
+                            // Not decidable yet: keep the commit point before it.
+                            if !eof {
+                                raw.push((m.start(), usize::MAX));
+                            }
+                            continue;
+                        }
+                    }
+                    if !eof {
+                        raw.push((m.start(), span.end));
+                    }
+                } else if !eof {
+                    raw.push((m.start(), m.end()));
+                }
+                let s = &hay[span.start..span.end];
+                if s.len() >= 2 && matches!(s[0], b'"' | b'\'' | b'`') && s[s.len() - 1] == s[0] {
+                    span.start += 1;
+                    span.end -= 1;
+                }
+                let ok = if r.block.is_some() {
+                    // A key block needs a body: at least 64 base64 characters after its first line.
+                    hay[m.end()..span.end].iter().filter(|b| b.is_ascii_alphanumeric()).count() >= 64
+                } else {
+                    self.accept(r, &hay[span.start..span.end])
+                };
+                if span.start < span.end && ok {
+                    cands.push(Span { id: ri as usize, start: span.start, end: span.end, context: span.end.max(m.end()) - m.start() });
                 }
             }
         }
@@ -384,7 +433,7 @@ impl Detector {
                 if !eof {
                     raw.push((m.start(), m.end()));
                 }
-                cands.push(Span { id: k.label_of[m.pattern().as_usize()], start: m.start(), end: m.end() });
+                cands.push(Span { id: k.label_of[m.pattern().as_usize()], start: m.start(), end: m.end(), context: 0 });
             }
         }
 
@@ -394,7 +443,10 @@ impl Detector {
         // 4. Overlaps: best class first, then the longer secret, then the earlier rule.
         cands.retain(|c| c.start < commit);
         let n_rules = self.rules.len();
-        let key = |c: &Span| (class(if c.id < n_rules { Some(&self.rules[c.id]) } else { None }), usize::MAX - (c.end - c.start), c.start, c.id);
+        let key = |c: &Span| {
+            let rule = (c.id < n_rules).then(|| &self.rules[c.id]);
+            (class(rule), -rule.map_or(0, |r| i16::from(r.priority)), usize::MAX - (c.end - c.start), usize::MAX - c.context, c.start, c.id)
+        };
         cands.sort_unstable_by_key(key);
         let mut accepted: Vec<Span> = Vec::with_capacity(cands.len());
         let mut taken: std::collections::BTreeMap<usize, usize> = std::collections::BTreeMap::new();

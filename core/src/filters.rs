@@ -25,9 +25,16 @@ const PLACEHOLDER_WORDS: &[&str] = &[
     "insert", "xxxxx", "fake", "notreal", "not_real", "not-real", "todo", "fixme", "secret_here",
     "token_here", "key_here", "password_here", "goes_here", "goes-here", "mysecret", "my_secret",
     "my-secret", "mypassword", "my_password", "test_key", "testkey", "foobar", "lorem", "ipsum",
-    "undefined", "null", "none", "true", "false", "password1", "password123", "passw0rd",
+    "undefined", "password1", "password123", "passw0rd",
     "p@ssw0rd", "secret123", "s3cr3t", "hunter2", "letmein", "qwerty", "abc123", "123456", "000000",
     "********", "......", "------", "<redacted", "[redacted", "{redacted", "masked",
+];
+
+/// Whole values that are words, not secrets.
+const PLACEHOLDER_VALUES: &[&str] = &[
+    "password", "passwd", "pass", "secret", "token", "apikey", "api_key", "key", "value", "string", "test",
+    "none", "null", "nil", "true", "false", "empty", "default", "required", "optional", "string", "user",
+    "username", "admin:admin", "root", "guest", "demo", "sample", "example", "unknown", "unset",
 ];
 
 /// Whether the value is a placeholder, a template expression or a reference to where a secret
@@ -40,6 +47,9 @@ pub fn is_placeholder(s: &[u8]) -> bool {
         return true;
     }
     let lower: Vec<u8> = s.to_ascii_lowercase();
+    if PLACEHOLDER_VALUES.iter().any(|w| w.as_bytes() == lower.as_slice()) {
+        return true;
+    }
     let has = |needle: &str| memchr::memmem::find(&lower, needle.as_bytes()).is_some();
     // Template and interpolation syntaxes.
     if has("${") || has("{{") || has("}}") || has("$(") || has("%(") || has("#{") || has("<%")
@@ -153,11 +163,8 @@ pub fn is_identifier_like(s: &[u8]) -> bool {
     let separators = s.iter().filter(|b| matches!(b, b'_' | b'.' | b'-' | b'(' | b')')).count();
     let upper = s.iter().filter(|b| b.is_ascii_uppercase()).count();
     let lower = s.iter().filter(|b| b.is_ascii_lowercase()).count();
-    if separators > 0 || s.len() < 20 {
-        return true;
-    }
-    // camelCase words: few capitals relative to length.
-    upper * 6 < s.len() || lower == 0 || upper == 0
+    // Separated words, all one case, or camelCase (few capitals); a random mix of cases is not.
+    separators > 0 || lower == 0 || upper == 0 || upper * 5 <= s.len()
 }
 
 #[cfg(test)]

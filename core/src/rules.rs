@@ -13,7 +13,11 @@
 //! validator = "crc32-base62"               # optional: see `Validator`
 //! generic = false                          # optional: true turns on the noise filters for generic rules
 //! multiline = false                        # optional: true lets matches span lines
+//! priority = 0                             # optional: between overlapping findings of the same
+//!                                          #   class (see below), the higher priority wins
 //! window_before = 0                        # optional: how far before a keyword a match may start
+//! block_end = '''-----END [A-Z]{1,20}-----''' # optional: a block rule; see below
+//! block_max = 16384                        # optional: how far the block may extend
 //! examples = ["key = acme_…"]              # strings the rule must find
 //! counter_examples = ["acme_example"]      # strings the rule must not find
 //! ```
@@ -23,6 +27,15 @@
 //! `secret` marks the part of the match that is the secret; without it the whole match is. Every
 //! pattern must have a bounded match length (write `{0,64}`, not `*`): that is what bounds the
 //! memory and the latency of streaming redaction.
+//!
+//! When findings overlap, one is kept: known values first, then rules with a validator, then
+//! other specific rules, then `generic` ones; within a class the higher `priority`, then the longer
+//! secret, then the match with more context, then the rule defined first.
+//!
+//! A *block rule* (private keys) has a `block_end` pattern: the pattern finds the first line, the
+//! block extends to the first match of `block_end` within `block_max` bytes, and the whole block
+//! is the secret. Without an end, a run of at least 64 base64 or whitespace bytes is taken (a
+//! truncated key is still a key).
 
 use std::sync::Arc;
 
@@ -89,6 +102,12 @@ struct RuleDef {
     #[serde(default)]
     window_before: Option<usize>,
     #[serde(default)]
+    priority: i8,
+    #[serde(default)]
+    block_end: Option<String>,
+    #[serde(default)]
+    block_max: Option<usize>,
+    #[serde(default)]
     examples: Vec<String>,
     #[serde(default)]
     counter_examples: Vec<String>,
@@ -105,6 +124,8 @@ pub(crate) struct Rule {
     pub(crate) entropy: Option<f64>,
     pub(crate) validator: Option<Validator>,
     pub(crate) generic: bool,
+    /// Breaks ties between overlapping findings of the same class: higher wins.
+    pub(crate) priority: i8,
     pub(crate) multiline: bool,
     /// The longest match the pattern can produce.
     pub(crate) max_len: usize,
@@ -112,6 +133,9 @@ pub(crate) struct Rule {
     pub(crate) window_before: usize,
     /// How far after the start of a keyword hit a match may end.
     pub(crate) window_after: usize,
+    /// For block rules (private keys): the pattern of the block's last line and how far after
+    /// the first line it may be.
+    pub(crate) block: Option<(meta::Regex, usize)>,
     pub(crate) examples: Vec<String>,
     pub(crate) counter_examples: Vec<String>,
 }
@@ -247,6 +271,26 @@ fn compile_rule(def: RuleDef, text: &str, limits: &Limits) -> Result<Rule, (Erro
         })?),
     };
     let max_kw = def.keywords.iter().map(String::len).max().unwrap_or(0);
+    let (block, max_len, multiline) = match (def.block_end, def.block_max) {
+        (None, None) => (None, max_len, def.multiline),
+        (Some(end), max) => {
+            let max = max.unwrap_or(16 * 1024);
+            let end_hir = regex_syntax::ParserBuilder::new().unicode(false).utf8(false).build().parse(&end).map_err(|e| {
+                fail(ErrorKind::Pattern, format!("invalid block_end pattern: {e}"))
+            })?;
+            let end_max = end_hir.properties().maximum_len().ok_or_else(|| fail(ErrorKind::Pattern, "block_end pattern can match an unbounded length".into()))?;
+            let total = max_len + max + end_max;
+            if total > limits.max_multiline_match_len {
+                return Err(fail(ErrorKind::Limit, format!("block can span {total} bytes, over the limit of {}", limits.max_multiline_match_len)));
+            }
+            let end_re = meta::Builder::new()
+                .syntax(syntax_config)
+                .build_from_hir(&end_hir)
+                .map_err(|e| fail(ErrorKind::Pattern, format!("block_end pattern does not compile: {e}")))?;
+            (Some((end_re, max + end_max)), total, true)
+        }
+        (None, Some(_)) => return Err(fail(ErrorKind::Rule, "block_max needs block_end".into())),
+    };
     let window_before = def.window_before.unwrap_or(max_len).min(max_len);
     Ok(Rule {
         meta: RuleInfo {
@@ -260,10 +304,12 @@ fn compile_rule(def: RuleDef, text: &str, limits: &Limits) -> Result<Rule, (Erro
         entropy: def.entropy,
         validator,
         generic: def.generic,
-        multiline: def.multiline,
+        priority: def.priority,
+        multiline,
         max_len,
         window_before,
         window_after: max_len + max_kw,
+        block,
         examples: def.examples,
         counter_examples: def.counter_examples,
     })
