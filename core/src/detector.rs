@@ -120,6 +120,14 @@ fn block_end(hay: &[u8], from: usize, max: usize, limit: usize, at_eof: bool, en
     (end - from >= 64).then_some(end)
 }
 
+/// What the post-filters make of a raw match.
+enum Verdict {
+    Accept,
+    Reject,
+    /// Rejected, and no generic rule may report the same bytes (a failed checksum).
+    Veto,
+}
+
 /// Priority class of a candidate; lower wins overlaps.
 fn class(rule: Option<&Rule>) -> u8 {
     match rule {
@@ -378,6 +386,9 @@ impl Detector {
         // 2. Raw matches and candidates.
         let mut raw: Vec<(usize, usize)> = Vec::new();
         let mut cands: Vec<Span> = Vec::new();
+        // Secrets that matched a provider's shape but failed its validator (a bad checksum): no
+        // generic rule may report them either.
+        let mut vetoed: Vec<(usize, usize)> = Vec::new();
         for &(ri, a, b) in &merged {
             let r = &self.rules[ri as usize];
             let from = a.max(min_start);
@@ -416,11 +427,24 @@ impl Detector {
                     span.start += 1;
                     span.end -= 1;
                 }
-                let ok = if r.block.is_some() {
+                let stopped = !r.context_stopwords.is_empty() && {
+                    let ctx = hay[m.start()..span.start].to_ascii_lowercase();
+                    r.context_stopwords.iter().any(|w| memchr::memmem::find(&ctx, w).is_some())
+                };
+                let ok = if stopped {
+                    false
+                } else if r.block.is_some() {
                     // A key block needs a body: at least 64 base64 characters after its first line.
                     hay[m.end()..span.end].iter().filter(|b| b.is_ascii_alphanumeric()).count() >= 64
                 } else {
-                    self.accept(r, &hay[span.start..span.end])
+                    match self.accept(r, &hay[span.start..span.end]) {
+                        Verdict::Accept => true,
+                        Verdict::Reject => false,
+                        Verdict::Veto => {
+                            vetoed.push((span.start, span.end));
+                            false
+                        }
+                    }
                 };
                 if span.start < span.end && ok {
                     cands.push(Span { id: ri as usize, start: span.start, end: span.end, context: span.end.max(m.end()) - m.start() });
@@ -441,7 +465,12 @@ impl Detector {
         let commit = if eof { end } else { self.commit_point(hay, &merged, &raw, min_start) };
 
         // 4. Overlaps: best class first, then the longer secret, then the earlier rule.
-        cands.retain(|c| c.start < commit);
+        cands.retain(|c| {
+            c.start < commit
+                && !(c.id < self.rules.len()
+                    && self.rules[c.id].generic
+                    && vetoed.iter().any(|&(s, e)| s < c.end && c.start < e))
+        });
         let n_rules = self.rules.len();
         let key = |c: &Span| {
             let rule = (c.id < n_rules).then(|| &self.rules[c.id]);
@@ -499,21 +528,21 @@ impl Detector {
         commit
     }
 
-    fn accept(&self, r: &Rule, secret: &[u8]) -> bool {
+    fn accept(&self, r: &Rule, secret: &[u8]) -> Verdict {
         if let Some(min) = r.entropy {
             if filters::entropy(secret) < min {
-                return false;
+                return Verdict::Reject;
             }
         }
         if let Some(v) = r.validator {
             if !v.check(secret) {
-                return false;
+                return if r.generic { Verdict::Reject } else { Verdict::Veto };
             }
         }
-        if filters::is_placeholder(secret) {
-            return false;
+        if filters::is_placeholder(secret) || (r.generic && filters::is_generic_noise(secret)) {
+            return Verdict::Reject;
         }
-        !(r.generic && filters::is_generic_noise(secret))
+        Verdict::Accept
     }
 
     /// Self-test of the rules' own examples: every example must be found by its rule, no
@@ -522,10 +551,14 @@ impl Detector {
         let mut failures = Vec::new();
         for (ri, r) in self.rules.iter().enumerate() {
             for ex in &r.examples {
-                let found = self.scan(ex.as_bytes());
-                if !found.iter().any(|f| f.rule == self.ids[ri]) {
-                    let got: Vec<&str> = found.iter().map(|f| &*f.rule).collect();
-                    failures.push(format!("rule `{}`: example not found (found {got:?}): {ex:?}", r.meta.id));
+                // Alone, and as a line among others: windows and boundaries differ at line ends.
+                for text in [ex.clone(), format!("# config\n{ex}\n# end\n")] {
+                    let found = self.scan(text.as_bytes());
+                    if !found.iter().any(|f| f.rule == self.ids[ri]) {
+                        let got: Vec<&str> = found.iter().map(|f| &*f.rule).collect();
+                        failures.push(format!("rule `{}`: example not found (found {got:?}): {text:?}", r.meta.id));
+                        break;
+                    }
                 }
             }
             for ex in &r.counter_examples {

@@ -26,7 +26,7 @@ const PLACEHOLDER_WORDS: &[&str] = &[
     "token_here", "key_here", "password_here", "goes_here", "goes-here", "mysecret", "my_secret",
     "my-secret", "mypassword", "my_password", "test_key", "testkey", "foobar", "lorem", "ipsum",
     "undefined", "password1", "password123", "passw0rd",
-    "p@ssw0rd", "secret123", "s3cr3t", "hunter2", "letmein", "qwerty", "abc123", "123456", "000000",
+    "p@ssw0rd", "secret123", "s3cr3t", "hunter2", "letmein", "qwerty",
     "********", "......", "------", "<redacted", "[redacted", "{redacted", "masked",
 ];
 
@@ -73,8 +73,13 @@ pub fn is_placeholder(s: &[u8]) -> bool {
     if lower.first() == Some(&b'%') && lower.last() == Some(&b'%') {
         return true;
     }
+    // Truncated or elided values (`ops_eyJ...`, `sk-…`).
+    if has("..") || has("\u{2026}") {
+        return true;
+    }
     PLACEHOLDER_WORDS.iter().any(|w| has(w)) || masked_run(&lower)
 }
+
 
 /// Six or more of the same masking character (`x`, `*`, `#`, `.`, `0`) in a row.
 fn masked_run(s: &[u8]) -> bool {
@@ -131,10 +136,10 @@ pub fn is_hex_digest(s: &[u8]) -> bool {
 
 /// Shapes that are never secrets for a generic rule: digests, UUIDs, SRI integrity strings,
 /// public SSH keys, file paths, URLs without credentials, numbers, and code identifiers.
+///
+/// Digests and UUIDs are not rejected here: a 40-hex-digit value assigned to `API_TOKEN` is a
+/// token. Generic rules keep digests out through their context (`sha`, `checksum`, `commit`, …).
 pub fn is_generic_noise(s: &[u8]) -> bool {
-    if is_uuid(s) || is_hex_digest(s) {
-        return true;
-    }
     let lower = s.to_ascii_lowercase();
     for p in [
         &b"sha1-"[..], b"sha256-", b"sha384-", b"sha512-", b"sha256:", b"sha1:", b"md5:", b"ssh-rsa", b"ssh-ed25519",
@@ -145,11 +150,40 @@ pub fn is_generic_noise(s: &[u8]) -> bool {
             return true;
         }
     }
+    if matches!(lower.first(), Some(b'#' | b'@' | b'&' | b'*' | b'!')) && lower.len() < 40 {
+        return true; // CSS selectors, decorators, references, pointers
+    }
+    const FILE_EXTS: &[&str] = &[
+        ".pem", ".p12", ".pfx", ".key", ".crt", ".cer", ".der", ".jks", ".keystore", ".json", ".yaml", ".yml",
+        ".txt", ".env", ".xml", ".ini", ".cfg", ".conf", ".toml", ".properties", ".py", ".js", ".ts", ".rb",
+        ".go", ".java", ".html", ".png", ".jpg", ".svg", ".gpg", ".asc", ".pub", ".sh", ".md",
+    ];
+    if FILE_EXTS.iter().any(|e| lower.ends_with(e.as_bytes())) {
+        return true;
+    }
     // All digits (ports, ids, timestamps) or a version number.
     if s.iter().all(|b| b.is_ascii_digit() || *b == b'.' || *b == b'-' || *b == b'_' || *b == b':') {
         return true;
     }
-    is_identifier_like(s)
+    is_identifier_like(s) || is_wordy(s)
+}
+
+/// Separated words and numbers (`SalesResults-1.2`, `jetbrains.mps.v8_elimination`,
+/// `dev-lb1.api.example.com:5215`, `X25519.secret_length`): names, versions, hosts, references.
+fn is_wordy(s: &[u8]) -> bool {
+    let segs: Vec<&[u8]> = s.split(|b| matches!(b, b'.' | b'_' | b'-' | b':' | b'/' | b'=' | b'@' | b'+' | b'~')).filter(|g| !g.is_empty()).collect();
+    if segs.len() < 2 {
+        return false;
+    }
+    let wordy = |g: &&[u8]| {
+        let letters = g.iter().filter(|b| b.is_ascii_alphabetic()).count();
+        let digits = g.iter().filter(|b| b.is_ascii_digit()).count();
+        letters == g.len() && (g.len() <= 3 || is_identifier_like(g) || g.len() < 12)
+            || digits == g.len()
+            || (g.len() <= 6 && g[0].is_ascii_alphabetic() && digits <= 2 && letters + digits == g.len())
+    };
+    let long_alpha = segs.iter().any(|g| g.len() >= 3 && g.iter().all(u8::is_ascii_alphabetic));
+    long_alpha && segs.iter().all(wordy)
 }
 
 /// A value that reads as a code identifier or words (`get_password`, `self.token`,
@@ -183,8 +217,8 @@ mod tests {
 
     #[test]
     fn noise_shapes() {
-        assert!(is_generic_noise(b"4deb1888-20fa-41cf-af02-7b62c82b40bd"));
-        assert!(is_generic_noise(b"3feff9243a8f506b40928b5b7a767c76fb008f86"));
+        assert!(is_uuid(b"4deb1888-20fa-41cf-af02-7b62c82b40bd"));
+        assert!(is_hex_digest(b"3feff9243a8f506b40928b5b7a767c76fb008f86"));
         assert!(is_generic_noise(b"sha512-JMl2v+ccEj6GN6pwQslKCYLkyCm3G1x7yBpgbS1lE26z"));
         assert!(is_generic_noise(b"get_password"));
         assert!(!is_generic_noise(b"k1uDSKFQs1DxBA9R"));

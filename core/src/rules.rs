@@ -13,6 +13,8 @@
 //! validator = "crc32-base62"               # optional: see `Validator`
 //! generic = false                          # optional: true turns on the noise filters for generic rules
 //! multiline = false                        # optional: true lets matches span lines
+//! context_stopwords = ["public", "_name"]  # optional: words that, in the match before the
+//!                                          #   secret (case-insensitive), reject it
 //! priority = 0                             # optional: between overlapping findings of the same
 //!                                          #   class (see below), the higher priority wins
 //! window_before = 0                        # optional: how far before a keyword a match may start
@@ -104,6 +106,8 @@ struct RuleDef {
     #[serde(default)]
     priority: i8,
     #[serde(default)]
+    context_stopwords: Vec<String>,
+    #[serde(default)]
     block_end: Option<String>,
     #[serde(default)]
     block_max: Option<usize>,
@@ -126,6 +130,8 @@ pub(crate) struct Rule {
     pub(crate) generic: bool,
     /// Breaks ties between overlapping findings of the same class: higher wins.
     pub(crate) priority: i8,
+    /// Lowercase words that, found in the match before the secret, reject it.
+    pub(crate) context_stopwords: Vec<Vec<u8>>,
     pub(crate) multiline: bool,
     /// The longest match the pattern can produce.
     pub(crate) max_len: usize,
@@ -305,6 +311,7 @@ fn compile_rule(def: RuleDef, text: &str, limits: &Limits) -> Result<Rule, (Erro
         validator,
         generic: def.generic,
         priority: def.priority,
+        context_stopwords: def.context_stopwords.iter().map(|w| w.to_ascii_lowercase().into_bytes()).collect(),
         multiline,
         max_len,
         window_before,
