@@ -150,7 +150,7 @@ pub fn is_generic_noise(s: &[u8]) -> bool {
             return true;
         }
     }
-    if matches!(lower.first(), Some(b'#' | b'@' | b'&' | b'*' | b'!')) && lower.len() < 40 {
+    if matches!(lower.first(), Some(b'#' | b'@' | b'&')) && lower.len() < 40 {
         return true; // CSS selectors, decorators, references, pointers
     }
     const FILE_EXTS: &[&str] = &[
