@@ -67,7 +67,11 @@ pub fn is_placeholder(s: &[u8]) -> bool {
             return true;
         }
     }
-    if lower.first() == Some(&b'$') && lower.get(1).is_some_and(|b| b.is_ascii_alphabetic() || *b == b'{' || *b == b'_') {
+    // A shell / PHP / Makefile variable: `$TOKEN`, `$db_pass`.
+    if lower.first() == Some(&b'$')
+        && lower.get(1).is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
+        && lower[1..].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    {
         return true;
     }
     if lower.first() == Some(&b'%') && lower.last() == Some(&b'%') {
