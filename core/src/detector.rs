@@ -120,6 +120,9 @@ fn block_end(hay: &[u8], from: usize, max: usize, limit: usize, at_eof: bool, en
     (end - from >= 64).then_some(end)
 }
 
+/// How far before a match its context stopwords are looked for.
+pub(crate) const CONTEXT_LOOKBACK: usize = 48;
+
 /// What the post-filters make of a raw match.
 enum Verdict {
     Accept,
@@ -248,7 +251,7 @@ impl DetectorBuilder {
         }
         let known = known::build(&labels)?;
 
-        let context = rules.iter().map(|r| r.window_before.max(r.window_after)).max().unwrap_or(0) + max_kw + 1;
+        let context = rules.iter().map(|r| r.window_before.max(r.window_after)).max().unwrap_or(0) + max_kw + CONTEXT_LOOKBACK + 1;
         Ok(Detector { rules, ids, ac, kw_rules, max_kw, known, key: self.key, context })
     }
 }
@@ -428,7 +431,14 @@ impl Detector {
                     span.end -= 1;
                 }
                 let stopped = !r.context_stopwords.is_empty() && {
-                    let ctx = hay[m.start()..span.start].to_ascii_lowercase();
+                    // The match before the secret, and the rest of the name it starts in (up to
+                    // 48 bytes): `cache_key`, `publicToken`.
+                    let floor = m.start().saturating_sub(CONTEXT_LOOKBACK);
+                    let from = hay[floor..m.start()]
+                        .iter()
+                        .rposition(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')))
+                        .map_or(floor, |p| floor + p + 1);
+                    let ctx = hay[from..span.start].to_ascii_lowercase();
                     r.context_stopwords.iter().any(|w| memchr::memmem::find(&ctx, w).is_some())
                 };
                 let ok = if stopped {
