@@ -120,6 +120,115 @@ fn block_end(hay: &[u8], from: usize, max: usize, limit: usize, at_eof: bool, en
     (end - from >= 64).then_some(end)
 }
 
+/// A rule triggered by a keyword, with the exact bytes to check for case-sensitive keywords.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KeywordRule {
+    rule: u32,
+    exact: Option<Box<[u8]>>,
+}
+
+/// The first pass over every byte. A position can start a keyword only if its next bytes,
+/// case-folded with `| 0x20` (which maps `A`–`Z` onto `a`–`z`, and a few symbols onto others:
+/// harmless for a filter built with the same fold), pass a 16-bit hash table of the first three
+/// bytes of every keyword, then a table of its first four bytes (or a second hash of three-byte
+/// keywords). Candidates are confirmed by the Aho-Corasick automaton, anchored.
+///
+/// Why not Aho-Corasick alone: with ~400 case-insensitive keywords its DFA runs at ~330 MB/s on
+/// source code (measured), because every byte is a transition in a large table. Here a position
+/// costs one unaligned load and one bit test in an 8 KiB table, and ~97% of positions of source
+/// code fail it.
+#[derive(Debug, Clone)]
+struct Prefilter {
+    /// Hash of the first three bytes of every keyword of three bytes or more.
+    tri: Box<[u64; 1024]>,
+    /// Hash of the first four bytes of every keyword of four bytes or more.
+    four: Box<[u64; 1024]>,
+    /// Another hash of the three-byte keywords.
+    three: Box<[u64; 1024]>,
+    /// Exact two-byte keywords (user rules may have them; the built-in rules do not).
+    two: Box<[u64; 1024]>,
+    has_two: bool,
+}
+
+const FOLD: u32 = 0x2020_2020;
+
+#[inline(always)]
+fn h16(x: u32) -> usize {
+    (x.wrapping_mul(0x9E37_79B1) >> 16) as usize
+}
+
+#[inline(always)]
+fn h16b(x: u32) -> usize {
+    (x.wrapping_mul(0x85EB_CA6B).rotate_left(13).wrapping_mul(0xC2B2_AE35) >> 16) as usize
+}
+
+#[inline(always)]
+fn test(t: &[u64; 1024], h: usize) -> bool {
+    (t[(h >> 6) & 1023] >> (h & 63)) & 1 != 0
+}
+
+impl Prefilter {
+    fn new(keywords: &[String]) -> Prefilter {
+        let mut p = Prefilter {
+            tri: Box::new([0; 1024]),
+            four: Box::new([0; 1024]),
+            three: Box::new([0; 1024]),
+            two: Box::new([0; 1024]),
+            has_two: false,
+        };
+        let set = |t: &mut [u64; 1024], h: usize| t[h >> 6] |= 1 << (h & 63);
+        for k in keywords {
+            let k: Vec<u32> = k.bytes().map(|b| u32::from(b) | 0x20).collect();
+            match k.len() {
+                0 | 1 => {}
+                2 => {
+                    set(&mut p.two, (k[0] << 8 | k[1]) as usize);
+                    p.has_two = true;
+                }
+                3 => {
+                    set(&mut p.tri, h16(k[0] << 16 | k[1] << 8 | k[2]));
+                    set(&mut p.three, h16b(k[0] << 16 | k[1] << 8 | k[2]));
+                }
+                _ => {
+                    set(&mut p.tri, h16(k[0] << 16 | k[1] << 8 | k[2]));
+                    set(&mut p.four, h16(k[0] << 24 | k[1] << 16 | k[2] << 8 | k[3]));
+                }
+            }
+        }
+        p
+    }
+
+    #[inline(always)]
+    fn hit(&self, w: u32) -> bool {
+        let t = w >> 8;
+        (test(&self.tri, h16(t)) && (test(&self.four, h16(w)) || test(&self.three, h16b(t))))
+            || (self.has_two && test(&self.two, (w >> 16) as usize))
+    }
+
+    /// Calls `f` with every position at or after `from` where a keyword may start.
+    #[inline]
+    fn candidates(&self, hay: &[u8], from: usize, mut f: impl FnMut(usize)) {
+        let Some(rest) = hay.get(from..) else { return };
+        let mut p = from;
+        for win in rest.windows(4) {
+            let w = u32::from_be_bytes([win[0], win[1], win[2], win[3]]) | FOLD;
+            if self.hit(w) {
+                f(p);
+            }
+            p += 1;
+        }
+        // The last three positions: pad with zeros (no keyword holds NUL, and 0 | 0x20 = ' ').
+        while p < hay.len() {
+            let byte = |i: usize| hay.get(i).map_or(0u32, |&b| u32::from(b));
+            let w = (byte(p) << 24 | byte(p + 1) << 16 | byte(p + 2) << 8 | byte(p + 3)) | FOLD;
+            if self.hit(w) {
+                f(p);
+            }
+            p += 1;
+        }
+    }
+}
+
 /// How far before a match its context stopwords are looked for.
 pub(crate) const CONTEXT_LOOKBACK: usize = 48;
 
@@ -212,29 +321,47 @@ impl DetectorBuilder {
                 return Err(Error::new(crate::ErrorKind::Rule, "duplicate rule id").with_rule(&r.meta.id));
             }
         }
-        // Keywords: lowercase, deduplicated, each mapped to the rules that own it.
+        // Keywords: lowercase, deduplicated, each mapped to the rules that own it (with the exact
+        // bytes to check when the rule's keywords are case-sensitive).
         let mut kw_index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         let mut keywords: Vec<String> = Vec::new();
-        let mut kw_rules: Vec<Vec<u32>> = Vec::new();
+        let mut own: Vec<Vec<KeywordRule>> = Vec::new();
         for (ri, r) in rules.iter().enumerate() {
             for k in &r.keywords {
-                let k = k.to_ascii_lowercase();
-                let idx = *kw_index.entry(k.clone()).or_insert_with(|| {
-                    keywords.push(k);
-                    kw_rules.push(Vec::new());
+                let lower = k.to_ascii_lowercase();
+                let idx = *kw_index.entry(lower.clone()).or_insert_with(|| {
+                    keywords.push(lower);
+                    own.push(Vec::new());
                     keywords.len() - 1
                 });
-                if kw_rules[idx].last() != Some(&(ri as u32)) {
-                    kw_rules[idx].push(ri as u32);
+                let exact = r.case_sensitive_keywords.then(|| k.as_bytes().to_vec().into_boxed_slice());
+                if !own[idx].iter().any(|kr| kr.rule == ri as u32 && kr.exact == exact) {
+                    own[idx].push(KeywordRule { rule: ri as u32, exact });
                 }
             }
         }
+        // The prefilter reports the longest keyword at a position; every shorter keyword that
+        // starts there is a prefix of it, so each keyword also carries its prefixes' rules.
+        let kw_rules: Vec<Vec<KeywordRule>> = keywords
+            .iter()
+            .map(|k| {
+                let mut all: Vec<KeywordRule> = Vec::new();
+                for (j, other) in keywords.iter().enumerate() {
+                    if k.starts_with(other.as_str()) {
+                        all.extend(own[j].iter().cloned());
+                    }
+                }
+                all
+            })
+            .collect();
         let ac = AhoCorasick::builder()
             .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
+            .match_kind(MatchKind::LeftmostLongest)
+            .start_kind(aho_corasick::StartKind::Anchored)
             .kind(Some(AhoCorasickKind::DFA))
             .build(&keywords)
             .map_err(|e| Error::new(crate::ErrorKind::Limit, format!("keywords do not compile: {e}")))?;
+        let prefilter = Prefilter::new(&keywords);
         let max_kw = keywords.iter().map(String::len).max().unwrap_or(1);
 
         let mut ids: Vec<Arc<str>> = rules.iter().map(|r| r.meta.id.clone()).collect();
@@ -252,7 +379,7 @@ impl DetectorBuilder {
         let known = known::build(&labels)?;
 
         let context = rules.iter().map(|r| r.window_before.max(r.window_after)).max().unwrap_or(0) + max_kw + CONTEXT_LOOKBACK + 1;
-        Ok(Detector { rules, ids, ac, kw_rules, max_kw, known, key: self.key, context })
+        Ok(Detector { rules, ids, ac, prefilter, kw_rules, max_kw, known, key: self.key, context })
     }
 }
 
@@ -270,8 +397,10 @@ pub struct Detector {
     pub(crate) rules: Vec<Rule>,
     /// Rule ids followed by known-value labels.
     pub(crate) ids: Vec<Arc<str>>,
+    /// Confirms a keyword at a prefilter candidate (anchored, leftmost-longest).
     ac: AhoCorasick,
-    kw_rules: Vec<Vec<u32>>,
+    prefilter: Prefilter,
+    kw_rules: Vec<Vec<KeywordRule>>,
     pub(crate) max_kw: usize,
     known: Option<KnownValues>,
     key: [u8; 32],
@@ -342,12 +471,14 @@ impl Detector {
     /// Appends to `out` the keyword hits of `hay` that end after `from`.
     pub(crate) fn collect_hits(&self, hay: &[u8], from: usize, out: &mut Vec<Hit>) {
         let begin = from.saturating_sub(self.max_kw - 1);
-        let input = aho_corasick::Input::new(hay).span(begin..hay.len());
-        for m in self.ac.try_find_overlapping_iter(input).expect("a DFA in standard mode supports overlapping search") {
-            if m.end() > from {
-                out.push(Hit { start: m.start(), end: m.end(), keyword: m.pattern().as_u32() });
+        self.prefilter.candidates(hay, begin, |p| {
+            let input = aho_corasick::Input::new(hay).span(p..hay.len()).anchored(aho_corasick::Anchored::Yes);
+            if let Ok(Some(m)) = self.ac.try_find(input) {
+                if m.end() > from {
+                    out.push(Hit { start: m.start(), end: m.end(), keyword: m.pattern().as_u32() });
+                }
             }
-        }
+        });
     }
 
     /// Finds the secrets of `hay` that start at or after `min_start`, given its keyword `hits`.
@@ -360,7 +491,11 @@ impl Detector {
         // 1. Windows per rule.
         let mut windows: Vec<(u32, usize, usize)> = Vec::new();
         for h in hits {
-            for &ri in &self.kw_rules[h.keyword as usize] {
+            for kr in &self.kw_rules[h.keyword as usize] {
+                if kr.exact.as_deref().is_some_and(|e| !hay[h.start..].starts_with(e)) {
+                    continue;
+                }
+                let ri = kr.rule;
                 let r = &self.rules[ri as usize];
                 let mut a = h.start.saturating_sub(r.window_before);
                 let mut b = (h.start + r.window_after).min(end);

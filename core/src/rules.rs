@@ -9,6 +9,7 @@
 //! provider = "acme"                        # optional: the provider or family
 //! pattern = '''\b(?P<secret>acme_[A-Za-z0-9]{32})\b'''
 //! keywords = ["acme_"]                     # literals for the prefilter, matched ASCII-case-insensitively
+//! case_sensitive_keywords = false          # optional: true matches keywords with their case as written
 //! entropy = 3.0                            # optional: minimum Shannon entropy (bits per byte) of the secret
 //! validator = "crc32-base62"               # optional: see `Validator`
 //! generic = false                          # optional: true turns on the noise filters for generic rules
@@ -94,6 +95,8 @@ struct RuleDef {
     pattern: toml::Spanned<String>,
     keywords: Vec<String>,
     #[serde(default)]
+    case_sensitive_keywords: bool,
+    #[serde(default)]
     entropy: Option<f64>,
     #[serde(default)]
     validator: Option<String>,
@@ -125,6 +128,8 @@ pub(crate) struct Rule {
     /// Index of the `secret` capture group, if the pattern has one.
     pub(crate) secret_group: Option<usize>,
     pub(crate) keywords: Vec<String>,
+    /// Keywords must match with their case as written (`SK`, `AKIA`), not ASCII-insensitively.
+    pub(crate) case_sensitive_keywords: bool,
     pub(crate) entropy: Option<f64>,
     pub(crate) validator: Option<Validator>,
     pub(crate) generic: bool,
@@ -307,6 +312,7 @@ fn compile_rule(def: RuleDef, text: &str, limits: &Limits) -> Result<Rule, (Erro
         regex,
         secret_group,
         keywords: def.keywords,
+        case_sensitive_keywords: def.case_sensitive_keywords,
         entropy: def.entropy,
         validator,
         generic: def.generic,
