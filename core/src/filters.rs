@@ -155,7 +155,10 @@ pub fn is_generic_noise(s: &[u8]) -> bool {
         }
     }
     if matches!(lower.first(), Some(b'#' | b'@' | b'&')) && lower.len() < 40 {
-        return true; // CSS selectors, decorators, references, pointers
+        return true; // CSS selectors, decorators, references
+    }
+    if matches!(lower.first(), Some(b'*' | b'&')) && lower[1..].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_') {
+        return true; // a pointer to a named thing: `*private_key`
     }
     const FILE_EXTS: &[&str] = &[
         ".pem", ".p12", ".pfx", ".key", ".crt", ".cer", ".der", ".jks", ".keystore", ".json", ".yaml", ".yml",

@@ -16,11 +16,13 @@ pub enum Validator {
     BasicAuth,
     /// Not a run of repeated or sequential characters, and not all-decimal digits.
     NotTrivial,
+    /// Holds at least one ASCII letter and one digit.
+    Mixed,
 }
 
 impl Validator {
     /// The names accepted in rule files.
-    pub const NAMES: &'static [&'static str] = &["crc32-base62", "jwt", "basic-auth", "not-trivial"];
+    pub const NAMES: &'static [&'static str] = &["crc32-base62", "jwt", "basic-auth", "not-trivial", "mixed"];
 
     pub(crate) fn from_name(name: &str) -> Option<Validator> {
         Some(match name {
@@ -28,6 +30,7 @@ impl Validator {
             "jwt" => Validator::Jwt,
             "basic-auth" => Validator::BasicAuth,
             "not-trivial" => Validator::NotTrivial,
+            "mixed" => Validator::Mixed,
             _ => return None,
         })
     }
@@ -39,6 +42,7 @@ impl Validator {
             Validator::Jwt => jwt(secret),
             Validator::BasicAuth => basic_auth(secret),
             Validator::NotTrivial => !crate::filters::is_trivial(secret),
+            Validator::Mixed => secret.iter().any(u8::is_ascii_digit) && secret.iter().any(u8::is_ascii_alphabetic),
         }
     }
 }
