@@ -77,6 +77,12 @@ pub fn is_placeholder(s: &[u8]) -> bool {
     if lower.first() == Some(&b'%') && lower.last() == Some(&b'%') {
         return true;
     }
+    // Interpolation in a format string: `{self.password}`, `f"{token}"`.
+    if let (Some(a), Some(b)) = (memchr::memchr(b'{', &lower), memchr::memrchr(b'}', &lower)) {
+        if a < b {
+            return true;
+        }
+    }
     // Truncated or elided values (`ops_eyJ...`, `sk-…`).
     if has("..") || has("\u{2026}") {
         return true;
@@ -157,6 +163,21 @@ pub fn is_generic_noise(s: &[u8]) -> bool {
     if matches!(lower.first(), Some(b'#' | b'@' | b'&')) && lower.len() < 40 {
         return true; // CSS selectors, decorators, references
     }
+    // A timestamp: `1979-05-27T07:32:00Z`.
+    if lower.len() >= 10 && lower[..4].iter().all(u8::is_ascii_digit) && lower[4] == b'-' && lower[7] == b'-' {
+        return true;
+    }
+    if lower.last() == Some(&b':') {
+        return true;
+    }
+    // Code, not data: `Token::Whitespace` (a path), `quote!` (a macro), `*:*:secret:*` (a glob).
+    if lower.first() == Some(&b':')
+        || memchr::memmem::find(&lower, b"::").is_some()
+        || (lower.last() == Some(&b'!') && lower[..lower.len() - 1].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_'))
+        || (lower.contains(&b'*') && (lower.contains(&b':') || lower.contains(&b'/')))
+    {
+        return true;
+    }
     if matches!(lower.first(), Some(b'*' | b'&')) && lower[1..].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_') {
         return true; // a pointer to a named thing: `*private_key`
     }
@@ -185,7 +206,9 @@ fn is_wordy(s: &[u8]) -> bool {
     let wordy = |g: &&[u8]| {
         let letters = g.iter().filter(|b| b.is_ascii_alphabetic()).count();
         let digits = g.iter().filter(|b| b.is_ascii_digit()).count();
+        let only_letters: Vec<u8> = g.iter().copied().filter(u8::is_ascii_alphabetic).collect();
         letters == g.len() && (g.len() <= 3 || is_identifier_like(g) || g.len() < 12)
+            || (letters * 10 >= g.len() * 7 && only_letters.len() >= 3 && is_identifier_like(&only_letters))
             || digits == g.len()
             || (g.len() <= 6 && g[0].is_ascii_alphabetic() && digits <= 2 && letters + digits == g.len())
     };
