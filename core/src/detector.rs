@@ -640,12 +640,13 @@ impl Detector {
         let end = hay.len();
         let line_start = memchr::memrchr(b'\n', &hay[min_start..]).map_or(min_start, |p| min_start + p + 1);
         let mut commit = end;
-        // A hit not seen yet (it may straddle the end) opens a window at most `window_before`
-        // before itself; for single-line rules, never before the current line.
+        // A keyword not seen yet straddles the end, so it starts within `max_kw - 1` bytes of it;
+        // keywords hold no newline, so it also starts after the last one. Its window opens at most
+        // `window_before` before it, and for single-line rules never before its line.
+        let unseen = end.saturating_sub(self.max_kw - 1).max(line_start);
         for r in &self.rules {
-            let unseen = end.saturating_sub(self.max_kw + r.window_before);
-            let c = if r.multiline { unseen } else { unseen.max(line_start) };
-            commit = commit.min(c);
+            let c = unseen.saturating_sub(r.window_before);
+            commit = commit.min(if r.multiline { c } else { c.max(line_start) });
         }
         // A window cut short by the end may hold a match that is not complete yet.
         for &(ri, a, b) in merged {
@@ -655,7 +656,8 @@ impl Detector {
             }
         }
         if let Some(k) = &self.known {
-            commit = commit.min(end.saturating_sub(k.max_len));
+            let c = end.saturating_sub(k.max_len - 1);
+            commit = commit.min(if k.has_newline { c } else { c.max(line_start) });
         }
         let mut commit = commit.max(min_start);
         // Never cut through a raw match.

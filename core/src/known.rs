@@ -18,6 +18,8 @@ pub(crate) struct KnownValues {
     pub(crate) label_of: Vec<usize>,
     /// The longest pattern, in bytes.
     pub(crate) max_len: usize,
+    /// Whether some value spans lines (then a match may be in progress across a newline).
+    pub(crate) has_newline: bool,
 }
 
 /// Every form of `value` worth searching for.
@@ -87,11 +89,12 @@ pub(crate) fn build(values: &[(usize, Vec<u8>)]) -> Result<Option<KnownValues>, 
         }
     }
     let max_len = patterns.iter().map(Vec::len).max().unwrap_or(0);
+    let has_newline = patterns.iter().any(|p| p.contains(&b'\n'));
     let ac = AhoCorasick::builder()
         .match_kind(MatchKind::LeftmostLongest)
         .kind(Some(AhoCorasickKind::DFA))
         .build(&patterns)
         .or_else(|_| AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(&patterns))
         .map_err(|e| Error::new(ErrorKind::Limit, format!("known values do not compile: {e}")))?;
-    Ok(Some(KnownValues { ac, label_of, max_len }))
+    Ok(Some(KnownValues { ac, label_of, max_len, has_newline }))
 }
