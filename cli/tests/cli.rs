@@ -1,0 +1,196 @@
+//! The `sluice` command-line contract: exit codes, formats, walking, redaction as a stream.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+
+/// A synthetic secret, assembled at run time so this file holds none in one piece.
+fn gitlab() -> String {
+    format!("glpat-{}", "Xa3kLm9Qr7Tz2Wv5Yb8N")
+}
+
+fn sluice(args: &[&str], dir: &Path) -> std::process::Output {
+    Command::new(BIN).args(args).current_dir(dir).output().expect("run sluice")
+}
+
+fn tree() -> tempdir::Dir {
+    let d = tempdir::Dir::new();
+    d.write("app/config.py", &format!("TOKEN = \"{}\"\nDEBUG = True\n", gitlab()));
+    d.write("app/clean.py", "print('hello')\n");
+    d.write("ignored/secret.txt", &format!("token = {}\n", gitlab()));
+    d.write(".gitignore", "ignored/\n");
+    d.write("fixtures/vector.txt", &format!("token = {}\n", gitlab()));
+    d.write(".sluiceignore", "fixtures/\n");
+    let mut bin = vec![0u8, 1, 2, 3];
+    bin.extend_from_slice(format!("token = {}\n", gitlab()).as_bytes());
+    d.write_bytes("app/blob.bin", &bin);
+    d.write("app/allowed.py", &format!("TOKEN = \"{}\"  # sluice:allow\n", gitlab()));
+    d
+}
+
+mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    pub struct Dir(PathBuf);
+
+    impl Dir {
+        pub fn new() -> Dir {
+            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let p = std::env::temp_dir().join(format!("sluice-cli-test-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).expect("mkdir");
+            Dir(p)
+        }
+
+        pub fn write(&self, rel: &str, text: &str) {
+            self.write_bytes(rel, text.as_bytes());
+        }
+
+        pub fn write_bytes(&self, rel: &str, data: &[u8]) {
+            let p = self.0.join(rel);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, data).expect("write");
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[test]
+fn scan_json_reports_offsets_honours_ignores_and_skips_binaries() {
+    let d = tree();
+    let out = sluice(&["scan", "--format", "json", "."], d.path());
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let f = v["findings"].as_array().expect("findings");
+    assert_eq!(f.len(), 1, "{v}");
+    assert_eq!(f[0]["rule"], "gitlab-pat");
+    assert_eq!(f[0]["path"], "app/config.py");
+    let text = std::fs::read_to_string(d.path().join("app/config.py")).expect("read");
+    let (s, e) = (f[0]["start"].as_u64().expect("start") as usize, f[0]["end"].as_u64().expect("end") as usize);
+    assert_eq!(text[s..e], gitlab());
+    assert_eq!((f[0]["line"].as_u64(), f[0]["column"].as_u64()), (Some(1), Some(10)));
+    assert_eq!(f[0]["fingerprint"].as_str().map(str::len), Some(32));
+    assert!(f[0].get("secret").is_none());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&gitlab()), "secrets are never printed by default");
+    assert_eq!(v["summary"]["skipped_binary"], 1);
+    assert_eq!(v["summary"]["findings"], 1);
+}
+
+#[test]
+fn show_secrets_prints_them_and_text_format_does_not_by_default() {
+    let d = tree();
+    let out = sluice(&["scan", "app/config.py"], d.path());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("app/config.py:1:10: gitlab-pat [REDACTED:gitlab-pat:"), "{text}");
+    assert!(!text.contains(&gitlab()));
+    let out = sluice(&["scan", "--show-secrets", "--format", "jsonl", "app/config.py"], d.path());
+    let first = out.stdout.split(|&b| b == b'\n').next().expect("a line");
+    let line: serde_json::Value = serde_json::from_slice(first).expect("jsonl");
+    assert_eq!(line["secret"].as_str(), Some(gitlab().as_str()));
+}
+
+#[test]
+fn exit_codes_are_0_clean_1_found_2_error() {
+    let d = tree();
+    assert_eq!(sluice(&["scan", "app/clean.py"], d.path()).status.code(), Some(0));
+    assert_eq!(sluice(&["scan", "app/config.py"], d.path()).status.code(), Some(1));
+    let missing = sluice(&["scan", "no/such/path"], d.path());
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no/such/path"));
+    d.write("bad.toml", "[[rule]]\nid = \"x\"\ndescription = \"d\"\npattern = '(unclosed'\nkeywords = [\"xx\"]\n");
+    let bad = sluice(&["scan", "--rules", "bad.toml", "app"], d.path());
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("bad.toml:4:") && err.contains("rule `x`"), "{err}");
+}
+
+#[test]
+fn stdin_is_scanned_with_dash() {
+    let mut child = Command::new(BIN)
+        .args(["scan", "--format", "json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.stdin.take().expect("stdin").write_all(format!("x = {}\n", gitlab()).as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["findings"][0]["path"], "-");
+}
+
+#[test]
+fn sarif_is_2_1_0_with_rules_and_regions() {
+    let d = tree();
+    let out = sluice(&["scan", "--format", "sarif", "app"], d.path());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("sarif json");
+    assert_eq!(v["version"], "2.1.0");
+    let run = &v["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "sluice");
+    let rules = run["tool"]["driver"]["rules"].as_array().expect("rules");
+    assert!(rules.len() >= 150);
+    let r = &run["results"][0];
+    assert_eq!(r["ruleId"], "gitlab-pat");
+    let idx = r["ruleIndex"].as_u64().expect("index") as usize;
+    assert_eq!(rules[idx]["id"], "gitlab-pat");
+    let loc = &r["locations"][0]["physicalLocation"];
+    assert_eq!(loc["artifactLocation"]["uri"], "app/config.py");
+    assert_eq!(loc["region"]["startLine"], 1);
+    assert_eq!(loc["region"]["startColumn"], 10);
+    assert_eq!(loc["region"]["endColumn"], 10 + gitlab().len() as u64);
+    assert!(r["partialFingerprints"]["sluiceSecret/v1"].is_string());
+}
+
+#[test]
+fn user_rules_extend_the_builtin_ones() {
+    let d = tempdir::Dir::new();
+    d.write(
+        "acme.toml",
+        "[[rule]]\nid = \"acme-key\"\ndescription = \"ACME key\"\npattern = '''\\b(?P<secret>acme_[A-Za-z0-9]{24})\\b'''\nkeywords = [\"acme_\"]\n",
+    );
+    d.write("a.txt", "k = acme_Zq7Lm2Xw9Rt4Kp8Vn3Bc6Hd1\n");
+    let out = sluice(&["scan", "--rules", "acme.toml", "--format", "json", "a.txt"], d.path());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["findings"][0]["rule"], "acme-key");
+    let list = sluice(&["rules", "--rules", "acme.toml"], d.path());
+    assert!(String::from_utf8_lossy(&list.stdout).contains("acme-key"));
+    assert_eq!(sluice(&["rules", "--check"], d.path()).status.code(), Some(0));
+}
+
+#[test]
+fn redact_masks_a_file_and_keeps_everything_else() {
+    let d = tree();
+    let out = sluice(&["redact", "app/config.py"], d.path());
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(text.starts_with("TOKEN = \"[REDACTED:gitlab-pat:") && text.ends_with("\"\nDEBUG = True\n"), "{text}");
+}
+
+#[test]
+fn redact_streams_line_by_line_like_at_the_end_of_tail_f() {
+    let mut child = Command::new(BIN).arg("redact").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    for i in 0..3 {
+        stdin.write_all(format!("line {i} token={}\n", gitlab()).as_bytes()).expect("write");
+        stdin.flush().expect("flush");
+        // The line comes back before the input ends: the redactor does not wait for EOF.
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("read");
+        assert!(line.starts_with(&format!("line {i} token=[REDACTED:gitlab-pat:")), "{line}");
+    }
+    drop(stdin);
+    assert!(child.wait().expect("wait").success());
+}
