@@ -56,3 +56,8 @@ pub use error::{Error, ErrorKind};
 pub use redact::StreamRedactor;
 pub use rules::{Limits, RuleInfo};
 pub use validate::Validator;
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
