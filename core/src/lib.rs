@@ -13,7 +13,7 @@
 //!     .known_value("db-password", "s3rv1ce-pw-Synthetic-42")   // a credential the host holds
 //!     .build()?;
 //!
-//! let text = b"DATABASE_URL=postgres://app:s3rv1ce-pw-Synthetic-42@db.internal:5432/app\n";
+//! let text = b"DATABASE_URL=postgres://app:s3rv1ce-pw-Synthetic-42@db.internal:5432/app\n"; // synthetic: sluice:allow
 //! let findings = detector.scan(text);
 //! assert_eq!(findings.len(), 1);
 //! assert_eq!((findings[0].line, findings[0].column), (1, 29));
