@@ -175,6 +175,7 @@ pub fn is_generic_noise(s: &[u8]) -> bool {
         || memchr::memmem::find(&lower, b"::").is_some()
         || (lower.last() == Some(&b'!') && lower[..lower.len() - 1].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_'))
         || (lower.contains(&b'*') && (lower.contains(&b':') || lower.contains(&b'/')))
+        || lower.last() == Some(&b'*')
     {
         return true;
     }
@@ -228,7 +229,7 @@ pub fn is_identifier_like(s: &[u8]) -> bool {
     let upper = s.iter().filter(|b| b.is_ascii_uppercase()).count();
     let lower = s.iter().filter(|b| b.is_ascii_lowercase()).count();
     // Separated words, all one case, or camelCase (few capitals); a random mix of cases is not.
-    separators > 0 || lower == 0 || upper == 0 || upper * 5 <= s.len()
+    separators > 0 || lower == 0 || upper == 0 || upper * 3 <= s.len()
 }
 
 #[cfg(test)]

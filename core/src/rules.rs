@@ -19,6 +19,8 @@
 //! priority = 0                             # optional: between overlapping findings of the same
 //!                                          #   class (see below), the higher priority wins
 //! window_before = 0                        # optional: how far before a keyword a match may start
+//! anchored = true                          # optional: matches begin where a keyword begins (the
+//!                                          #   fastest kind of rule: one anchored try per keyword hit)
 //! block_end = '''-----END [A-Z]{1,20}-----''' # optional: a block rule; see below
 //! block_max = 16384                        # optional: how far the block may extend
 //! examples = ["key = acme_…"]              # strings the rule must find
@@ -107,6 +109,8 @@ struct RuleDef {
     #[serde(default)]
     window_before: Option<usize>,
     #[serde(default)]
+    anchored: bool,
+    #[serde(default)]
     priority: i8,
     #[serde(default)]
     context_stopwords: Vec<String>,
@@ -142,6 +146,8 @@ pub(crate) struct Rule {
     pub(crate) max_len: usize,
     /// How far before a keyword hit a match may start.
     pub(crate) window_before: usize,
+    /// Matches begin where a keyword begins: the regex runs anchored at each hit.
+    pub(crate) anchored: bool,
     /// How far after the start of a keyword hit a match may end.
     pub(crate) window_after: usize,
     /// For block rules (private keys): the pattern of the block's last line and how far after
@@ -302,7 +308,7 @@ fn compile_rule(def: RuleDef, text: &str, limits: &Limits) -> Result<Rule, (Erro
         }
         (None, Some(_)) => return Err(fail(ErrorKind::Rule, "block_max needs block_end".into())),
     };
-    let window_before = def.window_before.unwrap_or(max_len).min(max_len);
+    let window_before = if def.anchored { 0 } else { def.window_before.unwrap_or(max_len).min(max_len) };
     Ok(Rule {
         meta: RuleInfo {
             id: Arc::from(def.id.as_str()),
@@ -321,6 +327,7 @@ fn compile_rule(def: RuleDef, text: &str, limits: &Limits) -> Result<Rule, (Erro
         multiline,
         max_len,
         window_before,
+        anchored: def.anchored,
         window_after: max_len + max_kw,
         block,
         examples: def.examples,
