@@ -769,3 +769,55 @@ impl Detector {
         self.rules.iter().fold((0, 0), |(e, c), r| (e + r.examples.len(), c + r.counter_examples.len()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The naive reference: try the keyword automaton at every position.
+    fn naive_hits(det: &Detector, hay: &[u8]) -> Vec<(usize, usize)> {
+        (0..hay.len())
+            .filter_map(|p| {
+                let input = aho_corasick::Input::new(hay).span(p..hay.len()).anchored(aho_corasick::Anchored::Yes);
+                det.ac.try_find(input).ok().flatten().map(|m| (m.start(), m.end()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_prefilter_never_misses_a_keyword() {
+        let det = Detector::builtin().expect("compiles");
+        let mut inputs: Vec<Vec<u8>> = det.rules.iter().flat_map(|r| r.examples.iter().map(|e| e.as_bytes().to_vec())).collect();
+        // Every keyword in every case and at every alignment near the end of the input.
+        let kws: Vec<&String> = det.rules.iter().flat_map(|r| r.keywords.iter()).collect();
+        for k in &kws {
+            for pad in 0..9 {
+                let mut v = vec![b'x'; pad];
+                v.extend_from_slice(k.as_bytes());
+                inputs.push(v.clone());
+                inputs.push(v.to_ascii_uppercase());
+                v.extend_from_slice(b"_tail");
+                inputs.push(v);
+            }
+        }
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..200 {
+            let mut v = Vec::new();
+            for _ in 0..64 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let k = kws[(seed % kws.len() as u64) as usize].as_bytes();
+                v.extend_from_slice(&k[..(seed as usize >> 8) % (k.len() + 1)]);
+                v.push(b"_- x=\n\"A"[(seed >> 20) as usize % 8]);
+            }
+            inputs.push(v);
+        }
+        for hay in &inputs {
+            let mut hits = Vec::new();
+            det.collect_hits(hay, 0, &mut hits);
+            let got: Vec<(usize, usize)> = hits.iter().map(|h| (h.start, h.end)).collect();
+            assert_eq!(got, naive_hits(&det, hay), "{:?}", String::from_utf8_lossy(hay));
+        }
+    }
+}
