@@ -191,7 +191,9 @@ pub fn is_generic_noise(s: &[u8]) -> bool {
         return true;
     }
     // All digits (ports, ids, timestamps) or a version number.
-    if s.iter().all(|b| b.is_ascii_digit() || *b == b'.' || *b == b'-' || *b == b'_' || *b == b':') {
+    if s.iter().all(|b| b.is_ascii_digit() || *b == b'.' || *b == b'-' || *b == b'_' || *b == b':')
+        && (s.len() < 20 || !s.iter().all(u8::is_ascii_digit))
+    {
         return true;
     }
     is_identifier_like(s) || is_wordy(s)
@@ -209,7 +211,10 @@ fn is_wordy(s: &[u8]) -> bool {
         let digits = g.iter().filter(|b| b.is_ascii_digit()).count();
         let only_letters: Vec<u8> = g.iter().copied().filter(u8::is_ascii_alphabetic).collect();
         letters == g.len() && (g.len() <= 3 || is_identifier_like(g) || g.len() < 12)
-            || (letters * 10 >= g.len() * 7 && only_letters.len() >= 3 && is_identifier_like(&only_letters))
+            || (letters * 10 >= g.len() * 7 && only_letters.len() >= 3 && {
+                let upper = only_letters.iter().filter(|b| b.is_ascii_uppercase()).count();
+                upper == 0 || upper * 5 <= only_letters.len() || upper == only_letters.len()
+            })
             || digits == g.len()
             || (g.len() <= 6 && g[0].is_ascii_alphabetic() && digits <= 2 && letters + digits == g.len())
     };

@@ -16,7 +16,8 @@ pub enum Validator {
     BasicAuth,
     /// Not a run of repeated or sequential characters, and not all-decimal digits.
     NotTrivial,
-    /// Holds at least one ASCII letter and one digit.
+    /// Random-looking: letters and digits, or at least 16 letters of both cases that do not read
+    /// as camelCase words.
     Mixed,
 }
 
@@ -42,7 +43,14 @@ impl Validator {
             Validator::Jwt => jwt(secret),
             Validator::BasicAuth => basic_auth(secret),
             Validator::NotTrivial => !crate::filters::is_trivial(secret),
-            Validator::Mixed => secret.iter().any(u8::is_ascii_digit) && secret.iter().any(u8::is_ascii_alphabetic),
+            Validator::Mixed => {
+                let letters = secret.iter().any(u8::is_ascii_alphabetic);
+                (secret.iter().any(u8::is_ascii_digit) && letters)
+                    || (secret.len() >= 16
+                        && secret.iter().any(u8::is_ascii_uppercase)
+                        && secret.iter().any(u8::is_ascii_lowercase)
+                        && !crate::filters::is_identifier_like(secret))
+            }
         }
     }
 }
