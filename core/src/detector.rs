@@ -139,8 +139,10 @@ struct KeywordRule {
 /// code fail it.
 #[derive(Debug, Clone)]
 struct Prefilter {
-    /// Hash of the first three bytes of every keyword of three bytes or more.
-    tri: Box<[u64; 1024]>,
+    /// Hash of the first three bytes of every keyword of three bytes or more, one byte per
+    /// entry: a byte load is cheaper than extracting a bit, and this is the test every
+    /// position takes.
+    tri: Box<[u8]>,
     /// Hash of the first four bytes of every keyword of four bytes or more.
     four: Box<[u64; 1024]>,
     /// Another hash of the three-byte keywords.
@@ -170,7 +172,7 @@ fn test(t: &[u64; 1024], h: usize) -> bool {
 impl Prefilter {
     fn new(keywords: &[String]) -> Prefilter {
         let mut p = Prefilter {
-            tri: Box::new([0; 1024]),
+            tri: vec![0u8; 1 << 16].into_boxed_slice(),
             four: Box::new([0; 1024]),
             three: Box::new([0; 1024]),
             two: Box::new([0; 1024]),
@@ -186,11 +188,11 @@ impl Prefilter {
                     p.has_two = true;
                 }
                 3 => {
-                    set(&mut p.tri, h16(k[0] << 16 | k[1] << 8 | k[2]));
+                    p.tri[h16(k[0] << 16 | k[1] << 8 | k[2])] = 1;
                     set(&mut p.three, h16b(k[0] << 16 | k[1] << 8 | k[2]));
                 }
                 _ => {
-                    set(&mut p.tri, h16(k[0] << 16 | k[1] << 8 | k[2]));
+                    p.tri[h16(k[0] << 16 | k[1] << 8 | k[2])] = 1;
                     set(&mut p.four, h16(k[0] << 24 | k[1] << 16 | k[2] << 8 | k[3]));
                 }
             }
@@ -201,7 +203,7 @@ impl Prefilter {
     #[inline(always)]
     fn hit(&self, w: u32) -> bool {
         let t = w >> 8;
-        (test(&self.tri, h16(t)) && (test(&self.four, h16(w)) || test(&self.three, h16b(t))))
+        (self.tri[h16(t) & 0xFFFF] != 0 && (test(&self.four, h16(w)) || test(&self.three, h16b(t))))
             || (self.has_two && test(&self.two, (w >> 16) as usize))
     }
 
@@ -221,7 +223,7 @@ impl Prefilter {
             let mut mask = 0u32;
             for j in 0..6 {
                 let t = (w >> (40 - 8 * j)) as u32 & 0x00FF_FFFF;
-                mask |= u32::from(test(&self.tri, h16(t))) << j;
+                mask |= u32::from(self.tri[h16(t) & 0xFFFF]) << j;
             }
             if self.has_two {
                 for j in 0..6 {
