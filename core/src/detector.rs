@@ -142,9 +142,9 @@ struct Prefilter {
     /// Hash of the first three bytes of every keyword of three bytes or more, one byte per
     /// entry: a byte load is cheaper than extracting a bit, and this is the test every
     /// position takes.
-    tri: Box<[u8]>,
+    tri: Box<[u8; 1 << 16]>,
     /// Hash of the first four bytes of every keyword of four bytes or more.
-    four: Box<[u64; 1024]>,
+    four: Box<[u8; 1 << 16]>,
     /// Another hash of the three-byte keywords.
     three: Box<[u64; 1024]>,
     /// Exact two-byte keywords (user rules may have them; the built-in rules do not).
@@ -172,8 +172,8 @@ fn test(t: &[u64; 1024], h: usize) -> bool {
 impl Prefilter {
     fn new(keywords: &[String]) -> Prefilter {
         let mut p = Prefilter {
-            tri: vec![0u8; 1 << 16].into_boxed_slice(),
-            four: Box::new([0; 1024]),
+            tri: Box::new([0u8; 1 << 16]),
+            four: Box::new([0u8; 1 << 16]),
             three: Box::new([0; 1024]),
             two: Box::new([0; 1024]),
             has_two: false,
@@ -193,7 +193,7 @@ impl Prefilter {
                 }
                 _ => {
                     p.tri[h16(k[0] << 16 | k[1] << 8 | k[2])] = 1;
-                    set(&mut p.four, h16(k[0] << 24 | k[1] << 16 | k[2] << 8 | k[3]));
+                    p.four[h16(k[0] << 24 | k[1] << 16 | k[2] << 8 | k[3])] = 1;
                 }
             }
         }
@@ -203,7 +203,7 @@ impl Prefilter {
     #[inline(always)]
     fn hit(&self, w: u32) -> bool {
         let t = w >> 8;
-        (self.tri[h16(t) & 0xFFFF] != 0 && (test(&self.four, h16(w)) || test(&self.three, h16b(t))))
+        (self.tri[h16(t) & 0xFFFF] != 0 && (self.four[h16(w) & 0xFFFF] != 0 || test(&self.three, h16b(t))))
             || (self.has_two && test(&self.two, (w >> 16) as usize))
     }
 
@@ -215,6 +215,7 @@ impl Prefilter {
             (byte(q) << 24 | byte(q + 1) << 16 | byte(q + 2) << 8 | byte(q + 3)) | FOLD
         };
         let mut p = from;
+        let (tri, has_two) = (&*self.tri, self.has_two);
         // Six positions per step from one 8-byte load, without branches; a step with a candidate
         // (a few percent of steps on source code) looks at its positions one by one. Zero
         // padding past the end is safe: no keyword holds NUL.
@@ -223,19 +224,20 @@ impl Prefilter {
             let mut mask = 0u32;
             for j in 0..6 {
                 let t = (w >> (40 - 8 * j)) as u32 & 0x00FF_FFFF;
-                mask |= u32::from(self.tri[h16(t) & 0xFFFF]) << j;
+                mask |= u32::from(tri[h16(t) & 0xFFFF]) << j;
             }
-            if self.has_two {
+            if has_two {
                 for j in 0..6 {
                     let t = (w >> (48 - 8 * j)) as usize & 0xFFFF;
                     mask |= u32::from(test(&self.two, t)) << j;
                 }
             }
             while mask != 0 {
-                let q = p + mask.trailing_zeros() as usize;
+                let j = mask.trailing_zeros() as usize;
                 mask &= mask - 1;
-                if self.hit(word(q)) {
-                    f(q);
+                let w4 = if j <= 4 { (w >> (32 - 8 * j)) as u32 } else { word(p + j) };
+                if self.hit(w4) {
+                    f(p + j);
                 }
             }
             p += 6;
@@ -514,12 +516,15 @@ impl Detector {
         // 1. Windows per rule; anchored rules instead try a match at each hit.
         let mut windows: Vec<(u32, usize, usize)> = Vec::new();
         let mut anchored: Vec<(u32, usize, usize)> = Vec::new();
+        // The current line, found once per line, not once per hit: hits come in order.
+        let (mut line_start, mut line_end) = (usize::MAX, 0usize);
         for h in hits {
-            // The hit's line, as far as any window may reach (computed once per hit).
-            let reach = self.max_reach.min(h.start);
-            let line_a = memchr::memrchr(b'\n', &hay[h.start - reach..h.start]).map_or(h.start - reach, |nl| h.start - reach + nl + 1);
-            let fwd_end = (h.start + self.max_reach).min(end);
-            let line_b = memchr::memchr(b'\n', &hay[h.end.min(fwd_end)..fwd_end]).map_or(fwd_end, |nl| h.end.min(fwd_end) + nl);
+            if !(line_start <= h.start && h.end <= line_end) {
+                line_start = memchr::memrchr(b'\n', &hay[..h.start]).map_or(0, |nl| nl + 1);
+                line_end = memchr::memchr(b'\n', &hay[h.start..]).map_or(end, |nl| h.start + nl);
+            }
+            let line_a = line_start.max(h.start.saturating_sub(self.max_reach));
+            let line_b = line_end.min(h.start + self.max_reach);
             for kr in &self.kw_rules[h.keyword as usize] {
                 if kr.exact.as_deref().is_some_and(|e| !hay[h.start..].starts_with(e)) {
                     continue;
