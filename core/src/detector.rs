@@ -516,15 +516,22 @@ impl Detector {
         // 1. Windows per rule; anchored rules instead try a match at each hit.
         let mut windows: Vec<(u32, usize, usize)> = Vec::new();
         let mut anchored: Vec<(u32, usize, usize)> = Vec::new();
-        // The current line, found once per line, not once per hit: hits come in order.
+        // The hit's line, as far as any window reaches; a line found whole serves every later
+        // hit on it (hits come in order).
         let (mut line_start, mut line_end) = (usize::MAX, 0usize);
         for h in hits {
-            if !(line_start <= h.start && h.end <= line_end) {
-                line_start = memchr::memrchr(b'\n', &hay[..h.start]).map_or(0, |nl| nl + 1);
-                line_end = memchr::memchr(b'\n', &hay[h.start..]).map_or(end, |nl| h.start + nl);
-            }
-            let line_a = line_start.max(h.start.saturating_sub(self.max_reach));
-            let line_b = line_end.min(h.start + self.max_reach);
+            let (line_a, line_b) = if line_start <= h.start && h.end <= line_end {
+                (line_start.max(h.start.saturating_sub(self.max_reach)), line_end.min(h.start + self.max_reach))
+            } else {
+                let lo = h.start.saturating_sub(self.max_reach);
+                let hi = (h.start + self.max_reach).min(end);
+                let a = memchr::memrchr(b'\n', &hay[lo..h.start]).map(|nl| lo + nl + 1);
+                let b = memchr::memchr(b'\n', &hay[h.end.min(hi)..hi]).map(|nl| h.end.min(hi) + nl);
+                if let (Some(a), Some(b)) = (a.or((lo == 0).then_some(0)), b.or((hi == end).then_some(end))) {
+                    (line_start, line_end) = (a, b);
+                }
+                (a.unwrap_or(lo), b.unwrap_or(hi))
+            };
             for kr in &self.kw_rules[h.keyword as usize] {
                 if kr.exact.as_deref().is_some_and(|e| !hay[h.start..].starts_with(e)) {
                     continue;
