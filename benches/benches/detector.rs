@@ -23,10 +23,10 @@ fn collect(dir: &Path, out: &mut Vec<u8>) {
         }
         if p.is_dir() {
             collect(&p, out);
-        } else if p.extension().is_some_and(|e| e == "rs" || e == "py" || e == "go" || e == "js" || e == "ts" || e == "c" || e == "h") {
-            if let Ok(data) = std::fs::read(&p) {
-                out.extend_from_slice(&data);
-            }
+        } else if p.extension().is_some_and(|e| ["rs", "py", "go", "js", "ts", "c", "h"].iter().any(|x| e == *x))
+            && let Ok(data) = std::fs::read(&p)
+        {
+            out.extend_from_slice(&data);
         }
     }
 }
