@@ -32,7 +32,7 @@ const PLACEHOLDER_WORDS: &[&str] = &[
 
 /// Whole values that are words, not secrets.
 const PLACEHOLDER_VALUES: &[&str] = &[
-    "password", "passwd", "pass", "secret", "token", "apikey", "api_key", "key", "value", "string", "test",
+    "password", "passwd", "pass", "token", "apikey", "api_key", "key", "value", "string", "test",
     "none", "null", "nil", "true", "false", "empty", "default", "required", "optional", "string", "user",
     "username", "admin:admin", "root", "guest", "demo", "sample", "example", "unknown", "unset",
 ];
