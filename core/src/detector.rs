@@ -684,8 +684,8 @@ impl Detector {
                 let ok = if stopped {
                     false
                 } else if r.block.is_some() {
-                    // A key block needs a body: at least 64 base64 characters after its first line.
-                    hay[m.end()..span.end].iter().filter(|b| b.is_ascii_alphanumeric()).count() >= 64
+                    // A key block needs a body: at least 24 base64 characters after its first line.
+                    hay[m.end()..span.end].iter().filter(|b| b.is_ascii_alphanumeric()).count() >= 24
                 } else {
                     match self.accept(r, &hay[span.start..span.end]) {
                         Verdict::Accept => true,

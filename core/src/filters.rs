@@ -83,6 +83,10 @@ pub fn is_placeholder(s: &[u8]) -> bool {
             return true;
         }
     }
+    // printf-style format strings: `%s`, `%d`, `%v`.
+    if [&b"%s"[..], b"%d", b"%v", b"%x"].iter().any(|f| memchr::memmem::find(&lower, f).is_some()) {
+        return true;
+    }
     // Truncated or elided values (`ops_eyJ...`, `sk-…`).
     if has("..") || has("\u{2026}") {
         return true;
@@ -211,9 +215,9 @@ fn is_wordy(s: &[u8]) -> bool {
         let digits = g.iter().filter(|b| b.is_ascii_digit()).count();
         let only_letters: Vec<u8> = g.iter().copied().filter(u8::is_ascii_alphabetic).collect();
         letters == g.len() && (g.len() <= 3 || is_identifier_like(g) || g.len() < 12)
-            || (letters * 10 >= g.len() * 7 && only_letters.len() >= 3 && {
+            || (letters * 10 >= g.len() * 6 && only_letters.len() >= 3 && {
                 let upper = only_letters.iter().filter(|b| b.is_ascii_uppercase()).count();
-                upper == 0 || upper * 5 <= only_letters.len() || upper == only_letters.len()
+                upper == 0 || upper * 5 <= only_letters.len() || (upper == only_letters.len() && g.len() <= 12)
             })
             || digits == g.len()
             || (g.len() <= 6 && g[0].is_ascii_alphabetic() && digits <= 2 && letters + digits == g.len())
@@ -233,8 +237,28 @@ pub fn is_identifier_like(s: &[u8]) -> bool {
     let separators = s.iter().filter(|b| matches!(b, b'_' | b'.' | b'-' | b'(' | b')')).count();
     let upper = s.iter().filter(|b| b.is_ascii_uppercase()).count();
     let lower = s.iter().filter(|b| b.is_ascii_lowercase()).count();
-    // Separated words, all one case, or camelCase (few capitals); a random mix of cases is not.
-    separators > 0 || lower == 0 || upper == 0 || upper * 3 <= s.len()
+    // Separated words, all one case, or camelCase; a random mix of cases is not.
+    separators > 0 || lower == 0 || upper == 0 || is_camel_case(s)
+}
+
+/// Words in camelCase or PascalCase (`secretLength`, `AmazonEKSNetworkingPolicy`): every word
+/// (an optional run of capitals, then lowercase letters) has at least two lowercase letters, or
+/// is a trailing acronym of up to five capitals. `DjayBenyJrtpvydFCzAphcqc` is not.
+fn is_camel_case(s: &[u8]) -> bool {
+    let mut i = 0;
+    while i < s.len() {
+        let caps = s[i..].iter().take_while(|b| b.is_ascii_uppercase()).count();
+        let lows = s[i + caps..].iter().take_while(|b| b.is_ascii_lowercase()).count();
+        if lows == 0 {
+            return caps <= 5 && i + caps == s.len();
+        }
+        // `Of`, `By` are words; `FCz` is not.
+        if (lows < 2 && caps != 1) || caps > 5 {
+            return false;
+        }
+        i += caps + lows;
+    }
+    true
 }
 
 #[cfg(test)]
