@@ -177,7 +177,7 @@ pub fn is_generic_noise(s: &[u8]) -> bool {
     // Code, not data: `Token::Whitespace` (a path), `quote!` (a macro), `*:*:secret:*` (a glob).
     if lower.first() == Some(&b':')
         || memchr::memmem::find(&lower, b"::").is_some()
-        || (lower.last() == Some(&b'!') && lower[..lower.len() - 1].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_'))
+        || (s.last() == Some(&b'!') && s[..s.len() - 1].iter().all(|b| b.is_ascii_lowercase() || *b == b'_'))
         || (lower.contains(&b'*') && (lower.contains(&b':') || lower.contains(&b'/')))
         || lower.last() == Some(&b'*')
     {
