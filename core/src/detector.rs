@@ -202,6 +202,12 @@ impl Prefilter {
         p
     }
 
+    /// The tests after the first (`tri` or `two`) has passed.
+    #[inline(always)]
+    fn confirm(&self, w: u32) -> bool {
+        self.four[h16(w) & 0xFFFF] != 0 || test(&self.three, h16b(w >> 8)) || (self.has_two && test(&self.two, (w >> 16) as usize))
+    }
+
     #[inline(always)]
     fn hit(&self, w: u32) -> bool {
         let t = w >> 8;
@@ -238,7 +244,7 @@ impl Prefilter {
                 let j = mask.trailing_zeros() as usize;
                 mask &= mask - 1;
                 let w4 = if j <= 4 { (w >> (32 - 8 * j)) as u32 } else { word(p + j) };
-                if self.hit(w4) {
+                if self.confirm(w4) {
                     f(p + j, w4);
                 }
             }
@@ -427,7 +433,13 @@ impl DetectorBuilder {
                 let mut all: Vec<KeywordRule> = Vec::new();
                 for (j, other) in keywords.iter().enumerate() {
                     if k.starts_with(other.as_str()) {
-                        all.extend(own[j].iter().cloned());
+                        for kr in &own[j] {
+                            // A rule reached through two keywords that start at the same place
+                            // (`pass`, `password`) needs to be tried once.
+                            if !all.iter().any(|a| a.rule == kr.rule && (a.exact.is_none() || a.exact == kr.exact)) {
+                                all.push(kr.clone());
+                            }
+                        }
                     }
                 }
                 all
@@ -628,8 +640,6 @@ impl Detector {
                 _ => merged.push(w),
             }
         }
-        anchored.sort_unstable();
-        anchored.dedup_by_key(|w| (w.0, w.1));
 
         // 2. Raw matches and candidates.
         let mut raw: Vec<(usize, usize)> = Vec::new();
