@@ -3,8 +3,9 @@
 //! Zero-copy, incremental parsers for the protocols Sluice enforces on (PostgreSQL, MySQL,
 //! HTTP/1.1, SSH, MCP/JSON-RPC) and SQL and shell analysis. This crate knows nothing of policy.
 //!
-//! It starts with the one primitive every parser here reads through: a bounds-checked
-//! [`Cursor`] that never indexes raw input directly. The wire parsers land with their issue.
+//! Every parser reads through a bounds-checked [`Cursor`] that never indexes raw input directly.
+//! So far: [`postgres`] (protocol v3, both directions, with the encoders a proxy needs). MySQL,
+//! HTTP/1.1, SSH, MCP and the SQL and shell analysers land with their issue.
 //!
 //! ```
 //! use sluice_protocols::Cursor;
@@ -15,6 +16,8 @@
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod postgres;
 
 /// A read cursor over a borrowed buffer. Every read is bounds-checked and returns `None` when
 /// the input is too short, so a truncated message is "need more bytes", never a panic.
