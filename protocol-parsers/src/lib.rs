@@ -4,7 +4,8 @@
 //! HTTP/1.1, SSH, MCP/JSON-RPC) and SQL and shell analysis. This crate knows nothing of policy.
 //!
 //! Every parser reads through a bounds-checked [`Cursor`] that never indexes raw input directly.
-//! So far: [`postgres`] (protocol v3, both directions, with the encoders a proxy needs). MySQL,
+//! So far: [`postgres`] (protocol v3, both directions, with the encoders a proxy needs) and
+//! [`mysql`] (framing, handshake, commands, text result sets, ERR and row encoders).
 //! HTTP/1.1, SSH, MCP and the SQL and shell analysers land with their issue.
 //!
 //! ```
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod mysql;
 pub mod postgres;
 
 /// A read cursor over a borrowed buffer. Every read is bounds-checked and returns `None` when
