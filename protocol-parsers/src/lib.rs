@@ -5,8 +5,9 @@
 //!
 //! Every parser reads through a bounds-checked [`Cursor`] that never indexes raw input directly.
 //! So far: [`postgres`] (protocol v3, both directions, with the encoders a proxy needs) and
-//! [`mysql`] (framing, handshake, commands, text result sets, ERR and row encoders).
-//! HTTP/1.1, SSH, MCP and the SQL and shell analysers land with their issue.
+//! [`mysql`] (framing, handshake, commands, text result sets, ERR and row encoders) and
+//! [`http`] (HTTP/1.1 heads through httparse, body framing, chunked decoder and encoder).
+//! SSH, MCP and the SQL and shell analysers land with their issue.
 //!
 //! ```
 //! use sluice_protocols::Cursor;
@@ -18,6 +19,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod http;
 pub mod mysql;
 pub mod postgres;
 
