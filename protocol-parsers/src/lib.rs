@@ -6,8 +6,9 @@
 //! Every parser reads through a bounds-checked [`Cursor`] that never indexes raw input directly.
 //! So far: [`postgres`] (protocol v3, both directions, with the encoders a proxy needs) and
 //! [`mysql`] (framing, handshake, commands, text result sets, ERR and row encoders) and
-//! [`http`] (HTTP/1.1 heads through httparse, body framing, chunked decoder and encoder).
-//! SSH, MCP and the SQL and shell analysers land with their issue.
+//! [`http`] (HTTP/1.1 heads through httparse, body framing, chunked decoder and encoder) and
+//! [`mcp`] (JSON-RPC 2.0 / MCP messages over stdio lines and SSE, typed views, result rewriting).
+//! SSH and the SQL and shell analysers land with their issue.
 //!
 //! ```
 //! use sluice_protocols::Cursor;
@@ -20,6 +21,7 @@
 #![deny(missing_docs)]
 
 pub mod http;
+pub mod mcp;
 pub mod mysql;
 pub mod postgres;
 
