@@ -4,11 +4,12 @@
 //! HTTP/1.1, SSH, MCP/JSON-RPC) and SQL and shell analysis. This crate knows nothing of policy.
 //!
 //! Every parser reads through a bounds-checked [`Cursor`] that never indexes raw input directly.
-//! So far: [`postgres`] (protocol v3, both directions, with the encoders a proxy needs) and
-//! [`mysql`] (framing, handshake, commands, text result sets, ERR and row encoders) and
-//! [`http`] (HTTP/1.1 heads through httparse, body framing, chunked decoder and encoder) and
-//! [`mcp`] (JSON-RPC 2.0 / MCP messages over stdio lines and SSE, typed views, result rewriting).
-//! SSH and the SQL and shell analysers land with their issue.
+//! So far: [`postgres`] (protocol v3, both directions, with the encoders a proxy needs),
+//! [`mysql`] (framing, handshake, commands, text result sets, ERR and row encoders),
+//! [`http`] (HTTP/1.1 heads through httparse, body framing, chunked decoder and encoder),
+//! [`mcp`] (JSON-RPC 2.0 / MCP messages over stdio lines and SSE, typed views, result rewriting)
+//! and [`ssh`] (the RFC 4254 connection protocol after transport decryption).
+//! The SQL and shell analysers land with their issue.
 //!
 //! ```
 //! use sluice_protocols::Cursor;
@@ -24,6 +25,7 @@ pub mod http;
 pub mod mcp;
 pub mod mysql;
 pub mod postgres;
+pub mod ssh;
 
 /// A read cursor over a borrowed buffer. Every read is bounds-checked and returns `None` when
 /// the input is too short, so a truncated message is "need more bytes", never a panic.
