@@ -237,8 +237,8 @@ pub enum Backend<'a> {
     },
     /// Columns of the rows that follow.
     RowDescription(Vec<Column<'a>>),
-    /// One row: each value, or None for NULL.
-    DataRow(Vec<Option<&'a [u8]>>),
+    /// One row, validated, read without allocating through [`Row::values`].
+    DataRow(Row<'a>),
     /// A command finished, with its tag (`SELECT 3`).
     CommandComplete(&'a [u8]),
     /// An error: its fields by code (`S` severity, `C` SQLSTATE, `M` message, …).
@@ -270,6 +270,65 @@ pub enum Backend<'a> {
     /// A LISTEN notification (the body: pid, channel, payload).
     NotificationResponse(&'a [u8]),
 }
+
+/// The values of a DataRow, borrowed: iterate with [`Row::values`] (no allocation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Row<'a> {
+    count: u16,
+    body: &'a [u8],
+}
+
+impl<'a> Row<'a> {
+    /// How many values the row holds.
+    pub fn len(&self) -> usize {
+        usize::from(self.count)
+    }
+
+    /// Whether the row holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The values in order, `None` for NULL.
+    pub fn values(&self) -> RowValues<'a> {
+        RowValues { c: Cursor::new(self.body), left: self.count }
+    }
+
+    /// The values collected into a vector (allocates; for tests and convenience).
+    pub fn to_vec(&self) -> Vec<Option<&'a [u8]>> {
+        self.values().collect()
+    }
+}
+
+/// Iterator over the values of a [`Row`].
+#[derive(Debug, Clone)]
+pub struct RowValues<'a> {
+    c: Cursor<'a>,
+    left: u16,
+}
+
+impl<'a> Iterator for RowValues<'a> {
+    type Item = Option<&'a [u8]>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        // The row was validated when parsed, so these reads succeed.
+        let n = self.c.u32_be()? as i32;
+        if n < 0 {
+            return Some(None);
+        }
+        Some(Some(self.c.take(n as usize)?))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (usize::from(self.left), Some(usize::from(self.left)))
+    }
+}
+
+impl ExactSizeIterator for RowValues<'_> {}
 
 /// One column of a RowDescription.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -500,7 +559,11 @@ pub fn parse_backend<'a>(buf: &'a [u8], limits: &Limits) -> Result<Status<(Backe
         }
         b'D' => {
             let n = b.count(limits)?;
-            Backend::DataRow((0..n).map(|_| b.value()).collect::<Result<_, _>>()?)
+            let start = b.c.position();
+            for _ in 0..n {
+                b.value()?;
+            }
+            Backend::DataRow(Row { count: n as u16, body: &body[start..b.c.position()] })
         }
         b'C' => Backend::CommandComplete(b.cstr()?),
         b'E' => Backend::ErrorResponse(b.fields()?),
@@ -555,6 +618,12 @@ pub fn encode_error(fields: &[(u8, &[u8])], notice: bool, out: &mut Vec<u8>) {
 
 /// Encodes a DataRow; `None` is NULL.
 pub fn encode_data_row(values: &[Option<&[u8]>], out: &mut Vec<u8>) {
+    encode_data_row_iter(values.iter().copied(), out);
+}
+
+/// Encodes a DataRow from an iterator of values (a [`RowValues`], possibly mapped to masked
+/// values), without collecting them first.
+pub fn encode_data_row_iter<'v>(values: impl ExactSizeIterator<Item = Option<&'v [u8]>>, out: &mut Vec<u8>) {
     encode(b'D', out, |o| {
         o.extend_from_slice(&(values.len() as u16).to_be_bytes());
         for v in values {
@@ -650,7 +719,9 @@ mod tests {
             at += used;
         }
         assert_eq!(got[0], Backend::RowDescription(cols.to_vec()));
-        assert_eq!(got[1], Backend::DataRow(vec![Some(&b"x"[..]), None, Some(&b""[..])]));
+        let Backend::DataRow(row) = &got[1] else { panic!("{:?}", got[1]) };
+        assert_eq!(row.to_vec(), vec![Some(&b"x"[..]), None, Some(&b""[..])]);
+        assert_eq!(row.values().len(), 3);
         assert_eq!(got[2], Backend::CommandComplete(b"SELECT 1"));
         assert_eq!(got[3], Backend::ErrorResponse(vec![(b'S', &b"ERROR"[..]), (b'C', &b"42501"[..]), (b'M', &b"blocked by policy"[..])]));
         assert_eq!(got[4], Backend::ReadyForQuery { status: b'I' });

@@ -53,7 +53,7 @@ fn psql_simple_query_session() {
     let server = read("psql-session.server.bin");
     let msgs = backend_stream(&server);
     assert!(matches!(msgs[0], Backend::Authentication { code: 0, .. }));
-    let rows: Vec<&Vec<Option<&[u8]>>> = msgs.iter().filter_map(|m| if let Backend::DataRow(r) = m { Some(r) } else { None }).collect();
+    let rows: Vec<Vec<Option<&[u8]>>> = msgs.iter().filter_map(|m| if let Backend::DataRow(r) = m { Some(r.to_vec()) } else { None }).collect();
     assert!(rows.iter().any(|r| r.len() == 4 && r[3] == Some(&b"synthetic"[..])));
     assert!(rows.iter().any(|r| r.len() == 4 && r[2].is_none()), "the NULL api_key");
     let err = msgs.iter().find_map(|m| if let Backend::ErrorResponse(f) = m { Some(f) } else { None }).expect("syntax error");

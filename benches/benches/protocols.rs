@@ -1,0 +1,77 @@
+//! Protocol parser benchmarks, each checking what it parsed.
+//! Run: `cargo bench -p sluice-benches --bench protocols`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use sluice_protocols::{http, postgres};
+
+/// A result set as a server streams it: 1,000 DataRows of five text columns.
+fn pg_rows() -> Vec<u8> {
+    let mut buf = Vec::new();
+    for i in 0..1000u32 {
+        let id = i.to_string();
+        let email = format!("user{i}@example.org");
+        postgres::encode_data_row(
+            &[Some(id.as_bytes()), Some(email.as_bytes()), Some(b"active"), None, Some(b"2026-11-25 10:15:02.123456+00")],
+            &mut buf,
+        );
+    }
+    buf
+}
+
+fn benches(c: &mut Criterion) {
+    let rows = pg_rows();
+    let limits = postgres::Limits::default();
+    let mut g = c.benchmark_group("postgres");
+    g.throughput(Throughput::Bytes(rows.len() as u64));
+    g.bench_function("data-row-parse", |b| {
+        b.iter(|| {
+            let (mut at, mut n) = (0, 0);
+            while at < rows.len() {
+                let Ok(postgres::Status::Complete((postgres::Backend::DataRow(v), used))) = postgres::parse_backend(&rows[at..], &limits) else {
+                    panic!("a DataRow at {at}")
+                };
+                n += v.values().count();
+                at += used;
+            }
+            assert_eq!(n, 5000);
+            black_box(n)
+        })
+    });
+    let mut out = Vec::with_capacity(rows.len());
+    g.bench_function("data-row-parse-and-reencode", |b| {
+        b.iter(|| {
+            out.clear();
+            let mut at = 0;
+            while at < rows.len() {
+                let Ok(postgres::Status::Complete((postgres::Backend::DataRow(v), used))) = postgres::parse_backend(&rows[at..], &limits) else {
+                    panic!("a DataRow at {at}")
+                };
+                postgres::encode_data_row_iter(v.values(), &mut out);
+                at += used;
+            }
+            assert_eq!(out.len(), rows.len(), "re-encoding reproduces the stream");
+            black_box(out.len())
+        })
+    });
+    g.finish();
+
+    let head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: api.example.org\r\nUser-Agent: agent/1.0\r\nAccept: application/json\r\nContent-Type: application/json\r\nAuthorization: Bearer placeholder-not-a-token\r\nContent-Length: 512\r\nX-Request-Id: 4deb1888-20fa-41cf-af02-7b62c82b40bd\r\nAccept-Encoding: gzip, br\r\nConnection: keep-alive\r\n\r\n";
+    let hl = http::Limits::default();
+    let mut g = c.benchmark_group("http");
+    g.throughput(Throughput::Bytes(head.len() as u64));
+    g.bench_function("request-head", |b| {
+        b.iter(|| {
+            let mut h = [http::EMPTY_HEADER; 32];
+            let Ok(http::Status::Complete((req, used))) = http::parse_request(black_box(head), &mut h, &hl) else { panic!("a head") };
+            assert_eq!((req.headers.len(), used), (9, head.len()));
+            assert_eq!(http::request_body(&req).ok(), Some(http::BodyKind::ContentLength(512)));
+            black_box(used)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(protocols, benches);
+criterion_main!(protocols);
