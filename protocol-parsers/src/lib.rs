@@ -8,8 +8,8 @@
 //! [`mysql`] (framing, handshake, commands, text result sets, ERR and row encoders),
 //! [`http`] (HTTP/1.1 heads through httparse, body framing, chunked decoder and encoder),
 //! [`mcp`] (JSON-RPC 2.0 / MCP messages over stdio lines and SSE, typed views, result rewriting)
-//! and [`ssh`] (the RFC 4254 connection protocol after transport decryption).
-//! The SQL and shell analysers land with their issue.
+//! [`ssh`] (the RFC 4254 connection protocol after transport decryption) and [`shell`] (static
+//! analysis of sh/bash command lines). The SQL analyser lands with its issue.
 //!
 //! ```
 //! use sluice_protocols::Cursor;
@@ -25,6 +25,7 @@ pub mod http;
 pub mod mcp;
 pub mod mysql;
 pub mod postgres;
+pub mod shell;
 pub mod ssh;
 
 /// A read cursor over a borrowed buffer. Every read is bounds-checked and returns `None` when
