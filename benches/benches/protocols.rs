@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sluice_protocols::{http, postgres};
+use sluice_protocols::{http, postgres, shell};
 
 /// A result set as a server streams it: 1,000 DataRows of five text columns.
 fn pg_rows() -> Vec<u8> {
@@ -73,5 +73,20 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(protocols, benches);
+fn shell_bench(c: &mut Criterion) {
+    let cmd = "cd ~/src/app && git diff --stat HEAD~1 | grep -v test > /tmp/changes.txt; FOO=1 npm run build -- --prod";
+    let limits = shell::Limits::default();
+    let mut g = c.benchmark_group("shell");
+    g.bench_function("typical-command", |b| {
+        b.iter(|| {
+            let a = shell::analyze(black_box(cmd), &limits).expect("analyses");
+            assert_eq!(a.commands.len(), 4);
+            assert_eq!(a.writes, ["/tmp/changes.txt"]);
+            black_box(a.commands.len())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(protocols, benches, shell_bench);
 criterion_main!(protocols);

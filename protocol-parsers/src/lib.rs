@@ -7,7 +7,7 @@
 //! So far: [`postgres`] (protocol v3, both directions, with the encoders a proxy needs),
 //! [`mysql`] (framing, handshake, commands, text result sets, ERR and row encoders),
 //! [`http`] (HTTP/1.1 heads through httparse, body framing, chunked decoder and encoder),
-//! [`mcp`] (JSON-RPC 2.0 / MCP messages over stdio lines and SSE, typed views, result rewriting)
+//! [`mcp`] (JSON-RPC 2.0 / MCP messages over stdio lines and SSE, typed views, result rewriting),
 //! [`ssh`] (the RFC 4254 connection protocol after transport decryption) and [`shell`] (static
 //! analysis of sh/bash command lines). The SQL analyser lands with its issue.
 //!
