@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sluice_protocols::{http, postgres, shell};
+use sluice_protocols::{http, postgres, shell, sql};
 
 /// A result set as a server streams it: 1,000 DataRows of five text columns.
 fn pg_rows() -> Vec<u8> {
@@ -88,5 +88,19 @@ fn shell_bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(protocols, benches, shell_bench);
+fn sql_bench(c: &mut Criterion) {
+    // A typical 200-byte application query.
+    let q = "SELECT o.id, o.total, c.email FROM public.orders o JOIN customers c ON c.id = o.customer_id WHERE o.created_at > now() - interval '7 days' AND o.status = 'paid' ORDER BY o.total DESC LIMIT 50";
+    let mut g = c.benchmark_group("sql");
+    g.bench_function("typical-query", |b| {
+        b.iter(|| {
+            let s = sql::analyze(black_box(q), sql::Dialect::Postgres).expect("analyses");
+            assert_eq!((s.len(), s[0].reads.len()), (1, 2));
+            black_box(s.len())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(protocols, benches, shell_bench, sql_bench);
 criterion_main!(protocols);

@@ -8,8 +8,9 @@
 //! [`mysql`] (framing, handshake, commands, text result sets, ERR and row encoders),
 //! [`http`] (HTTP/1.1 heads through httparse, body framing, chunked decoder and encoder),
 //! [`mcp`] (JSON-RPC 2.0 / MCP messages over stdio lines and SSE, typed views, result rewriting),
-//! [`ssh`] (the RFC 4254 connection protocol after transport decryption) and [`shell`] (static
-//! analysis of sh/bash command lines). The SQL analyser lands with its issue.
+//! [`ssh`] (the RFC 4254 connection protocol after transport decryption), [`shell`] (static
+//! analysis of sh/bash command lines) and [`sql`] (statement kinds, relations, functions, COPY,
+//! DO/EXECUTE bodies; PostgreSQL and MySQL dialects).
 //!
 //! ```
 //! use sluice_protocols::Cursor;
@@ -26,6 +27,7 @@ pub mod mcp;
 pub mod mysql;
 pub mod postgres;
 pub mod shell;
+pub mod sql;
 pub mod ssh;
 
 /// A read cursor over a borrowed buffer. Every read is bounds-checked and returns `None` when
