@@ -16,6 +16,13 @@ fi
 cargo --version
 python3 --version || true
 
+step "formatting"
+if cargo fmt --version >/dev/null 2>&1; then
+    cargo fmt --all -- --check
+else
+    echo "rustfmt not installed: formatting not checked"
+fi
+
 step "build (release)"
 cargo build --release --workspace --locked 2>&1 | tail -n 3
 

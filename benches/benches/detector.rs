@@ -23,7 +23,9 @@ fn collect(dir: &Path, out: &mut Vec<u8>) {
         }
         if p.is_dir() {
             collect(&p, out);
-        } else if p.extension().is_some_and(|e| ["rs", "py", "go", "js", "ts", "c", "h"].iter().any(|x| e == *x))
+        } else if p
+            .extension()
+            .is_some_and(|e| ["rs", "py", "go", "js", "ts", "c", "h"].iter().any(|x| e == *x))
             && let Ok(data) = std::fs::read(&p)
         {
             out.extend_from_slice(&data);
@@ -32,12 +34,14 @@ fn collect(dir: &Path, out: &mut Vec<u8>) {
 }
 
 fn corpus() -> Vec<u8> {
-    let dir = std::env::var_os("SLUICE_BENCH_CORPUS").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo")
+    let dir = std::env::var_os("SLUICE_BENCH_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("CARGO_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"));
+            home.join("registry").join("src")
         });
-        home.join("registry").join("src")
-    });
     let mut out = Vec::with_capacity(CAP);
     collect(&dir, &mut out);
     if out.len() < 1024 * 1024 {
@@ -80,7 +84,9 @@ fn benches(c: &mut Criterion) {
     eprintln!("corpus: {} bytes, {} findings in it", clean.len(), base);
 
     let mut g = c.benchmark_group("compile");
-    g.bench_function("builtin-rules", |b| b.iter(|| black_box(Detector::builtin().expect("compiles").rules().len())));
+    g.bench_function("builtin-rules", |b| {
+        b.iter(|| black_box(Detector::builtin().expect("compiles").rules().len()))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("scan");
@@ -94,7 +100,10 @@ fn benches(c: &mut Criterion) {
     });
     let (dense_text, inserted) = dense(&clean, 50);
     let dense_expected = det.scan(&dense_text).len();
-    assert!(dense_expected >= base + inserted, "{dense_expected} < {base} + {inserted}");
+    assert!(
+        dense_expected >= base + inserted,
+        "{dense_expected} < {base} + {inserted}"
+    );
     g.throughput(Throughput::Bytes(dense_text.len() as u64));
     g.bench_function("source-code-dense-secrets", |b| {
         b.iter(|| {
@@ -125,7 +134,11 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             out.clear();
             s.feed(black_box(&chunk), &mut out);
-            assert_eq!(out.len(), chunk.len(), "a clean, newline-terminated chunk passes through whole");
+            assert_eq!(
+                out.len(),
+                chunk.len(),
+                "a clean, newline-terminated chunk passes through whole"
+            );
         })
     });
     g.finish();

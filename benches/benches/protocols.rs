@@ -13,7 +13,13 @@ fn pg_rows() -> Vec<u8> {
         let id = i.to_string();
         let email = format!("user{i}@example.org");
         postgres::encode_data_row(
-            &[Some(id.as_bytes()), Some(email.as_bytes()), Some(b"active"), None, Some(b"2026-11-25 10:15:02.123456+00")],
+            &[
+                Some(id.as_bytes()),
+                Some(email.as_bytes()),
+                Some(b"active"),
+                None,
+                Some(b"2026-11-25 10:15:02.123456+00"),
+            ],
             &mut buf,
         );
     }
@@ -29,7 +35,9 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let (mut at, mut n) = (0, 0);
             while at < rows.len() {
-                let Ok(postgres::Status::Complete((postgres::Backend::DataRow(v), used))) = postgres::parse_backend(&rows[at..], &limits) else {
+                let Ok(postgres::Status::Complete((postgres::Backend::DataRow(v), used))) =
+                    postgres::parse_backend(&rows[at..], &limits)
+                else {
                     panic!("a DataRow at {at}")
                 };
                 n += v.values().count();
@@ -45,7 +53,9 @@ fn benches(c: &mut Criterion) {
             out.clear();
             let mut at = 0;
             while at < rows.len() {
-                let Ok(postgres::Status::Complete((postgres::Backend::DataRow(v), used))) = postgres::parse_backend(&rows[at..], &limits) else {
+                let Ok(postgres::Status::Complete((postgres::Backend::DataRow(v), used))) =
+                    postgres::parse_backend(&rows[at..], &limits)
+                else {
                     panic!("a DataRow at {at}")
                 };
                 postgres::encode_data_row_iter(v.values(), &mut out);
@@ -64,7 +74,9 @@ fn benches(c: &mut Criterion) {
     g.bench_function("request-head", |b| {
         b.iter(|| {
             let mut h = [http::EMPTY_HEADER; 32];
-            let Ok(http::Status::Complete((req, used))) = http::parse_request(black_box(head), &mut h, &hl) else { panic!("a head") };
+            let Ok(http::Status::Complete((req, used))) = http::parse_request(black_box(head), &mut h, &hl) else {
+                panic!("a head")
+            };
             assert_eq!((req.headers.len(), used), (9, head.len()));
             assert_eq!(http::request_body(&req).ok(), Some(http::BodyKind::ContentLength(512)));
             black_box(used)

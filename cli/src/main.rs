@@ -13,7 +13,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use sluice_core::Detector;
 
 #[derive(Parser, Debug)]
-#[command(name = "sluice", version, about = "Find and mask secrets: the Sluice enforcement engine's command line")]
+#[command(
+    name = "sluice",
+    version,
+    about = "Find and mask secrets: the Sluice enforcement engine's command line"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -92,7 +96,8 @@ struct RulesArgs {
 fn build_detector(src: &RuleSource) -> Result<Detector, String> {
     let mut b = Detector::builder().builtin_rules(!src.no_builtin_rules);
     for path in &src.rules {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read rule file {}: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read rule file {}: {e}", path.display()))?;
         b = b.rules_toml(path.display().to_string(), text);
     }
     b.build().map_err(|e| e.to_string())
@@ -121,7 +126,10 @@ fn redact(args: RedactArgs) -> Result<u8, String> {
         Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin().lock()),
         Some(p) => Box::new(std::fs::File::open(p).map_err(|e| format!("cannot open {}: {e}", p.display()))?),
     };
-    let name = args.file.as_ref().map_or_else(|| "stdin".to_string(), |p| p.display().to_string());
+    let name = args
+        .file
+        .as_ref()
+        .map_or_else(|| "stdin".to_string(), |p| p.display().to_string());
     let mut stdout = std::io::stdout().lock();
     let mut stream = det.stream_redactor();
     let mut buf = vec![0u8; 64 * 1024];
@@ -166,11 +174,22 @@ fn rules(args: RulesArgs) -> Result<u8, String> {
         for f in &failures {
             let _ = writeln!(stdout, "FAIL {f}");
         }
-        let _ = writeln!(stdout, "{} rules, {ex} examples, {cex} counter-examples, {} failures", det.rules().len(), failures.len());
+        let _ = writeln!(
+            stdout,
+            "{} rules, {ex} examples, {cex} counter-examples, {} failures",
+            det.rules().len(),
+            failures.len()
+        );
         return Ok(u8::from(!failures.is_empty()));
     }
     for r in det.rules() {
-        let _ = writeln!(stdout, "{}\t{}\t{}", r.id, r.provider.as_deref().unwrap_or("-"), r.description);
+        let _ = writeln!(
+            stdout,
+            "{}\t{}\t{}",
+            r.id,
+            r.provider.as_deref().unwrap_or("-"),
+            r.description
+        );
     }
     Ok(0)
 }

@@ -35,7 +35,10 @@ pub(crate) fn line_col(data: &[u8], offset: usize, mut line: usize, from: usize,
         None => (line, column + seg.iter().filter(|&&b| (b & 0xC0) != 0x80).count()),
         Some(last) => {
             line += memchr::memchr_iter(b'\n', seg).count();
-            (line, seg[last + 1..].iter().filter(|&&b| (b & 0xC0) != 0x80).count() + 1)
+            (
+                line,
+                seg[last + 1..].iter().filter(|&&b| (b & 0xC0) != 0x80).count() + 1,
+            )
         }
     }
 }
@@ -152,8 +155,10 @@ pub(crate) fn sarif(w: &mut impl Write, rep: &Report, det: &Detector) -> io::Res
         })
         .collect();
     for id in &extra_ids {
-        rule_objs.push(json!({"id": id, "name": id, "shortDescription": {"text": "Registered known value"},
-            "defaultConfiguration": {"level": "error"}, "properties": {"tags": ["security", "secret"]}}));
+        rule_objs.push(
+            json!({"id": id, "name": id, "shortDescription": {"text": "Registered known value"},
+            "defaultConfiguration": {"level": "error"}, "properties": {"tags": ["security", "secret"]}}),
+        );
     }
     let v = json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",

@@ -27,7 +27,11 @@ struct Counters {
 pub(crate) fn run(args: ScanArgs) -> Result<u8, String> {
     let started = Instant::now();
     let det = build_detector(&args.source)?;
-    let paths = if args.paths.is_empty() { vec![PathBuf::from(".")] } else { args.paths.clone() };
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        args.paths.clone()
+    };
     let counters = Arc::new(Counters::default());
     let results: Arc<Mutex<Vec<Reported>>> = Arc::new(Mutex::new(Vec::new()));
     let errors: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
@@ -41,11 +45,17 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, String> {
     let (stdin, fs_paths): (Vec<&PathBuf>, Vec<&PathBuf>) = paths.iter().partition(|p| p.as_os_str() == "-");
     if !stdin.is_empty() {
         let mut data = Vec::new();
-        std::io::stdin().lock().read_to_end(&mut data).map_err(|e| format!("cannot read stdin: {e}"))?;
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut data)
+            .map_err(|e| format!("cannot read stdin: {e}"))?;
         counters.files.fetch_add(1, Ordering::Relaxed);
         counters.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
         let found = scan_bytes(&det, &data);
-        results.lock().expect("no panics while locked").extend(report(&det, "-", &data, found, args.show_secrets));
+        results
+            .lock()
+            .expect("no panics while locked")
+            .extend(report(&det, "-", &data, found, args.show_secrets));
     }
     if !fs_paths.is_empty() {
         let mut walk = ignore::WalkBuilder::new(fs_paths[0]);
@@ -66,7 +76,10 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, String> {
         }
         for p in &fs_paths {
             if !p.exists() {
-                errors.lock().expect("no panics while locked").push(format!("{}: no such file or directory", p.display()));
+                errors
+                    .lock()
+                    .expect("no panics while locked")
+                    .push(format!("{}: no such file or directory", p.display()));
             }
         }
         let det = &det;
@@ -118,11 +131,24 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, String> {
         Format::Jsonl => output::jsonl(&mut stdout, &report, args.show_secrets),
         Format::Sarif => output::sarif(&mut stdout, &report, &det),
     };
-    written.and_then(|()| stdout.flush()).or_else(|e| if e.kind() == std::io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e) }).map_err(|e| format!("cannot write output: {e}"))?;
+    written
+        .and_then(|()| stdout.flush())
+        .or_else(|e| {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(|e| format!("cannot write output: {e}"))?;
     for e in &errors {
         let _ = writeln!(std::io::stderr(), "sluice: error: {e}");
     }
-    Ok(if !errors.is_empty() { 2 } else { u8::from(!report.findings.is_empty()) })
+    Ok(if !errors.is_empty() {
+        2
+    } else {
+        u8::from(!report.findings.is_empty())
+    })
 }
 
 fn scan_file(det: &Detector, path: &Path, max: u64, counters: &Counters, show: bool) -> Result<Vec<Reported>, String> {
@@ -130,11 +156,17 @@ fn scan_file(det: &Detector, path: &Path, max: u64, counters: &Counters, show: b
     let len = file.metadata().map_err(|e| format!("{}: {e}", path.display()))?.len();
     if len > max {
         counters.large.fetch_add(1, Ordering::Relaxed);
-        let _ = writeln!(std::io::stderr(), "sluice: skipped {} ({len} bytes > --max-file-size {max})", path.display());
+        let _ = writeln!(
+            std::io::stderr(),
+            "sluice: skipped {} ({len} bytes > --max-file-size {max})",
+            path.display()
+        );
         return Ok(Vec::new());
     }
     let mut data = Vec::with_capacity(len as usize);
-    file.take(max + 1).read_to_end(&mut data).map_err(|e| format!("{}: {e}", path.display()))?;
+    file.take(max + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     if memchr::memchr(0, &data[..data.len().min(BINARY_SNIFF)]).is_some() {
         counters.binary.fetch_add(1, Ordering::Relaxed);
         return Ok(Vec::new());
@@ -187,7 +219,11 @@ fn progress_loop(c: &Counters, done: &AtomicBool, started: Instant) {
         }
         let files = c.files.load(Ordering::Relaxed);
         let mb = c.bytes.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = write!(std::io::stderr(), "\rsluice: scanned {files} files, {mb:.1} MB, {:.1}s", started.elapsed().as_secs_f64());
+        let _ = write!(
+            std::io::stderr(),
+            "\rsluice: scanned {files} files, {mb:.1} MB, {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
         shown = true;
     }
     if shown {

@@ -12,7 +12,11 @@ fn gitlab() -> String {
 }
 
 fn sluice(args: &[&str], dir: &Path) -> std::process::Output {
-    Command::new(BIN).args(args).current_dir(dir).output().expect("run sluice")
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run sluice")
 }
 
 fn tree() -> tempdir::Dir {
@@ -78,12 +82,18 @@ fn scan_json_reports_offsets_honours_ignores_and_skips_binaries() {
     assert_eq!(f[0]["rule"], "gitlab-pat");
     assert_eq!(f[0]["path"], "app/config.py");
     let text = std::fs::read_to_string(d.path().join("app/config.py")).expect("read");
-    let (s, e) = (f[0]["start"].as_u64().expect("start") as usize, f[0]["end"].as_u64().expect("end") as usize);
+    let (s, e) = (
+        f[0]["start"].as_u64().expect("start") as usize,
+        f[0]["end"].as_u64().expect("end") as usize,
+    );
     assert_eq!(text[s..e], gitlab());
     assert_eq!((f[0]["line"].as_u64(), f[0]["column"].as_u64()), (Some(1), Some(10)));
     assert_eq!(f[0]["fingerprint"].as_str().map(str::len), Some(32));
     assert!(f[0].get("secret").is_none());
-    assert!(!String::from_utf8_lossy(&out.stdout).contains(&gitlab()), "secrets are never printed by default");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains(&gitlab()),
+        "secrets are never printed by default"
+    );
     assert_eq!(v["summary"]["skipped_binary"], 1);
     assert_eq!(v["summary"]["findings"], 1);
 }
@@ -93,9 +103,15 @@ fn show_secrets_prints_them_and_text_format_does_not_by_default() {
     let d = tree();
     let out = sluice(&["scan", "app/config.py"], d.path());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("app/config.py:1:10: gitlab-pat [REDACTED:gitlab-pat:"), "{text}");
+    assert!(
+        text.contains("app/config.py:1:10: gitlab-pat [REDACTED:gitlab-pat:"),
+        "{text}"
+    );
     assert!(!text.contains(&gitlab()));
-    let out = sluice(&["scan", "--show-secrets", "--format", "jsonl", "app/config.py"], d.path());
+    let out = sluice(
+        &["scan", "--show-secrets", "--format", "jsonl", "app/config.py"],
+        d.path(),
+    );
     let first = out.stdout.split(|&b| b == b'\n').next().expect("a line");
     let line: serde_json::Value = serde_json::from_slice(first).expect("jsonl");
     assert_eq!(line["secret"].as_str(), Some(gitlab().as_str()));
@@ -109,7 +125,10 @@ fn exit_codes_are_0_clean_1_found_2_error() {
     let missing = sluice(&["scan", "no/such/path"], d.path());
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no/such/path"));
-    d.write("bad.toml", "[[rule]]\nid = \"x\"\ndescription = \"d\"\npattern = '(unclosed'\nkeywords = [\"xx\"]\n");
+    d.write(
+        "bad.toml",
+        "[[rule]]\nid = \"x\"\ndescription = \"d\"\npattern = '(unclosed'\nkeywords = [\"xx\"]\n",
+    );
     let bad = sluice(&["scan", "--rules", "bad.toml", "app"], d.path());
     assert_eq!(bad.status.code(), Some(2));
     let err = String::from_utf8_lossy(&bad.stderr);
@@ -124,7 +143,12 @@ fn stdin_is_scanned_with_dash() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn");
-    child.stdin.take().expect("stdin").write_all(format!("x = {}\n", gitlab()).as_bytes()).expect("write");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("x = {}\n", gitlab()).as_bytes())
+        .expect("write");
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -175,21 +199,34 @@ fn redact_masks_a_file_and_keeps_everything_else() {
     let out = sluice(&["redact", "app/config.py"], d.path());
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).expect("utf-8");
-    assert!(text.starts_with("TOKEN = \"[REDACTED:gitlab-pat:") && text.ends_with("\"\nDEBUG = True\n"), "{text}");
+    assert!(
+        text.starts_with("TOKEN = \"[REDACTED:gitlab-pat:") && text.ends_with("\"\nDEBUG = True\n"),
+        "{text}"
+    );
 }
 
 #[test]
 fn redact_streams_line_by_line_like_at_the_end_of_tail_f() {
-    let mut child = Command::new(BIN).arg("redact").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("spawn");
+    let mut child = Command::new(BIN)
+        .arg("redact")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let mut stdin = child.stdin.take().expect("stdin");
     let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
     for i in 0..3 {
-        stdin.write_all(format!("line {i} token={}\n", gitlab()).as_bytes()).expect("write");
+        stdin
+            .write_all(format!("line {i} token={}\n", gitlab()).as_bytes())
+            .expect("write");
         stdin.flush().expect("flush");
         // The line comes back before the input ends: the redactor does not wait for EOF.
         let mut line = String::new();
         reader.read_line(&mut line).expect("read");
-        assert!(line.starts_with(&format!("line {i} token=[REDACTED:gitlab-pat:")), "{line}");
+        assert!(
+            line.starts_with(&format!("line {i} token=[REDACTED:gitlab-pat:")),
+            "{line}"
+        );
     }
     drop(stdin);
     assert!(child.wait().expect("wait").success());

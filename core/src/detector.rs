@@ -102,7 +102,14 @@ pub(crate) struct Span {
 /// Where the block that starts before `from` ends: the end of the first `end_re` match within
 /// `max` bytes, or without one, the end of the run of base64 and whitespace bytes (at least 64).
 /// `None` when that is not known yet (`limit` cuts the region short and the input goes on).
-fn block_end(hay: &[u8], from: usize, max: usize, limit: usize, at_eof: bool, end_re: &regex_automata::meta::Regex) -> Option<usize> {
+fn block_end(
+    hay: &[u8],
+    from: usize,
+    max: usize,
+    limit: usize,
+    at_eof: bool,
+    end_re: &regex_automata::meta::Regex,
+) -> Option<usize> {
     let region_end = (from + max).min(limit);
     if let Some(m) = end_re.find(Input::new(hay).range(from..region_end)) {
         return Some(m.end());
@@ -112,7 +119,13 @@ fn block_end(hay: &[u8], from: usize, max: usize, limit: usize, at_eof: bool, en
     }
     let body = hay[from..region_end]
         .iter()
-        .position(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'\\' | b' ' | b'\t' | b'\r' | b'\n' | b'"' | b',' | b':' | b'-')))
+        .position(|&b| {
+            !(b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'+' | b'/' | b'=' | b'\\' | b' ' | b'\t' | b'\r' | b'\n' | b'"' | b',' | b':' | b'-'
+                ))
+        })
         .unwrap_or(region_end - from);
     let mut end = from + body;
     while end > from && matches!(hay[end - 1], b' ' | b'\t' | b'\r' | b'\n' | b'"' | b',' | b'\\') {
@@ -205,7 +218,9 @@ impl Prefilter {
     /// The tests after the first (`tri` or `two`) has passed.
     #[inline(always)]
     fn confirm(&self, w: u32) -> bool {
-        self.four[h16(w) & 0xFFFF] != 0 || test(&self.three, h16b(w >> 8)) || (self.has_two && test(&self.two, (w >> 16) as usize))
+        self.four[h16(w) & 0xFFFF] != 0
+            || test(&self.three, h16b(w >> 8))
+            || (self.has_two && test(&self.two, (w >> 16) as usize))
     }
 
     #[inline(always)]
@@ -243,7 +258,11 @@ impl Prefilter {
             while mask != 0 {
                 let j = mask.trailing_zeros() as usize;
                 mask &= mask - 1;
-                let w4 = if j <= 4 { (w >> (32 - 8 * j)) as u32 } else { word(p + j) };
+                let w4 = if j <= 4 {
+                    (w >> (32 - 8 * j)) as u32
+                } else {
+                    word(p + j)
+                };
                 if self.confirm(w4) {
                     f(p + j, w4);
                 }
@@ -276,7 +295,10 @@ impl Verifier {
     fn new(keywords: &[String]) -> Verifier {
         let fold = |b: u8| u32::from(b) | 0x20;
         let mut v = Verifier {
-            keywords: keywords.iter().map(|k| k.as_bytes().to_vec().into_boxed_slice()).collect(),
+            keywords: keywords
+                .iter()
+                .map(|k| k.as_bytes().to_vec().into_boxed_slice())
+                .collect(),
             by4: vec![Vec::new(); 1 << 16],
             by3: vec![Vec::new(); 1 << 16],
             by2: vec![Vec::new(); 1 << 16],
@@ -347,7 +369,13 @@ pub struct DetectorBuilder {
 
 impl Default for DetectorBuilder {
     fn default() -> DetectorBuilder {
-        DetectorBuilder { builtin: true, files: Vec::new(), known: Vec::new(), key: DEFAULT_KEY, limits: Limits::default() }
+        DetectorBuilder {
+            builtin: true,
+            files: Vec::new(),
+            known: Vec::new(),
+            key: DEFAULT_KEY,
+            limits: Limits::default(),
+        }
     }
 }
 
@@ -398,7 +426,10 @@ impl DetectorBuilder {
             rules.extend(rules::compile_file(text, origin, &self.limits)?);
         }
         if rules.len() > self.limits.max_rules {
-            return Err(Error::new(crate::ErrorKind::Limit, format!("{} rules exceed the limit of {}", rules.len(), self.limits.max_rules)));
+            return Err(Error::new(
+                crate::ErrorKind::Limit,
+                format!("{} rules exceed the limit of {}", rules.len(), self.limits.max_rules),
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for r in &rules {
@@ -419,7 +450,9 @@ impl DetectorBuilder {
                     own.push(Vec::new());
                     keywords.len() - 1
                 });
-                let exact = r.case_sensitive_keywords.then(|| k.as_bytes().to_vec().into_boxed_slice());
+                let exact = r
+                    .case_sensitive_keywords
+                    .then(|| k.as_bytes().to_vec().into_boxed_slice());
                 if !own[idx].iter().any(|kr| kr.rule == ri as u32 && kr.exact == exact) {
                     own[idx].push(KeywordRule { rule: ri as u32, exact });
                 }
@@ -436,7 +469,10 @@ impl DetectorBuilder {
                         for kr in &own[j] {
                             // A rule reached through two keywords that start at the same place
                             // (`pass`, `password`) needs to be tried once.
-                            if !all.iter().any(|a| a.rule == kr.rule && (a.exact.is_none() || a.exact == kr.exact)) {
+                            if !all
+                                .iter()
+                                .any(|a| a.rule == kr.rule && (a.exact.is_none() || a.exact == kr.exact))
+                            {
                                 all.push(kr.clone());
                             }
                         }
@@ -471,8 +507,20 @@ impl DetectorBuilder {
         }
         let known = known::build(&labels)?;
 
-        let context = rules.iter().map(|r| r.window_before.max(r.window_after)).max().unwrap_or(0) + max_kw + CONTEXT_LOOKBACK + 1;
-        let max_reach = rules.iter().filter(|r| !r.multiline).map(|r| r.window_before.max(r.window_after)).max().unwrap_or(0);
+        let context = rules
+            .iter()
+            .map(|r| r.window_before.max(r.window_after))
+            .max()
+            .unwrap_or(0)
+            + max_kw
+            + CONTEXT_LOOKBACK
+            + 1;
+        let max_reach = rules
+            .iter()
+            .filter(|r| !r.multiline)
+            .map(|r| r.window_before.max(r.window_after))
+            .max()
+            .unwrap_or(0);
         Ok(Detector {
             rules,
             ids,
@@ -480,7 +528,13 @@ impl DetectorBuilder {
             ac,
             prefilter,
             verifier,
-            kw_rules, max_kw, known, key: self.key, context, max_reach })
+            kw_rules,
+            max_kw,
+            known,
+            key: self.key,
+            context,
+            max_reach,
+        })
     }
 }
 
@@ -552,7 +606,11 @@ impl Detector {
                 line_start = pos + nl + 1;
             }
             pos = s.start;
-            let column = haystack[line_start..s.start].iter().filter(|&&b| (b & 0xC0) != 0x80).count() + 1;
+            let column = haystack[line_start..s.start]
+                .iter()
+                .filter(|&&b| (b & 0xC0) != 0x80)
+                .count()
+                + 1;
             out.push(Finding {
                 rule: self.ids[s.id].clone(),
                 start: s.start,
@@ -579,7 +637,11 @@ impl Detector {
         self.prefilter.candidates(hay, begin, |p, w| {
             if let Some((keyword, len)) = self.verifier.longest(hay, p, w) {
                 if p + len > from {
-                    out.push(Hit { start: p, end: p + len, keyword });
+                    out.push(Hit {
+                        start: p,
+                        end: p + len,
+                        keyword,
+                    });
                 }
             }
         });
@@ -600,7 +662,10 @@ impl Detector {
         let (mut line_start, mut line_end) = (usize::MAX, 0usize);
         for h in hits {
             let (line_a, line_b) = if line_start <= h.start && h.end <= line_end {
-                (line_start.max(h.start.saturating_sub(self.max_reach)), line_end.min(h.start + self.max_reach))
+                (
+                    line_start.max(h.start.saturating_sub(self.max_reach)),
+                    line_end.min(h.start + self.max_reach),
+                )
             } else {
                 let lo = h.start.saturating_sub(self.max_reach);
                 let hi = (h.start + self.max_reach).min(end);
@@ -689,13 +754,19 @@ impl Detector {
                         .rposition(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')))
                         .map_or(floor, |p| floor + p + 1);
                     let ctx = hay[from..span.start].to_ascii_lowercase();
-                    r.context_stopwords.iter().any(|w| memchr::memmem::find(&ctx, w).is_some())
+                    r.context_stopwords
+                        .iter()
+                        .any(|w| memchr::memmem::find(&ctx, w).is_some())
                 };
                 let ok = if stopped {
                     false
                 } else if r.block.is_some() {
                     // A key block needs a body: at least 24 base64 characters after its first line.
-                    hay[m.end()..span.end].iter().filter(|b| b.is_ascii_alphanumeric()).count() >= 24
+                    hay[m.end()..span.end]
+                        .iter()
+                        .filter(|b| b.is_ascii_alphanumeric())
+                        .count()
+                        >= 24
                 } else {
                     match self.accept(r, &hay[span.start..span.end]) {
                         Verdict::Accept => true,
@@ -707,7 +778,12 @@ impl Detector {
                     }
                 };
                 if span.start < span.end && ok {
-                    cands.push(Span { id: ri as usize, start: span.start, end: span.end, context: span.end.max(m.end()) - m.start() });
+                    cands.push(Span {
+                        id: ri as usize,
+                        start: span.start,
+                        end: span.end,
+                        context: span.end.max(m.end()) - m.start(),
+                    });
                 }
             };
             for &(ri, a, b) in &merged {
@@ -727,7 +803,10 @@ impl Detector {
                     caps_of.resize(ri as usize + 1, None);
                 }
                 let caps = caps_of[ri as usize].get_or_insert_with(|| r.regex.create_captures());
-                r.regex.search_captures(&Input::new(hay).range(at..b).anchored(regex_automata::Anchored::Yes), caps);
+                r.regex.search_captures(
+                    &Input::new(hay).range(at..b).anchored(regex_automata::Anchored::Yes),
+                    caps,
+                );
                 if caps.is_match() {
                     consider(ri, caps, b);
                 }
@@ -740,12 +819,21 @@ impl Detector {
                 if !eof {
                     raw.push((m.start(), m.end()));
                 }
-                cands.push(Span { id: k.label_of[m.pattern().as_usize()], start: m.start(), end: m.end(), context: 0 });
+                cands.push(Span {
+                    id: k.label_of[m.pattern().as_usize()],
+                    start: m.start(),
+                    end: m.end(),
+                    context: 0,
+                });
             }
         }
 
         // 3. The commit point.
-        let commit = if eof { end } else { self.commit_point(hay, &merged, &raw, min_start) };
+        let commit = if eof {
+            end
+        } else {
+            self.commit_point(hay, &merged, &raw, min_start)
+        };
 
         // 4. Overlaps: best class first, then the longer secret, then the earlier rule.
         cands.retain(|c| {
@@ -757,7 +845,14 @@ impl Detector {
         let n_rules = self.rules.len();
         let key = |c: &Span| {
             let rule = (c.id < n_rules).then(|| &self.rules[c.id]);
-            (class(rule), -rule.map_or(0, |r| i16::from(r.priority)), usize::MAX - (c.end - c.start), usize::MAX - c.context, c.start, c.id)
+            (
+                class(rule),
+                -rule.map_or(0, |r| i16::from(r.priority)),
+                usize::MAX - (c.end - c.start),
+                usize::MAX - c.context,
+                c.start,
+                c.id,
+            )
         };
         cands.sort_unstable_by_key(key);
         let mut accepted: Vec<Span> = Vec::with_capacity(cands.len());
@@ -774,7 +869,13 @@ impl Detector {
         (accepted, commit)
     }
 
-    fn commit_point(&self, hay: &[u8], merged: &[(u32, usize, usize)], raw: &[(usize, usize)], min_start: usize) -> usize {
+    fn commit_point(
+        &self,
+        hay: &[u8],
+        merged: &[(u32, usize, usize)],
+        raw: &[(usize, usize)],
+        min_start: usize,
+    ) -> usize {
         let end = hay.len();
         let line_start = memchr::memrchr(b'\n', &hay[min_start..]).map_or(min_start, |p| min_start + p + 1);
         let mut commit = end;
@@ -841,7 +942,10 @@ impl Detector {
                     let found = self.scan(text.as_bytes());
                     if !found.iter().any(|f| f.rule == self.ids[ri]) {
                         let got: Vec<&str> = found.iter().map(|f| &*f.rule).collect();
-                        failures.push(format!("rule `{}`: example not found (found {got:?}): {text:?}", r.meta.id));
+                        failures.push(format!(
+                            "rule `{}`: example not found (found {got:?}): {text:?}",
+                            r.meta.id
+                        ));
                         break;
                     }
                 }
@@ -857,7 +961,9 @@ impl Detector {
 
     /// How many examples and counter-examples the rules carry.
     pub fn example_counts(&self) -> (usize, usize) {
-        self.rules.iter().fold((0, 0), |(e, c), r| (e + r.examples.len(), c + r.counter_examples.len()))
+        self.rules
+            .iter()
+            .fold((0, 0), |(e, c), r| (e + r.examples.len(), c + r.counter_examples.len()))
     }
 }
 
@@ -869,7 +975,9 @@ mod tests {
     fn naive_hits(det: &Detector, hay: &[u8]) -> Vec<(usize, usize)> {
         (0..hay.len())
             .filter_map(|p| {
-                let input = aho_corasick::Input::new(hay).span(p..hay.len()).anchored(aho_corasick::Anchored::Yes);
+                let input = aho_corasick::Input::new(hay)
+                    .span(p..hay.len())
+                    .anchored(aho_corasick::Anchored::Yes);
                 det.ac.try_find(input).ok().flatten().map(|m| (m.start(), m.end()))
             })
             .collect()
@@ -878,7 +986,11 @@ mod tests {
     #[test]
     fn the_prefilter_never_misses_a_keyword() {
         let det = Detector::builtin().expect("compiles");
-        let mut inputs: Vec<Vec<u8>> = det.rules.iter().flat_map(|r| r.examples.iter().map(|e| e.as_bytes().to_vec())).collect();
+        let mut inputs: Vec<Vec<u8>> = det
+            .rules
+            .iter()
+            .flat_map(|r| r.examples.iter().map(|e| e.as_bytes().to_vec()))
+            .collect();
         // Every keyword in every case and at every alignment near the end of the input.
         let kws: Vec<&String> = det.rules.iter().flat_map(|r| r.keywords.iter()).collect();
         for k in &kws {

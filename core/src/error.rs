@@ -36,7 +36,13 @@ pub enum ErrorKind {
 
 impl Error {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
-        Error { kind, origin: None, line_col: None, rule: None, message: message.into() }
+        Error {
+            kind,
+            origin: None,
+            line_col: None,
+            rule: None,
+            message: message.into(),
+        }
     }
 
     pub(crate) fn with_origin(mut self, origin: &str) -> Error {
@@ -103,6 +109,9 @@ pub(crate) fn line_col_of(text: &str, offset: usize) -> (usize, usize) {
     let before = &text.as_bytes()[..offset];
     let line = memchr::memchr_iter(b'\n', before).count() + 1;
     let line_start = memchr::memrchr(b'\n', before).map_or(0, |p| p + 1);
-    let col = text.get(line_start..offset).map_or(offset - line_start, |s| s.chars().count()) + 1;
+    let col = text
+        .get(line_start..offset)
+        .map_or(offset - line_start, |s| s.chars().count())
+        + 1;
     (line, col)
 }

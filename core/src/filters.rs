@@ -12,29 +12,109 @@ pub fn entropy(s: &[u8]) -> f64 {
         counts[usize::from(b)] += 1;
     }
     let n = s.len() as f64;
-    counts.iter().filter(|&&c| c > 0).map(|&c| {
-        let p = f64::from(c) / n;
-        -p * p.log2()
-    }).sum()
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
 }
 
 /// Words that mark a value as an example or a placeholder rather than a live secret.
 const PLACEHOLDER_WORDS: &[&str] = &[
-    "example", "sample", "placeholder", "dummy", "changeme", "change_me", "change-me", "replace",
-    "redacted", "your_", "your-", "yourkey", "yourtoken", "yoursecret", "yourpassword", "<your",
-    "insert", "xxxxx", "fake", "notreal", "not_real", "not-real", "todo", "fixme", "secret_here",
-    "token_here", "key_here", "password_here", "goes_here", "goes-here", "mysecret", "my_secret",
-    "my-secret", "mypassword", "my_password", "test_key", "testkey", "foobar", "lorem", "ipsum",
-    "undefined", "password1", "password123", "passw0rd",
-    "p@ssw0rd", "secret123", "s3cr3t", "hunter2", "letmein", "qwerty",
-    "********", "......", "------", "<redacted", "[redacted", "{redacted", "masked",
+    "example",
+    "sample",
+    "placeholder",
+    "dummy",
+    "changeme",
+    "change_me",
+    "change-me",
+    "replace",
+    "redacted",
+    "your_",
+    "your-",
+    "yourkey",
+    "yourtoken",
+    "yoursecret",
+    "yourpassword",
+    "<your",
+    "insert",
+    "xxxxx",
+    "fake",
+    "notreal",
+    "not_real",
+    "not-real",
+    "todo",
+    "fixme",
+    "secret_here",
+    "token_here",
+    "key_here",
+    "password_here",
+    "goes_here",
+    "goes-here",
+    "mysecret",
+    "my_secret",
+    "my-secret",
+    "mypassword",
+    "my_password",
+    "test_key",
+    "testkey",
+    "foobar",
+    "lorem",
+    "ipsum",
+    "undefined",
+    "password1",
+    "password123",
+    "passw0rd",
+    "p@ssw0rd",
+    "secret123",
+    "s3cr3t",
+    "hunter2",
+    "letmein",
+    "qwerty",
+    "********",
+    "......",
+    "------",
+    "<redacted",
+    "[redacted",
+    "{redacted",
+    "masked",
 ];
 
 /// Whole values that are words, not secrets.
 const PLACEHOLDER_VALUES: &[&str] = &[
-    "password", "passwd", "pass", "token", "apikey", "api_key", "key", "value", "string", "test",
-    "none", "null", "nil", "true", "false", "empty", "default", "required", "optional", "string", "user",
-    "username", "admin:admin", "root", "guest", "demo", "sample", "example", "unknown", "unset",
+    "password",
+    "passwd",
+    "pass",
+    "token",
+    "apikey",
+    "api_key",
+    "key",
+    "value",
+    "string",
+    "test",
+    "none",
+    "null",
+    "nil",
+    "true",
+    "false",
+    "empty",
+    "default",
+    "required",
+    "optional",
+    "string",
+    "user",
+    "username",
+    "admin:admin",
+    "root",
+    "guest",
+    "demo",
+    "sample",
+    "example",
+    "unknown",
+    "unset",
 ];
 
 /// Whether the value is a placeholder, a template expression or a reference to where a secret
@@ -52,16 +132,39 @@ pub fn is_placeholder(s: &[u8]) -> bool {
     }
     let has = |needle: &str| memchr::memmem::find(&lower, needle.as_bytes()).is_some();
     // Template and interpolation syntaxes.
-    if has("${") || has("{{") || has("}}") || has("$(") || has("%(") || has("#{") || has("<%")
-        || has("{%") || (lower.contains(&b'<') && lower.contains(&b'>'))
+    if has("${")
+        || has("{{")
+        || has("}}")
+        || has("$(")
+        || has("%(")
+        || has("#{")
+        || has("<%")
+        || has("{%")
+        || (lower.contains(&b'<') && lower.contains(&b'>'))
     {
         return true;
     }
     // References to the environment or a secret store.
     for r in [
-        "os.environ", "os.getenv", "getenv(", "process.env", "env(", "env[", "env.", "secrets.", "vault:",
-        "import.meta", "system.getenv", "environment.get", "config[", "settings.", "$env:", "keyring",
-        "secretkeyref", "valuefrom", "secretref",
+        "os.environ",
+        "os.getenv",
+        "getenv(",
+        "process.env",
+        "env(",
+        "env[",
+        "env.",
+        "secrets.",
+        "vault:",
+        "import.meta",
+        "system.getenv",
+        "environment.get",
+        "config[",
+        "settings.",
+        "$env:",
+        "keyring",
+        "secretkeyref",
+        "valuefrom",
+        "secretref",
     ] {
         if has(r) {
             return true;
@@ -84,7 +187,10 @@ pub fn is_placeholder(s: &[u8]) -> bool {
         }
     }
     // printf-style format strings: `%s`, `%d`, `%v`.
-    if [&b"%s"[..], b"%d", b"%v", b"%x"].iter().any(|f| memchr::memmem::find(&lower, f).is_some()) {
+    if [&b"%s"[..], b"%d", b"%v", b"%x"]
+        .iter()
+        .any(|f| memchr::memmem::find(&lower, f).is_some())
+    {
         return true;
     }
     // Truncated or elided values (`ops_eyJ...`, `sk-…`).
@@ -93,7 +199,6 @@ pub fn is_placeholder(s: &[u8]) -> bool {
     }
     PLACEHOLDER_WORDS.iter().any(|w| has(w)) || masked_run(&lower)
 }
-
 
 /// Six or more of the same masking character (`x`, `*`, `#`, `.`, `0`) in a row.
 fn masked_run(s: &[u8]) -> bool {
@@ -129,7 +234,10 @@ pub fn is_trivial(s: &[u8]) -> bool {
         return true;
     }
     let mut seen = [false; 256];
-    let distinct = s.iter().filter(|&&b| !std::mem::replace(&mut seen[usize::from(b)], true)).count();
+    let distinct = s
+        .iter()
+        .filter(|&&b| !std::mem::replace(&mut seen[usize::from(b)], true))
+        .count();
     distinct * 5 < s.len().min(40) // e.g. "abababababab…"
 }
 
@@ -140,7 +248,13 @@ fn is_hex(s: &[u8]) -> bool {
 /// A UUID in its canonical 8-4-4-4-12 form.
 pub fn is_uuid(s: &[u8]) -> bool {
     s.len() == 36
-        && s.iter().enumerate().all(|(i, &b)| if matches!(i, 8 | 13 | 18 | 23) { b == b'-' } else { b.is_ascii_hexdigit() })
+        && s.iter().enumerate().all(|(i, &b)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                b == b'-'
+            } else {
+                b.is_ascii_hexdigit()
+            }
+        })
 }
 
 /// A digest printed in hex: MD5, SHA-1 / git object ids, SHA-224/256/384/512.
@@ -156,9 +270,31 @@ pub fn is_hex_digest(s: &[u8]) -> bool {
 pub fn is_generic_noise(s: &[u8]) -> bool {
     let lower = s.to_ascii_lowercase();
     for p in [
-        &b"sha1-"[..], b"sha256-", b"sha384-", b"sha512-", b"sha256:", b"sha1:", b"md5:", b"ssh-rsa", b"ssh-ed25519",
-        b"ecdsa-sha2", b"ssh-dss", b"sk-ssh-", b"aaaab3nzac1", b"aaaac3nzac1", b"aaaae2vjzhnh", b"http://", b"https://",
-        b"file://", b"data:", b"/", b"./", b"../", b"~/", b"arn:aws:", b"projects/",
+        &b"sha1-"[..],
+        b"sha256-",
+        b"sha384-",
+        b"sha512-",
+        b"sha256:",
+        b"sha1:",
+        b"md5:",
+        b"ssh-rsa",
+        b"ssh-ed25519",
+        b"ecdsa-sha2",
+        b"ssh-dss",
+        b"sk-ssh-",
+        b"aaaab3nzac1",
+        b"aaaac3nzac1",
+        b"aaaae2vjzhnh",
+        b"http://",
+        b"https://",
+        b"file://",
+        b"data:",
+        b"/",
+        b"./",
+        b"../",
+        b"~/",
+        b"arn:aws:",
+        b"projects/",
     ] {
         if lower.starts_with(p) {
             return true;
@@ -183,19 +319,53 @@ pub fn is_generic_noise(s: &[u8]) -> bool {
     {
         return true;
     }
-    if matches!(lower.first(), Some(b'*' | b'&')) && lower[1..].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_') {
+    if matches!(lower.first(), Some(b'*' | b'&')) && lower[1..].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    {
         return true; // a pointer to a named thing: `*private_key`
     }
     const FILE_EXTS: &[&str] = &[
-        ".pem", ".p12", ".pfx", ".key", ".crt", ".cer", ".der", ".jks", ".keystore", ".json", ".yaml", ".yml",
-        ".txt", ".env", ".xml", ".ini", ".cfg", ".conf", ".toml", ".properties", ".py", ".js", ".ts", ".rb",
-        ".go", ".java", ".html", ".png", ".jpg", ".svg", ".gpg", ".asc", ".pub", ".sh", ".md",
+        ".pem",
+        ".p12",
+        ".pfx",
+        ".key",
+        ".crt",
+        ".cer",
+        ".der",
+        ".jks",
+        ".keystore",
+        ".json",
+        ".yaml",
+        ".yml",
+        ".txt",
+        ".env",
+        ".xml",
+        ".ini",
+        ".cfg",
+        ".conf",
+        ".toml",
+        ".properties",
+        ".py",
+        ".js",
+        ".ts",
+        ".rb",
+        ".go",
+        ".java",
+        ".html",
+        ".png",
+        ".jpg",
+        ".svg",
+        ".gpg",
+        ".asc",
+        ".pub",
+        ".sh",
+        ".md",
     ];
     if FILE_EXTS.iter().any(|e| lower.ends_with(e.as_bytes())) {
         return true;
     }
     // All digits (ports, ids, timestamps) or a version number.
-    if s.iter().all(|b| b.is_ascii_digit() || *b == b'.' || *b == b'-' || *b == b'_' || *b == b':')
+    if s.iter()
+        .all(|b| b.is_ascii_digit() || *b == b'.' || *b == b'-' || *b == b'_' || *b == b':')
         && (s.len() < 20 || !s.iter().all(u8::is_ascii_digit))
     {
         return true;
@@ -206,7 +376,10 @@ pub fn is_generic_noise(s: &[u8]) -> bool {
 /// Separated words and numbers (`SalesResults-1.2`, `jetbrains.mps.v8_elimination`,
 /// `dev-lb1.api.example.com:5215`, `X25519.secret_length`): names, versions, hosts, references.
 fn is_wordy(s: &[u8]) -> bool {
-    let segs: Vec<&[u8]> = s.split(|b| matches!(b, b'.' | b'_' | b'-' | b':' | b'/' | b'=' | b'@' | b'+' | b'~')).filter(|g| !g.is_empty()).collect();
+    let segs: Vec<&[u8]> = s
+        .split(|b| matches!(b, b'.' | b'_' | b'-' | b':' | b'/' | b'=' | b'@' | b'+' | b'~'))
+        .filter(|g| !g.is_empty())
+        .collect();
     if segs.len() < 2 {
         return false;
     }
@@ -222,19 +395,26 @@ fn is_wordy(s: &[u8]) -> bool {
             || digits == g.len()
             || (g.len() <= 6 && g[0].is_ascii_alphabetic() && digits <= 2 && letters + digits == g.len())
     };
-    let long_alpha = segs.iter().any(|g| g.len() >= 3 && g.iter().all(u8::is_ascii_alphabetic));
+    let long_alpha = segs
+        .iter()
+        .any(|g| g.len() >= 3 && g.iter().all(u8::is_ascii_alphabetic));
     long_alpha && segs.iter().all(wordy)
 }
 
 /// A value that reads as a code identifier or words (`get_password`, `self.token`,
 /// `SomeClass.someMethod`, `my-service-name`): letters and separators only, no digits.
 pub fn is_identifier_like(s: &[u8]) -> bool {
-    let letters_only = s.iter().all(|b| b.is_ascii_alphabetic() || matches!(b, b'_' | b'.' | b'-' | b'(' | b')' | b'[' | b']'));
+    let letters_only = s
+        .iter()
+        .all(|b| b.is_ascii_alphabetic() || matches!(b, b'_' | b'.' | b'-' | b'(' | b')' | b'[' | b']'));
     if !letters_only {
         return false;
     }
     // A long random-looking mixed-case run without separators may still be a secret.
-    let separators = s.iter().filter(|b| matches!(b, b'_' | b'.' | b'-' | b'(' | b')')).count();
+    let separators = s
+        .iter()
+        .filter(|b| matches!(b, b'_' | b'.' | b'-' | b'(' | b')'))
+        .count();
     let upper = s.iter().filter(|b| b.is_ascii_uppercase()).count();
     let lower = s.iter().filter(|b| b.is_ascii_lowercase()).count();
     // Separated words, all one case, or camelCase; a random mix of cases is not.
@@ -267,7 +447,17 @@ mod tests {
 
     #[test]
     fn placeholders() {
-        for p in ["${API_KEY}", "{{ secrets.token }}", "<YOUR_KEY>", "os.environ['X']", "xxxxxxxxxxxx", "********", "changeme-in-prod", "REPLACE_ME", "$TOKEN"] {
+        for p in [
+            "${API_KEY}",
+            "{{ secrets.token }}",
+            "<YOUR_KEY>",
+            "os.environ['X']",
+            "xxxxxxxxxxxx",
+            "********",
+            "changeme-in-prod",
+            "REPLACE_ME",
+            "$TOKEN",
+        ] {
             assert!(is_placeholder(p.as_bytes()), "{p}");
         }
         for s in ["k1uDSKFQs1DxBA9R", "Qm9/seB1qRmUR8AK3R2GgLLT+ZQISA+pQyOMqlfZ"] {

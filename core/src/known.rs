@@ -80,7 +80,10 @@ pub(crate) fn build(values: &[(usize, Vec<u8>)]) -> Result<Option<KnownValues>, 
         if value.len() < MIN_LEN || value.len() > MAX_LEN {
             return Err(Error::new(
                 ErrorKind::KnownValue,
-                format!("a known value must be {MIN_LEN} to {MAX_LEN} bytes long, this one is {}", value.len()),
+                format!(
+                    "a known value must be {MIN_LEN} to {MAX_LEN} bytes long, this one is {}",
+                    value.len()
+                ),
             ));
         }
         for enc in encodings(value) {
@@ -94,7 +97,16 @@ pub(crate) fn build(values: &[(usize, Vec<u8>)]) -> Result<Option<KnownValues>, 
         .match_kind(MatchKind::LeftmostLongest)
         .kind(Some(AhoCorasickKind::DFA))
         .build(&patterns)
-        .or_else(|_| AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(&patterns))
+        .or_else(|_| {
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&patterns)
+        })
         .map_err(|e| Error::new(ErrorKind::Limit, format!("known values do not compile: {e}")))?;
-    Ok(Some(KnownValues { ac, label_of, max_len, has_newline }))
+    Ok(Some(KnownValues {
+        ac,
+        label_of,
+        max_len,
+        has_newline,
+    }))
 }

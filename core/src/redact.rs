@@ -25,7 +25,14 @@ impl Detector {
 
     /// A streaming redactor: feed chunks, get masked chunks. See [`StreamRedactor`].
     pub fn stream_redactor(&self) -> StreamRedactor<'_> {
-        StreamRedactor { det: self, buf: Vec::new(), hits: Vec::new(), committed: 0, scanned: 0, held_max: 0 }
+        StreamRedactor {
+            det: self,
+            buf: Vec::new(),
+            hits: Vec::new(),
+            committed: 0,
+            scanned: 0,
+            held_max: 0,
+        }
     }
 
     /// The placeholder that stands for `secret` found by the rule or known value `id`.

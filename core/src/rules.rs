@@ -204,7 +204,11 @@ fn string_content_start(text: &str, span_start: usize) -> usize {
     let rest = text.get(span_start..).unwrap_or("");
     for q in ["'''", "\"\"\""] {
         if let Some(after) = rest.strip_prefix(q) {
-            let nl = if after.starts_with("\r\n") { 2 } else { usize::from(after.starts_with('\n')) };
+            let nl = if after.starts_with("\r\n") {
+                2
+            } else {
+                usize::from(after.starts_with('\n'))
+            };
             return span_start + 3 + nl;
         }
     }
@@ -214,16 +218,26 @@ fn string_content_start(text: &str, span_start: usize) -> usize {
 fn compile_rule(def: RuleDef, text: &str, limits: &Limits) -> Result<Rule, (Error, Option<usize>)> {
     let id = def.id.clone();
     let fail = |kind, msg: String| (Error::new(kind, msg).with_rule(&id), None);
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.' || b == b'_')
+    if id.is_empty()
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.' || b == b'_')
     {
-        return Err(fail(ErrorKind::Rule, "rule ids use only a-z, 0-9, '-', '_' and '.'".into()));
+        return Err(fail(
+            ErrorKind::Rule,
+            "rule ids use only a-z, 0-9, '-', '_' and '.'".into(),
+        ));
     }
     let pattern_start = string_content_start(text, def.pattern.span().start);
     let pattern = def.pattern.into_inner();
     if pattern.len() > limits.max_pattern_len {
         return Err(fail(
             ErrorKind::Limit,
-            format!("pattern is {} bytes, over the limit of {}", pattern.len(), limits.max_pattern_len),
+            format!(
+                "pattern is {} bytes, over the limit of {}",
+                pattern.len(),
+                limits.max_pattern_len
+            ),
         ));
     }
     let syntax_config = syntax::Config::new().unicode(false).utf8(false);
@@ -249,11 +263,18 @@ fn compile_rule(def: RuleDef, text: &str, limits: &Limits) -> Result<Rule, (Erro
             "pattern can match an unbounded length; bound every repetition (e.g. `{1,256}` instead of `+`)".into(),
         )
     })?;
-    let cap = if def.multiline { limits.max_multiline_match_len } else { limits.max_match_len };
+    let cap = if def.multiline {
+        limits.max_multiline_match_len
+    } else {
+        limits.max_match_len
+    };
     if max_len > cap {
         return Err(fail(
             ErrorKind::Limit,
-            format!("pattern can match {max_len} bytes, over the limit of {cap} for {} rules", if def.multiline { "multi-line" } else { "single-line" }),
+            format!(
+                "pattern can match {max_len} bytes, over the limit of {cap} for {} rules",
+                if def.multiline { "multi-line" } else { "single-line" }
+            ),
         ));
     }
     if hir.properties().minimum_len() == Some(0) {
@@ -266,25 +287,44 @@ fn compile_rule(def: RuleDef, text: &str, limits: &Limits) -> Result<Rule, (Erro
         .map_err(|e| fail(ErrorKind::Pattern, format!("pattern does not compile: {e}")))?;
     let secret_group = regex.group_info().to_index(regex_automata::PatternID::ZERO, "secret");
     if def.keywords.is_empty() {
-        return Err(fail(ErrorKind::Rule, "a rule needs at least one keyword for the prefilter".into()));
+        return Err(fail(
+            ErrorKind::Rule,
+            "a rule needs at least one keyword for the prefilter".into(),
+        ));
     }
     if def.keywords.len() > limits.max_keywords {
-        return Err(fail(ErrorKind::Limit, format!("{} keywords exceed the limit of {}", def.keywords.len(), limits.max_keywords)));
+        return Err(fail(
+            ErrorKind::Limit,
+            format!(
+                "{} keywords exceed the limit of {}",
+                def.keywords.len(),
+                limits.max_keywords
+            ),
+        ));
     }
     for k in &def.keywords {
         if k.len() < 2 || k.len() > 64 || k.contains('\n') {
-            return Err(fail(ErrorKind::Rule, format!("keyword {k:?} must be 2 to 64 bytes on one line")));
+            return Err(fail(
+                ErrorKind::Rule,
+                format!("keyword {k:?} must be 2 to 64 bytes on one line"),
+            ));
         }
     }
     if let Some(e) = def.entropy {
         if !(0.0..=8.0).contains(&e) {
-            return Err(fail(ErrorKind::Rule, format!("entropy {e} is outside 0..=8 bits per byte")));
+            return Err(fail(
+                ErrorKind::Rule,
+                format!("entropy {e} is outside 0..=8 bits per byte"),
+            ));
         }
     }
     let validator = match def.validator.as_deref() {
         None => None,
         Some(name) => Some(Validator::from_name(name).ok_or_else(|| {
-            fail(ErrorKind::Rule, format!("unknown validator {name:?}; known: {}", Validator::NAMES.join(", ")))
+            fail(
+                ErrorKind::Rule,
+                format!("unknown validator {name:?}; known: {}", Validator::NAMES.join(", ")),
+            )
         })?),
     };
     let max_kw = def.keywords.iter().map(String::len).max().unwrap_or(0);
@@ -292,13 +332,27 @@ fn compile_rule(def: RuleDef, text: &str, limits: &Limits) -> Result<Rule, (Erro
         (None, None) => (None, max_len, def.multiline),
         (Some(end), max) => {
             let max = max.unwrap_or(16 * 1024);
-            let end_hir = regex_syntax::ParserBuilder::new().unicode(false).utf8(false).build().parse(&end).map_err(|e| {
-                fail(ErrorKind::Pattern, format!("invalid block_end pattern: {e}"))
+            let end_hir = regex_syntax::ParserBuilder::new()
+                .unicode(false)
+                .utf8(false)
+                .build()
+                .parse(&end)
+                .map_err(|e| fail(ErrorKind::Pattern, format!("invalid block_end pattern: {e}")))?;
+            let end_max = end_hir.properties().maximum_len().ok_or_else(|| {
+                fail(
+                    ErrorKind::Pattern,
+                    "block_end pattern can match an unbounded length".into(),
+                )
             })?;
-            let end_max = end_hir.properties().maximum_len().ok_or_else(|| fail(ErrorKind::Pattern, "block_end pattern can match an unbounded length".into()))?;
             let total = max_len + max + end_max;
             if total > limits.max_multiline_match_len {
-                return Err(fail(ErrorKind::Limit, format!("block can span {total} bytes, over the limit of {}", limits.max_multiline_match_len)));
+                return Err(fail(
+                    ErrorKind::Limit,
+                    format!(
+                        "block can span {total} bytes, over the limit of {}",
+                        limits.max_multiline_match_len
+                    ),
+                ));
             }
             let end_re = meta::Builder::new()
                 .syntax(syntax_config)
@@ -308,7 +362,11 @@ fn compile_rule(def: RuleDef, text: &str, limits: &Limits) -> Result<Rule, (Erro
         }
         (None, Some(_)) => return Err(fail(ErrorKind::Rule, "block_max needs block_end".into())),
     };
-    let window_before = if def.anchored { 0 } else { def.window_before.unwrap_or(max_len).min(max_len) };
+    let window_before = if def.anchored {
+        0
+    } else {
+        def.window_before.unwrap_or(max_len).min(max_len)
+    };
     Ok(Rule {
         meta: RuleInfo {
             id: Arc::from(def.id.as_str()),
@@ -323,7 +381,11 @@ fn compile_rule(def: RuleDef, text: &str, limits: &Limits) -> Result<Rule, (Erro
         validator,
         generic: def.generic,
         priority: def.priority,
-        context_stopwords: def.context_stopwords.iter().map(|w| w.to_ascii_lowercase().into_bytes()).collect(),
+        context_stopwords: def
+            .context_stopwords
+            .iter()
+            .map(|w| w.to_ascii_lowercase().into_bytes())
+            .collect(),
         multiline,
         max_len,
         window_before,

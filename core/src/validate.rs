@@ -68,7 +68,9 @@ pub(crate) fn base62_6(mut n: u32) -> [u8; 6] {
 }
 
 fn crc32_base62(secret: &[u8]) -> bool {
-    let Some(us) = memchr::memrchr(b'_', secret) else { return false };
+    let Some(us) = memchr::memrchr(b'_', secret) else {
+        return false;
+    };
     let body = &secret[us + 1..];
     if body.len() < 7 {
         return false;
@@ -99,8 +101,12 @@ fn b64_decode_loose(s: &[u8]) -> Option<Vec<u8>> {
 
 fn jwt(secret: &[u8]) -> bool {
     let mut parts = secret.split(|&b| b == b'.');
-    let (Some(header), Some(payload)) = (parts.next(), parts.next()) else { return false };
-    let Some(h) = b64_decode_loose(header) else { return false };
+    let (Some(header), Some(payload)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let Some(h) = b64_decode_loose(header) else {
+        return false;
+    };
     let h = String::from_utf8_lossy(&h);
     let h = h.trim_start();
     if !h.starts_with('{') || !h.contains("\"alg\"") && !h.contains("\"typ\"") && !h.contains("\"enc\"") {
@@ -113,8 +119,12 @@ fn jwt(secret: &[u8]) -> bool {
 }
 
 fn basic_auth(secret: &[u8]) -> bool {
-    let Some(raw) = b64_decode_loose(secret) else { return false };
-    let Some(colon) = raw.iter().position(|&b| b == b':') else { return false };
+    let Some(raw) = b64_decode_loose(secret) else {
+        return false;
+    };
+    let Some(colon) = raw.iter().position(|&b| b == b':') else {
+        return false;
+    };
     colon > 0
         && colon + 1 < raw.len()
         && raw.iter().all(|&b| (0x20..0x7f).contains(&b))

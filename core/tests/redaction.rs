@@ -8,7 +8,10 @@ use sluice_core::Detector;
 fn det() -> &'static Detector {
     static DET: std::sync::OnceLock<Detector> = std::sync::OnceLock::new();
     DET.get_or_init(|| {
-        Detector::builder().known_value("db-password", "Synth3tic-Known-Value!").build().expect("compiles")
+        Detector::builder()
+            .known_value("db-password", "Synth3tic-Known-Value!")
+            .build()
+            .expect("compiles")
     })
 }
 
@@ -38,7 +41,9 @@ fn placeholders_name_the_rule_hide_the_secret_and_are_deterministic() {
     let out = String::from_utf8(det().redact(text).into_owned()).expect("utf-8");
     let lines: Vec<&str> = out.lines().collect();
     let ph = |l: &str| l.split(" = ").nth(1).expect("value").to_string();
-    assert!(ph(lines[0]).starts_with("[REDACTED:gitlab-pat:") && ph(lines[0]).len() == "[REDACTED:gitlab-pat:".len() + 7);
+    assert!(
+        ph(lines[0]).starts_with("[REDACTED:gitlab-pat:") && ph(lines[0]).len() == "[REDACTED:gitlab-pat:".len() + 7
+    );
     assert_eq!(ph(lines[0]), ph(lines[1]), "same secret, same placeholder");
     assert_ne!(ph(lines[0]), ph(lines[2]), "different secret, different placeholder");
     assert!(!out.contains("Xa3kLm"));
@@ -46,7 +51,14 @@ fn placeholders_name_the_rule_hide_the_secret_and_are_deterministic() {
 
 #[test]
 fn a_private_key_is_masked_whole_even_when_streamed_byte_by_byte() {
-    let body: String = (0..20).map(|i| format!("{}\n", "MIIEowIBAAKCAQEAz3Vt7Qm2Xw9Rt4Kp8Vn3Bc6Hd1Fg5Js0Lq7Ny2Ub4Ie6Oa8".replace('M', &i.to_string()))).collect();
+    let body: String = (0..20)
+        .map(|i| {
+            format!(
+                "{}\n",
+                "MIIEowIBAAKCAQEAz3Vt7Qm2Xw9Rt4Kp8Vn3Bc6Hd1Fg5Js0Lq7Ny2Ub4Ie6Oa8".replace('M', &i.to_string())
+            )
+        })
+        .collect();
     let input = format!("before\n-----BEGIN PRIVATE KEY-----\n{body}-----END PRIVATE KEY-----\nafter\n");
     let one = det().redact(input.as_bytes()).into_owned();
     let text = String::from_utf8(one.clone()).expect("utf-8");
@@ -64,13 +76,27 @@ fn known_values_are_found_raw_and_encoded() {
     let url = "Synth3tic-Known-Value%21";
     let hex: String = v.bytes().map(|b| format!("{b:02x}")).collect();
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("admin:{v}"));
-    for text in [format!("pw={v}"), format!("enc: {b64}"), format!("q?p={url}&x=1"), format!("hex {hex}"), format!("Authorization: Basic {basic}")] {
+    for text in [
+        format!("pw={v}"),
+        format!("enc: {b64}"),
+        format!("q?p={url}&x=1"),
+        format!("hex {hex}"),
+        format!("Authorization: Basic {basic}"),
+    ] {
         let found = det().scan(text.as_bytes());
-        assert!(found.iter().any(|f| &*f.rule == "db-password" || &*f.rule == "http-basic-auth"), "{text}: {found:?}");
+        assert!(
+            found
+                .iter()
+                .any(|f| &*f.rule == "db-password" || &*f.rule == "http-basic-auth"),
+            "{text}: {found:?}"
+        );
         let out = String::from_utf8(det().redact(text.as_bytes()).into_owned()).expect("utf-8");
         assert!(!out.contains(v) && !out.contains(&b64) && !out.contains(&hex), "{out}");
     }
-    let err = Detector::builder().known_value("x", "abc").build().expect_err("too short");
+    let err = Detector::builder()
+        .known_value("x", "abc")
+        .build()
+        .expect_err("too short");
     assert_eq!(err.kind(), sluice_core::ErrorKind::KnownValue);
 }
 
@@ -86,7 +112,10 @@ fn hold_back_is_bounded_and_complete_lines_are_released() {
     assert!(s.pending() <= 8 * 1024, "held {} bytes of a long line", s.pending());
     s.feed(b"-----BEGIN PRIVATE KEY-----\n", &mut out);
     for _ in 0..4000 {
-        s.feed(b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2\n", &mut out);
+        s.feed(
+            b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2\n",
+            &mut out,
+        );
     }
     assert!(s.max_pending() <= 80 * 1024, "held at most {} bytes", s.max_pending());
     s.finish(&mut out);

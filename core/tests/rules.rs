@@ -19,13 +19,24 @@ fn builtin_rules_cover_at_least_150_rules_over_100_providers() {
     assert!(det.rules().len() >= 150, "{} rules", det.rules().len());
     let providers: std::collections::HashSet<_> = det.rules().filter_map(|r| r.provider.clone()).collect();
     assert!(providers.len() >= 100, "{} providers", providers.len());
-    for id in ["github-pat", "aws-access-key-id", "private-key", "jwt", "database-url-password", "slack-webhook", "generic-password"] {
+    for id in [
+        "github-pat",
+        "aws-access-key-id",
+        "private-key",
+        "jwt",
+        "database-url-password",
+        "slack-webhook",
+        "generic-password",
+    ] {
         assert!(det.rules().any(|r| &*r.id == id), "missing {id}");
     }
 }
 
 fn build(text: &str) -> Result<Detector, sluice_core::Error> {
-    Detector::builder().builtin_rules(false).rules_toml("my-rules.toml", text).build()
+    Detector::builder()
+        .builtin_rules(false)
+        .rules_toml("my-rules.toml", text)
+        .build()
 }
 
 #[test]
@@ -63,26 +74,41 @@ fn bad_toml_and_unknown_fields_give_a_line() {
 
 #[test]
 fn bad_fields_are_named() {
-    let base = |extra: &str| format!("[[rule]]\nid = \"acme\"\ndescription = \"x\"\npattern = 'acme_[a-z]{{8}}'\nkeywords = [\"acme_\"]\n{extra}");
+    let base = |extra: &str| {
+        format!(
+            "[[rule]]\nid = \"acme\"\ndescription = \"x\"\npattern = 'acme_[a-z]{{8}}'\nkeywords = [\"acme_\"]\n{extra}"
+        )
+    };
     let err = build(&base("validator = \"luhn9\"\n")).expect_err("unknown validator");
     assert!(err.to_string().contains("unknown validator"), "{err}");
     let err = build(&base("entropy = 12.0\n")).expect_err("entropy range");
     assert_eq!(err.kind(), ErrorKind::Rule);
-    let err = build("[[rule]]\nid = \"Bad Id\"\ndescription = \"x\"\npattern = 'x{2}'\nkeywords = [\"xx\"]\n").expect_err("id");
+    let err = build("[[rule]]\nid = \"Bad Id\"\ndescription = \"x\"\npattern = 'x{2}'\nkeywords = [\"xx\"]\n")
+        .expect_err("id");
     assert_eq!(err.rule(), Some("Bad Id"));
-    let err = build("[[rule]]\nid = \"a\"\ndescription = \"x\"\npattern = 'x{2}'\nkeywords = []\n").expect_err("no keywords");
+    let err =
+        build("[[rule]]\nid = \"a\"\ndescription = \"x\"\npattern = 'x{2}'\nkeywords = []\n").expect_err("no keywords");
     assert!(err.to_string().contains("keyword"), "{err}");
     let twice = format!("{}{}", base(""), base(""));
     assert!(build(&twice).expect_err("duplicate").to_string().contains("duplicate"));
-    let err = build("[[rule]]\nid = \"e\"\ndescription = \"x\"\npattern = 'a?'\nkeywords = [\"aa\"]\n").expect_err("empty match");
+    let err = build("[[rule]]\nid = \"e\"\ndescription = \"x\"\npattern = 'a?'\nkeywords = [\"aa\"]\n")
+        .expect_err("empty match");
     assert!(err.to_string().contains("empty"), "{err}");
 }
 
 #[test]
 fn limits_are_enforced() {
-    let limits = sluice_core::Limits { max_match_len: 16, ..Default::default() };
+    let limits = sluice_core::Limits {
+        max_match_len: 16,
+        ..Default::default()
+    };
     let text = "[[rule]]\nid = \"acme\"\ndescription = \"x\"\npattern = 'acme_[a-z]{32}'\nkeywords = [\"acme_\"]\n";
-    let err = Detector::builder().builtin_rules(false).limits(limits).rules_toml("r.toml", text).build().expect_err("too long");
+    let err = Detector::builder()
+        .builtin_rules(false)
+        .limits(limits)
+        .rules_toml("r.toml", text)
+        .build()
+        .expect_err("too long");
     assert_eq!(err.kind(), ErrorKind::Limit);
 }
 
@@ -99,7 +125,10 @@ entropy = 3.0
 examples = ["key: acme_Zq7Lm2Xw9Rt4Kp8Vn3Bc6Hd1"]
 counter_examples = ["acme_xxxxxxxxxxxxxxxxxxxxxxxx"]
 "#;
-    let det = Detector::builder().rules_toml("acme.toml", text).build().expect("compiles");
+    let det = Detector::builder()
+        .rules_toml("acme.toml", text)
+        .build()
+        .expect("compiles");
     assert!(det.check_rule_examples().is_empty());
     let f = det.scan(b"x = acme_Zq7Lm2Xw9Rt4Kp8Vn3Bc6Hd1 and ghp_none");
     assert_eq!(f.len(), 1);

@@ -6,7 +6,8 @@ use sluice_core::Detector;
 
 fn vectors() -> Vec<Value> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/vectors.json");
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("read vectors")).expect("vectors are JSON");
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("read vectors")).expect("vectors are JSON");
     doc["cases"].as_array().expect("cases").clone()
 }
 
@@ -20,17 +21,33 @@ fn scan_finds_exactly_the_expected_secrets() {
         let input = case["input"].as_str().expect("input");
         let found = det.scan(input.as_bytes());
         let expected = case["findings"].as_array().expect("findings");
-        let got: Vec<(String, &str)> = found.iter().map(|f| (f.rule.to_string(), &input[f.start..f.end])).collect();
+        let got: Vec<(String, &str)> = found
+            .iter()
+            .map(|f| (f.rule.to_string(), &input[f.start..f.end]))
+            .collect();
         let want: Vec<(String, &str)> = expected
             .iter()
-            .map(|e| (e["rule"].as_str().expect("rule").to_string(), e["secret"].as_str().expect("secret")))
+            .map(|e| {
+                (
+                    e["rule"].as_str().expect("rule").to_string(),
+                    e["secret"].as_str().expect("secret"),
+                )
+            })
             .collect();
         assert_eq!(got, want, "case {id}");
         for (f, e) in found.iter().zip(expected) {
-            assert_eq!(Some(f.start), input.find(e["secret"].as_str().expect("secret")), "case {id}: offset");
+            assert_eq!(
+                Some(f.start),
+                input.find(e["secret"].as_str().expect("secret")),
+                "case {id}: offset"
+            );
             if let Some(line) = e.get("line") {
                 assert_eq!(f.line as u64, line.as_u64().expect("line"), "case {id}: line");
-                assert_eq!(f.column as u64, e["column"].as_u64().expect("column"), "case {id}: column");
+                assert_eq!(
+                    f.column as u64,
+                    e["column"].as_u64().expect("column"),
+                    "case {id}: column"
+                );
             }
             assert_eq!(f.fingerprint.to_hex().len(), 32);
         }
@@ -52,7 +69,10 @@ fn redaction_removes_secrets_and_keeps_the_rest() {
         for e in expected {
             let secret = e["secret"].as_str().expect("secret");
             assert!(!out.contains(secret), "case {id}: secret survived");
-            assert!(out.contains(&format!("[REDACTED:{}:", e["rule"].as_str().expect("rule"))), "case {id}: {out}");
+            assert!(
+                out.contains(&format!("[REDACTED:{}:", e["rule"].as_str().expect("rule"))),
+                "case {id}: {out}"
+            );
         }
         for keep in case.get("survives").and_then(Value::as_array).into_iter().flatten() {
             assert!(out.contains(keep.as_str().expect("str")), "case {id}: lost {keep}");

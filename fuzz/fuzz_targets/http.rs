@@ -2,7 +2,7 @@
 //! panic, and the decoder never claims more bytes than it was given.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use sluice_protocols::http::{self, ChunkedDecoder, Limits, Status, EMPTY_HEADER};
+use sluice_protocols::http::{self, ChunkedDecoder, EMPTY_HEADER, Limits, Status};
 
 fuzz_target!(|data: &[u8]| {
     let limits = Limits::default();
@@ -14,7 +14,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(Status::Complete((resp, _))) = http::parse_response(data, &mut h, &limits) {
         let _ = http::response_body(&resp, "GET");
     }
-    let Some((&step, body)) = data.split_first() else { return };
+    let Some((&step, body)) = data.split_first() else {
+        return;
+    };
     let step = usize::from(step % 16) + 1;
     let mut dec = ChunkedDecoder::new(limits);
     let (mut at, mut avail) = (0, step.min(body.len()));

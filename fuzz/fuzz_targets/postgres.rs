@@ -5,7 +5,10 @@ use libfuzzer_sys::fuzz_target;
 use sluice_protocols::postgres::{self, Limits, Status};
 
 fuzz_target!(|data: &[u8]| {
-    let limits = Limits { max_message: 1 << 20, max_fields: 256 };
+    let limits = Limits {
+        max_message: 1 << 20,
+        max_fields: 256,
+    };
     let mut at = 0;
     while at < data.len() {
         match postgres::parse_backend(&data[at..], &limits) {

@@ -4,7 +4,12 @@ use libfuzzer_sys::fuzz_target;
 use sluice_core::Detector;
 use std::sync::LazyLock;
 
-static DET: LazyLock<Detector> = LazyLock::new(|| Detector::builder().known_value("k", "fuzz-known-v4lue").build().unwrap());
+static DET: LazyLock<Detector> = LazyLock::new(|| {
+    Detector::builder()
+        .known_value("k", "fuzz-known-v4lue")
+        .build()
+        .unwrap()
+});
 
 fuzz_target!(|data: &[u8]| {
     let data = &data[..data.len().min(64 * 1024)];

@@ -31,7 +31,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { max_head: 64 * 1024, max_chunk_line: 1024, max_trailers: 16 * 1024 }
+        Limits {
+            max_head: 64 * 1024,
+            max_chunk_line: 1024,
+            max_trailers: 16 * 1024,
+        }
     }
 }
 
@@ -121,7 +125,10 @@ pub struct Response<'h, 'b> {
 }
 
 fn find<'b>(headers: &[Header<'b>], name: &str) -> Option<&'b [u8]> {
-    headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
 }
 
 impl<'b> Request<'_, 'b> {
@@ -157,7 +164,9 @@ pub fn parse_request<'h, 'b>(
 ) -> Result<Status<(Request<'h, 'b>, usize)>, Error> {
     let mut req = httparse::Request::new(headers);
     match req.parse(buf) {
-        Ok(httparse::Status::Complete(n)) if n > limits.max_head => Err(Error::new(ErrorKind::HeadTooLarge, limits.max_head)),
+        Ok(httparse::Status::Complete(n)) if n > limits.max_head => {
+            Err(Error::new(ErrorKind::HeadTooLarge, limits.max_head))
+        }
         Ok(httparse::Status::Complete(n)) => Ok(Status::Complete((
             Request {
                 method: req.method.unwrap_or_default(),
@@ -167,7 +176,9 @@ pub fn parse_request<'h, 'b>(
             },
             n,
         ))),
-        Ok(httparse::Status::Partial) if buf.len() > limits.max_head => Err(Error::new(ErrorKind::HeadTooLarge, limits.max_head)),
+        Ok(httparse::Status::Partial) if buf.len() > limits.max_head => {
+            Err(Error::new(ErrorKind::HeadTooLarge, limits.max_head))
+        }
         Ok(httparse::Status::Partial) => Ok(Status::Partial),
         Err(e) => Err(head_error(e, buf.len(), limits)),
     }
@@ -181,7 +192,9 @@ pub fn parse_response<'h, 'b>(
 ) -> Result<Status<(Response<'h, 'b>, usize)>, Error> {
     let mut resp = httparse::Response::new(headers);
     match resp.parse(buf) {
-        Ok(httparse::Status::Complete(n)) if n > limits.max_head => Err(Error::new(ErrorKind::HeadTooLarge, limits.max_head)),
+        Ok(httparse::Status::Complete(n)) if n > limits.max_head => {
+            Err(Error::new(ErrorKind::HeadTooLarge, limits.max_head))
+        }
         Ok(httparse::Status::Complete(n)) => Ok(Status::Complete((
             Response {
                 status: resp.code.unwrap_or_default(),
@@ -191,7 +204,9 @@ pub fn parse_response<'h, 'b>(
             },
             n,
         ))),
-        Ok(httparse::Status::Partial) if buf.len() > limits.max_head => Err(Error::new(ErrorKind::HeadTooLarge, limits.max_head)),
+        Ok(httparse::Status::Partial) if buf.len() > limits.max_head => {
+            Err(Error::new(ErrorKind::HeadTooLarge, limits.max_head))
+        }
         Ok(httparse::Status::Partial) => Ok(Status::Partial),
         Err(e) => Err(head_error(e, buf.len(), limits)),
     }
@@ -224,7 +239,10 @@ enum Framing {
 
 fn framing(headers: &[Header<'_>]) -> Result<Framing, Error> {
     let mut chunked = None;
-    for h in headers.iter().filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding")) {
+    for h in headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
+    {
         let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
         chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
     }
@@ -235,7 +253,10 @@ fn framing(headers: &[Header<'_>]) -> Result<Framing, Error> {
             if part.is_empty() || !part.iter().all(u8::is_ascii_digit) || part.len() > 19 {
                 return Err(Error::new(ErrorKind::BadContentLength, 0));
             }
-            let n: u64 = std::str::from_utf8(part).ok().and_then(|s| s.parse().ok()).ok_or(Error::new(ErrorKind::BadContentLength, 0))?;
+            let n: u64 = std::str::from_utf8(part)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or(Error::new(ErrorKind::BadContentLength, 0))?;
             if length.is_some_and(|l| l != n) {
                 return Err(Error::new(ErrorKind::BadContentLength, 0));
             }
@@ -265,7 +286,11 @@ pub fn request_body(req: &Request<'_, '_>) -> Result<BodyKind, Error> {
 
 /// The body framing of a response to a request with `method`.
 pub fn response_body(resp: &Response<'_, '_>, method: &str) -> Result<BodyKind, Error> {
-    if method.eq_ignore_ascii_case("HEAD") || (100..200).contains(&resp.status) || resp.status == 204 || resp.status == 304 {
+    if method.eq_ignore_ascii_case("HEAD")
+        || (100..200).contains(&resp.status)
+        || resp.status == 204
+        || resp.status == 304
+    {
         return Ok(BodyKind::None);
     }
     if method.eq_ignore_ascii_case("CONNECT") && (200..300).contains(&resp.status) {
@@ -311,7 +336,10 @@ pub struct ChunkedDecoder {
 impl ChunkedDecoder {
     /// A decoder at the start of a chunked body.
     pub fn new(limits: Limits) -> ChunkedDecoder {
-        ChunkedDecoder { state: State::Size, limits }
+        ChunkedDecoder {
+            state: State::Size,
+            limits,
+        }
     }
 
     /// Whether the last chunk and the trailers have been read.
@@ -337,12 +365,16 @@ impl ChunkedDecoder {
                     if nl > self.limits.max_chunk_line {
                         return Err(Error::new(ErrorKind::ChunkTooLarge, used));
                     }
-                    let line = rest[..nl].strip_suffix(b"\r").ok_or(Error::new(ErrorKind::BadChunk, used + nl))?;
+                    let line = rest[..nl]
+                        .strip_suffix(b"\r")
+                        .ok_or(Error::new(ErrorKind::BadChunk, used + nl))?;
                     let hex = line.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
                     if hex.is_empty() || hex.len() > 15 || !hex.iter().all(u8::is_ascii_hexdigit) {
                         return Err(Error::new(ErrorKind::BadChunk, used));
                     }
-                    let size = hex.iter().fold(0u64, |acc, &b| acc << 4 | u64::from((b as char).to_digit(16).unwrap_or(0)));
+                    let size = hex.iter().fold(0u64, |acc, &b| {
+                        acc << 4 | u64::from((b as char).to_digit(16).unwrap_or(0))
+                    });
                     used += nl + 1;
                     self.state = if size == 0 { State::Trailers } else { State::Data(size) };
                 }
@@ -352,7 +384,11 @@ impl ChunkedDecoder {
                     }
                     let n = usize::try_from(left).unwrap_or(usize::MAX).min(rest.len());
                     let remaining = left - n as u64;
-                    self.state = if remaining == 0 { State::DataEnd } else { State::Data(remaining) };
+                    self.state = if remaining == 0 {
+                        State::DataEnd
+                    } else {
+                        State::Data(remaining)
+                    };
                     return Ok(Status::Complete((Chunk::Data(&rest[..n]), used + n)));
                 }
                 State::DataEnd => {
@@ -381,18 +417,26 @@ impl ChunkedDecoder {
                         return Err(Error::new(ErrorKind::ChunkTooLarge, used));
                     }
                     self.state = State::Done;
-                    return Ok(Status::Complete((Chunk::End { trailers: &rest[..end + 2] }, used + end + 4)));
+                    return Ok(Status::Complete((
+                        Chunk::End {
+                            trailers: &rest[..end + 2],
+                        },
+                        used + end + 4,
+                    )));
                 }
             }
         }
     }
-
 }
 
 /// Out of input: `Partial`, or, when framing bytes were consumed, an empty data piece so that
 /// the caller advances past them.
 fn progress<'b>(used: usize) -> Status<(Chunk<'b>, usize)> {
-    if used == 0 { Status::Partial } else { Status::Complete((Chunk::Data(&[]), used)) }
+    if used == 0 {
+        Status::Partial
+    } else {
+        Status::Complete((Chunk::Data(&[]), used))
+    }
 }
 
 /// Appends one chunk (size line, data, CRLF); an empty `data` writes nothing.
@@ -444,7 +488,10 @@ mod tests {
         let mut seen = Vec::new();
         while at < buf.len() {
             let mut h = [EMPTY_HEADER; 16];
-            let Status::Complete((req, used)) = parse_request(&buf[at..], &mut h, &Limits::default()).expect("valid") else { panic!() };
+            let Status::Complete((req, used)) = parse_request(&buf[at..], &mut h, &Limits::default()).expect("valid")
+            else {
+                panic!()
+            };
             let body = match request_body(&req).expect("framing") {
                 BodyKind::ContentLength(n) => n as usize,
                 BodyKind::None => 0,
@@ -453,7 +500,14 @@ mod tests {
             seen.push((req.method.to_string(), req.path.to_string(), body));
             at += used + body;
         }
-        assert_eq!(seen, vec![("GET".into(), "/a".into(), 0), ("POST".into(), "/b".into(), 3), ("DELETE".into(), "/c".into(), 0)]);
+        assert_eq!(
+            seen,
+            vec![
+                ("GET".into(), "/a".into(), 0),
+                ("POST".into(), "/b".into(), 3),
+                ("DELETE".into(), "/c".into(), 0)
+            ]
+        );
     }
 
     #[test]
@@ -461,33 +515,78 @@ mod tests {
         let buf = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
         for cut in 0..buf.len() {
             let mut h = [EMPTY_HEADER; 4];
-            assert!(matches!(parse_request(&buf[..cut], &mut h, &Limits::default()), Ok(Status::Partial)), "cut {cut}");
+            assert!(
+                matches!(
+                    parse_request(&buf[..cut], &mut h, &Limits::default()),
+                    Ok(Status::Partial)
+                ),
+                "cut {cut}"
+            );
         }
         let mut h = [EMPTY_HEADER; 1];
         let two = b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n";
-        assert_eq!(parse_request(two, &mut h, &Limits::default()).map(|_| ()).map_err(|e| e.kind().clone()), Err(ErrorKind::TooManyHeaders));
+        assert_eq!(
+            parse_request(two, &mut h, &Limits::default())
+                .map(|_| ())
+                .map_err(|e| e.kind().clone()),
+            Err(ErrorKind::TooManyHeaders)
+        );
         let mut h = [EMPTY_HEADER; 4];
-        let small = Limits { max_head: 10, ..Limits::default() };
-        assert_eq!(parse_request(buf, &mut h, &small).map(|_| ()).map_err(|e| e.kind().clone()), Err(ErrorKind::HeadTooLarge));
+        let small = Limits {
+            max_head: 10,
+            ..Limits::default()
+        };
+        assert_eq!(
+            parse_request(buf, &mut h, &small)
+                .map(|_| ())
+                .map_err(|e| e.kind().clone()),
+            Err(ErrorKind::HeadTooLarge)
+        );
         let mut h = [EMPTY_HEADER; 4];
-        assert!(matches!(parse_request(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", &mut h, &Limits::default()), Err(e) if matches!(e.kind(), ErrorKind::Head(_))));
+        assert!(
+            matches!(parse_request(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", &mut h, &Limits::default()), Err(e) if matches!(e.kind(), ErrorKind::Head(_)))
+        );
     }
 
     #[test]
     fn framing_rules() {
         let frame = |head: &[u8]| {
             let mut h = [EMPTY_HEADER; 8];
-            let Ok(Status::Complete((r, _))) = parse_request(head, &mut h, &Limits::default()) else { panic!() };
+            let Ok(Status::Complete((r, _))) = parse_request(head, &mut h, &Limits::default()) else {
+                panic!()
+            };
             request_body(&r).map_err(|e| e.kind().clone())
         };
-        assert_eq!(frame(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), Ok(BodyKind::Chunked));
-        assert_eq!(frame(b"POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n"), Ok(BodyKind::ContentLength(5)));
-        assert_eq!(frame(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"), Err(ErrorKind::BadContentLength));
-        assert_eq!(frame(b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), Err(ErrorKind::BadContentLength));
-        assert_eq!(frame(b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"), Err(ErrorKind::BadTransferEncoding));
-        assert_eq!(frame(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"), Err(ErrorKind::BadTransferEncoding));
+        assert_eq!(
+            frame(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            Ok(BodyKind::Chunked)
+        );
+        assert_eq!(
+            frame(b"POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n"),
+            Ok(BodyKind::ContentLength(5))
+        );
+        assert_eq!(
+            frame(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
+            Err(ErrorKind::BadContentLength)
+        );
+        assert_eq!(
+            frame(b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"),
+            Err(ErrorKind::BadContentLength)
+        );
+        assert_eq!(
+            frame(b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Err(ErrorKind::BadTransferEncoding)
+        );
+        assert_eq!(
+            frame(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            Err(ErrorKind::BadTransferEncoding)
+        );
         let mut h = [EMPTY_HEADER; 8];
-        let Ok(Status::Complete((r, _))) = parse_response(b"HTTP/1.1 200 OK\r\nServer: x\r\n\r\n", &mut h, &Limits::default()) else { panic!() };
+        let Ok(Status::Complete((r, _))) =
+            parse_response(b"HTTP/1.1 200 OK\r\nServer: x\r\n\r\n", &mut h, &Limits::default())
+        else {
+            panic!()
+        };
         assert_eq!(response_body(&r, "GET"), Ok(BodyKind::UntilClose));
         assert_eq!(response_body(&r, "HEAD"), Ok(BodyKind::None));
     }
@@ -505,7 +604,11 @@ mod tests {
         expect.push(b'!');
         for step in [1, 2, 3, 7, 64, body.len()] {
             let (data, trailers, used) = decode_all(&body, step).expect("valid");
-            assert_eq!((data.as_slice(), trailers.as_slice(), used), (expect.as_slice(), &b""[..], body.len()), "step {step}");
+            assert_eq!(
+                (data.as_slice(), trailers.as_slice(), used),
+                (expect.as_slice(), &b""[..], body.len()),
+                "step {step}"
+            );
         }
     }
 
@@ -513,7 +616,10 @@ mod tests {
     fn chunk_extensions_trailers_and_errors() {
         let body = b"5;ext=1\r\nhello\r\n0\r\nX-Checksum: abc\r\n\r\n";
         let (data, trailers, used) = decode_all(body, body.len()).expect("valid");
-        assert_eq!((data.as_slice(), trailers.as_slice(), used), (&b"hello"[..], &b"X-Checksum: abc\r\n"[..], body.len()));
+        assert_eq!(
+            (data.as_slice(), trailers.as_slice(), used),
+            (&b"hello"[..], &b"X-Checksum: abc\r\n"[..], body.len())
+        );
         assert!(matches!(decode_all(b"zz\r\n", 4), Err(e) if *e.kind() == ErrorKind::BadChunk));
         assert!(matches!(decode_all(b"3\r\nabcXY0\r\n\r\n", 13), Err(e) if *e.kind() == ErrorKind::BadChunk));
         let long = [b'1'; 2000];

@@ -34,7 +34,10 @@ pub struct Error {
 
 impl Error {
     fn new(message: impl Into<String>, offset: usize) -> Error {
-        Error { message: message.into(), offset }
+        Error {
+            message: message.into(),
+            offset,
+        }
     }
 
     /// Where, as a byte offset into the input.
@@ -45,7 +48,11 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid JSON-RPC message at offset {}: {}", self.offset, self.message)
+        write!(
+            f,
+            "invalid JSON-RPC message at offset {}: {}",
+            self.offset, self.message
+        )
     }
 }
 
@@ -181,8 +188,12 @@ impl<'a> Message<'a> {
         if self.method.as_deref() != Some(method) {
             return Ok(None);
         }
-        let raw = self.params.ok_or_else(|| Error::new(format!("{method} without params"), 0))?;
-        serde_json::from_str(raw.get()).map(Some).map_err(|e| Error::new(format!("{method} params: {e}"), 0))
+        let raw = self
+            .params
+            .ok_or_else(|| Error::new(format!("{method} without params"), 0))?;
+        serde_json::from_str(raw.get())
+            .map(Some)
+            .map_err(|e| Error::new(format!("{method} params: {e}"), 0))
     }
 
     /// The parameters of a `tools/call`, if this is one.
@@ -208,7 +219,8 @@ impl<'a> Message<'a> {
     /// The tools of a `tools/list` result (call on the response to a `tools/list` request).
     pub fn tools(&self) -> Result<Vec<Tool<'a>>, Error> {
         let raw = self.result.ok_or_else(|| Error::new("not a result", 0))?;
-        let list: ToolList<'a> = serde_json::from_str(raw.get()).map_err(|e| Error::new(format!("tools/list result: {e}"), 0))?;
+        let list: ToolList<'a> =
+            serde_json::from_str(raw.get()).map_err(|e| Error::new(format!("tools/list result: {e}"), 0))?;
         Ok(list.tools)
     }
 }
@@ -237,7 +249,10 @@ pub fn split_lines(buf: &[u8], max_line: usize) -> Result<(Vec<&[u8]>, usize), E
     while let Some(nl) = buf[at..].iter().position(|&b| b == b'\n') {
         let line = &buf[at..at + nl];
         if line.len() > max_line {
-            return Err(Error::new(format!("line of {} bytes exceeds {max_line}", line.len()), at));
+            return Err(Error::new(
+                format!("line of {} bytes exceeds {max_line}", line.len()),
+                at,
+            ));
         }
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if !line.iter().all(u8::is_ascii_whitespace) {
@@ -269,10 +284,17 @@ pub fn split_sse(buf: &[u8]) -> (Vec<SseEvent<'_>>, usize) {
     let mut at = 0;
     loop {
         let rest = &buf[at..];
-        let end = [&b"\n\n"[..], b"\r\n\r\n"].iter().filter_map(|sep| rest.windows(sep.len()).position(|w| w == *sep).map(|p| (p, sep.len()))).min();
+        let end = [&b"\n\n"[..], b"\r\n\r\n"]
+            .iter()
+            .filter_map(|sep| rest.windows(sep.len()).position(|w| w == *sep).map(|p| (p, sep.len())))
+            .min();
         let Some((p, sep)) = end else { break };
         let block = &rest[..p];
-        let mut ev = SseEvent { event: None, id: None, data: Cow::Borrowed(&[]) };
+        let mut ev = SseEvent {
+            event: None,
+            id: None,
+            data: Cow::Borrowed(&[]),
+        };
         let mut datas: Vec<&[u8]> = Vec::new();
         for line in block.split(|&b| b == b'\n') {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -289,7 +311,11 @@ pub fn split_sse(buf: &[u8]) -> (Vec<SseEvent<'_>>, usize) {
             }
         }
         if !datas.is_empty() {
-            ev.data = if datas.len() == 1 { Cow::Borrowed(datas[0]) } else { Cow::Owned(datas.join(&b'\n')) };
+            ev.data = if datas.len() == 1 {
+                Cow::Borrowed(datas[0])
+            } else {
+                Cow::Owned(datas.join(&b'\n'))
+            };
             events.push(ev);
         }
         at += p + sep;
@@ -300,7 +326,10 @@ pub fn split_sse(buf: &[u8]) -> (Vec<SseEvent<'_>>, usize) {
 /// Applies `rewrite` to every text item of a tool result (`result.content[].text`, and
 /// `structuredContent` string leaves) and returns the new message, or `None` when nothing
 /// changed (forward the original bytes then).
-pub fn rewrite_tool_result(text: &[u8], mut rewrite: impl FnMut(&str) -> Option<String>) -> Result<Option<String>, Error> {
+pub fn rewrite_tool_result(
+    text: &[u8],
+    mut rewrite: impl FnMut(&str) -> Option<String>,
+) -> Result<Option<String>, Error> {
     let mut v: Value = serde_json::from_slice(text).map_err(|e| json_error(&e, text))?;
     let mut changed = false;
     if let Some(result) = v.get_mut("result") {
@@ -346,7 +375,9 @@ fn rewrite_strings(v: &mut Value, rewrite: &mut impl FnMut(&str) -> Option<Strin
 /// The JSON-RPC error response for a request that is refused: the request's id (or `null`), a
 /// code (JSON-RPC reserves -32768..-32000 for the implementation) and a message.
 pub fn error_response(id: Option<&RawValue>, code: i64, message: &str) -> String {
-    let id: Value = id.and_then(|r| serde_json::from_str(r.get()).ok()).unwrap_or(Value::Null);
+    let id: Value = id
+        .and_then(|r| serde_json::from_str(r.get()).ok())
+        .unwrap_or(Value::Null);
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}).to_string()
 }
 
@@ -358,9 +389,15 @@ mod tests {
     fn classification() {
         let k = |s: &str| parse_message(s.as_bytes()).expect("json").kind();
         assert_eq!(k(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#), Kind::Request);
-        assert_eq!(k(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#), Kind::Notification);
+        assert_eq!(
+            k(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
+            Kind::Notification
+        );
         assert_eq!(k(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#), Kind::Response);
-        assert_eq!(k(r#"{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"x"}}"#), Kind::ErrorResponse);
+        assert_eq!(
+            k(r#"{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"x"}}"#),
+            Kind::ErrorResponse
+        );
         assert_eq!(k(r#"{"jsonrpc":"1.0","id":1,"method":"x"}"#), Kind::Invalid);
         assert_eq!(k(r#"{"jsonrpc":"2.0","id":1,"result":1,"error":{}}"#), Kind::Invalid);
         let e = parse_message(b"{\"jsonrpc\": \"2.0\",\n \"id\": }").expect_err("bad json");
@@ -375,29 +412,47 @@ mod tests {
         let args: Value = serde_json::from_str(call.arguments.expect("args").get()).expect("object");
         assert_eq!(args["path"], "~/.ssh/id_ed25519");
         assert!(m.resource_read().expect("ok").is_none());
-        let m = parse_message(br#"{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"file:///etc/shadow"}}"#).expect("json");
+        let m = parse_message(
+            br#"{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"file:///etc/shadow"}}"#,
+        )
+        .expect("json");
         assert_eq!(m.resource_read().expect("ok").expect("read").uri, "file:///etc/shadow");
-        let m = parse_message(br#"{"jsonrpc":"2.0","id":4,"method":"prompts/get","params":{"name":"review"}}"#).expect("json");
+        let m = parse_message(br#"{"jsonrpc":"2.0","id":4,"method":"prompts/get","params":{"name":"review"}}"#)
+            .expect("json");
         assert_eq!(m.prompt_get().expect("ok").expect("get").name, "review");
         let m = parse_message(br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","clientInfo":{"name":"c"}}}"#).expect("json");
-        assert_eq!(m.initialize().expect("ok").expect("init").protocol_version.as_deref(), Some("2025-06-18"));
+        assert_eq!(
+            m.initialize().expect("ok").expect("init").protocol_version.as_deref(),
+            Some("2025-06-18")
+        );
         let m = parse_message(br#"{"jsonrpc":"2.0","id":5,"result":{"tools":[{"name":"run_shell","description":"Run a command","inputSchema":{"type":"object"}}]}}"#).expect("json");
         let tools = m.tools().expect("tools");
-        assert_eq!((tools[0].name.as_ref(), tools[0].description.as_deref()), ("run_shell", Some("Run a command")));
-        let bad = parse_message(br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"arguments":{}}}"#).expect("json");
+        assert_eq!(
+            (tools[0].name.as_ref(), tools[0].description.as_deref()),
+            ("run_shell", Some("Run a command"))
+        );
+        let bad = parse_message(br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"arguments":{}}}"#)
+            .expect("json");
         assert!(bad.tool_call().is_err(), "a call without a name");
     }
 
     #[test]
     fn batches_lines_and_sse() {
-        let b = parse_batch(br#" [{"jsonrpc":"2.0","id":1,"method":"a"},{"jsonrpc":"2.0","method":"b"}]"#).expect("batch");
-        assert_eq!(b.iter().map(Message::kind).collect::<Vec<_>>(), vec![Kind::Request, Kind::Notification]);
+        let b =
+            parse_batch(br#" [{"jsonrpc":"2.0","id":1,"method":"a"},{"jsonrpc":"2.0","method":"b"}]"#).expect("batch");
+        assert_eq!(
+            b.iter().map(Message::kind).collect::<Vec<_>>(),
+            vec![Kind::Request, Kind::Notification]
+        );
         let (lines, used) = split_lines(b"{\"a\":1}\r\n\n{\"b\":2}\n{\"c\"", 1024).expect("lines");
         assert_eq!((lines, used), (vec![&b"{\"a\":1}"[..], &b"{\"b\":2}"[..]], 18));
         assert!(split_lines(&[b'x'; 100], 10).is_err());
         let (events, used) = split_sse(b": ping\n\nevent: message\nid: 9\ndata: {\"x\":\ndata: 1}\n\ndata: partial");
         assert_eq!(events.len(), 1);
-        assert_eq!((events[0].event, events[0].id), (Some(&b"message"[..]), Some(&b"9"[..])));
+        assert_eq!(
+            (events[0].event, events[0].id),
+            (Some(&b"message"[..]), Some(&b"9"[..]))
+        );
         assert_eq!(events[0].data.as_ref(), b"{\"x\":\n1}");
         assert_eq!(used, 51);
     }
@@ -405,13 +460,20 @@ mod tests {
     #[test]
     fn tool_results_are_rewritten_and_errors_built() {
         let msg = br#"{"jsonrpc":"2.0","id":9,"result":{"content":[{"type":"text","text":"key=SECRET"},{"type":"image","data":"AAAA"},{"type":"resource","resource":{"uri":"x","text":"SECRET again"}}],"structuredContent":{"out":["SECRET"]},"isError":false}}"#;
-        let out = rewrite_tool_result(msg, |s| s.contains("SECRET").then(|| s.replace("SECRET", "[MASKED]"))).expect("json").expect("changed");
+        let out = rewrite_tool_result(msg, |s| s.contains("SECRET").then(|| s.replace("SECRET", "[MASKED]")))
+            .expect("json")
+            .expect("changed");
         assert!(!out.contains("SECRET") && out.matches("[MASKED]").count() == 3, "{out}");
         assert!(out.contains(r#""data":"AAAA""#));
         assert_eq!(rewrite_tool_result(msg, |_| None).expect("json"), None);
-        let id = parse_message(br#"{"jsonrpc":"2.0","id":"req-1","method":"tools/call","params":{"name":"x"}}"#).expect("json").id;
+        let id = parse_message(br#"{"jsonrpc":"2.0","id":"req-1","method":"tools/call","params":{"name":"x"}}"#)
+            .expect("json")
+            .id;
         let e: Value = serde_json::from_str(&error_response(id, -32001, "blocked")).expect("json");
-        assert_eq!(e, json!({"jsonrpc":"2.0","id":"req-1","error":{"code":-32001,"message":"blocked"}}));
+        assert_eq!(
+            e,
+            json!({"jsonrpc":"2.0","id":"req-1","error":{"code":-32001,"message":"blocked"}})
+        );
         let e: Value = serde_json::from_str(&error_response(None, -32600, "invalid")).expect("json");
         assert_eq!(e["id"], Value::Null);
     }

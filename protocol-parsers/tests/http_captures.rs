@@ -38,19 +38,34 @@ fn curl_keepalive_session() {
     let (mut at, mut methods) = (0, Vec::new());
     while at < client.len() {
         let mut h = [EMPTY_HEADER; 32];
-        let Status::Complete((req, used)) = http::parse_request(&client[at..], &mut h, &Limits::default()).expect("request") else { panic!("partial") };
+        let Status::Complete((req, used)) =
+            http::parse_request(&client[at..], &mut h, &Limits::default()).expect("request")
+        else {
+            panic!("partial")
+        };
         let kind = http::request_body(&req).expect("framing");
         methods.push((req.method.to_string(), req.path.to_string()));
         let (_, n) = body(&client[at + used..], kind);
         at += used + n;
     }
-    assert_eq!(methods, [("GET".into(), "/items".into()), ("GET".into(), "/stream".into()), ("POST".into(), "/echo".to_string())]);
+    assert_eq!(
+        methods,
+        [
+            ("GET".into(), "/items".into()),
+            ("GET".into(), "/stream".into()),
+            ("POST".into(), "/echo".to_string())
+        ]
+    );
 
     let server = read("curl-keepalive.server.bin");
     let (mut at, mut bodies) = (0, Vec::new());
     for (method, _) in &methods {
         let mut h = [EMPTY_HEADER; 32];
-        let Status::Complete((resp, used)) = http::parse_response(&server[at..], &mut h, &Limits::default()).expect("response") else { panic!("partial") };
+        let Status::Complete((resp, used)) =
+            http::parse_response(&server[at..], &mut h, &Limits::default()).expect("response")
+        else {
+            panic!("partial")
+        };
         let kind = http::response_body(&resp, method).expect("framing");
         let (data, n) = body(&server[at + used..], kind);
         bodies.push((resp.status, kind, data));
@@ -60,5 +75,8 @@ fn curl_keepalive_session() {
     assert!(matches!(bodies[0], (200, BodyKind::ContentLength(_), ref d) if d.starts_with(br#"{"items":"#)));
     assert_eq!((bodies[1].0, bodies[1].1), (200, BodyKind::Chunked));
     assert!(bodies[1].2.starts_with(b"data: one\n\n"));
-    assert_eq!((bodies[2].0, bodies[2].2.as_slice()), (201, &br#"{"q":"synthetic"}"#[..]));
+    assert_eq!(
+        (bodies[2].0, bodies[2].2.as_slice()),
+        (201, &br#"{"q":"synthetic"}"#[..])
+    );
 }

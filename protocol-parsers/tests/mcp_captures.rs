@@ -14,9 +14,22 @@ fn sdk_stdio_session() {
     assert_eq!(used, client.len());
     let msgs: Vec<_> = lines.iter().map(|l| mcp::parse_message(l).expect("json-rpc")).collect();
     assert_eq!(msgs[0].method.as_deref(), Some("initialize"));
-    assert!(msgs[0].initialize().expect("params").expect("initialize").protocol_version.is_some());
-    assert!(msgs.iter().any(|m| m.kind() == Kind::Notification && m.method.as_deref() == Some("notifications/initialized")));
-    let calls: Vec<String> = msgs.iter().filter_map(|m| m.tool_call().expect("params").map(|c| c.name.into_owned())).collect();
+    assert!(
+        msgs[0]
+            .initialize()
+            .expect("params")
+            .expect("initialize")
+            .protocol_version
+            .is_some()
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.kind() == Kind::Notification && m.method.as_deref() == Some("notifications/initialized"))
+    );
+    let calls: Vec<String> = msgs
+        .iter()
+        .filter_map(|m| m.tool_call().expect("params").map(|c| c.name.into_owned()))
+        .collect();
     assert_eq!(calls, ["read_config", "add"]);
 
     let server = read("stdio-session.server.jsonl");
@@ -24,12 +37,18 @@ fn sdk_stdio_session() {
     let msgs: Vec<_> = lines.iter().map(|l| mcp::parse_message(l).expect("json-rpc")).collect();
     assert!(msgs.iter().all(|m| m.kind() == Kind::Response));
     let tools = msgs[1].tools().expect("tools/list result");
-    assert_eq!(tools.iter().map(|t| t.name.as_ref()).collect::<Vec<_>>(), ["read_config", "add"]);
+    assert_eq!(
+        tools.iter().map(|t| t.name.as_ref()).collect::<Vec<_>>(),
+        ["read_config", "add"]
+    );
     // Mask the synthetic token inside the real tool result.
     let token = ["glpat-", "Xa3kLm9Qr7Tz2Wv5Yb8N"].concat();
     let out = mcp::rewrite_tool_result(lines[2], |s| s.contains(&token).then(|| s.replace(&token, "[MASKED]")))
         .expect("json")
         .expect("changed");
     assert!(!out.contains(&token) && out.contains("[MASKED]"));
-    assert_eq!(mcp::rewrite_tool_result(lines[3], |s| s.contains(&token).then(String::new)).expect("json"), None);
+    assert_eq!(
+        mcp::rewrite_tool_result(lines[3], |s| s.contains(&token).then(String::new)).expect("json"),
+        None
+    );
 }

@@ -28,11 +28,17 @@ fn mariadb_client_session() {
     let cp = packets(&client);
     let hr = mysql::parse_handshake_response(cp[0].payload).expect("handshake response");
     assert_eq!((hr.user, hr.database), (&b"app"[..], Some(&b"shop"[..])));
-    let queries: Vec<&[u8]> = cp[1..].iter().filter_map(|p| match mysql::parse_command(p.payload) {
-        Ok(Command::Query(q)) => Some(q),
-        _ => None,
-    }).collect();
-    assert!(queries.iter().any(|q| q.starts_with(b"SELECT * FROM creds")), "{queries:?}");
+    let queries: Vec<&[u8]> = cp[1..]
+        .iter()
+        .filter_map(|p| match mysql::parse_command(p.payload) {
+            Ok(Command::Query(q)) => Some(q),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        queries.iter().any(|q| q.starts_with(b"SELECT * FROM creds")),
+        "{queries:?}"
+    );
     assert!(cp.iter().all(|p| p.seq <= 1), "each command starts a new sequence");
 
     let server = read("mysql-session.server.bin");
@@ -47,13 +53,19 @@ fn mariadb_client_session() {
         match mysql::parse_response(sp[i].payload).expect("response") {
             Response::ColumnCount(n) => {
                 let n = n as usize;
-                let defs: Vec<_> = sp[i + 1..i + 1 + n].iter().map(|p| mysql::parse_column_definition(p.payload).expect("column")).collect();
+                let defs: Vec<_> = sp[i + 1..i + 1 + n]
+                    .iter()
+                    .map(|p| mysql::parse_column_definition(p.payload).expect("column"))
+                    .collect();
                 i += 1 + n;
                 if !deprecate_eof {
                     i += 1; // EOF after the definitions
                 }
                 while sp[i].payload.first() != Some(&0xFE) || sp[i].payload.len() >= 9 {
-                    rows.push((defs.len(), mysql::parse_text_row(sp[i].payload, defs.len()).expect("row")));
+                    rows.push((
+                        defs.len(),
+                        mysql::parse_text_row(sp[i].payload, defs.len()).expect("row"),
+                    ));
                     i += 1;
                 }
                 i += 1; // EOF / OK after the rows
@@ -65,7 +77,11 @@ fn mariadb_client_session() {
             _ => i += 1,
         }
     }
-    assert!(rows.iter().any(|(n, r)| *n == 4 && r[1] == Some(&b"gitlab"[..]) && r[3] == Some(&b"synthetic"[..])), "{rows:?}");
+    assert!(
+        rows.iter()
+            .any(|(n, r)| *n == 4 && r[1] == Some(&b"gitlab"[..]) && r[3] == Some(&b"synthetic"[..])),
+        "{rows:?}"
+    );
     assert!(rows.iter().any(|(n, r)| *n == 4 && r[2].is_none()), "the NULL api_key");
     assert_eq!(errors, [(1064, Some(b"42000".to_vec()))]);
 }

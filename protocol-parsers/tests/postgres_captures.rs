@@ -10,7 +10,9 @@ fn read(name: &str) -> Vec<u8> {
 
 fn frontend_stream(buf: &[u8]) -> (Startup<'_>, Vec<Frontend<'_>>) {
     let limits = Limits::default();
-    let Status::Complete((startup, mut at)) = postgres::parse_startup(buf, &limits).expect("startup") else { panic!("partial startup") };
+    let Status::Complete((startup, mut at)) = postgres::parse_startup(buf, &limits).expect("startup") else {
+        panic!("partial startup")
+    };
     let mut msgs = Vec::new();
     while at < buf.len() {
         match postgres::parse_frontend(&buf[at..], &limits).expect("frontend message") {
@@ -46,20 +48,44 @@ fn psql_simple_query_session() {
     let (startup, msgs) = frontend_stream(&client);
     assert_eq!(startup.param("user"), Some(&b"postgres"[..]));
     assert_eq!(startup.param("application_name"), Some(&b"psql"[..]));
-    let queries: Vec<&[u8]> = msgs.iter().filter_map(|m| if let Frontend::Query(q) = m { Some(*q) } else { None }).collect();
+    let queries: Vec<&[u8]> = msgs
+        .iter()
+        .filter_map(|m| if let Frontend::Query(q) = m { Some(*q) } else { None })
+        .collect();
     assert!(queries.iter().any(|q| q.starts_with(b"SELECT * FROM creds")));
     assert!(matches!(msgs.last(), Some(Frontend::Terminate)));
 
     let server = read("psql-session.server.bin");
     let msgs = backend_stream(&server);
     assert!(matches!(msgs[0], Backend::Authentication { code: 0, .. }));
-    let rows: Vec<Vec<Option<&[u8]>>> = msgs.iter().filter_map(|m| if let Backend::DataRow(r) = m { Some(r.to_vec()) } else { None }).collect();
+    let rows: Vec<Vec<Option<&[u8]>>> = msgs
+        .iter()
+        .filter_map(|m| {
+            if let Backend::DataRow(r) = m {
+                Some(r.to_vec())
+            } else {
+                None
+            }
+        })
+        .collect();
     assert!(rows.iter().any(|r| r.len() == 4 && r[3] == Some(&b"synthetic"[..])));
     assert!(rows.iter().any(|r| r.len() == 4 && r[2].is_none()), "the NULL api_key");
-    let err = msgs.iter().find_map(|m| if let Backend::ErrorResponse(f) = m { Some(f) } else { None }).expect("syntax error");
+    let err = msgs
+        .iter()
+        .find_map(|m| {
+            if let Backend::ErrorResponse(f) = m {
+                Some(f)
+            } else {
+                None
+            }
+        })
+        .expect("syntax error");
     assert!(err.iter().any(|(c, v)| *c == b'C' && *v == b"42601"));
     assert!(msgs.iter().any(|m| matches!(m, Backend::CopyOutResponse(_))));
-    assert!(msgs.iter().any(|m| matches!(m, Backend::CopyData(d) if d.starts_with(b"1\tgitlab"))));
+    assert!(
+        msgs.iter()
+            .any(|m| matches!(m, Backend::CopyData(d) if d.starts_with(b"1\tgitlab")))
+    );
     assert!(matches!(msgs.last(), Some(Backend::ReadyForQuery { status: b'I' })));
 }
 
@@ -68,8 +94,13 @@ fn pgbench_extended_protocol_session() {
     let client = read("pgbench-extended.client.bin");
     let (startup, msgs) = frontend_stream(&client);
     assert_eq!(startup.param("application_name"), Some(&b"pgbench"[..]));
-    assert!(msgs.iter().any(|m| matches!(m, Frontend::Parse { query, .. } if query.starts_with(b"SELECT abalance FROM pgbench_accounts"))));
-    let binds = msgs.iter().filter(|m| matches!(m, Frontend::Bind { params, .. } if params.len() == 1 && params[0].is_some())).count();
+    assert!(msgs.iter().any(
+        |m| matches!(m, Frontend::Parse { query, .. } if query.starts_with(b"SELECT abalance FROM pgbench_accounts"))
+    ));
+    let binds = msgs
+        .iter()
+        .filter(|m| matches!(m, Frontend::Bind { params, .. } if params.len() == 1 && params[0].is_some()))
+        .count();
     assert_eq!(binds, 3, "one Bind per transaction");
     assert!(msgs.iter().any(|m| matches!(m, Frontend::Sync)));
 
@@ -94,7 +125,9 @@ fn every_prefix_of_real_traffic_is_partial_or_complete() {
                     break;
                 }
             }
-            let Ok(Status::Complete((_, used))) = postgres::parse_backend(&buf[at..], &limits) else { panic!("{name} at {at}") };
+            let Ok(Status::Complete((_, used))) = postgres::parse_backend(&buf[at..], &limits) else {
+                panic!("{name} at {at}")
+            };
             at += used;
         }
     }
