@@ -593,9 +593,7 @@ impl Detector {
 
     /// Finds every secret in `haystack`.
     pub fn scan(&self, haystack: &[u8]) -> Vec<Finding> {
-        let mut hits = Vec::new();
-        self.collect_hits(haystack, 0, &mut hits);
-        let (spans, _) = self.detect(haystack, &hits, 0, true);
+        let spans = self.spans(haystack);
         let mut out = Vec::with_capacity(spans.len());
         let mut line = 1;
         let mut line_start = 0;
@@ -621,6 +619,13 @@ impl Detector {
             });
         }
         out
+    }
+
+    /// The final findings of a whole input, before line numbers: what `scan` and `redact` share.
+    pub(crate) fn spans(&self, haystack: &[u8]) -> Vec<Span> {
+        let mut hits = Vec::new();
+        self.collect_hits(haystack, 0, &mut hits);
+        self.detect(haystack, &hits, 0, true).0
     }
 
     /// The keyed fingerprint of `secret`.

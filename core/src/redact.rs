@@ -12,9 +12,7 @@ impl Detector {
     /// Masks every secret of `input`. Returns `input` itself, uncopied, when there is nothing to
     /// mask.
     pub fn redact<'a>(&self, input: &'a [u8]) -> Cow<'a, [u8]> {
-        let mut hits = Vec::new();
-        self.collect_hits(input, 0, &mut hits);
-        let (spans, _) = self.detect(input, &hits, 0, true);
+        let spans = self.spans(input);
         if spans.is_empty() {
             return Cow::Borrowed(input);
         }
