@@ -22,6 +22,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+use std::fmt;
+
 pub mod http;
 pub mod mcp;
 pub mod mysql;
@@ -29,6 +31,32 @@ pub mod postgres;
 pub mod shell;
 pub mod sql;
 pub mod ssh;
+
+/// A parse error: what was wrong (a kind enum of the parser's module) and the byte offset where
+/// it was found. The `mysql`, `ssh` and `shell` modules use it; each gives its kind a `Display`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error<K> {
+    pub(crate) kind: K,
+    pub(crate) offset: usize,
+}
+
+impl<K: Copy> Error<K> {
+    pub(crate) fn new(kind: K, offset: usize) -> Error<K> {
+        Error { kind, offset }
+    }
+
+    /// What was wrong.
+    pub fn kind(&self) -> K {
+        self.kind
+    }
+
+    /// Where, as a byte offset into the input given to the parser.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+}
+
+impl<K: fmt::Debug> std::error::Error for Error<K> where Error<K>: fmt::Display {}
 
 /// A read cursor over a borrowed buffer. Every read is bounds-checked and returns `None` when
 /// the input is too short, so a truncated message is "need more bytes", never a panic.

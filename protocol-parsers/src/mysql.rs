@@ -41,11 +41,7 @@ pub mod caps {
 }
 
 /// Why a packet or payload could not be parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error {
-    kind: ErrorKind,
-    offset: usize,
-}
+pub type Error = crate::Error<ErrorKind>;
 
 /// What was wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,22 +61,6 @@ pub enum ErrorKind {
     BadLengthEncoding(u8),
 }
 
-impl Error {
-    fn new(kind: ErrorKind, offset: usize) -> Error {
-        Error { kind, offset }
-    }
-
-    /// What was wrong.
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
-    }
-
-    /// Where, as a byte offset into the payload (or the buffer, for framing errors).
-    pub fn offset(&self) -> usize {
-        self.offset
-    }
-}
-
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
@@ -95,8 +75,6 @@ impl fmt::Display for Error {
         }
     }
 }
-
-impl std::error::Error for Error {}
 
 /// One packet: its sequence id and payload.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -37,11 +37,7 @@ impl Default for Limits {
 }
 
 /// Why a command line could not be analysed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error {
-    kind: ErrorKind,
-    offset: usize,
-}
+pub type Error = crate::Error<ErrorKind>;
 
 /// What was wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,18 +47,6 @@ pub enum ErrorKind {
     Unterminated,
     /// The input or its nesting exceeds the limits.
     TooLarge,
-}
-
-impl Error {
-    /// What was wrong.
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
-    }
-
-    /// Where, as a byte offset into the input.
-    pub fn offset(&self) -> usize {
-        self.offset
-    }
 }
 
 impl fmt::Display for Error {
@@ -77,8 +61,6 @@ impl fmt::Display for Error {
         }
     }
 }
-
-impl std::error::Error for Error {}
 
 /// One simple command.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -21,11 +21,7 @@ use std::fmt;
 use crate::Cursor;
 
 /// Why a payload could not be parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error {
-    kind: ErrorKind,
-    offset: usize,
-}
+pub type Error = crate::Error<ErrorKind>;
 
 /// What was wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,18 +33,6 @@ pub enum ErrorKind {
     Empty,
     /// A string whose length runs past the end of the payload.
     BadLength(u32),
-}
-
-impl Error {
-    /// What was wrong.
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
-    }
-
-    /// Where, as a byte offset into the payload.
-    pub fn offset(&self) -> usize {
-        self.offset
-    }
 }
 
 impl fmt::Display for Error {
@@ -64,8 +48,6 @@ impl fmt::Display for Error {
         }
     }
 }
-
-impl std::error::Error for Error {}
 
 /// A channel request (RFC 4254 §6).
 #[derive(Debug, Clone, PartialEq, Eq)]
