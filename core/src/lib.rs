@@ -47,6 +47,7 @@ mod detector;
 mod error;
 pub mod filters;
 mod known;
+pub mod policy;
 mod redact;
 pub mod rules;
 mod validate;

@@ -1,0 +1,984 @@
+//! Evaluation: the facts of a request are matched once against every glob set; rules are then
+//! cheap tests on the resulting pattern sets, three-valued (no, maybe, yes).
+
+use std::ops::Range;
+
+use regex_automata::{PatternID, PatternSet};
+use serde_json::Value;
+use sluice_protocols::{mcp, shell, sql};
+
+use super::facts::{self, has_expansion, is_dynamic};
+use super::glob::{Expansion, Glob, GlobSet, Nfa, bare_expansion, literal_chunks, shell_word_nfa};
+use super::grant::ApprovalRequest;
+use super::{
+    Action, Decision, Engine, HttpCond, HttpRequest, Identity, McpCond, Request, Role, Rule, ShellCond, SqlCond,
+    SshCond, SshRequest, Target,
+};
+
+/// A three-valued truth: `No < Maybe < Yes`; `and` is `min`, `or` is `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Tri {
+    No,
+    Maybe,
+    Yes,
+}
+
+impl Tri {
+    fn not(self) -> Tri {
+        match self {
+            Tri::No => Tri::Yes,
+            Tri::Maybe => Tri::Maybe,
+            Tri::Yes => Tri::No,
+        }
+    }
+
+    fn from(b: bool) -> Tri {
+        if b { Tri::Yes } else { Tri::No }
+    }
+}
+
+/// The glob ids of one set that matched (`yes`) or may match (`maybe`).
+struct Hits {
+    yes: PatternSet,
+    maybe: PatternSet,
+}
+
+impl Hits {
+    fn new(set: &GlobSet) -> Hits {
+        Hits {
+            yes: PatternSet::new(set.len()),
+            maybe: PatternSet::new(set.len()),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.yes.clear();
+        self.maybe.clear();
+    }
+
+    /// The condition "one of the globs in `r` matched"; an empty range is no condition.
+    fn test(&self, r: &Range<usize>) -> Tri {
+        if r.is_empty() {
+            return Tri::Yes;
+        }
+        if self.yes.is_empty() && self.maybe.is_empty() {
+            return Tri::No;
+        }
+        if r.clone().any(|i| self.yes.contains(PatternID::must(i))) {
+            Tri::Yes
+        } else if r.clone().any(|i| self.maybe.contains(PatternID::must(i))) {
+            Tri::Maybe
+        } else {
+            Tri::No
+        }
+    }
+
+    /// Matches a word as text. A bare variable (`$X`) is trusted: assignments, where an agent
+    /// could plant a value, are checked themselves. Other words with expansions may match what
+    /// some expansion of them could, and do match `*LIT*` globs whose `LIT` they spell out.
+    fn word(&mut self, set: &GlobSet, text: &str, maybe: bool) {
+        if set.len() == 0 {
+            return;
+        }
+        if !has_expansion(text) {
+            set.matches_into(text.as_bytes(), &mut self.yes);
+            return;
+        }
+        if bare_expansion(text) == Some(false) {
+            return;
+        }
+        set.containing_into(&literal_chunks(text), &mut self.yes);
+        // Variables are trusted as text; what a command substitution prints is not.
+        if maybe && (text.contains("$(") || text.contains('`')) {
+            set.intersecting_into(&shell_word_nfa(text, Expansion::Component), &mut self.maybe);
+        }
+    }
+
+    fn literal(&mut self, set: &GlobSet, text: &str) {
+        if set.len() > 0 {
+            set.matches_into(text.as_bytes(), &mut self.yes);
+        }
+    }
+}
+
+/// One path a command touches, in its matchable forms.
+#[derive(Clone)]
+struct PathFact {
+    /// The normal form, glob characters literal.
+    text: String,
+    /// Resolved forms, matched as they are (for a glob word: its text, literally).
+    candidates: Vec<String>,
+    /// What the word may expand to, and whether a match through it is only a maybe.
+    nfa: Option<(Nfa, bool)>,
+}
+
+impl PathFact {
+    /// The facts of a path word, or `None` for a word policy trusts (a bare variable, text
+    /// with blanks and expansions, which is no path).
+    fn new(word: &str) -> Option<PathFact> {
+        let text = facts::normalize(word);
+        let mut candidates = Vec::new();
+        let nfa = if has_expansion(&text) {
+            match bare_expansion(&text) {
+                Some(false) => return None,
+                Some(true) => Some((shell_word_nfa(&text, Expansion::Any), true)),
+                None if literal_chunks(&text).iter().any(|c| c.contains([' ', '\t', '\n'])) => return None,
+                None => Some((shell_word_nfa(&text, Expansion::Component), true)),
+            }
+        } else if is_dynamic(&text) {
+            candidates.push(text.clone());
+            specific_glob(&text).then(|| (shell_word_nfa(&text, Expansion::Component), false))
+        } else {
+            facts::path_candidates(word, &mut candidates);
+            None
+        };
+        Some(PathFact { text, candidates, nfa })
+    }
+
+    fn add_to(&self, set: &GlobSet, hits: &mut Hits, maybe_ok: bool) {
+        if set.len() == 0 {
+            return;
+        }
+        for c in &self.candidates {
+            set.matches_into(c.as_bytes(), &mut hits.yes);
+        }
+        match &self.nfa {
+            Some((nfa, false)) => set.intersecting_into(nfa, &mut hits.yes),
+            Some((nfa, true)) if maybe_ok => set.intersecting_into(nfa, &mut hits.maybe),
+            _ => {}
+        }
+    }
+
+    /// Whether this path matches one of the globs `ids` of `set`, excluding `not`.
+    fn test(&self, set: &GlobSet, ids: &Range<usize>, not: &[Glob], maybe_ok: bool) -> Tri {
+        if not.iter().any(|g| g.nfa.is_match(self.text.as_bytes())) {
+            return Tri::No;
+        }
+        let mut t = Tri::No;
+        for id in ids.clone() {
+            let g = &set.glob(id).nfa;
+            if self.candidates.iter().any(|c| g.is_match(c.as_bytes())) {
+                return Tri::Yes;
+            }
+            match &self.nfa {
+                Some((nfa, false)) if g.intersects(nfa) => return Tri::Yes,
+                Some((nfa, true)) if maybe_ok && g.intersects(nfa) => t = Tri::Maybe,
+                _ => {}
+            }
+        }
+        t
+    }
+}
+
+/// Whether a glob word says something specific (`~/.ssh/*`, `.e*`, `*.key`) rather than
+/// "everything here" (`*`, `?*`): only specific globs are matched by what they may expand to.
+fn specific_glob(text: &str) -> bool {
+    if text.contains('/') {
+        return true;
+    }
+    let mut in_class = false;
+    text.chars().any(|c| match c {
+        '[' => {
+            in_class = true;
+            false
+        }
+        ']' => {
+            in_class = false;
+            false
+        }
+        '*' | '?' => false,
+        _ => !in_class,
+    })
+}
+
+/// Programs whose operands are neither read nor sent anywhere: a word they get that only *may*
+/// name a protected path (through a variable) is no reason to ask.
+const INERT: &[&str] = &[
+    "echo", "printf", "cd", "pushd", "popd", "mkdir", "test", "[", "true", "false", "which", "type", "basename",
+    "dirname", "sleep", "exit", "return", "local", "unset", "shift", "read", "wait", "alias", "date", "seq", "touch",
+    "export", "set", "declare", "typeset", "readonly", "trap", "ls",
+];
+
+/// The facts of one simple command.
+struct CmdFacts<'c> {
+    argv: &'c [String],
+    program: Hits,
+    args: Hits,
+    flags: Hits,
+    paths: Hits,
+    path_facts: Vec<PathFact>,
+    variables: Hits,
+    inert: bool,
+}
+
+/// A shell-like view: commands from a command line, an SSH exec or a mapped MCP tool.
+struct ShellView {
+    commands: Vec<shell::Command>,
+    /// Redirection targets (and a file tool's path): apply to every command.
+    reads: Vec<String>,
+    writes: Vec<String>,
+}
+
+impl ShellView {
+    /// The view of an analysis, with variables assigned a plain value on the same line
+    /// (`K=~/.s; cat ${K}sh/id_rsa`) substituted.
+    fn from_analysis(mut a: shell::Analysis) -> ShellView {
+        let assigned: Vec<(String, String)> = a
+            .commands
+            .iter()
+            .flat_map(|c| c.assignments.iter())
+            .filter(|(_, v)| !has_expansion(v))
+            .cloned()
+            .collect();
+        if !assigned.is_empty() {
+            for c in &mut a.commands {
+                for w in c.argv.iter_mut().chain(c.assignments.iter_mut().map(|(_, v)| v)) {
+                    if has_expansion(w) {
+                        *w = facts::substitute(w, &assigned);
+                    }
+                }
+            }
+            for w in a.reads.iter_mut().chain(a.writes.iter_mut()) {
+                *w = facts::substitute(w, &assigned);
+            }
+        }
+        ShellView {
+            commands: a.commands,
+            reads: a.reads,
+            writes: a.writes,
+        }
+    }
+}
+
+/// What a request amounts to, per protocol view.
+#[derive(Default)]
+struct Views<'r> {
+    shell: Option<ShellView>,
+    sql: Option<(Vec<sql::Statement>, &'r str)>,
+    http: Option<HttpView>,
+    mcp: Option<McpView>,
+    ssh: Option<SshRequest<'r>>,
+    /// Set when the input could not be analysed at all: the reason.
+    unparsed: Option<String>,
+}
+
+struct HttpView {
+    method: String,
+    host: Option<String>,
+    path: String,
+    headers: Vec<(String, String)>,
+    json: Option<Value>,
+}
+
+struct McpView {
+    tool: Option<String>,
+    arguments: Value,
+}
+
+/// The outcome of one rule against one request.
+struct Outcome {
+    tri: Tri,
+    evidence: String,
+}
+
+pub(crate) fn has_role(role: &Role, id: &Identity) -> bool {
+    let who = (role.users.is_empty() && role.groups.is_empty())
+        || role.users.iter().any(|g| g.nfa.is_match(id.user.as_bytes()))
+        || role
+            .groups
+            .iter()
+            .any(|g| id.groups.iter().any(|x| g.nfa.is_match(x.as_bytes())));
+    who && attrs_match(&role.attributes, &id.attributes)
+}
+
+fn attrs_match(want: &[(String, Glob)], have: &std::collections::BTreeMap<String, String>) -> bool {
+    want.iter()
+        .all(|(k, g)| have.get(k).is_some_and(|v| g.nfa.is_match(v.as_bytes())))
+}
+
+fn any(globs: &[Glob], s: &str) -> bool {
+    globs.iter().any(|g| g.nfa.is_match(s.as_bytes()))
+}
+
+impl Engine {
+    fn identity_matches(&self, r: &Rule, id: &Identity, target: &Target, held: &[bool]) -> bool {
+        (r.users.is_empty() || any(&r.users, &id.user))
+            && !any(&r.not_users, &id.user)
+            && (r.groups.is_empty() || id.groups.iter().any(|g| any(&r.groups, g)))
+            && !id.groups.iter().any(|g| any(&r.not_groups, g))
+            && (r.roles.is_empty() || r.roles.iter().any(|&i| held[i]))
+            && !r.not_roles.iter().any(|&i| held[i])
+            && attrs_match(&r.attributes, &id.attributes)
+            && (r.targets.is_empty() || any(&r.targets, &target.name))
+            && !any(&r.not_targets, &target.name)
+            && attrs_match(&r.labels, &target.labels)
+    }
+
+    /// Decides on a request. Never fails: what cannot be analysed follows the policy's
+    /// `uncertain` setting.
+    pub fn decide(&self, identity: &Identity, target: &Target, request: &Request<'_>) -> Decision {
+        let protocol = request.protocol();
+        let views = self.views(request);
+        let held: Vec<bool> = self.roles.iter().map(|r| has_role(r, identity)).collect();
+
+        // The strongest candidate so far: (action, rule index, evidence, uncertain).
+        let mut best: Option<(Action, usize, String, bool)> = None;
+        fn consider(
+            best: &mut Option<(Action, usize, String, bool)>,
+            action: Action,
+            i: usize,
+            evidence: String,
+            uncertain: bool,
+        ) {
+            if best.as_ref().is_none_or(|b| action > b.0) {
+                *best = Some((action, i, evidence, uncertain));
+            }
+        }
+        let mut shell_facts: Option<Vec<CmdFacts<'_>>> = None;
+        for (i, r) in self.rules.iter().enumerate() {
+            if r.protocols != 0 && r.protocols & protocol.bit() == 0 {
+                continue;
+            }
+            if best.as_ref().is_some_and(|b| b.0 == Action::Deny) && r.action != Action::Deny {
+                continue;
+            }
+            if !self.identity_matches(r, identity, target, &held) {
+                continue;
+            }
+            let o = self.rule_outcome(r, &views, &mut shell_facts);
+            match (o.tri, r.action) {
+                (Tri::Yes, a) => consider(&mut best, a, i, o.evidence, false),
+                (Tri::Maybe, Action::Allow) | (Tri::No, _) => {}
+                (Tri::Maybe, Action::RequireApproval) => {
+                    consider(&mut best, Action::RequireApproval, i, o.evidence, true)
+                }
+                (Tri::Maybe, Action::Deny) => consider(&mut best, self.uncertain, i, o.evidence, true),
+            }
+        }
+        if let Some(why) = &views.unparsed {
+            if best.as_ref().is_none_or(|b| self.uncertain > b.0) {
+                return self.decision(
+                    self.uncertain,
+                    None,
+                    format!(
+                        "could not analyse the {protocol} input ({why}); policy `uncertain` is {}",
+                        self.uncertain.as_str()
+                    ),
+                    identity,
+                    target,
+                    request,
+                    true,
+                );
+            }
+        }
+        match best {
+            Some((action, i, evidence, uncertain)) => {
+                let r = &self.rules[i];
+                let mut reason = r.message.clone();
+                if !evidence.is_empty() {
+                    reason.push_str(&format!(" ({evidence})"));
+                }
+                if uncertain && action != r.action {
+                    reason.push_str(&format!(
+                        "; the command may match this {} rule but could not be resolved statically, policy `uncertain` is {}",
+                        r.action.as_str(),
+                        self.uncertain.as_str()
+                    ));
+                } else if uncertain {
+                    reason.push_str("; the command may match (not resolved statically)");
+                }
+                let mut d = self.decision(action, Some(i), reason, identity, target, request, uncertain);
+                if action == Action::Allow {
+                    d.mask = r.mask.unwrap_or(self.masking);
+                }
+                d
+            }
+            None => self.decision(
+                self.default,
+                None,
+                format!("no rule matched; policy default is {}", self.default.as_str()),
+                identity,
+                target,
+                request,
+                false,
+            ),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn decision(
+        &self,
+        action: Action,
+        rule: Option<usize>,
+        reason: String,
+        identity: &Identity,
+        target: &Target,
+        request: &Request<'_>,
+        uncertain: bool,
+    ) -> Decision {
+        let approval = (action == Action::RequireApproval).then(|| {
+            let spec = rule.map_or(&self.default_approval, |i| &self.rules[i].approval);
+            ApprovalRequest::new(
+                rule.map(|i| self.rules[i].id.clone()),
+                spec,
+                identity,
+                target,
+                request,
+                &reason,
+            )
+        });
+        Decision {
+            action,
+            rule: rule.map(|i| self.rules[i].id.clone()),
+            reason,
+            approval,
+            mask: self.masking,
+            uncertain,
+        }
+    }
+
+    /// Parses and analyses the request into the views rules look at.
+    fn views<'r>(&self, request: &Request<'r>) -> Views<'r> {
+        let mut v = Views::default();
+        let limits = shell::Limits::default();
+        if self.wants & request.protocol().bit() == 0 {
+            // No rule looks into this protocol: only identity rules and the default apply.
+            return v;
+        }
+        match *request {
+            Request::Shell(cmd) => match shell::analyze(cmd, &limits) {
+                Ok(a) => v.shell = Some(ShellView::from_analysis(a)),
+                Err(e) => v.unparsed = Some(e.to_string()),
+            },
+            Request::Ssh(op) => {
+                v.ssh = Some(op);
+                if let SshRequest::Exec(cmd) = op {
+                    match shell::analyze(cmd, &limits) {
+                        Ok(a) => v.shell = Some(ShellView::from_analysis(a)),
+                        Err(e) => v.unparsed = Some(e.to_string()),
+                    }
+                }
+            }
+            Request::Sql { text, dialect } => match sql::analyze(text, dialect) {
+                Ok(stmts) => v.sql = Some((stmts, text)),
+                Err(e) => v.unparsed = Some(e.to_string()),
+            },
+            Request::Http(h) => v.http = Some(http_view(&h)),
+            Request::Mcp(msg) => self.mcp_views(msg, &mut v),
+        }
+        v
+    }
+
+    fn mcp_views(&self, msg: &[u8], v: &mut Views<'_>) {
+        let m = match mcp::parse_message(msg) {
+            Ok(m) => m,
+            Err(e) => {
+                v.unparsed = Some(e.to_string());
+                return;
+            }
+        };
+        let call = match m.tool_call() {
+            Ok(c) => c,
+            Err(e) => {
+                v.unparsed = Some(e.to_string());
+                return;
+            }
+        };
+        if let Some(call) = call {
+            let arguments: Value = call
+                .arguments
+                .and_then(|a| serde_json::from_str(a.get()).ok())
+                .unwrap_or(Value::Null);
+            let tool = call.name.to_string();
+            // The mapped argument's words: a string is one word, an array many.
+            let arg = |maps: &[super::ToolMap]| -> Option<Option<Vec<String>>> {
+                let map = maps.iter().find(|t| t.tool.nfa.is_match(tool.as_bytes()))?;
+                Some(map.arguments.iter().find_map(|p| {
+                    match arguments.pointer(p) {
+                        Some(Value::String(s)) => Some(vec![s.clone()]),
+                        Some(Value::Array(a)) => Some(
+                            a.iter()
+                                .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+                                .collect(),
+                        ),
+                        _ => None,
+                    }
+                }))
+            };
+            if let Some(words) = arg(&self.shell_tools) {
+                let script = words.map(|w| {
+                    if w.len() == 1 {
+                        w[0].clone()
+                    } else {
+                        w.iter().map(|x| shell_quote(x)).collect::<Vec<_>>().join(" ")
+                    }
+                });
+                match script.map(|c| shell::analyze(&c, &shell::Limits::default())) {
+                    Some(Ok(a)) => v.shell = Some(ShellView::from_analysis(a)),
+                    Some(Err(e)) => v.unparsed = Some(e.to_string()),
+                    None => v.unparsed = Some(format!("shell tool `{tool}` without a command argument")),
+                }
+            } else if let Some(paths) = arg(&self.file_tools) {
+                match paths {
+                    Some(p) => v.shell = Some(file_view(&tool, p)),
+                    None => v.unparsed = Some(format!("file tool `{tool}` without a path argument")),
+                }
+            }
+            v.mcp = Some(McpView {
+                tool: Some(tool),
+                arguments,
+            });
+        } else if let Ok(Some(read)) = m.resource_read() {
+            if let Some(path) = read.uri.strip_prefix("file://") {
+                v.shell = Some(file_view("resources/read", vec![path.to_string()]));
+            }
+            v.mcp = Some(McpView {
+                tool: None,
+                arguments: Value::Null,
+            });
+        } else {
+            v.mcp = Some(McpView {
+                tool: None,
+                arguments: Value::Null,
+            });
+        }
+    }
+
+    fn rule_outcome<'s>(&'s self, r: &Rule, v: &'s Views<'_>, shell_facts: &mut Option<Vec<CmdFacts<'s>>>) -> Outcome {
+        let mut out = Outcome {
+            tri: Tri::No,
+            evidence: String::new(),
+        };
+        let no_blocks = r.shell.is_none() && r.sql.is_none() && r.http.is_none() && r.mcp.is_none() && r.ssh.is_none();
+        if no_blocks {
+            out.tri = Tri::Yes;
+            return out;
+        }
+        let mut take = |o: Outcome| {
+            if o.tri > out.tri {
+                out = o;
+            }
+        };
+        if let (Some(c), Some(view)) = (&r.shell, &v.shell) {
+            let facts = shell_facts.get_or_insert_with(|| self.shell_facts(view));
+            take(self.eval_shell(c, view, facts));
+        }
+        if let (Some(c), Some((stmts, text))) = (&r.sql, &v.sql) {
+            take(self.eval_sql(c, stmts, text));
+        }
+        if let (Some(c), Some(h)) = (&r.http, &v.http) {
+            take(self.eval_http(c, h));
+        }
+        if let (Some(c), Some(m)) = (&r.mcp, &v.mcp) {
+            take(self.eval_mcp(c, m));
+        }
+        if let (Some(c), Some(op)) = (&r.ssh, &v.ssh) {
+            take(eval_ssh(c, op));
+        }
+        out
+    }
+
+    fn shell_facts<'c>(&self, view: &'c ShellView) -> Vec<CmdFacts<'c>> {
+        static EMPTY: shell::Command = shell::Command {
+            argv: Vec::new(),
+            unresolved: Vec::new(),
+            assignments: Vec::new(),
+            depth: 0,
+        };
+        let s = &self.sets;
+        let line_paths: Vec<PathFact> = view
+            .reads
+            .iter()
+            .chain(&view.writes)
+            .filter_map(|p| PathFact::new(p))
+            .collect();
+        let commands: Vec<&shell::Command> = if view.commands.is_empty() {
+            vec![&EMPTY]
+        } else {
+            view.commands.iter().collect()
+        };
+        let mut out = Vec::with_capacity(commands.len());
+        let mut names = Vec::new();
+        for cmd in commands {
+            let argv = cmd.argv.as_slice();
+            let mut f = CmdFacts {
+                argv,
+                program: Hits::new(&s.programs),
+                args: Hits::new(&s.args),
+                flags: Hits::new(&s.flags),
+                paths: Hits::new(&s.paths),
+                path_facts: Vec::new(),
+                variables: Hits::new(&s.variables),
+                inert: false,
+            };
+            let mut inert = false;
+            if let Some(argv0) = argv.first() {
+                if bare_expansion(argv0) == Some(false) {
+                    // A program from the environment (`$EDITOR`): trusted, and not one any
+                    // program condition names.
+                } else if has_expansion(argv0) || is_dynamic(argv0) {
+                    if s.programs.len() > 0 {
+                        s.programs
+                            .intersecting_into(&shell_word_nfa(argv0, Expansion::Any), &mut f.program.maybe);
+                    }
+                } else {
+                    let name = facts::program_name(argv0);
+                    inert = INERT.contains(&name);
+                    f.program.literal(&s.programs, name);
+                }
+            }
+            names.clear();
+            let assigned = cmd.assignments.iter().map(|(_, v)| v);
+            for (i, a) in argv.iter().enumerate().skip(1).chain(assigned.map(|v| (usize::MAX, v))) {
+                facts::variables(a, &mut names);
+                f.args.word(&s.args, a, !inert);
+                if i != usize::MAX && a.starts_with('-') {
+                    f.flags.literal(&s.flags, a);
+                }
+                if s.paths.len() > 0 {
+                    let p = if i == usize::MAX {
+                        Some(a.as_str())
+                    } else {
+                        facts::path_operand(a)
+                    };
+                    if let Some(pf) = p.and_then(PathFact::new) {
+                        pf.add_to(&s.paths, &mut f.paths, !inert);
+                        f.path_facts.push(pf);
+                    }
+                }
+            }
+            if let Some(argv0) = argv.first() {
+                facts::variables(argv0, &mut names);
+            }
+            for pf in &line_paths {
+                pf.add_to(&s.paths, &mut f.paths, true);
+                f.path_facts.push(pf.clone());
+            }
+            for n in &names {
+                f.variables.literal(&s.variables, n);
+            }
+            f.inert = inert;
+            out.push(f);
+        }
+        out
+    }
+
+    fn eval_shell(&self, c: &ShellCond, view: &ShellView, facts: &[CmdFacts<'_>]) -> Outcome {
+        let s = &self.sets;
+        let mut writes = Hits::new(&s.writes);
+        if !c.writes.is_empty() {
+            for w in &view.writes {
+                if let Some(pf) = PathFact::new(w) {
+                    pf.add_to(&s.writes, &mut writes, true);
+                }
+            }
+        }
+        let mut best = Outcome {
+            tri: Tri::No,
+            evidence: String::new(),
+        };
+        for f in facts {
+            let mut t = f.program.test(&c.programs);
+            if t == Tri::No {
+                continue;
+            }
+            if !c.not_programs.is_empty() {
+                t = t.min(f.program.test(&c.not_programs).not());
+            }
+            t = t
+                .min(f.args.test(&c.args))
+                .min(f.flags.test(&c.flags))
+                .min(f.variables.test(&c.variables));
+            if t == Tri::No {
+                continue;
+            }
+            if !c.paths.is_empty() {
+                let mut p = f.paths.test(&c.paths);
+                if p > Tri::No && !c.not_paths.is_empty() {
+                    p = f
+                        .path_facts
+                        .iter()
+                        .map(|pf| pf.test(&s.paths, &c.paths, &c.not_paths, !f.inert))
+                        .max()
+                        .unwrap_or(Tri::No)
+                        .min(p);
+                }
+                t = t.min(p);
+            }
+            if !c.writes.is_empty() {
+                t = t.min(writes.test(&c.writes));
+            }
+            let operands = || {
+                f.argv
+                    .iter()
+                    .skip(1)
+                    .filter(|a| !a.starts_with('-') && !is_assignment(a))
+                    .count()
+            };
+            if let Some(max) = c.max_operands {
+                t = t.min(Tri::from(operands() <= max));
+            }
+            if let Some(max) = c.max_args {
+                t = t.min(Tri::from(f.argv.len().saturating_sub(1) <= max));
+            }
+            if !c.commands.is_empty() && t > Tri::No {
+                t = t.min(
+                    c.commands
+                        .iter()
+                        .map(|seq| sequence(seq, f.argv))
+                        .max()
+                        .unwrap_or(Tri::No),
+                );
+            }
+            if t > best.tri {
+                best = Outcome {
+                    tri: t,
+                    evidence: format!("`{}`", f.argv.join(" ")),
+                };
+                if t == Tri::Yes {
+                    break;
+                }
+            }
+        }
+        best
+    }
+
+    fn eval_sql(&self, c: &SqlCond, stmts: &[sql::Statement], text: &str) -> Outcome {
+        let s = &self.sets;
+        let mut best = Outcome {
+            tri: Tri::No,
+            evidence: String::new(),
+        };
+        let mut stack: Vec<&sql::Statement> = stmts.iter().rev().collect();
+        let mut rel = Hits::new(&s.relations);
+        let mut wr = Hits::new(&s.relations);
+        let mut fun = Hits::new(&s.functions);
+        while let Some(st) = stack.pop() {
+            stack.extend(st.nested.iter().rev());
+            let t = if !st.certain {
+                Tri::Maybe
+            } else {
+                rel.clear();
+                wr.clear();
+                fun.clear();
+                for r in &st.reads {
+                    name_forms(r, |n| rel.literal(&s.relations, n));
+                }
+                for r in &st.writes {
+                    name_forms(r, |n| {
+                        rel.literal(&s.relations, n);
+                        wr.literal(&s.relations, n);
+                    });
+                }
+                for f in &st.functions {
+                    name_forms(f, |n| fun.literal(&s.functions, n));
+                }
+                let mut t = Tri::from(c.kinds.is_empty() || c.kinds.contains(&st.kind));
+                t = t
+                    .min(rel.test(&c.relations))
+                    .min(wr.test(&c.writes))
+                    .min(fun.test(&c.functions));
+                if let Some(m) = c.missing_where {
+                    let missing = matches!(st.kind, sql::Kind::Update | sql::Kind::Delete) && !st.has_where;
+                    t = t.min(Tri::from(missing == m));
+                }
+                if !c.copy.is_empty() {
+                    let kind = match &st.copy_target {
+                        Some(sql::CopyTarget::Client) => Some("client"),
+                        Some(sql::CopyTarget::File(_)) => Some("file"),
+                        Some(sql::CopyTarget::Program(_)) => Some("program"),
+                        None => None,
+                    };
+                    t = t.min(Tri::from(kind.is_some_and(|k| c.copy.contains(&k))));
+                }
+                t
+            };
+            if t > best.tri {
+                let (a, b) = st.span;
+                let stmt = text.get(a..b).unwrap_or("").trim();
+                let stmt: String = stmt.chars().take(120).collect();
+                best = Outcome {
+                    tri: t,
+                    evidence: format!("`{stmt}`"),
+                };
+                if t == Tri::Yes {
+                    break;
+                }
+            }
+        }
+        best
+    }
+
+    fn eval_http(&self, c: &HttpCond, h: &HttpView) -> Outcome {
+        let s = &self.sets;
+        let mut t = Tri::from(c.methods.is_empty() || c.methods.contains(&h.method));
+        if !c.hosts.is_empty() {
+            let mut hits = Hits::new(&s.hosts);
+            if let Some(host) = &h.host {
+                hits.literal(&s.hosts, host);
+            }
+            t = t.min(hits.test(&c.hosts));
+        }
+        if !c.paths.is_empty() {
+            let mut hits = Hits::new(&s.http_paths);
+            hits.literal(&s.http_paths, &h.path);
+            t = t.min(hits.test(&c.paths));
+        }
+        for (name, globs) in &c.headers {
+            t = t.min(Tri::from(h.headers.iter().any(|(n, v)| n == name && any(globs, v))));
+        }
+        for (ptr, globs) in &c.json {
+            t = t.min(Tri::from(
+                h.json
+                    .as_ref()
+                    .and_then(|j| j.pointer(ptr))
+                    .is_some_and(|v| value_matches(v, globs)),
+            ));
+        }
+        Outcome {
+            tri: t,
+            evidence: format!("{} {}{}", h.method, h.host.as_deref().unwrap_or(""), h.path),
+        }
+    }
+
+    fn eval_mcp(&self, c: &McpCond, m: &McpView) -> Outcome {
+        let s = &self.sets;
+        let Some(tool) = &m.tool else {
+            return Outcome {
+                tri: Tri::No,
+                evidence: String::new(),
+            };
+        };
+        let mut hits = Hits::new(&s.tools);
+        hits.literal(&s.tools, tool);
+        let mut t = hits.test(&c.tools);
+        for (ptr, globs) in &c.arguments {
+            t = t.min(Tri::from(
+                m.arguments.pointer(ptr).is_some_and(|v| value_matches(v, globs)),
+            ));
+        }
+        Outcome {
+            tri: t,
+            evidence: format!("tool `{tool}`"),
+        }
+    }
+}
+
+fn eval_ssh(c: &SshCond, op: &SshRequest<'_>) -> Outcome {
+    let (t, evidence) = match op {
+        SshRequest::Env { name, .. } => (
+            Tri::from(!c.env.is_empty() && any(&c.env, name) && c.subsystems.is_empty()),
+            format!("env {name}"),
+        ),
+        SshRequest::Subsystem(name) => (
+            Tri::from(!c.subsystems.is_empty() && any(&c.subsystems, name) && c.env.is_empty()),
+            format!("subsystem {name}"),
+        ),
+        SshRequest::Exec(_) | SshRequest::Shell => (Tri::No, String::new()),
+    };
+    Outcome { tri: t, evidence }
+}
+
+/// Whether `a` is a `NAME=value` assignment.
+fn is_assignment(a: &str) -> bool {
+    a.split_once('=')
+        .is_some_and(|(k, _)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+}
+
+/// `gcloud auth print-*`: the first glob names the program, the others must appear in order
+/// among the arguments.
+fn sequence(seq: &[Glob], argv: &[String]) -> Tri {
+    let Some(argv0) = argv.first() else { return Tri::No };
+    let prog_ok = if bare_expansion(argv0) == Some(false) {
+        return Tri::No;
+    } else if has_expansion(argv0) {
+        Tri::Maybe
+    } else {
+        Tri::from(seq[0].nfa.is_match(facts::program_name(argv0).as_bytes()))
+    };
+    if prog_ok == Tri::No {
+        return Tri::No;
+    }
+    let mut j = 1;
+    for g in &seq[1..] {
+        match argv[j.min(argv.len())..]
+            .iter()
+            .position(|a| g.nfa.is_match(a.as_bytes()))
+        {
+            Some(p) => j += p + 1,
+            None => {
+                let could = argv[1..].iter().any(|a| {
+                    has_expansion(a)
+                        && bare_expansion(a) != Some(false)
+                        && g.nfa.intersects(&shell_word_nfa(a, Expansion::Component))
+                });
+                return if could { Tri::Maybe } else { Tri::No };
+            }
+        }
+    }
+    prog_ok
+}
+
+/// A relation or function name in the forms globs see: as written, and its last component.
+fn name_forms(name: &str, mut f: impl FnMut(&str)) {
+    f(name);
+    if let Some((_, last)) = name.rsplit_once('.') {
+        f(last);
+    }
+}
+
+fn value_matches(v: &Value, globs: &[Glob]) -> bool {
+    match v {
+        Value::String(s) => any(globs, s),
+        Value::Array(a) => a.iter().any(|x| value_matches(x, globs)),
+        other => any(globs, &other.to_string()),
+    }
+}
+
+fn shell_quote(w: &str) -> String {
+    if !w.is_empty()
+        && w.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@%+,".contains(&b))
+    {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', "'\\''"))
+    }
+}
+
+/// A file tool call seen as a command reading its path.
+fn file_view(tool: &str, paths: Vec<String>) -> ShellView {
+    let mut argv = vec![tool.to_string()];
+    argv.extend(paths);
+    ShellView {
+        commands: vec![shell::Command {
+            argv,
+            ..shell::Command::default()
+        }],
+        reads: Vec::new(),
+        writes: Vec::new(),
+    }
+}
+
+fn http_view(h: &HttpRequest<'_>) -> HttpView {
+    let (mut host, path) = facts::split_url(h.url);
+    let headers: Vec<(String, String)> = h
+        .headers
+        .iter()
+        .map(|(n, v)| (n.to_ascii_lowercase(), String::from_utf8_lossy(v).into_owned()))
+        .collect();
+    if host.is_none() {
+        host = headers
+            .iter()
+            .find(|(n, _)| n == "host")
+            .map(|(_, v)| v.split(':').next().unwrap_or(v).to_ascii_lowercase());
+    }
+    let json = h.body.and_then(|b| serde_json::from_slice(b).ok());
+    HttpView {
+        method: h.method.to_ascii_uppercase(),
+        host,
+        path,
+        headers,
+        json,
+    }
+}

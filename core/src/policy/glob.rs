@@ -1,0 +1,572 @@
+//! Globs for policy conditions: compiled into one multi-pattern regex per condition for fast
+//! matching of resolved text, and into small NFAs so that a word the shell would still expand
+//! (`~/.ssh/id_*`, `$DIR/x`) can be checked for *possibly* naming a protected path (intersection
+//! of two glob languages).
+//!
+//! Syntax: `*` any run without `/`, `?` one byte other than `/`, `**` any run, `**/` zero or more
+//! whole directories, `[abc]`/`[a-z]`/`[!x]` classes, `\x` a literal `x`.
+
+use regex_automata::meta::Regex;
+use regex_automata::util::syntax;
+use regex_automata::{Anchored, Input, MatchKind, PatternID, PatternSet};
+
+/// A set of bytes one NFA edge accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Set {
+    Byte(u8),
+    /// Any byte but `/`.
+    NoSlash,
+    /// Any byte but `/` and `.` (the first byte of a component a shell glob may expand to).
+    NoSlashNoDot,
+    Any,
+    Class {
+        negated: bool,
+        ranges: Vec<(u8, u8)>,
+    },
+}
+
+impl Set {
+    fn contains(&self, b: u8) -> bool {
+        match self {
+            Set::Byte(c) => *c == b,
+            Set::NoSlash => b != b'/',
+            Set::NoSlashNoDot => b != b'/' && b != b'.',
+            Set::Any => true,
+            Set::Class { negated, ranges } => {
+                b != b'/' && (ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&b)) != *negated)
+            }
+        }
+    }
+
+    fn intersects(&self, other: &Set) -> bool {
+        match (self, other) {
+            (Set::Byte(c), s) | (s, Set::Byte(c)) => s.contains(*c),
+            _ => (0..=255u8).any(|b| self.contains(b) && other.contains(b)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct State {
+    edges: Vec<(Set, usize)>,
+    eps: Vec<usize>,
+}
+
+/// A glob as a small NFA; the last state accepts.
+#[derive(Debug, Clone)]
+pub(crate) struct Nfa {
+    states: Vec<State>,
+}
+
+impl Nfa {
+    fn new() -> Nfa {
+        Nfa {
+            states: vec![State::default()],
+        }
+    }
+
+    fn cur(&self) -> usize {
+        self.states.len() - 1
+    }
+
+    fn push(&mut self) -> usize {
+        self.states.push(State::default());
+        self.cur()
+    }
+
+    fn byte(&mut self, set: Set) {
+        let from = self.cur();
+        let to = self.push();
+        self.states[from].edges.push((set, to));
+    }
+
+    /// A run of bytes from `set` (possibly empty); `first` restricts the first byte.
+    fn star(&mut self, first: Set, rest: Set) {
+        let from = self.cur();
+        let inner = self.push();
+        let to = self.push();
+        self.states[from].eps.push(to);
+        self.states[from].edges.push((first, inner));
+        self.states[inner].edges.push((rest, inner));
+        self.states[inner].eps.push(to);
+    }
+
+    /// `(.*/)?`
+    fn dirs(&mut self) {
+        let from = self.cur();
+        let inner = self.push();
+        let to = self.push();
+        self.states[from].eps.push(to);
+        self.states[from].eps.push(inner);
+        self.states[inner].edges.push((Set::Any, inner));
+        self.states[inner].edges.push((Set::Byte(b'/'), to));
+    }
+
+    fn closure(&self, set: &mut Vec<bool>) {
+        let mut stack: Vec<usize> = (0..set.len()).filter(|&i| set[i]).collect();
+        while let Some(s) = stack.pop() {
+            for &e in &self.states[s].eps {
+                if !set[e] {
+                    set[e] = true;
+                    stack.push(e);
+                }
+            }
+        }
+    }
+
+    /// Whether the glob matches all of `text`.
+    pub(crate) fn is_match(&self, text: &[u8]) -> bool {
+        let n = self.states.len();
+        let mut cur = vec![false; n];
+        cur[0] = true;
+        self.closure(&mut cur);
+        for &b in text {
+            let mut next = vec![false; n];
+            for (s, on) in cur.iter().enumerate() {
+                if *on {
+                    for (set, to) in &self.states[s].edges {
+                        if set.contains(b) {
+                            next[*to] = true;
+                        }
+                    }
+                }
+            }
+            self.closure(&mut next);
+            if !next.iter().any(|&x| x) {
+                return false;
+            }
+            cur = next;
+        }
+        cur[n - 1]
+    }
+
+    /// Whether some text matches both globs.
+    pub(crate) fn intersects(&self, other: &Nfa) -> bool {
+        let (n, m) = (self.states.len(), other.states.len());
+        let mut seen = vec![false; n * m];
+        let mut stack = vec![(0usize, 0usize)];
+        seen[0] = true;
+        while let Some((i, j)) = stack.pop() {
+            if i == n - 1 && j == m - 1 {
+                return true;
+            }
+            let mut visit = |a: usize, b: usize, stack: &mut Vec<(usize, usize)>| {
+                if !seen[a * m + b] {
+                    seen[a * m + b] = true;
+                    stack.push((a, b));
+                }
+            };
+            for &e in &self.states[i].eps {
+                visit(e, j, &mut stack);
+            }
+            for &e in &other.states[j].eps {
+                visit(i, e, &mut stack);
+            }
+            for (s1, t1) in &self.states[i].edges {
+                for (s2, t2) in &other.states[j].edges {
+                    if s1.intersects(s2) {
+                        visit(*t1, *t2, &mut stack);
+                    }
+                }
+            }
+        }
+        false
+    }
+}
+
+/// A parsed glob: its regex translation and its NFA.
+#[derive(Debug, Clone)]
+pub(crate) struct Glob {
+    regex: String,
+    pub(crate) nfa: Nfa,
+    /// For a text glob `*LIT*`: `LIT`, which any text containing it matches.
+    core: Option<String>,
+}
+
+impl Glob {
+    /// Parses a path glob (`*` and `?` stop at `/`). Errors name the offset of the problem.
+    pub(crate) fn new(pattern: &str) -> Result<Glob, (usize, &'static str)> {
+        Glob::parse(pattern, false)
+    }
+
+    /// Parses a text glob, where `*` and `?` match any byte including `/` (arguments, names,
+    /// hosts, header and JSON values).
+    pub(crate) fn text(pattern: &str) -> Result<Glob, (usize, &'static str)> {
+        Glob::parse(pattern, true)
+    }
+
+    fn parse(pattern: &str, text: bool) -> Result<Glob, (usize, &'static str)> {
+        let p = pattern.as_bytes();
+        let mut nfa = Nfa::new();
+        let mut re = String::from("(?s-u:");
+        let mut i = 0;
+        while i < p.len() {
+            match p[i] {
+                b'*' if p.get(i + 1) == Some(&b'*') => {
+                    if p.get(i + 2) == Some(&b'/') {
+                        nfa.dirs();
+                        re.push_str("(?:.*/)?");
+                        i += 3;
+                    } else {
+                        nfa.star(Set::Any, Set::Any);
+                        re.push_str(".*");
+                        i += 2;
+                    }
+                    continue;
+                }
+                b'*' if text => {
+                    nfa.star(Set::Any, Set::Any);
+                    re.push_str(".*");
+                }
+                b'?' if text => {
+                    nfa.byte(Set::Any);
+                    re.push('.');
+                }
+                b'*' => {
+                    nfa.star(Set::NoSlash, Set::NoSlash);
+                    re.push_str("[^/]*");
+                }
+                b'?' => {
+                    nfa.byte(Set::NoSlash);
+                    re.push_str("[^/]");
+                }
+                b'[' => {
+                    let (set, class, end) = parse_class(p, i)?;
+                    nfa.byte(set);
+                    re.push_str(&class);
+                    i = end;
+                    continue;
+                }
+                b'\\' => {
+                    let Some(&c) = p.get(i + 1) else {
+                        return Err((i, "a trailing backslash escapes nothing"));
+                    };
+                    nfa.byte(Set::Byte(c));
+                    push_literal(&mut re, c);
+                    i += 2;
+                    continue;
+                }
+                c => {
+                    nfa.byte(Set::Byte(c));
+                    push_literal(&mut re, c);
+                }
+            }
+            i += 1;
+        }
+        re.push_str(")$");
+        let core = pattern
+            .strip_prefix('*')
+            .and_then(|p| p.strip_suffix('*'))
+            .filter(|c| text && !c.is_empty() && !c.contains(['*', '?', '[', '\\']))
+            .map(str::to_string);
+        Ok(Glob { regex: re, nfa, core })
+    }
+}
+
+fn push_literal(re: &mut String, c: u8) {
+    if c.is_ascii_alphanumeric() || c == b'_' || c == b'/' || c == b'-' {
+        re.push(c as char);
+    } else {
+        re.push_str(&format!("\\x{c:02x}"));
+    }
+}
+
+/// `[…]` at `i`: the set, its regex, and the index after `]`.
+fn parse_class(p: &[u8], i: usize) -> Result<(Set, String, usize), (usize, &'static str)> {
+    let mut j = i + 1;
+    let negated = matches!(p.get(j), Some(b'!' | b'^'));
+    if negated {
+        j += 1;
+    }
+    let mut ranges = Vec::new();
+    let mut first = true;
+    loop {
+        let Some(&c) = p.get(j) else {
+            return Err((i, "unclosed character class"));
+        };
+        if c == b']' && !first {
+            break;
+        }
+        first = false;
+        let c = if c == b'\\' {
+            j += 1;
+            *p.get(j).ok_or((i, "unclosed character class"))?
+        } else {
+            c
+        };
+        if p.get(j + 1) == Some(&b'-') && p.get(j + 2).is_some_and(|&e| e != b']') {
+            let hi = p[j + 2];
+            if hi < c {
+                return Err((j, "character range out of order"));
+            }
+            ranges.push((c, hi));
+            j += 3;
+        } else {
+            ranges.push((c, c));
+            j += 1;
+        }
+    }
+    let mut class = String::from(if negated { "[^/" } else { "[" });
+    for &(lo, hi) in &ranges {
+        class.push_str(&format!("\\x{lo:02x}-\\x{hi:02x}"));
+    }
+    // A class never matches `/`.
+    class.push_str(if negated { "]" } else { "&&[^/]]" });
+    Ok((Set::Class { negated, ranges }, class, j + 1))
+}
+
+/// What a variable or substitution inside a word may expand to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expansion {
+    /// A variable stands for text within one path component without dots, a command
+    /// substitution for text within one component: `~/.ssh/$KEY` may be a key, `$DIR/main.rs`
+    /// is not in a dot directory.
+    Component,
+    /// Any text.
+    Any,
+}
+
+/// The NFA of a word as the shell would expand it: its globs (a leading `*` or `?` does not
+/// match a dot file), and variables or substitutions standing for `expansion`.
+pub(crate) fn shell_word_nfa(word: &str, expansion: Expansion) -> Nfa {
+    let w = word.as_bytes();
+    let mut nfa = Nfa::new();
+    let mut i = 0;
+    let component_start = |i: usize| i == 0 || w[i - 1] == b'/';
+    while i < w.len() {
+        match w[i] {
+            b'*' => {
+                if component_start(i) {
+                    nfa.star(Set::NoSlashNoDot, Set::NoSlash);
+                } else {
+                    nfa.star(Set::NoSlash, Set::NoSlash);
+                }
+            }
+            b'?' => nfa.byte(if component_start(i) {
+                Set::NoSlashNoDot
+            } else {
+                Set::NoSlash
+            }),
+            b'[' => {
+                if let Ok((set, _, end)) = parse_class(w, i) {
+                    nfa.byte(set);
+                    i = end;
+                    continue;
+                }
+                nfa.byte(Set::Byte(b'['));
+            }
+            b'$' | b'`' => {
+                let substitution = w[i] == b'`' || w.get(i + 1) == Some(&b'(');
+                i = skip_expansion(w, i);
+                match (expansion, substitution) {
+                    (Expansion::Component, false) => nfa.star(Set::NoSlashNoDot, Set::NoSlashNoDot),
+                    (Expansion::Component, true) => nfa.star(Set::NoSlash, Set::NoSlash),
+                    (Expansion::Any, _) => nfa.star(Set::Any, Set::Any),
+                }
+                continue;
+            }
+            c => nfa.byte(Set::Byte(c)),
+        }
+        i += 1;
+    }
+    nfa
+}
+
+/// Whether `w` is exactly one expansion (`$X`, `${X…}`, `$(…)`, `` `…` ``); the flag says
+/// whether it is a command substitution.
+pub(crate) fn bare_expansion(w: &str) -> Option<bool> {
+    let b = w.as_bytes();
+    if b.is_empty() || !(b[0] == b'$' || b[0] == b'`') {
+        return None;
+    }
+    (skip_expansion(b, 0) == b.len()).then(|| b[0] == b'`' || b.get(1) == Some(&b'('))
+}
+
+/// The literal parts of a word between its expansions.
+pub(crate) fn literal_chunks(w: &str) -> Vec<&str> {
+    let b = w.as_bytes();
+    let mut out = Vec::new();
+    let (mut i, mut start) = (0, 0);
+    while i < b.len() {
+        if b[i] == b'$' || b[i] == b'`' {
+            out.push(&w[start..i]);
+            i = skip_expansion(b, i);
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    out.push(&w[start.min(w.len())..]);
+    out.retain(|c| !c.is_empty());
+    out
+}
+
+/// The index after the expansion (`$NAME`, `${…}`, `$(…)`, `` `…` ``) starting at `i`.
+pub(crate) fn skip_expansion(w: &[u8], i: usize) -> usize {
+    let close_of = |open: u8, close: u8, from: usize| {
+        let mut depth = 0usize;
+        for (k, &b) in w.iter().enumerate().skip(from) {
+            if b == open {
+                depth += 1;
+            } else if b == close {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return k + 1;
+                }
+            }
+        }
+        w.len()
+    };
+    if w[i] == b'`' {
+        return w[i + 1..]
+            .iter()
+            .position(|&b| b == b'`')
+            .map_or(w.len(), |p| i + p + 2);
+    }
+    match w.get(i + 1) {
+        Some(b'(') => close_of(b'(', b')', i + 1),
+        Some(b'{') => close_of(b'{', b'}', i + 1),
+        Some(b) if b.is_ascii_alphabetic() || *b == b'_' => {
+            let mut j = i + 1;
+            while j < w.len() && (w[j].is_ascii_alphanumeric() || w[j] == b'_') {
+                j += 1;
+            }
+            j
+        }
+        Some(_) => i + 2,
+        None => i + 1,
+    }
+}
+
+/// Many globs compiled into one anchored multi-pattern regex, plus their NFAs.
+#[derive(Debug, Clone)]
+pub(crate) struct GlobSet {
+    regex: Option<Regex>,
+    globs: Vec<Glob>,
+}
+
+impl GlobSet {
+    pub(crate) fn new(globs: Vec<Glob>) -> Result<GlobSet, String> {
+        let regex = if globs.is_empty() {
+            None
+        } else {
+            let patterns: Vec<&str> = globs.iter().map(|g| g.regex.as_str()).collect();
+            Some(
+                Regex::builder()
+                    .syntax(syntax::Config::new().utf8(false).unicode(false))
+                    .configure(Regex::config().match_kind(MatchKind::All).utf8_empty(false))
+                    .build_many(&patterns)
+                    .map_err(|e| e.to_string())?,
+            )
+        };
+        Ok(GlobSet { regex, globs })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.globs.len()
+    }
+
+    /// Adds the ids of the globs matching all of `text` to `out`.
+    pub(crate) fn matches_into(&self, text: &[u8], out: &mut PatternSet) {
+        if let Some(re) = &self.regex {
+            re.which_overlapping_matches(&Input::new(text).anchored(Anchored::Yes), out);
+        }
+    }
+
+    /// Adds the ids of the globs some expansion of the shell word `nfa` could match.
+    pub(crate) fn intersecting_into(&self, nfa: &Nfa, out: &mut PatternSet) {
+        for (id, g) in self.globs.iter().enumerate() {
+            if !out.contains(PatternID::must(id)) && g.nfa.intersects(nfa) {
+                let _ = out.try_insert(PatternID::must(id));
+            }
+        }
+    }
+
+    /// Adds the ids of `*LIT*` globs whose `LIT` occurs in one of `chunks` (the literal parts of
+    /// a word with expansions: every expansion of it matches).
+    pub(crate) fn containing_into(&self, chunks: &[&str], out: &mut PatternSet) {
+        for (id, g) in self.globs.iter().enumerate() {
+            if let Some(core) = &g.core {
+                if chunks.iter().any(|c| c.contains(core.as_str())) {
+                    let _ = out.try_insert(PatternID::must(id));
+                }
+            }
+        }
+    }
+
+    pub(crate) fn glob(&self, id: usize) -> &Glob {
+        &self.globs[id]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(p: &str, t: &str) -> bool {
+        let g = Glob::new(p).expect("glob");
+        let set = GlobSet::new(vec![g.clone()]).expect("set");
+        let mut ps = PatternSet::new(1);
+        set.matches_into(t.as_bytes(), &mut ps);
+        assert_eq!(
+            ps.contains(PatternID::must(0)),
+            g.nfa.is_match(t.as_bytes()),
+            "regex and NFA disagree on {p} {t}"
+        );
+        ps.contains(PatternID::must(0))
+    }
+
+    #[test]
+    fn matching() {
+        assert!(m("**/.ssh/id_*", "~/.ssh/id_rsa"));
+        assert!(m("**/.ssh/id_*", ".ssh/id_rsa"));
+        assert!(!m("**/.ssh/id_*", "x/.ssh/known_hosts"));
+        assert!(m("**/.env", ".env"));
+        assert!(m("**/.env", "/srv/app/.env"));
+        assert!(!m("**/.env", "/srv/app/.envrc"));
+        assert!(m("/proc/*/environ", "/proc/self/environ"));
+        assert!(!m("/proc/*/environ", "/proc/1/task/1/environ"));
+        assert!(m("/proc/**/environ", "/proc/1/task/1/environ"));
+        assert!(m("*.pub", "id_rsa.pub"));
+        assert!(!m("*.pub", "a/id_rsa.pub"));
+        assert!(m("[a-c]x", "bx"));
+        assert!(!m("[a-c]x", "dx"));
+        assert!(m("[!a-c]x", "dx"));
+        assert!(m("\\*", "*"));
+        assert!(!m("\\*", "a"));
+        assert!(m("a.b+c(d)", "a.b+c(d)"));
+        assert!(m("**", "any/thing"));
+        let t = Glob::text("*169.254.169.254*").expect("glob");
+        assert!(t.nfa.is_match(b"http://169.254.169.254/latest/"));
+    }
+
+    #[test]
+    fn bad_globs() {
+        assert_eq!(Glob::new("[abc").map(|_| ()).unwrap_err().0, 0);
+        assert!(Glob::new("x\\").is_err());
+        assert!(Glob::new("[z-a]").is_err());
+    }
+
+    #[test]
+    fn intersections() {
+        let g = |p: &str| Glob::new(p).expect("glob").nfa;
+        let w = |x: &str| shell_word_nfa(x, Expansion::Component);
+        assert!(g("**/.ssh/id_*").intersects(&w("~/.ssh/*")));
+        assert!(g("**/.ssh/id_*").intersects(&w("~/.ss?/id_rsa")));
+        assert!(g("**/.ssh/id_*").intersects(&w("~/.ssh/$K")));
+        assert!(!g("**/.password-store/**").intersects(&w("$D/main.rs")));
+        assert!(g("**/.ssh/id_*").intersects(&w("$(echo ~/.ss)h/id_rsa")));
+        assert!(!g("**/.ssh/id_*").intersects(&w("$D/id_rsa")));
+        assert!(g("**/.ssh/id_*").intersects(&shell_word_nfa("$D/id_rsa", Expansion::Any)));
+        assert_eq!(bare_expansion("$HOME"), Some(false));
+        assert_eq!(bare_expansion("${X:-y}"), Some(false));
+        assert_eq!(bare_expansion("$(ls ~)"), Some(true));
+        assert_eq!(bare_expansion("$X/y"), None);
+        assert!(!g("**/.env").intersects(&w("*")));
+        assert!(g("**/.env").intersects(&w(".e*")));
+        assert!(!g("**/.env").intersects(&w("src/*.rs")));
+        assert!(!g("**/.env").intersects(&w("$DIR/main.rs")));
+        assert!(g("\\*").intersects(&w("*")));
+        assert!(!g("/").intersects(&w("*")));
+    }
+}
