@@ -503,11 +503,20 @@ impl ReplayStore for MemoryStore {
 /// A replay store in Redis (`SET key 1 NX EXAT exp`), shared by every proxy that uses the same
 /// server. Connection errors refuse the grant.
 #[cfg(feature = "redis")]
-#[derive(Debug)]
 pub struct RedisStore {
     client: redis::Client,
     conn: Mutex<Option<redis::Connection>>,
     prefix: String,
+}
+
+#[cfg(feature = "redis")]
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("server", &self.client.get_connection_info().addr.to_string())
+            .field("prefix", &self.prefix)
+            .finish()
+    }
 }
 
 #[cfg(feature = "redis")]

@@ -1,0 +1,244 @@
+//! Just-in-time approval: approval requests, grants signed with HMAC-SHA256 and Ed25519, bound
+//! to command, user and target, single use, self-approval and approver rules, tampering.
+
+use std::sync::Arc;
+
+use sluice_core::policy::grant::{self, Approver, GrantError, GrantKey, GrantVerifier, MemoryStore, issue, now};
+use sluice_core::policy::{Action, Dialect, Engine, Identity, Request, Target};
+
+fn sql(text: &str) -> Request<'_> {
+    Request::Sql {
+        text,
+        dialect: Dialect::Postgres,
+    }
+}
+
+fn verifier(key: &GrantKey) -> GrantVerifier {
+    GrantVerifier::new(
+        key.public().unwrap_or_else(|| key.clone()),
+        Arc::new(MemoryStore::default()),
+    )
+}
+
+#[test]
+fn a_grant_allows_exactly_that_command_once() {
+    let engine = Engine::agent_safe();
+    let (me, db) = (Identity::new("agent-7"), Target::new("orders"));
+    for key in [GrantKey::generate_hmac(), GrantKey::generate_ed25519()] {
+        let v = verifier(&key);
+        let d = engine.decide(&me, &db, &sql("DROP TABLE old_orders;"));
+        assert_eq!(d.action, Action::RequireApproval);
+        let req = d.approval.expect("approval request");
+        assert_eq!(
+            (req.user.as_str(), req.target.as_str(), req.command.as_str()),
+            ("agent-7", "orders", "DROP TABLE old_orders")
+        );
+        assert_eq!(req.rule.as_deref(), Some("destructive-sql"));
+        assert!(req.expires_at > req.created_at);
+        let token = issue(&key, &req, &[Approver::new("alice")], now()).expect("issued");
+        assert!(token.starts_with("sg1."), "{token}");
+
+        // Another command, user or target: refused, and the grant is not consumed.
+        let other = engine.decide_with_grant(&me, &db, &sql("DROP TABLE customers"), Some(&token), &v);
+        assert_eq!(other.action, Action::RequireApproval);
+        assert!(
+            other
+                .reason
+                .contains("grant rejected: grant is for a different command"),
+            "{}",
+            other.reason
+        );
+        let who = engine.decide_with_grant(
+            &Identity::new("agent-8"),
+            &db,
+            &sql("DROP TABLE old_orders"),
+            Some(&token),
+            &v,
+        );
+        assert!(who.reason.contains("different"), "{}", who.reason);
+        let wher = engine.decide_with_grant(
+            &me,
+            &Target::new("billing"),
+            &sql("DROP TABLE old_orders"),
+            Some(&token),
+            &v,
+        );
+        assert_eq!(wher.action, Action::RequireApproval);
+
+        // The approved command (trailing `;` and blanks are normalised away): once.
+        let ok = engine.decide_with_grant(&me, &db, &sql("  DROP TABLE old_orders "), Some(&token), &v);
+        assert_eq!(ok.action, Action::Allow, "{}", ok.reason);
+        assert!(ok.reason.starts_with("approved by alice"), "{}", ok.reason);
+        let again = engine.decide_with_grant(&me, &db, &sql("DROP TABLE old_orders"), Some(&token), &v);
+        assert_eq!(again.action, Action::RequireApproval);
+        assert!(again.reason.contains("grant already used"), "{}", again.reason);
+    }
+}
+
+#[test]
+fn grants_never_override_a_deny_and_are_not_needed_for_an_allow() {
+    let engine = Engine::agent_safe();
+    let key = GrantKey::generate_hmac();
+    let v = verifier(&key);
+    let (me, db) = (Identity::new("agent-7"), Target::new("orders"));
+    let req = engine.decide(&me, &db, &sql("DROP TABLE t")).approval.expect("request");
+    let token = issue(&key, &req, &[Approver::new("alice")], now()).expect("issued");
+    assert_eq!(
+        engine
+            .decide_with_grant(&me, &db, &sql("SELECT * FROM pg_shadow"), Some(&token), &v)
+            .action,
+        Action::Deny
+    );
+    assert_eq!(
+        engine
+            .decide_with_grant(&me, &db, &sql("SELECT 1"), Some(&token), &v)
+            .action,
+        Action::Allow
+    );
+    // Still unused: it works for its own command.
+    assert_eq!(
+        engine
+            .decide_with_grant(&me, &db, &sql("DROP TABLE t"), Some(&token), &v)
+            .action,
+        Action::Allow
+    );
+}
+
+#[test]
+fn bad_tokens_are_refused() {
+    let engine = Engine::agent_safe();
+    let key = GrantKey::generate_ed25519();
+    let (me, db) = (Identity::new("agent-7"), Target::new("orders"));
+    let req = engine.decide(&me, &db, &sql("TRUNCATE t")).approval.expect("request");
+    let token = issue(&key, &req, &[Approver::new("alice")], now()).expect("issued");
+    // Another key.
+    let other = verifier(&GrantKey::generate_ed25519());
+    assert!(matches!(other.redeem(&req, &token, now()), Err(GrantError::Invalid(_))));
+    // An HMAC verifier for an Ed25519 token.
+    assert!(matches!(
+        verifier(&GrantKey::generate_hmac()).redeem(&req, &token, now()),
+        Err(GrantError::Invalid(_))
+    ));
+    // Tampered payload.
+    let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+    parts[2] = parts[2].replacen('e', "f", 1);
+    assert!(matches!(
+        verifier(&key).redeem(&req, &parts.join("."), now()),
+        Err(GrantError::Invalid(_))
+    ));
+    // Expired.
+    assert_eq!(
+        verifier(&key).redeem(&req, &token, now() + 24 * 3600),
+        Err(GrantError::Expired)
+    );
+    // A public key cannot sign.
+    assert!(issue(&key.public().expect("public"), &req, &[Approver::new("alice")], now()).is_err());
+    // Garbage.
+    assert!(verifier(&key).redeem(&req, "sg1.nope", now()).is_err());
+    // No grant issued for an expired request.
+    assert_eq!(
+        issue(&key, &req, &[Approver::new("alice")], req.expires_at),
+        Err(GrantError::Expired)
+    );
+}
+
+#[test]
+fn approver_rules_and_self_approval() {
+    let policy = r#"
+version: 1
+default: allow
+approval: { ttl: 10m }
+rules:
+  - id: prod-writes
+    action: require_approval
+    approval: { count: 2, approvers: { groups: [sre], users: [carol] } }
+    when: { labels: { env: prod }, sql: { kinds: [update, delete, insert] } }
+  - id: self-ok
+    action: require_approval
+    approval: { allow_self: true }
+    when: { sql: { kinds: [truncate] } }
+"#;
+    let engine = Engine::from_yaml("approvers.yaml", policy).expect("compiles");
+    let key = GrantKey::generate_hmac();
+    let me = Identity::new("bob").group("sre");
+    let prod = Target::new("db").label("env", "prod");
+    let req = engine
+        .decide(&me, &prod, &sql("DELETE FROM t WHERE id = 1"))
+        .approval
+        .expect("request");
+    assert_eq!((req.count, req.expires_at - req.created_at), (2, 600));
+    let sre = |u: &str| Approver::new(u).group("sre");
+    // One approver is not enough; the requester does not count; outsiders do not count.
+    assert!(matches!(
+        issue(&key, &req, &[sre("dan")], now()),
+        Err(GrantError::Approvers(_))
+    ));
+    let e = issue(&key, &req, &[sre("dan"), sre("bob")], now()).expect_err("self");
+    assert!(e.to_string().contains("self-approval is not allowed"), "{e}");
+    assert!(issue(&key, &req, &[sre("dan"), Approver::new("mallory")], now()).is_err());
+    assert!(
+        issue(&key, &req, &[sre("dan"), sre("dan")], now()).is_err(),
+        "the same approver twice"
+    );
+    let token = issue(&key, &req, &[sre("dan"), Approver::new("carol")], now()).expect("two approvers");
+    let v = verifier(&key);
+    let d = engine.decide_with_grant(&me, &prod, &sql("DELETE FROM t WHERE id = 1"), Some(&token), &v);
+    assert_eq!(d.action, Action::Allow, "{}", d.reason);
+
+    let req = engine.decide(&me, &prod, &sql("TRUNCATE t")).approval.expect("request");
+    assert!(
+        issue(&key, &req, &[Approver::new("bob")], now()).is_ok(),
+        "self-approval allowed by this rule"
+    );
+}
+
+#[test]
+fn keys_round_trip_through_text() {
+    for key in [GrantKey::generate_hmac(), GrantKey::generate_ed25519()] {
+        let text = key.to_text();
+        let back = GrantKey::parse(&text).expect("parses");
+        assert_eq!(back.to_text(), text);
+    }
+    let pubkey = GrantKey::generate_ed25519().public().expect("public");
+    assert!(pubkey.to_text().contains(":ed25519-public:"));
+    for bad in [
+        "",
+        "sluice-grant-key:hmac-sha256:",
+        "sluice-grant-key:rot13:AAAA",
+        "sluice-grant-key:ed25519-secret:AAAA",
+        "hello",
+    ] {
+        assert!(GrantKey::parse(bad).is_err(), "{bad}");
+    }
+    assert_eq!(
+        grant::fingerprint(sluice_core::policy::Protocol::Sql, "a", "b").len(),
+        64
+    );
+}
+
+#[test]
+fn mcp_retries_with_a_new_json_rpc_id_match_the_grant() {
+    let engine = Engine::from_yaml(
+        "mcp.yaml",
+        "version: 1\ndefault: allow\nrules:\n  - id: deploys\n    action: require_approval\n    when: { mcp: { tools: [deploy] } }\n",
+    )
+    .expect("compiles");
+    let key = GrantKey::generate_hmac();
+    let v = verifier(&key);
+    let me = Identity::new("agent");
+    let t = Target::new("mcp-server");
+    let call = |id: u32| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"deploy","arguments":{{"env":"prod"}}}}}}"#
+        )
+    };
+    let first = call(1);
+    let req = engine
+        .decide(&me, &t, &Request::Mcp(first.as_bytes()))
+        .approval
+        .expect("request");
+    let token = issue(&key, &req, &[Approver::new("alice")], now()).expect("issued");
+    let retry = call(2);
+    let d = engine.decide_with_grant(&me, &t, &Request::Mcp(retry.as_bytes()), Some(&token), &v);
+    assert_eq!(d.action, Action::Allow, "{}", d.reason);
+}
