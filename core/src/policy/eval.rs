@@ -321,7 +321,21 @@ impl Engine {
         let views = self.views(request);
         let held: Vec<bool> = self.roles.iter().map(|r| has_role(r, identity)).collect();
 
-        // The strongest candidate so far: (action, rule index, evidence, uncertain).
+        let flat: Vec<&sql::Statement> = views.sql.as_ref().map(|(s, _)| flatten(s)).unwrap_or_default();
+        let mut shell_facts: Option<Vec<CmdFacts<'_>>> = None;
+        if views.shell.is_some() {
+            shell_facts = views.shell.as_ref().map(|v| self.shell_facts(v));
+        }
+        // What an allow rule must cover, one by one: each simple command, each SQL statement
+        // (nested ones included), or the request as a whole.
+        let units = match (&shell_facts, views.sql.is_some()) {
+            (Some(f), _) => f.len(),
+            (None, true) => flat.len().max(1),
+            _ => 1,
+        };
+        let mut covered: Vec<Option<usize>> = vec![None; units];
+
+        // The strongest deny or approval so far: (action, rule index, evidence, uncertain).
         let mut best: Option<(Action, usize, String, bool)> = None;
         fn consider(
             best: &mut Option<(Action, usize, String, bool)>,
@@ -334,7 +348,6 @@ impl Engine {
                 *best = Some((action, i, evidence, uncertain));
             }
         }
-        let mut shell_facts: Option<Vec<CmdFacts<'_>>> = None;
         for (i, r) in self.rules.iter().enumerate() {
             if r.protocols != 0 && r.protocols & protocol.bit() == 0 {
                 continue;
@@ -342,10 +355,17 @@ impl Engine {
             if best.as_ref().is_some_and(|b| b.0 == Action::Deny) && r.action != Action::Deny {
                 continue;
             }
+            if r.action == Action::Allow && (best.is_some() || covered.iter().all(Option::is_some)) {
+                continue;
+            }
             if !self.identity_matches(r, identity, target, &held) {
                 continue;
             }
-            let o = self.rule_outcome(r, &views, &mut shell_facts);
+            if r.action == Action::Allow {
+                self.cover(r, i, &views, &flat, shell_facts.as_deref(), &mut covered);
+                continue;
+            }
+            let o = self.rule_outcome(r, &views, &flat, &mut shell_facts);
             match (o.tri, r.action) {
                 (Tri::Yes, a) => consider(&mut best, a, i, o.evidence, false),
                 (Tri::Maybe, Action::Allow) | (Tri::No, _) => {}
@@ -353,6 +373,22 @@ impl Engine {
                     consider(&mut best, Action::RequireApproval, i, o.evidence, true)
                 }
                 (Tri::Maybe, Action::Deny) => consider(&mut best, self.uncertain, i, o.evidence, true),
+            }
+        }
+        if best.is_none() && views.unparsed.is_none() && covered.iter().all(Option::is_some) {
+            if let Some(Some(i)) = covered.first() {
+                let r = &self.rules[*i];
+                let mut d = self.decision(
+                    Action::Allow,
+                    Some(*i),
+                    r.message.clone(),
+                    identity,
+                    target,
+                    request,
+                    false,
+                );
+                d.mask = r.mask.unwrap_or(self.masking);
+                return d;
             }
         }
         if let Some(why) = &views.unparsed {
@@ -387,16 +423,12 @@ impl Engine {
                 } else if uncertain {
                     reason.push_str("; the command may match (not resolved statically)");
                 }
-                let mut d = self.decision(action, Some(i), reason, identity, target, request, uncertain);
-                if action == Action::Allow {
-                    d.mask = r.mask.unwrap_or(self.masking);
-                }
-                d
+                self.decision(action, Some(i), reason, identity, target, request, uncertain)
             }
             None => self.decision(
                 self.default,
                 None,
-                format!("no rule matched; policy default is {}", self.default.as_str()),
+                self.uncovered_reason(&covered, shell_facts.as_deref(), &flat, &views),
                 identity,
                 target,
                 request,
@@ -544,7 +576,77 @@ impl Engine {
         }
     }
 
-    fn rule_outcome<'s>(&'s self, r: &Rule, v: &'s Views<'_>, shell_facts: &mut Option<Vec<CmdFacts<'s>>>) -> Outcome {
+    /// Marks the units an allow rule matches outright.
+    fn cover(
+        &self,
+        r: &Rule,
+        i: usize,
+        v: &Views<'_>,
+        flat: &[&sql::Statement],
+        facts: Option<&[CmdFacts<'_>]>,
+        covered: &mut [Option<usize>],
+    ) {
+        let n = covered.len();
+        let mut mark = |k: usize| {
+            if covered[k].is_none() {
+                covered[k] = Some(i);
+            }
+        };
+        let no_blocks = r.shell.is_none() && r.sql.is_none() && r.http.is_none() && r.mcp.is_none() && r.ssh.is_none();
+        let whole = no_blocks
+            || matches!((&r.http, &v.http), (Some(c), Some(h)) if self.eval_http(c, h).tri == Tri::Yes)
+            || matches!((&r.mcp, &v.mcp), (Some(c), Some(m)) if self.eval_mcp(c, m).tri == Tri::Yes)
+            || matches!((&r.ssh, &v.ssh), (Some(c), Some(op)) if eval_ssh(c, op).tri == Tri::Yes);
+        if whole {
+            (0..n).for_each(&mut mark);
+            return;
+        }
+        if let (Some(c), Some(view), Some(facts)) = (&r.shell, &v.shell, facts) {
+            let writes = self.shell_writes(c, view);
+            for (k, f) in facts.iter().enumerate() {
+                if self.eval_command(c, f, &writes) == Tri::Yes {
+                    mark(k);
+                }
+            }
+        }
+        if let (Some(c), Some(_)) = (&r.sql, &v.sql) {
+            for (k, st) in flat.iter().enumerate() {
+                if self.eval_statement(c, st) == Tri::Yes {
+                    mark(k);
+                }
+            }
+        }
+    }
+
+    fn uncovered_reason(
+        &self,
+        covered: &[Option<usize>],
+        facts: Option<&[CmdFacts<'_>]>,
+        flat: &[&sql::Statement],
+        v: &Views<'_>,
+    ) -> String {
+        let default = self.default.as_str();
+        let Some(k) = covered.iter().position(Option::is_none) else {
+            return format!("no rule matched; policy default is {default}");
+        };
+        if covered.iter().all(Option::is_none) {
+            return format!("no rule matched; policy default is {default}");
+        }
+        let what = match (facts, &v.sql) {
+            (Some(f), _) => format!("`{}`", f[k].argv.join(" ")),
+            (None, Some((_, text))) => flat.get(k).map_or_else(String::new, |st| statement_evidence(st, text)),
+            _ => String::new(),
+        };
+        format!("no rule allows {what}; policy default is {default}")
+    }
+
+    fn rule_outcome<'s>(
+        &'s self,
+        r: &Rule,
+        v: &'s Views<'_>,
+        flat: &[&sql::Statement],
+        shell_facts: &mut Option<Vec<CmdFacts<'s>>>,
+    ) -> Outcome {
         let mut out = Outcome {
             tri: Tri::No,
             evidence: String::new(),
@@ -563,8 +665,8 @@ impl Engine {
             let facts = shell_facts.get_or_insert_with(|| self.shell_facts(view));
             take(self.eval_shell(c, view, facts));
         }
-        if let (Some(c), Some((stmts, text))) = (&r.sql, &v.sql) {
-            take(self.eval_sql(c, stmts, text));
+        if let (Some(c), Some((_, text))) = (&r.sql, &v.sql) {
+            take(self.eval_sql(c, flat, text));
         }
         if let (Some(c), Some(h)) = (&r.http, &v.http) {
             take(self.eval_http(c, h));
@@ -663,7 +765,7 @@ impl Engine {
         out
     }
 
-    fn eval_shell(&self, c: &ShellCond, view: &ShellView, facts: &[CmdFacts<'_>]) -> Outcome {
+    fn shell_writes(&self, c: &ShellCond, view: &ShellView) -> Hits {
         let s = &self.sets;
         let mut writes = Hits::new(&s.writes);
         if !c.writes.is_empty() {
@@ -673,63 +775,75 @@ impl Engine {
                 }
             }
         }
+        writes
+    }
+
+    /// The shell condition on one simple command.
+    fn eval_command(&self, c: &ShellCond, f: &CmdFacts<'_>, writes: &Hits) -> Tri {
+        let s = &self.sets;
+        let mut t = f.program.test(&c.programs);
+        if t == Tri::No {
+            return t;
+        }
+        if !c.not_programs.is_empty() {
+            t = t.min(f.program.test(&c.not_programs).not());
+        }
+        t = t
+            .min(f.args.test(&c.args))
+            .min(f.flags.test(&c.flags))
+            .min(f.variables.test(&c.variables));
+        if t == Tri::No {
+            return t;
+        }
+        if !c.paths.is_empty() {
+            let mut p = f.paths.test(&c.paths);
+            if p > Tri::No && !c.not_paths.is_empty() {
+                p = f
+                    .path_facts
+                    .iter()
+                    .map(|pf| pf.test(&s.paths, &c.paths, &c.not_paths, !f.inert))
+                    .max()
+                    .unwrap_or(Tri::No)
+                    .min(p);
+            }
+            t = t.min(p);
+        }
+        if !c.writes.is_empty() {
+            t = t.min(writes.test(&c.writes));
+        }
+        if let Some(max) = c.max_operands {
+            let operands = f
+                .argv
+                .iter()
+                .skip(1)
+                .filter(|a| !a.starts_with('-') && !is_assignment(a))
+                .count();
+            t = t.min(Tri::from(operands <= max));
+        }
+        if let Some(max) = c.max_args {
+            t = t.min(Tri::from(f.argv.len().saturating_sub(1) <= max));
+        }
+        if !c.commands.is_empty() && t > Tri::No {
+            t = t.min(
+                c.commands
+                    .iter()
+                    .map(|seq| sequence(seq, f.argv))
+                    .max()
+                    .unwrap_or(Tri::No),
+            );
+        }
+        t
+    }
+
+    /// The shell condition on a command line: the strongest over its commands.
+    fn eval_shell(&self, c: &ShellCond, view: &ShellView, facts: &[CmdFacts<'_>]) -> Outcome {
+        let writes = self.shell_writes(c, view);
         let mut best = Outcome {
             tri: Tri::No,
             evidence: String::new(),
         };
         for f in facts {
-            let mut t = f.program.test(&c.programs);
-            if t == Tri::No {
-                continue;
-            }
-            if !c.not_programs.is_empty() {
-                t = t.min(f.program.test(&c.not_programs).not());
-            }
-            t = t
-                .min(f.args.test(&c.args))
-                .min(f.flags.test(&c.flags))
-                .min(f.variables.test(&c.variables));
-            if t == Tri::No {
-                continue;
-            }
-            if !c.paths.is_empty() {
-                let mut p = f.paths.test(&c.paths);
-                if p > Tri::No && !c.not_paths.is_empty() {
-                    p = f
-                        .path_facts
-                        .iter()
-                        .map(|pf| pf.test(&s.paths, &c.paths, &c.not_paths, !f.inert))
-                        .max()
-                        .unwrap_or(Tri::No)
-                        .min(p);
-                }
-                t = t.min(p);
-            }
-            if !c.writes.is_empty() {
-                t = t.min(writes.test(&c.writes));
-            }
-            let operands = || {
-                f.argv
-                    .iter()
-                    .skip(1)
-                    .filter(|a| !a.starts_with('-') && !is_assignment(a))
-                    .count()
-            };
-            if let Some(max) = c.max_operands {
-                t = t.min(Tri::from(operands() <= max));
-            }
-            if let Some(max) = c.max_args {
-                t = t.min(Tri::from(f.argv.len().saturating_sub(1) <= max));
-            }
-            if !c.commands.is_empty() && t > Tri::No {
-                t = t.min(
-                    c.commands
-                        .iter()
-                        .map(|seq| sequence(seq, f.argv))
-                        .max()
-                        .unwrap_or(Tri::No),
-                );
-            }
+            let t = self.eval_command(c, f, &writes);
             if t > best.tri {
                 best = Outcome {
                     tri: t,
@@ -743,63 +857,65 @@ impl Engine {
         best
     }
 
-    fn eval_sql(&self, c: &SqlCond, stmts: &[sql::Statement], text: &str) -> Outcome {
+    /// The SQL condition on one statement.
+    fn eval_statement(&self, c: &SqlCond, st: &sql::Statement) -> Tri {
+        if !st.certain {
+            return Tri::Maybe;
+        }
         let s = &self.sets;
+        let mut t = Tri::from(c.kinds.is_empty() || c.kinds.contains(&st.kind));
+        if t == Tri::No {
+            return t;
+        }
+        if !c.relations.is_empty() || !c.writes.is_empty() {
+            let mut rel = Hits::new(&s.relations);
+            let mut wr = Hits::new(&s.relations);
+            for r in &st.reads {
+                name_forms(r, |n| rel.literal(&s.relations, n));
+            }
+            for r in &st.writes {
+                name_forms(r, |n| {
+                    rel.literal(&s.relations, n);
+                    wr.literal(&s.relations, n);
+                });
+            }
+            t = t.min(rel.test(&c.relations)).min(wr.test(&c.writes));
+        }
+        if !c.functions.is_empty() {
+            let mut fun = Hits::new(&s.functions);
+            for f in &st.functions {
+                name_forms(f, |n| fun.literal(&s.functions, n));
+            }
+            t = t.min(fun.test(&c.functions));
+        }
+        if let Some(m) = c.missing_where {
+            let missing = matches!(st.kind, sql::Kind::Update | sql::Kind::Delete) && !st.has_where;
+            t = t.min(Tri::from(missing == m));
+        }
+        if !c.copy.is_empty() {
+            let kind = match &st.copy_target {
+                Some(sql::CopyTarget::Client) => Some("client"),
+                Some(sql::CopyTarget::File(_)) => Some("file"),
+                Some(sql::CopyTarget::Program(_)) => Some("program"),
+                None => None,
+            };
+            t = t.min(Tri::from(kind.is_some_and(|k| c.copy.contains(&k))));
+        }
+        t
+    }
+
+    /// The SQL condition on a request: the strongest over its statements, nested ones included.
+    fn eval_sql(&self, c: &SqlCond, stmts: &[&sql::Statement], text: &str) -> Outcome {
         let mut best = Outcome {
             tri: Tri::No,
             evidence: String::new(),
         };
-        let mut stack: Vec<&sql::Statement> = stmts.iter().rev().collect();
-        let mut rel = Hits::new(&s.relations);
-        let mut wr = Hits::new(&s.relations);
-        let mut fun = Hits::new(&s.functions);
-        while let Some(st) = stack.pop() {
-            stack.extend(st.nested.iter().rev());
-            let t = if !st.certain {
-                Tri::Maybe
-            } else {
-                rel.clear();
-                wr.clear();
-                fun.clear();
-                for r in &st.reads {
-                    name_forms(r, |n| rel.literal(&s.relations, n));
-                }
-                for r in &st.writes {
-                    name_forms(r, |n| {
-                        rel.literal(&s.relations, n);
-                        wr.literal(&s.relations, n);
-                    });
-                }
-                for f in &st.functions {
-                    name_forms(f, |n| fun.literal(&s.functions, n));
-                }
-                let mut t = Tri::from(c.kinds.is_empty() || c.kinds.contains(&st.kind));
-                t = t
-                    .min(rel.test(&c.relations))
-                    .min(wr.test(&c.writes))
-                    .min(fun.test(&c.functions));
-                if let Some(m) = c.missing_where {
-                    let missing = matches!(st.kind, sql::Kind::Update | sql::Kind::Delete) && !st.has_where;
-                    t = t.min(Tri::from(missing == m));
-                }
-                if !c.copy.is_empty() {
-                    let kind = match &st.copy_target {
-                        Some(sql::CopyTarget::Client) => Some("client"),
-                        Some(sql::CopyTarget::File(_)) => Some("file"),
-                        Some(sql::CopyTarget::Program(_)) => Some("program"),
-                        None => None,
-                    };
-                    t = t.min(Tri::from(kind.is_some_and(|k| c.copy.contains(&k))));
-                }
-                t
-            };
+        for st in stmts {
+            let t = self.eval_statement(c, st);
             if t > best.tri {
-                let (a, b) = st.span;
-                let stmt = text.get(a..b).unwrap_or("").trim();
-                let stmt: String = stmt.chars().take(120).collect();
                 best = Outcome {
                     tri: t,
-                    evidence: format!("`{stmt}`"),
+                    evidence: statement_evidence(st, text),
                 };
                 if t == Tri::Yes {
                     break;
@@ -917,6 +1033,23 @@ fn sequence(seq: &[Glob], argv: &[String]) -> Tri {
         }
     }
     prog_ok
+}
+
+fn statement_evidence(st: &sql::Statement, text: &str) -> String {
+    let (a, b) = st.span;
+    let stmt: String = text.get(a..b).unwrap_or("").trim().chars().take(120).collect();
+    format!("`{stmt}`")
+}
+
+/// Every statement, nested ones (DO blocks, EXECUTE strings) after their parent.
+fn flatten(stmts: &[sql::Statement]) -> Vec<&sql::Statement> {
+    let mut out = Vec::new();
+    let mut stack: Vec<&sql::Statement> = stmts.iter().rev().collect();
+    while let Some(st) = stack.pop() {
+        out.push(st);
+        stack.extend(st.nested.iter().rev());
+    }
+    out
 }
 
 /// A relation or function name in the forms globs see: as written, and its last component.
