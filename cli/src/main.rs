@@ -1,8 +1,11 @@
-//! `sluice`: scan files for secrets and redact streams, on the embedded rules or your own.
+//! `sluice`: scan files for secrets and redact streams, on the embedded rules or your own;
+//! decide on commands against a policy; issue grants for approved commands.
 //!
-//! Exit status: 0 when nothing is found, 1 when something is, 2 on error.
+//! Exit status: 0 when nothing is found (scan) or the command is allowed (check), 1 when
+//! something is found or the command is not allowed, 2 on error.
 
 mod output;
+mod policy;
 mod scan;
 
 use std::io::{Read, Write};
@@ -16,7 +19,7 @@ use sluice_core::Detector;
 #[command(
     name = "sluice",
     version,
-    about = "Find and mask secrets: the Sluice enforcement engine's command line"
+    about = "Find and mask secrets, decide on agent commands: the Sluice enforcement engine's command line"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -31,6 +34,15 @@ enum Command {
     Redact(RedactArgs),
     /// List the rules, or check a rule file and its examples.
     Rules(RulesArgs),
+    /// Decide on a command (shell, SQL, HTTP, MCP, SSH) and print the decision as JSON.
+    Check(policy::CheckArgs),
+    /// Turn an approval request into a signed, single-use grant.
+    Approve(policy::ApproveArgs),
+    /// Create a grant signing key.
+    Keygen(policy::KeygenArgs),
+    /// Validate or test policy files.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -109,6 +121,10 @@ fn main() -> ExitCode {
         Command::Scan(args) => scan::run(args),
         Command::Redact(args) => redact(args),
         Command::Rules(args) => rules(args),
+        Command::Check(args) => policy::check(args),
+        Command::Approve(args) => policy::approve(args),
+        Command::Keygen(args) => policy::keygen(args),
+        Command::Policy(cmd) => policy::policy(cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -231,3 +231,175 @@ fn redact_streams_line_by_line_like_at_the_end_of_tail_f() {
     drop(stdin);
     assert!(child.wait().expect("wait").success());
 }
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn check_prints_a_json_decision_for_each_protocol() {
+    let d = tempdir::Dir::new();
+    let cases: &[(&[&str], &str, Option<&str>, i32)] = &[
+        (
+            &["--protocol", "shell", "cat ~/.aws/credentials"],
+            "deny",
+            Some("credential-files"),
+            1,
+        ),
+        (&["--protocol", "shell", "cargo test"], "allow", None, 0),
+        (
+            &["--protocol", "sql", "select * from PG_SHADOW"],
+            "deny",
+            Some("password-hash-catalogs"),
+            1,
+        ),
+        (
+            &["--protocol", "sql", "--dialect", "mysql", "DELETE FROM `t`"],
+            "require_approval",
+            Some("unbounded-writes"),
+            1,
+        ),
+        (
+            &["--protocol", "http", "GET http://169.254.169.254/latest/meta-data/"],
+            "deny",
+            Some("cloud-metadata"),
+            1,
+        ),
+        (
+            &[
+                "--protocol",
+                "mcp",
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"~/.ssh/id_rsa"}}}"#,
+            ],
+            "deny",
+            Some("ssh-private-keys"),
+            1,
+        ),
+        (&["--protocol", "ssh", "env"], "deny", Some("env-dump"), 1),
+        (&["--protocol", "ssh", "--ssh", "subsystem", "sftp"], "allow", None, 0),
+    ];
+    for (args, decision, rule, code) in cases {
+        let mut all = vec!["check"];
+        all.extend_from_slice(args);
+        let out = sluice(&all, d.path());
+        let v = json(&out);
+        assert_eq!(v["decision"], *decision, "{args:?}: {v}");
+        assert_eq!(v["rule"].as_str(), *rule, "{args:?}: {v}");
+        assert!(v["reason"].as_str().is_some_and(|r| !r.is_empty()));
+        assert_eq!(out.status.code(), Some(*code), "{args:?}");
+    }
+    let out = sluice(&["check", "--protocol", "http", "not a request line"], d.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("METHOD URL"));
+}
+
+#[test]
+fn approve_issues_a_grant_that_check_accepts_for_that_command() {
+    let d = tempdir::Dir::new();
+    let out = sluice(&["keygen", "--type", "ed25519", "--out", "grant.key"], d.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let again = sluice(&["keygen", "--out", "grant.key"], d.path());
+    assert_eq!(again.status.code(), Some(2), "never overwrites a key");
+    let check = |extra: &[&str], cmd: &str| {
+        let mut args = vec!["check", "--user", "agent-7", "--target", "orders", "--protocol", "sql"];
+        args.extend_from_slice(extra);
+        args.push(cmd);
+        sluice(&args, d.path())
+    };
+    let first = check(&[], "DROP TABLE old_orders");
+    let v = json(&first);
+    assert_eq!(v["decision"], "require_approval");
+    assert_eq!(v["approval"]["command"], "DROP TABLE old_orders");
+    d.write("request.json", &String::from_utf8_lossy(&first.stdout));
+    let self_approved = sluice(
+        &[
+            "approve",
+            "--key-file",
+            "grant.key",
+            "--approver",
+            "agent-7",
+            "request.json",
+        ],
+        d.path(),
+    );
+    assert_eq!(self_approved.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&self_approved.stderr).contains("self-approval"));
+    let grant = sluice(
+        &[
+            "approve",
+            "--key-file",
+            "grant.key",
+            "--approver",
+            "alice:dba",
+            "request.json",
+        ],
+        d.path(),
+    );
+    assert!(grant.status.success(), "{}", String::from_utf8_lossy(&grant.stderr));
+    let token = String::from_utf8_lossy(&grant.stdout).trim().to_string();
+    let with = |cmd: &str| check(&["--grant", &token, "--grant-key", "grant.key.pub"], cmd);
+    let ok = with("DROP TABLE old_orders");
+    assert_eq!(
+        json(&ok)["decision"],
+        "allow",
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert_eq!(ok.status.code(), Some(0));
+    let other = with("DROP TABLE customers");
+    assert_eq!(json(&other)["decision"], "require_approval");
+    assert!(
+        json(&other)["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("grant rejected"))
+    );
+}
+
+#[test]
+fn policy_validate_and_test() {
+    let d = tempdir::Dir::new();
+    d.write(
+        "p.yaml",
+        "version: 1\nname: mine\ndefault: deny\nrules:\n  - id: reads\n    action: allow\n    when: { sql: { kinds: [select] } }\n",
+    );
+    d.write(
+        "bad.yaml",
+        "version: 1\nrules:\n  - id: x\n    action: deny\n    when: { sql: { kinds: [selekt] } }\n",
+    );
+    d.write(
+        "cases.json",
+        r#"{"cases": [
+            {"name": "select", "protocol": "sql", "command": "select 1", "expect": "allow", "rule": "reads"},
+            {"name": "drop", "protocol": "sql", "command": "drop table t", "expect": "deny"},
+            {"name": "wrong on purpose", "protocol": "sql", "command": "select 2", "expect": "deny"}
+        ]}"#,
+    );
+    let ok = sluice(&["policy", "validate", "p.yaml"], d.path());
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok (policy `mine`, 1 rules)"));
+    let bad = sluice(&["policy", "validate", "bad.yaml"], d.path());
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("bad.yaml: rules[0].when.sql.kinds[0]: unknown statement kind `selekt`"),
+        "{err}"
+    );
+    let t = sluice(&["policy", "test", "p.yaml", "cases.json"], d.path());
+    let text = String::from_utf8_lossy(&t.stdout);
+    assert_eq!(t.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL wrong on purpose: expected deny, got allow (reads)"),
+        "{text}"
+    );
+    assert!(text.contains("2 passed, 1 failed"), "{text}");
+    let shared = format!("{}/../testdata/policy/agent-safe.json", env!("CARGO_MANIFEST_DIR"));
+    let t = sluice(&["policy", "test", "agent-safe", &shared], d.path());
+    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stdout));
+    let shown = sluice(&["policy", "show"], d.path());
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("name: agent-safe"));
+}

@@ -51,11 +51,6 @@ impl Hits {
         }
     }
 
-    fn clear(&mut self) {
-        self.yes.clear();
-        self.maybe.clear();
-    }
-
     /// The condition "one of the globs in `r` matched"; an empty range is no condition.
     fn test(&self, r: &Range<usize>) -> Tri {
         if r.is_empty() {

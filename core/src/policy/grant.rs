@@ -576,8 +576,8 @@ impl GrantVerifier {
     }
 
     /// Checks `token` against the approval `request` the engine produced for this retry, and
-    /// consumes it. Returns the approvers.
-    pub fn redeem(&self, request: &ApprovalRequest, token: &str, now: u64) -> Result<Vec<Approver>, GrantError> {
+    /// consumes it. Returns its claims (who approved, which request).
+    pub fn redeem(&self, request: &ApprovalRequest, token: &str, now: u64) -> Result<GrantClaims, GrantError> {
         let c = decode(&self.key, token)?;
         if now >= c.exp {
             return Err(GrantError::Expired);
@@ -595,7 +595,7 @@ impl GrantVerifier {
         if !self.store.use_once(&c.jti, c.exp)? {
             return Err(GrantError::Replayed);
         }
-        Ok(c.apr)
+        Ok(c)
     }
 }
 
@@ -616,9 +616,9 @@ impl Engine {
             return d;
         };
         match verifier.redeem(req, token, now()) {
-            Ok(approvers) => {
-                let names: Vec<&str> = approvers.iter().map(|a| a.user.as_str()).collect();
-                d.reason = format!("approved by {} (grant {}): {}", names.join(", "), req.id, d.reason);
+            Ok(claims) => {
+                let names: Vec<&str> = claims.apr.iter().map(|a| a.user.as_str()).collect();
+                d.reason = format!("approved by {} (grant {}): {}", names.join(", "), claims.jti, d.reason);
                 d.action = Action::Allow;
                 d.approval = None;
             }
