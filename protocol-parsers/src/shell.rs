@@ -481,10 +481,21 @@ impl<'a> Parser<'a> {
     fn unwrap(&mut self, cmd: Command) -> Result<(), Error> {
         let depth = cmd.depth;
         let program = cmd.program().map(|p| p.rsplit('/').next().unwrap_or(p).to_string());
+        let Some(program) = program else {
+            self.out.commands.push(cmd);
+            return Ok(());
+        };
+        let looks_through = matches!(
+            program.as_str(),
+            "sh" | "bash" | "zsh" | "dash" | "ksh" | "eval" | "env" | "xargs" | "find"
+        ) || WRAPPERS.contains(&program.as_str());
+        if !looks_through {
+            self.out.commands.push(cmd);
+            return Ok(());
+        }
         let argv = cmd.argv.clone();
         let unresolved = cmd.unresolved.clone();
         self.out.commands.push(cmd);
-        let Some(program) = program else { return Ok(()) };
         let rest = |from: usize| Command {
             argv: argv[from..].to_vec(),
             unresolved: unresolved.iter().filter(|&&i| i >= from).map(|&i| i - from).collect(),

@@ -14,6 +14,7 @@
 //! # Ok::<(), sluice_protocols::sql::Error>(())
 //! ```
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// The SQL dialect: quoting and comment rules differ.
@@ -140,8 +141,9 @@ pub struct Statement {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Tok {
-    Word(String),
+enum Tok<'a> {
+    /// A word, lowercased (borrowed from the input when it already was).
+    Word(Cow<'a, str>),
     Quoted(String),
     Str(String),
     Num,
@@ -149,7 +151,7 @@ enum Tok {
     Semi,
 }
 
-fn tokenize(s: &str, d: Dialect) -> Result<Vec<(Tok, usize)>, Error> {
+fn tokenize(s: &str, d: Dialect) -> Result<Vec<(Tok<'_>, usize)>, Error> {
     let b = s.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -198,7 +200,7 @@ fn tokenize(s: &str, d: Dialect) -> Result<Vec<(Tok, usize)>, Error> {
                 let e_prefix = d == Dialect::Postgres
                     && out
                         .last()
-                        .is_some_and(|(t, p): &(Tok, usize)| *p + 1 == i && matches!(t, Tok::Word(w) if w == "e"));
+                        .is_some_and(|(t, p): &(Tok<'_>, usize)| *p + 1 == i && matches!(t, Tok::Word(w) if w == "e"));
                 if e_prefix {
                     out.pop(); // the E of E'…' was read as a word
                 }
@@ -257,7 +259,13 @@ fn tokenize(s: &str, d: Dialect) -> Result<Vec<(Tok, usize)>, Error> {
                 {
                     i += 1;
                 }
-                out.push((Tok::Word(s[start..i].to_ascii_lowercase()), start));
+                let w = &s[start..i];
+                let w = if w.bytes().any(|b| b.is_ascii_uppercase()) {
+                    Cow::Owned(w.to_ascii_lowercase())
+                } else {
+                    Cow::Borrowed(w)
+                };
+                out.push((Tok::Word(w), start));
             }
             _ if c.is_ascii_digit() => {
                 while b.get(i).is_some_and(|&x| x.is_ascii_alphanumeric() || x == b'.') {
@@ -334,19 +342,19 @@ fn analyze_at(sql: &str, dialect: Dialect, depth: usize) -> Result<Vec<Statement
     Ok(out)
 }
 
-fn word(t: Option<&(Tok, usize)>) -> Option<&str> {
+fn word<'t>(t: Option<&'t (Tok<'_>, usize)>) -> Option<&'t str> {
     match t {
-        Some((Tok::Word(w), _)) => Some(w.as_str()),
+        Some((Tok::Word(w), _)) => Some(w),
         _ => None,
     }
 }
 
 /// A possibly qualified name starting at `i`: the name and the index after it.
-fn name(toks: &[(Tok, usize)], mut i: usize) -> Option<(String, usize)> {
+fn name(toks: &[(Tok<'_>, usize)], mut i: usize) -> Option<(String, usize)> {
     let mut parts = Vec::new();
     loop {
         match toks.get(i) {
-            Some((Tok::Word(w), _)) => parts.push(w.clone()),
+            Some((Tok::Word(w), _)) => parts.push(w.to_string()),
             Some((Tok::Quoted(q), _)) => parts.push(q.clone()),
             _ => break,
         }
@@ -379,7 +387,7 @@ const NOT_RELATIONS: &[&str] = &[
     "table",
 ];
 
-fn statement(toks: &[(Tok, usize)], span: (usize, usize), dialect: Dialect, depth: usize) -> Statement {
+fn statement(toks: &[(Tok<'_>, usize)], span: (usize, usize), dialect: Dialect, depth: usize) -> Statement {
     let mut s = Statement {
         kind: Kind::Other,
         span,
@@ -402,14 +410,14 @@ fn statement(toks: &[(Tok, usize)], span: (usize, usize), dialect: Dialect, dept
             match t {
                 Tok::Punct(b'(') => level += 1,
                 Tok::Punct(b')') => level -= 1,
-                Tok::Word(x) if level > 0 && matches!(x.as_str(), "insert" | "update" | "delete" | "merge") => {
+                Tok::Word(x) if level > 0 && matches!(&**x, "insert" | "update" | "delete" | "merge") => {
                     s.writable_cte = true
                 }
                 Tok::Word(x)
                     if level == 0
                         && i > 0
                         && matches!(
-                            x.as_str(),
+                            &**x,
                             "select" | "insert" | "update" | "delete" | "merge" | "values" | "table"
                         ) =>
                 {
@@ -473,7 +481,7 @@ fn statement(toks: &[(Tok, usize)], span: (usize, usize), dialect: Dialect, dept
             // A function: a name followed by `(` that is not a keyword introducing a list.
             if matches!(toks.get(i + 1), Some((Tok::Punct(b'('), _)))
                 && !matches!(
-                    x.as_str(),
+                    &**x,
                     "in" | "values"
                         | "exists"
                         | "any"
@@ -510,7 +518,7 @@ fn statement(toks: &[(Tok, usize)], span: (usize, usize), dialect: Dialect, dept
                         | "recursive"
                 )
             {
-                s.functions.push(x.clone());
+                s.functions.push(x.to_string());
             }
             let target = |i: usize| {
                 let mut j = i + 1;
@@ -548,7 +556,7 @@ fn statement(toks: &[(Tok, usize)], span: (usize, usize), dialect: Dialect, dept
                 }
                 name(toks, j).filter(|(n, _)| !NOT_RELATIONS.contains(&n.as_str()))
             };
-            match x.as_str() {
+            match &**x {
                 "from" | "join" if !(s.kind == Kind::Copy && x == "from") => {
                     if let Some((n, _)) = target(i) {
                         if s.kind == Kind::Delete && x == "from" && s.writes.is_empty() {
@@ -629,7 +637,7 @@ fn statement(toks: &[(Tok, usize)], span: (usize, usize), dialect: Dialect, dept
         }
     }
     // Bodies that are themselves SQL.
-    let body_of = |toks: &[(Tok, usize)]| {
+    let body_of = |toks: &[(Tok<'_>, usize)]| {
         toks.iter()
             .find_map(|(t, _)| if let Tok::Str(b) = t { Some(b.clone()) } else { None })
     };
@@ -656,7 +664,7 @@ fn statement(toks: &[(Tok, usize)], span: (usize, usize), dialect: Dialect, dept
             _ => s.certain = false,
         },
         Kind::Explain => {
-            let inner_at = toks.iter().position(|(t, _)| matches!(t, Tok::Word(x) if matches!(x.as_str(), "select" | "insert" | "update" | "delete" | "merge" | "with" | "values" | "table")));
+            let inner_at = toks.iter().position(|(t, _)| matches!(t, Tok::Word(x) if matches!(&**x, "select" | "insert" | "update" | "delete" | "merge" | "with" | "values" | "table")));
             if let Some(k) = inner_at {
                 s.nested.push(statement(&toks[k..], span, dialect, depth + 1));
             }

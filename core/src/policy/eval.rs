@@ -3,12 +3,11 @@
 
 use std::ops::Range;
 
-use regex_automata::{PatternID, PatternSet};
 use serde_json::Value;
 use sluice_protocols::{mcp, shell, sql};
 
 use super::facts::{self, has_expansion, is_dynamic};
-use super::glob::{Expansion, Glob, GlobSet, Nfa, bare_expansion, literal_chunks, shell_word_nfa};
+use super::glob::{Bits, Expansion, Glob, GlobSet, Nfa, bare_expansion, literal_chunks, shell_word_nfa};
 use super::grant::ApprovalRequest;
 use super::{
     Action, Decision, Engine, HttpCond, HttpRequest, Identity, McpCond, Request, Role, Rule, ShellCond, SqlCond,
@@ -39,15 +38,15 @@ impl Tri {
 
 /// The glob ids of one set that matched (`yes`) or may match (`maybe`).
 struct Hits {
-    yes: PatternSet,
-    maybe: PatternSet,
+    yes: Bits,
+    maybe: Bits,
 }
 
 impl Hits {
     fn new(set: &GlobSet) -> Hits {
         Hits {
-            yes: PatternSet::new(set.len()),
-            maybe: PatternSet::new(set.len()),
+            yes: Bits::new(set.len()),
+            maybe: Bits::new(set.len()),
         }
     }
 
@@ -59,9 +58,9 @@ impl Hits {
         if self.yes.is_empty() && self.maybe.is_empty() {
             return Tri::No;
         }
-        if r.clone().any(|i| self.yes.contains(PatternID::must(i))) {
+        if self.yes.any_in(r.clone()) {
             Tri::Yes
-        } else if r.clone().any(|i| self.maybe.contains(PatternID::must(i))) {
+        } else if self.maybe.any_in(r.clone()) {
             Tri::Maybe
         } else {
             Tri::No
@@ -94,6 +93,14 @@ impl Hits {
             set.matches_into(text.as_bytes(), &mut self.yes);
         }
     }
+}
+
+/// One SQL statement with its relations and functions matched.
+struct Stmt<'a> {
+    st: &'a sql::Statement,
+    rel: Hits,
+    wr: Hits,
+    fun: Hits,
 }
 
 /// One path a command touches, in its matchable forms.
@@ -146,7 +153,7 @@ impl PathFact {
 
     /// Whether this path matches one of the globs `ids` of `set`, excluding `not`.
     fn test(&self, set: &GlobSet, ids: &Range<usize>, not: &[Glob], maybe_ok: bool) -> Tri {
-        if not.iter().any(|g| g.nfa.is_match(self.text.as_bytes())) {
+        if not.iter().any(|g| g.is_match(self.text.as_bytes())) {
             return Tri::No;
         }
         let mut t = Tri::No;
@@ -278,21 +285,21 @@ struct Outcome {
 
 pub(crate) fn has_role(role: &Role, id: &Identity) -> bool {
     let who = (role.users.is_empty() && role.groups.is_empty())
-        || role.users.iter().any(|g| g.nfa.is_match(id.user.as_bytes()))
+        || role.users.iter().any(|g| g.is_match(id.user.as_bytes()))
         || role
             .groups
             .iter()
-            .any(|g| id.groups.iter().any(|x| g.nfa.is_match(x.as_bytes())));
+            .any(|g| id.groups.iter().any(|x| g.is_match(x.as_bytes())));
     who && attrs_match(&role.attributes, &id.attributes)
 }
 
 fn attrs_match(want: &[(String, Glob)], have: &std::collections::BTreeMap<String, String>) -> bool {
     want.iter()
-        .all(|(k, g)| have.get(k).is_some_and(|v| g.nfa.is_match(v.as_bytes())))
+        .all(|(k, g)| have.get(k).is_some_and(|v| g.is_match(v.as_bytes())))
 }
 
 fn any(globs: &[Glob], s: &str) -> bool {
-    globs.iter().any(|g| g.nfa.is_match(s.as_bytes()))
+    globs.iter().any(|g| g.is_match(s.as_bytes()))
 }
 
 impl Engine {
@@ -316,7 +323,11 @@ impl Engine {
         let views = self.views(request);
         let held: Vec<bool> = self.roles.iter().map(|r| has_role(r, identity)).collect();
 
-        let flat: Vec<&sql::Statement> = views.sql.as_ref().map(|(s, _)| flatten(s)).unwrap_or_default();
+        let flat: Vec<Stmt<'_>> = views
+            .sql
+            .as_ref()
+            .map(|(s, _)| flatten(s).into_iter().map(|st| self.stmt_facts(st)).collect())
+            .unwrap_or_default();
         let mut shell_facts: Option<Vec<CmdFacts<'_>>> = None;
         if views.shell.is_some() {
             shell_facts = views.shell.as_ref().map(|v| self.shell_facts(v));
@@ -343,24 +354,29 @@ impl Engine {
                 *best = Some((action, i, evidence, uncertain));
             }
         }
-        for (i, r) in self.rules.iter().enumerate() {
-            if r.protocols != 0 && r.protocols & protocol.bit() == 0 {
+        let candidate = self.candidates(&views, shell_facts.as_deref(), &flat);
+        for &i in &self.by_protocol[protocol as usize] {
+            if !candidate.as_ref().is_none_or(|c| c[i]) {
                 continue;
             }
+            let r = &self.rules[i];
             if best.as_ref().is_some_and(|b| b.0 == Action::Deny) && r.action != Action::Deny {
                 continue;
             }
-            if r.action == Action::Allow && (best.is_some() || covered.iter().all(Option::is_some)) {
-                continue;
-            }
-            if !self.identity_matches(r, identity, target, &held) {
-                continue;
-            }
             if r.action == Action::Allow {
-                self.cover(r, i, &views, &flat, shell_facts.as_deref(), &mut covered);
+                if best.is_some() || covered.iter().all(Option::is_some) {
+                    continue;
+                }
+                if self.identity_matches(r, identity, target, &held) {
+                    self.cover(r, i, &views, &flat, shell_facts.as_deref(), &mut covered);
+                }
                 continue;
             }
+            // The command's conditions first: they reject most rules, and cheaply.
             let o = self.rule_outcome(r, &views, &flat, &mut shell_facts);
+            if o.tri == Tri::No || !self.identity_matches(r, identity, target, &held) {
+                continue;
+            }
             match (o.tri, r.action) {
                 (Tri::Yes, a) => consider(&mut best, a, i, o.evidence, false),
                 (Tri::Maybe, Action::Allow) | (Tri::No, _) => {}
@@ -519,7 +535,7 @@ impl Engine {
             let tool = call.name.to_string();
             // The mapped argument's words: a string is one word, an array many.
             let arg = |maps: &[super::ToolMap]| -> Option<Option<Vec<String>>> {
-                let map = maps.iter().find(|t| t.tool.nfa.is_match(tool.as_bytes()))?;
+                let map = maps.iter().find(|t| t.tool.is_match(tool.as_bytes()))?;
                 Some(map.arguments.iter().find_map(|p| {
                     match arguments.pointer(p) {
                         Some(Value::String(s)) => Some(vec![s.clone()]),
@@ -571,13 +587,49 @@ impl Engine {
         }
     }
 
+    /// The rules worth evaluating: a keyed shell rule only when one of its key globs matched (or
+    /// may match) some command, a keyed SQL rule only when a statement is of one of its kinds
+    /// (every SQL rule when a statement is uncertain). `None`: all of them.
+    fn candidates(&self, v: &Views<'_>, facts: Option<&[CmdFacts<'_>]>, flat: &[Stmt<'_>]) -> Option<Vec<bool>> {
+        let ix = &self.index;
+        if let Some(facts) = facts {
+            let mut c: Vec<bool> = ix.shell_key.iter().map(Option::is_none).collect();
+            let mut mark = |hits: &Hits, lists: &[Vec<usize>]| {
+                for id in hits.yes.iter().chain(hits.maybe.iter()) {
+                    for &r in &lists[id] {
+                        c[r] = true;
+                    }
+                }
+            };
+            for f in facts {
+                mark(&f.program, &ix.by_program);
+                mark(&f.paths, &ix.by_path);
+                mark(&f.args, &ix.by_arg);
+                mark(&f.variables, &ix.by_variable);
+            }
+            return Some(c);
+        }
+        if v.sql.is_some() && flat.iter().all(|s| s.st.certain) {
+            let mut c: Vec<bool> = ix.sql_keyed.iter().map(|k| !k).collect();
+            for s in flat {
+                if let Some((_, rules)) = ix.by_kind.iter().find(|(k, _)| *k == s.st.kind) {
+                    for &r in rules {
+                        c[r] = true;
+                    }
+                }
+            }
+            return Some(c);
+        }
+        None
+    }
+
     /// Marks the units an allow rule matches outright.
     fn cover(
         &self,
         r: &Rule,
         i: usize,
         v: &Views<'_>,
-        flat: &[&sql::Statement],
+        flat: &[Stmt<'_>],
         facts: Option<&[CmdFacts<'_>]>,
         covered: &mut [Option<usize>],
     ) {
@@ -617,7 +669,7 @@ impl Engine {
         &self,
         covered: &[Option<usize>],
         facts: Option<&[CmdFacts<'_>]>,
-        flat: &[&sql::Statement],
+        flat: &[Stmt<'_>],
         v: &Views<'_>,
     ) -> String {
         let default = self.default.as_str();
@@ -629,7 +681,7 @@ impl Engine {
         }
         let what = match (facts, &v.sql) {
             (Some(f), _) => format!("`{}`", f[k].argv.join(" ")),
-            (None, Some((_, text))) => flat.get(k).map_or_else(String::new, |st| statement_evidence(st, text)),
+            (None, Some((_, text))) => flat.get(k).map_or_else(String::new, |st| statement_evidence(st.st, text)),
             _ => String::new(),
         };
         format!("no rule allows {what}; policy default is {default}")
@@ -639,7 +691,7 @@ impl Engine {
         &'s self,
         r: &Rule,
         v: &'s Views<'_>,
-        flat: &[&sql::Statement],
+        flat: &[Stmt<'_>],
         shell_facts: &mut Option<Vec<CmdFacts<'s>>>,
     ) -> Outcome {
         let mut out = Outcome {
@@ -819,10 +871,13 @@ impl Engine {
             t = t.min(Tri::from(f.argv.len().saturating_sub(1) <= max));
         }
         if !c.commands.is_empty() && t > Tri::No {
+            if f.program.test(&c.command_programs) == Tri::No {
+                return Tri::No;
+            }
             t = t.min(
                 c.commands
                     .iter()
-                    .map(|seq| sequence(seq, f.argv))
+                    .map(|(prog, rest)| sequence(f.program.test(&(*prog..*prog + 1)), rest, f.argv))
                     .max()
                     .unwrap_or(Tri::No),
             );
@@ -852,37 +907,45 @@ impl Engine {
         best
     }
 
+    /// A statement's relations and functions matched against the sets, once per request.
+    fn stmt_facts<'a>(&self, st: &'a sql::Statement) -> Stmt<'a> {
+        let s = &self.sets;
+        let mut f = Stmt {
+            st,
+            rel: Hits::new(&s.relations),
+            wr: Hits::new(&s.relations),
+            fun: Hits::new(&s.functions),
+        };
+        if s.relations.len() > 0 {
+            for r in &st.reads {
+                name_forms(r, |n| f.rel.literal(&s.relations, n));
+            }
+            for r in &st.writes {
+                name_forms(r, |n| {
+                    f.rel.literal(&s.relations, n);
+                    f.wr.literal(&s.relations, n);
+                });
+            }
+        }
+        if s.functions.len() > 0 {
+            for func in &st.functions {
+                name_forms(func, |n| f.fun.literal(&s.functions, n));
+            }
+        }
+        f
+    }
+
     /// The SQL condition on one statement.
-    fn eval_statement(&self, c: &SqlCond, st: &sql::Statement) -> Tri {
+    fn eval_statement(&self, c: &SqlCond, f: &Stmt<'_>) -> Tri {
+        let st = f.st;
         if !st.certain {
             return Tri::Maybe;
         }
-        let s = &self.sets;
         let mut t = Tri::from(c.kinds.is_empty() || c.kinds.contains(&st.kind));
         if t == Tri::No {
             return t;
         }
-        if !c.relations.is_empty() || !c.writes.is_empty() {
-            let mut rel = Hits::new(&s.relations);
-            let mut wr = Hits::new(&s.relations);
-            for r in &st.reads {
-                name_forms(r, |n| rel.literal(&s.relations, n));
-            }
-            for r in &st.writes {
-                name_forms(r, |n| {
-                    rel.literal(&s.relations, n);
-                    wr.literal(&s.relations, n);
-                });
-            }
-            t = t.min(rel.test(&c.relations)).min(wr.test(&c.writes));
-        }
-        if !c.functions.is_empty() {
-            let mut fun = Hits::new(&s.functions);
-            for f in &st.functions {
-                name_forms(f, |n| fun.literal(&s.functions, n));
-            }
-            t = t.min(fun.test(&c.functions));
-        }
+        t = t.min(f.rel.test(&c.relations)).min(f.wr.test(&c.writes)).min(f.fun.test(&c.functions));
         if let Some(m) = c.missing_where {
             let missing = matches!(st.kind, sql::Kind::Update | sql::Kind::Delete) && !st.has_where;
             t = t.min(Tri::from(missing == m));
@@ -900,7 +963,7 @@ impl Engine {
     }
 
     /// The SQL condition on a request: the strongest over its statements, nested ones included.
-    fn eval_sql(&self, c: &SqlCond, stmts: &[&sql::Statement], text: &str) -> Outcome {
+    fn eval_sql(&self, c: &SqlCond, stmts: &[Stmt<'_>], text: &str) -> Outcome {
         let mut best = Outcome {
             tri: Tri::No,
             evidence: String::new(),
@@ -910,7 +973,7 @@ impl Engine {
             if t > best.tri {
                 best = Outcome {
                     tri: t,
-                    evidence: statement_evidence(st, text),
+                    evidence: statement_evidence(st.st, text),
                 };
                 if t == Tri::Yes {
                     break;
@@ -996,29 +1059,18 @@ fn is_assignment(a: &str) -> bool {
         .is_some_and(|(k, _)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
 }
 
-/// `gcloud auth print-*`: the first glob names the program, the others must appear in order
-/// among the arguments.
-fn sequence(seq: &[Glob], argv: &[String]) -> Tri {
-    let Some(argv0) = argv.first() else { return Tri::No };
-    let prog_ok = if bare_expansion(argv0) == Some(false) {
-        return Tri::No;
-    } else if has_expansion(argv0) {
-        Tri::Maybe
-    } else {
-        Tri::from(seq[0].nfa.is_match(facts::program_name(argv0).as_bytes()))
-    };
-    if prog_ok == Tri::No {
+/// `gcloud auth print-*`: the program (already tested against its glob), then the other globs
+/// in order among the arguments.
+fn sequence(prog: Tri, rest: &[Glob], argv: &[String]) -> Tri {
+    if prog == Tri::No {
         return Tri::No;
     }
     let mut j = 1;
-    for g in &seq[1..] {
-        match argv[j.min(argv.len())..]
-            .iter()
-            .position(|a| g.nfa.is_match(a.as_bytes()))
-        {
+    for g in rest {
+        match argv[j.min(argv.len())..].iter().position(|a| g.is_match(a.as_bytes())) {
             Some(p) => j += p + 1,
             None => {
-                let could = argv[1..].iter().any(|a| {
+                let could = argv.iter().skip(1).any(|a| {
                     has_expansion(a)
                         && bare_expansion(a) != Some(false)
                         && g.nfa.intersects(&shell_word_nfa(a, Expansion::Component))
@@ -1027,7 +1079,7 @@ fn sequence(seq: &[Glob], argv: &[String]) -> Tri {
             }
         }
     }
-    prog_ok
+    prog
 }
 
 fn statement_evidence(st: &sql::Statement, text: &str) -> String {

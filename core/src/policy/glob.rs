@@ -8,7 +8,7 @@
 
 use regex_automata::meta::Regex;
 use regex_automata::util::syntax;
-use regex_automata::{Anchored, Input, MatchKind, PatternID, PatternSet};
+use regex_automata::{Anchored, Input, MatchKind, PatternSet};
 
 /// A set of bytes one NFA edge accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,13 +102,13 @@ impl Nfa {
         self.states[inner].edges.push((Set::Byte(b'/'), to));
     }
 
-    fn closure(&self, set: &mut Vec<bool>) {
-        let mut stack: Vec<usize> = (0..set.len()).filter(|&i| set[i]).collect();
-        while let Some(s) = stack.pop() {
-            for &e in &self.states[s].eps {
-                if !set[e] {
+    /// Adds what epsilon edges reach. They only lead forward (to higher states), so one pass
+    /// in state order is the closure.
+    fn closure(&self, set: &mut [bool]) {
+        for i in 0..set.len() {
+            if set[i] {
+                for &e in &self.states[i].eps {
                     set[e] = true;
-                    stack.push(e);
                 }
             }
         }
@@ -117,25 +117,35 @@ impl Nfa {
     /// Whether the glob matches all of `text`.
     pub(crate) fn is_match(&self, text: &[u8]) -> bool {
         let n = self.states.len();
-        let mut cur = vec![false; n];
+        let (mut a, mut b) = ([false; 96], [false; 96]);
+        let (mut va, mut vb);
+        let (mut cur, mut next): (&mut [bool], &mut [bool]) = if n <= 96 {
+            (&mut a[..n], &mut b[..n])
+        } else {
+            va = vec![false; n];
+            vb = vec![false; n];
+            (&mut va[..], &mut vb[..])
+        };
         cur[0] = true;
-        self.closure(&mut cur);
-        for &b in text {
-            let mut next = vec![false; n];
-            for (s, on) in cur.iter().enumerate() {
-                if *on {
+        self.closure(cur);
+        for &byte in text {
+            next.fill(false);
+            let mut any = false;
+            for s in 0..n {
+                if cur[s] {
                     for (set, to) in &self.states[s].edges {
-                        if set.contains(b) {
+                        if set.contains(byte) {
                             next[*to] = true;
+                            any = true;
                         }
                     }
                 }
             }
-            self.closure(&mut next);
-            if !next.iter().any(|&x| x) {
+            if !any {
                 return false;
             }
-            cur = next;
+            self.closure(next);
+            std::mem::swap(&mut cur, &mut next);
         }
         cur[n - 1]
     }
@@ -181,9 +191,19 @@ pub(crate) struct Glob {
     pub(crate) nfa: Nfa,
     /// For a text glob `*LIT*`: `LIT`, which any text containing it matches.
     core: Option<String>,
+    /// The text a glob without wildcards matches.
+    literal: Option<Vec<u8>>,
 }
 
 impl Glob {
+    /// Whether the glob matches all of `text`.
+    pub(crate) fn is_match(&self, text: &[u8]) -> bool {
+        match &self.literal {
+            Some(l) => l == text,
+            None => self.nfa.is_match(text),
+        }
+    }
+
     /// Parses a path glob (`*` and `?` stop at `/`). Errors name the offset of the problem.
     pub(crate) fn new(pattern: &str) -> Result<Glob, (usize, &'static str)> {
         Glob::parse(pattern, false)
@@ -259,7 +279,21 @@ impl Glob {
             .and_then(|p| p.strip_suffix('*'))
             .filter(|c| text && !c.is_empty() && !c.contains(['*', '?', '[', '\\']))
             .map(str::to_string);
-        Ok(Glob { regex: re, nfa, core })
+        let literal = nfa
+            .states
+            .iter()
+            .take(nfa.states.len() - 1)
+            .map(|st| match (st.edges.as_slice(), st.eps.is_empty()) {
+                ([(Set::Byte(c), _)], true) => Some(*c),
+                _ => None,
+            })
+            .collect::<Option<Vec<u8>>>();
+        Ok(Glob {
+            regex: re,
+            nfa,
+            core,
+            literal,
+        })
     }
 }
 
@@ -438,6 +472,61 @@ pub(crate) fn skip_expansion(w: &[u8], i: usize) -> usize {
     }
 }
 
+/// A set of glob ids: inline up to 256, on the heap beyond.
+#[derive(Debug, Clone)]
+pub(crate) struct Bits {
+    inline: [u64; 4],
+    heap: Vec<u64>,
+    any: bool,
+}
+
+impl Bits {
+    pub(crate) fn new(n: usize) -> Bits {
+        Bits {
+            inline: [0; 4],
+            heap: if n > 256 { vec![0; n.div_ceil(64)] } else { Vec::new() },
+            any: false,
+        }
+    }
+
+    fn words(&self) -> &[u64] {
+        if self.heap.is_empty() { &self.inline } else { &self.heap }
+    }
+
+    pub(crate) fn insert(&mut self, i: usize) {
+        let w = if self.heap.is_empty() { &mut self.inline[..] } else { &mut self.heap[..] };
+        w[i / 64] |= 1 << (i % 64);
+        self.any = true;
+    }
+
+    pub(crate) fn contains(&self, i: usize) -> bool {
+        self.words().get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.any
+    }
+
+    /// Whether any id in `r` is set.
+    pub(crate) fn any_in(&self, r: std::ops::Range<usize>) -> bool {
+        self.any && r.into_iter().any(|i| self.contains(i))
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        let words = if self.any { self.words() } else { &[] };
+        words.iter().enumerate().flat_map(|(k, &w)| {
+            let mut w = w;
+            std::iter::from_fn(move || {
+                (w != 0).then(|| {
+                    let b = w.trailing_zeros() as usize;
+                    w &= w - 1;
+                    k * 64 + b
+                })
+            })
+        })
+    }
+}
+
 /// Many globs compiled into one anchored multi-pattern regex, plus their NFAs.
 #[derive(Debug, Clone)]
 pub(crate) struct GlobSet {
@@ -467,28 +556,46 @@ impl GlobSet {
     }
 
     /// Adds the ids of the globs matching all of `text` to `out`.
-    pub(crate) fn matches_into(&self, text: &[u8], out: &mut PatternSet) {
-        if let Some(re) = &self.regex {
-            re.which_overlapping_matches(&Input::new(text).anchored(Anchored::Yes), out);
+    pub(crate) fn matches_into(&self, text: &[u8], out: &mut Bits) {
+        thread_local! {
+            // Reused pattern sets, by capacity: matching allocates nothing.
+            static SCRATCH: std::cell::RefCell<Vec<PatternSet>> = const { std::cell::RefCell::new(Vec::new()) };
         }
+        let Some(re) = &self.regex else { return };
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let k = match scratch.iter().position(|p| p.capacity() == self.globs.len()) {
+                Some(k) => k,
+                None => {
+                    scratch.push(PatternSet::new(self.globs.len()));
+                    scratch.len() - 1
+                }
+            };
+            let ps = &mut scratch[k];
+            ps.clear();
+            re.which_overlapping_matches(&Input::new(text).anchored(Anchored::Yes), ps);
+            for id in ps.iter() {
+                out.insert(id.as_usize());
+            }
+        });
     }
 
     /// Adds the ids of the globs some expansion of the shell word `nfa` could match.
-    pub(crate) fn intersecting_into(&self, nfa: &Nfa, out: &mut PatternSet) {
+    pub(crate) fn intersecting_into(&self, nfa: &Nfa, out: &mut Bits) {
         for (id, g) in self.globs.iter().enumerate() {
-            if !out.contains(PatternID::must(id)) && g.nfa.intersects(nfa) {
-                let _ = out.try_insert(PatternID::must(id));
+            if !out.contains(id) && g.nfa.intersects(nfa) {
+                out.insert(id);
             }
         }
     }
 
     /// Adds the ids of `*LIT*` globs whose `LIT` occurs in one of `chunks` (the literal parts of
     /// a word with expansions: every expansion of it matches).
-    pub(crate) fn containing_into(&self, chunks: &[&str], out: &mut PatternSet) {
+    pub(crate) fn containing_into(&self, chunks: &[&str], out: &mut Bits) {
         for (id, g) in self.globs.iter().enumerate() {
             if let Some(core) = &g.core {
                 if chunks.iter().any(|c| c.contains(core.as_str())) {
-                    let _ = out.try_insert(PatternID::must(id));
+                    out.insert(id);
                 }
             }
         }
@@ -506,14 +613,11 @@ mod tests {
     fn m(p: &str, t: &str) -> bool {
         let g = Glob::new(p).expect("glob");
         let set = GlobSet::new(vec![g.clone()]).expect("set");
-        let mut ps = PatternSet::new(1);
+        let mut ps = Bits::new(1);
         set.matches_into(t.as_bytes(), &mut ps);
-        assert_eq!(
-            ps.contains(PatternID::must(0)),
-            g.nfa.is_match(t.as_bytes()),
-            "regex and NFA disagree on {p} {t}"
-        );
-        ps.contains(PatternID::must(0))
+        assert_eq!(ps.contains(0), g.nfa.is_match(t.as_bytes()), "regex and NFA disagree on {p} {t}");
+        assert_eq!(ps.contains(0), g.is_match(t.as_bytes()), "literal fast path disagrees on {p} {t}");
+        ps.contains(0)
     }
 
     #[test]

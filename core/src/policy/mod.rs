@@ -328,7 +328,10 @@ pub(crate) struct Rule {
 pub(crate) struct ShellCond {
     pub programs: Range<usize>,
     pub not_programs: Range<usize>,
-    pub commands: Vec<Vec<Glob>>,
+    /// Word sequences: the id of the first word in the `programs` set, and the other words.
+    pub commands: Vec<(usize, Vec<Glob>)>,
+    /// The ids of all the sequences' first words (they are added together).
+    pub command_programs: Range<usize>,
     pub args: Range<usize>,
     pub flags: Range<usize>,
     pub paths: Range<usize>,
@@ -416,6 +419,32 @@ pub struct Engine {
     pub(crate) file_tools: Vec<ToolMap>,
     /// Which protocols any rule has a condition block for (bit mask), to skip analysis.
     pub(crate) wants: u8,
+    /// For each protocol, the rules that can apply to it, in order.
+    pub(crate) by_protocol: [Vec<usize>; 5],
+    /// Shell and SQL rules by the pattern ids or statement kinds one of which must match.
+    pub(crate) index: Index,
+}
+
+/// Which shell rule needs which glob of which set to match, and which SQL rule which kind;
+/// rules with no such key are always evaluated.
+#[derive(Debug, Default)]
+pub(crate) struct Index {
+    pub shell_key: Vec<Option<(ShellKey, Range<usize>)>>,
+    pub by_program: Vec<Vec<usize>>,
+    pub by_path: Vec<Vec<usize>>,
+    pub by_arg: Vec<Vec<usize>>,
+    pub by_variable: Vec<Vec<usize>>,
+    pub sql_keyed: Vec<bool>,
+    pub by_kind: Vec<(sluice_protocols::sql::Kind, Vec<usize>)>,
+}
+
+/// The set a shell rule is indexed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ShellKey {
+    Program,
+    Path,
+    Arg,
+    Variable,
 }
 
 impl Engine {
@@ -769,15 +798,19 @@ fn compile(origin: &str, doc: PolicyDoc) -> Result<Engine, PolicyError> {
             Some(s) => {
                 let sp = format!("{wp}.shell");
                 let mut commands = Vec::new();
+                let first_id = c.globs.get("programs").map_or(0, Vec::len);
                 for (i, cmd) in s.commands.iter().enumerate() {
                     let words: Vec<String> = cmd.split_whitespace().map(str::to_string).collect();
                     if words.is_empty() {
                         return Err(c.err(format!("{sp}.commands[{i}]"), "empty command"));
                     }
-                    commands.push(c.globs(&format!("{sp}.commands[{i}]"), &words)?);
+                    let prog = c.add("programs", &format!("{sp}.commands[{i}]"), &words[..1])?.start;
+                    commands.push((prog, c.globs(&format!("{sp}.commands[{i}]"), &words[1..])?));
                 }
                 wants |= Protocol::Shell.bit() | Protocol::Ssh.bit() | Protocol::Mcp.bit();
+                let command_programs = first_id..c.globs.get("programs").map_or(0, Vec::len);
                 Some(ShellCond {
+                    command_programs,
                     programs: c.add("programs", &format!("{sp}.programs"), &s.programs)?,
                     not_programs: c.add("programs", &format!("{sp}.not_programs"), &s.not_programs)?,
                     commands,
@@ -942,7 +975,65 @@ fn compile(origin: &str, doc: PolicyDoc) -> Result<Engine, PolicyError> {
         http_paths: c.set("http_paths")?,
         tools: c.set("tools")?,
     };
+    let mut by_protocol: [Vec<usize>; 5] = Default::default();
+    for (i, r) in rules.iter().enumerate() {
+        let no_blocks = r.shell.is_none() && r.sql.is_none() && r.http.is_none() && r.mcp.is_none() && r.ssh.is_none();
+        for p in Protocol::ALL {
+            let blocks = match p {
+                Protocol::Shell => r.shell.is_some(),
+                Protocol::Sql => r.sql.is_some(),
+                Protocol::Http => r.http.is_some(),
+                Protocol::Mcp => r.mcp.is_some() || r.shell.is_some(),
+                Protocol::Ssh => r.ssh.is_some() || r.shell.is_some(),
+            };
+            if (no_blocks || blocks) && (r.protocols == 0 || r.protocols & p.bit() != 0) {
+                by_protocol[p as usize].push(i);
+            }
+        }
+    }
+    let mut index = Index {
+        by_program: vec![Vec::new(); sets.programs.len()],
+        by_path: vec![Vec::new(); sets.paths.len()],
+        by_arg: vec![Vec::new(); sets.args.len()],
+        by_variable: vec![Vec::new(); sets.variables.len()],
+        ..Index::default()
+    };
+    for (i, r) in rules.iter().enumerate() {
+        let key = r.shell.as_ref().and_then(|c| {
+            [
+                (ShellKey::Program, c.programs.clone()),
+                (ShellKey::Program, c.command_programs.clone()),
+                (ShellKey::Path, c.paths.clone()),
+                (ShellKey::Arg, c.args.clone()),
+                (ShellKey::Variable, c.variables.clone()),
+            ]
+            .into_iter()
+            .find(|(_, r)| !r.is_empty())
+        });
+        if let Some((k, range)) = &key {
+            let lists = match k {
+                ShellKey::Program => &mut index.by_program,
+                ShellKey::Path => &mut index.by_path,
+                ShellKey::Arg => &mut index.by_arg,
+                ShellKey::Variable => &mut index.by_variable,
+            };
+            for id in range.clone() {
+                lists[id].push(i);
+            }
+        }
+        index.shell_key.push(key);
+        let kinds = r.sql.as_ref().map(|c| c.kinds.as_slice()).unwrap_or_default();
+        index.sql_keyed.push(!kinds.is_empty());
+        for k in kinds {
+            match index.by_kind.iter_mut().find(|(kind, _)| kind == k) {
+                Some((_, v)) => v.push(i),
+                None => index.by_kind.push((*k, vec![i])),
+            }
+        }
+    }
     Ok(Engine {
+        index,
+        by_protocol,
         name: doc.name.unwrap_or_else(|| origin.to_string()),
         default: doc.default.unwrap_or(Action::Deny),
         uncertain: doc.uncertain.unwrap_or(Action::RequireApproval),
