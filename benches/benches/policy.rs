@@ -11,7 +11,9 @@ use sluice_core::policy::{AGENT_SAFE, Action, Dialect, Engine, Identity, Request
 /// A policy of `n` rules: agent-safe's, plus generated rules over programs, paths, tables and
 /// hosts of many teams.
 fn big_policy(n: usize) -> String {
-    let mut p = String::from("version: 1\nname: big\nextends: agent-safe\ndefault: allow\nroles:\n  dba: { groups: [dba] }\nrules:\n");
+    let mut p = String::from(
+        "version: 1\nname: big\nextends: agent-safe\ndefault: allow\nroles:\n  dba: { groups: [dba] }\nrules:\n",
+    );
     let mut i = 0;
     while i < n {
         p.push_str(&format!(
@@ -47,25 +49,42 @@ fn benches(c: &mut Criterion) {
     assert_eq!(safe.decide(&id, &t, &secret).action, Action::Deny);
 
     let mut g = c.benchmark_group("decide/agent-safe");
-    g.bench_function("shell-allow", |b| b.iter(|| black_box(safe.decide(&id, &t, black_box(&shell_cmd)))));
-    g.bench_function("shell-deny", |b| b.iter(|| black_box(safe.decide(&id, &t, black_box(&secret)))));
-    g.bench_function("sql-select", |b| b.iter(|| black_box(safe.decide(&id, &db, black_box(&sql_q)))));
+    g.bench_function("shell-allow", |b| {
+        b.iter(|| black_box(safe.decide(&id, &t, black_box(&shell_cmd))))
+    });
+    g.bench_function("shell-deny", |b| {
+        b.iter(|| black_box(safe.decide(&id, &t, black_box(&secret))))
+    });
+    g.bench_function("sql-select", |b| {
+        b.iter(|| black_box(safe.decide(&id, &db, black_box(&sql_q))))
+    });
     g.finish();
 
     let big_text = big_policy(1000);
     let big = Engine::from_yaml("big", &big_text).expect("compiles");
     assert!(big.rule_count() >= 1000, "{}", big.rule_count());
     assert_eq!(big.decide(&id, &t, &shell_cmd).action, Action::Allow);
-    assert_eq!(big.decide(&id, &t, &Request::Shell("tool500 --prod500-eu")).action, Action::Deny);
+    assert_eq!(
+        big.decide(&id, &t, &Request::Shell("tool500 --prod500-eu")).action,
+        Action::Deny
+    );
     let mut g = c.benchmark_group("decide/1000-rules");
-    g.bench_function("shell-allow", |b| b.iter(|| black_box(big.decide(&id, &t, black_box(&shell_cmd)))));
-    g.bench_function("sql-select", |b| b.iter(|| black_box(big.decide(&id, &db, black_box(&sql_q)))));
+    g.bench_function("shell-allow", |b| {
+        b.iter(|| black_box(big.decide(&id, &t, black_box(&shell_cmd))))
+    });
+    g.bench_function("sql-select", |b| {
+        b.iter(|| black_box(big.decide(&id, &db, black_box(&sql_q))))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("compile");
     g.sample_size(20);
-    g.bench_function("agent-safe", |b| b.iter(|| black_box(Engine::from_yaml("a", AGENT_SAFE).expect("compiles"))));
-    g.bench_function("1000-rules", |b| b.iter(|| black_box(Engine::from_yaml("big", &big_text).expect("compiles"))));
+    g.bench_function("agent-safe", |b| {
+        b.iter(|| black_box(Engine::from_yaml("a", AGENT_SAFE).expect("compiles")))
+    });
+    g.bench_function("1000-rules", |b| {
+        b.iter(|| black_box(Engine::from_yaml("big", &big_text).expect("compiles")))
+    });
     g.finish();
 }
 

@@ -131,7 +131,7 @@ impl PathFact {
             candidates.push(text.clone());
             specific_glob(&text).then(|| (shell_word_nfa(&text, Expansion::Component), false))
         } else {
-            facts::path_candidates(word, &mut candidates);
+            facts::normalized_candidates(text.clone(), &mut candidates);
             None
         };
         Some(PathFact { text, candidates, nfa })
@@ -204,9 +204,11 @@ const INERT: &[&str] = &[
 /// The facts of one simple command.
 struct CmdFacts<'c> {
     argv: &'c [String],
+    cmd: &'c shell::Command,
     program: Hits,
-    args: Hits,
-    flags: Hits,
+    /// Computed on first use: most commands meet no rule that looks at them.
+    args: std::cell::OnceCell<Hits>,
+    flags: std::cell::OnceCell<Hits>,
     paths: Hits,
     path_facts: Vec<PathFact>,
     variables: Hits,
@@ -604,7 +606,9 @@ impl Engine {
             for f in facts {
                 mark(&f.program, &ix.by_program);
                 mark(&f.paths, &ix.by_path);
-                mark(&f.args, &ix.by_arg);
+                if ix.by_arg.iter().any(|v| !v.is_empty()) {
+                    mark(self.args_hits(f), &ix.by_arg);
+                }
                 mark(&f.variables, &ix.by_variable);
             }
             return Some(c);
@@ -681,7 +685,9 @@ impl Engine {
         }
         let what = match (facts, &v.sql) {
             (Some(f), _) => format!("`{}`", f[k].argv.join(" ")),
-            (None, Some((_, text))) => flat.get(k).map_or_else(String::new, |st| statement_evidence(st.st, text)),
+            (None, Some((_, text))) => flat
+                .get(k)
+                .map_or_else(String::new, |st| statement_evidence(st.st, text)),
             _ => String::new(),
         };
         format!("no rule allows {what}; policy default is {default}")
@@ -752,9 +758,10 @@ impl Engine {
             let argv = cmd.argv.as_slice();
             let mut f = CmdFacts {
                 argv,
+                cmd,
                 program: Hits::new(&s.programs),
-                args: Hits::new(&s.args),
-                flags: Hits::new(&s.flags),
+                args: std::cell::OnceCell::new(),
+                flags: std::cell::OnceCell::new(),
                 paths: Hits::new(&s.paths),
                 path_facts: Vec::new(),
                 variables: Hits::new(&s.variables),
@@ -780,10 +787,6 @@ impl Engine {
             let assigned = cmd.assignments.iter().map(|(_, v)| v);
             for (i, a) in argv.iter().enumerate().skip(1).chain(assigned.map(|v| (usize::MAX, v))) {
                 facts::variables(a, &mut names);
-                f.args.word(&s.args, a, !inert);
-                if i != usize::MAX && a.starts_with('-') {
-                    f.flags.literal(&s.flags, a);
-                }
                 if s.paths.len() > 0 {
                     let p = if i == usize::MAX {
                         Some(a.as_str())
@@ -812,6 +815,31 @@ impl Engine {
         out
     }
 
+    /// The command's arguments (and assigned values) against the `args` set, on first use.
+    fn args_hits<'f>(&self, f: &'f CmdFacts<'_>) -> &'f Hits {
+        f.args.get_or_init(|| {
+            let s = &self.sets;
+            let mut h = Hits::new(&s.args);
+            let assigned = f.cmd.assignments.iter().map(|(_, v)| v);
+            for a in f.argv.iter().skip(1).chain(assigned) {
+                h.word(&s.args, a, !f.inert);
+            }
+            h
+        })
+    }
+
+    /// The command's options against the `flags` set, on first use.
+    fn flags_hits<'f>(&self, f: &'f CmdFacts<'_>) -> &'f Hits {
+        f.flags.get_or_init(|| {
+            let s = &self.sets;
+            let mut h = Hits::new(&s.flags);
+            for a in f.argv.iter().skip(1).filter(|a| a.starts_with('-')) {
+                h.literal(&s.flags, a);
+            }
+            h
+        })
+    }
+
     fn shell_writes(&self, c: &ShellCond, view: &ShellView) -> Hits {
         let s = &self.sets;
         let mut writes = Hits::new(&s.writes);
@@ -836,8 +864,16 @@ impl Engine {
             t = t.min(f.program.test(&c.not_programs).not());
         }
         t = t
-            .min(f.args.test(&c.args))
-            .min(f.flags.test(&c.flags))
+            .min(if c.args.is_empty() {
+                Tri::Yes
+            } else {
+                self.args_hits(f).test(&c.args)
+            })
+            .min(if c.flags.is_empty() {
+                Tri::Yes
+            } else {
+                self.flags_hits(f).test(&c.flags)
+            })
             .min(f.variables.test(&c.variables));
         if t == Tri::No {
             return t;
@@ -945,7 +981,10 @@ impl Engine {
         if t == Tri::No {
             return t;
         }
-        t = t.min(f.rel.test(&c.relations)).min(f.wr.test(&c.writes)).min(f.fun.test(&c.functions));
+        t = t
+            .min(f.rel.test(&c.relations))
+            .min(f.wr.test(&c.writes))
+            .min(f.fun.test(&c.functions));
         if let Some(m) = c.missing_where {
             let missing = matches!(st.kind, sql::Kind::Update | sql::Kind::Delete) && !st.has_where;
             t = t.min(Tri::from(missing == m));

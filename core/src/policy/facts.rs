@@ -35,6 +35,9 @@ fn home(p: &str) -> String {
 /// Lexical normalisation: `//` and `/./` collapse, `a/..` resolves, trailing `/` goes.
 /// Leading `..` components of a relative path are kept.
 pub(crate) fn normalize(path: &str) -> String {
+    if !path.contains(['/', '~', '$']) && path != "." && path != ".." {
+        return path.to_string();
+    }
     let p = home(path);
     let absolute = p.starts_with('/');
     let mut parts: Vec<&str> = Vec::new();
@@ -70,8 +73,13 @@ pub(crate) fn normalize(path: &str) -> String {
 /// The strings a path operand is matched as: its normal form, and the home-relative form of
 /// `/home/<user>/…`, `/root/…` and `/Users/<user>/…`; a path that climbs out of the working
 /// directory (`../../etc/shadow`) could be anywhere, so it is also tried from `/` and from `~`.
+#[cfg(test)]
 pub(crate) fn path_candidates(word: &str, out: &mut Vec<String>) {
-    let n = normalize(word);
+    normalized_candidates(normalize(word), out);
+}
+
+/// [`path_candidates`] of a path already normalised.
+pub(crate) fn normalized_candidates(n: String, out: &mut Vec<String>) {
     let mut alt = None;
     for prefix in ["/home/", "/Users/"] {
         if let Some(rest) = n.strip_prefix(prefix) {

@@ -494,7 +494,11 @@ impl Bits {
     }
 
     pub(crate) fn insert(&mut self, i: usize) {
-        let w = if self.heap.is_empty() { &mut self.inline[..] } else { &mut self.heap[..] };
+        let w = if self.heap.is_empty() {
+            &mut self.inline[..]
+        } else {
+            &mut self.heap[..]
+        };
         w[i / 64] |= 1 << (i % 64);
         self.any = true;
     }
@@ -530,16 +534,30 @@ impl Bits {
 /// Many globs compiled into one anchored multi-pattern regex, plus their NFAs.
 #[derive(Debug, Clone)]
 pub(crate) struct GlobSet {
+    /// Globs without wildcards, by their text.
+    literals: std::collections::HashMap<Vec<u8>, Vec<usize>>,
+    /// The other globs, as one multi-pattern regex, and the glob id of each of its patterns.
     regex: Option<Regex>,
+    regex_ids: Vec<usize>,
     globs: Vec<Glob>,
 }
 
 impl GlobSet {
     pub(crate) fn new(globs: Vec<Glob>) -> Result<GlobSet, String> {
-        let regex = if globs.is_empty() {
+        let mut literals: std::collections::HashMap<Vec<u8>, Vec<usize>> = std::collections::HashMap::new();
+        let mut patterns = Vec::new();
+        let mut regex_ids = Vec::new();
+        for (id, g) in globs.iter().enumerate() {
+            if let Some(l) = &g.literal {
+                literals.entry(l.clone()).or_default().push(id);
+            } else {
+                patterns.push(g.regex.as_str());
+                regex_ids.push(id);
+            }
+        }
+        let regex = if patterns.is_empty() {
             None
         } else {
-            let patterns: Vec<&str> = globs.iter().map(|g| g.regex.as_str()).collect();
             Some(
                 Regex::builder()
                     .syntax(syntax::Config::new().utf8(false).unicode(false))
@@ -548,7 +566,12 @@ impl GlobSet {
                     .map_err(|e| e.to_string())?,
             )
         };
-        Ok(GlobSet { regex, globs })
+        Ok(GlobSet {
+            literals,
+            regex,
+            regex_ids,
+            globs,
+        })
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -561,13 +584,17 @@ impl GlobSet {
             // Reused pattern sets, by capacity: matching allocates nothing.
             static SCRATCH: std::cell::RefCell<Vec<PatternSet>> = const { std::cell::RefCell::new(Vec::new()) };
         }
+        if let Some(ids) = self.literals.get(text) {
+            ids.iter().for_each(|&id| out.insert(id));
+        }
         let Some(re) = &self.regex else { return };
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
-            let k = match scratch.iter().position(|p| p.capacity() == self.globs.len()) {
+            let n = self.regex_ids.len();
+            let k = match scratch.iter().position(|p| p.capacity() == n) {
                 Some(k) => k,
                 None => {
-                    scratch.push(PatternSet::new(self.globs.len()));
+                    scratch.push(PatternSet::new(n));
                     scratch.len() - 1
                 }
             };
@@ -575,7 +602,7 @@ impl GlobSet {
             ps.clear();
             re.which_overlapping_matches(&Input::new(text).anchored(Anchored::Yes), ps);
             for id in ps.iter() {
-                out.insert(id.as_usize());
+                out.insert(self.regex_ids[id.as_usize()]);
             }
         });
     }
@@ -615,8 +642,16 @@ mod tests {
         let set = GlobSet::new(vec![g.clone()]).expect("set");
         let mut ps = Bits::new(1);
         set.matches_into(t.as_bytes(), &mut ps);
-        assert_eq!(ps.contains(0), g.nfa.is_match(t.as_bytes()), "regex and NFA disagree on {p} {t}");
-        assert_eq!(ps.contains(0), g.is_match(t.as_bytes()), "literal fast path disagrees on {p} {t}");
+        assert_eq!(
+            ps.contains(0),
+            g.nfa.is_match(t.as_bytes()),
+            "regex and NFA disagree on {p} {t}"
+        );
+        assert_eq!(
+            ps.contains(0),
+            g.is_match(t.as_bytes()),
+            "literal fast path disagrees on {p} {t}"
+        );
         ps.contains(0)
     }
 
