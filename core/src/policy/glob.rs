@@ -423,14 +423,14 @@ pub(crate) fn literal_chunks(w: &str) -> Vec<&str> {
     let (mut i, mut start) = (0, 0);
     while i < b.len() {
         if b[i] == b'$' || b[i] == b'`' {
-            out.push(&w[start..i]);
-            i = skip_expansion(b, i);
+            out.push(w.get(start..i).unwrap_or_default());
+            i = skip_expansion(b, i).max(i + 1);
             start = i;
         } else {
             i += 1;
         }
     }
-    out.push(&w[start.min(w.len())..]);
+    out.push(w.get(start.min(w.len())..).unwrap_or_default());
     out.retain(|c| !c.is_empty());
     out
 }
@@ -467,8 +467,9 @@ pub(crate) fn skip_expansion(w: &[u8], i: usize) -> usize {
             }
             j
         }
-        Some(_) => i + 2,
-        None => i + 1,
+        Some(b) if b.is_ascii_digit() || b"@*#?$!-".contains(b) => i + 2,
+        // A lone `$` is literal.
+        _ => i + 1,
     }
 }
 
