@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need and runs all of them. Used by `.ci/run` and by developers.
-# Today: the Rust workspace (unit, property, doc and CLI tests), the rules' own examples, a scan
+# Today: the Rust workspace (unit, property, doc and CLI tests, with a real redis-server for the
+# grant replay store), the rules' own examples, the policy schema and policy test cases, a scan
 # of this repository (it must be clean), and the detector evaluation when ../shared/eval exists.
 # Python, Node and end-to-end suites join here as their issues land.
 set -euo pipefail
@@ -15,6 +16,28 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 cargo --version
 python3 --version || true
+
+step "services and tools the tests need"
+need_apt=()
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+redis-server --version
+pip_install() {
+    python3 -m pip install -q --disable-pip-version-check "$@" 2>&1 | grep -vi "running pip as the 'root' user" ||
+        true
+    # Debian's system Python refuses plain `pip install` (PEP 668) unless told otherwise.
+    python3 -m pip install -q --disable-pip-version-check --break-system-packages "$@" 2>&1 |
+        grep -vi "running pip as the 'root' user" || true
+}
+python3 -c 'import jsonschema, yaml' 2>/dev/null || pip_install jsonschema pyyaml
+python3 -c 'import jsonschema, yaml'
+# Tests that need a service fail (instead of skipping) when it is missing.
+export SLUICE_REQUIRE_SERVICES=1
 
 step "formatting"
 if cargo fmt --version >/dev/null 2>&1; then
@@ -31,6 +54,11 @@ cargo test --workspace --locked
 
 step "built-in rules: every example found, no counter-example"
 ./target/release/sluice rules --check | tail -n 1
+
+step "policy: schema, example policy tests"
+python3 scripts/check_policy_schema.py
+./target/release/sluice policy test testdata/policy/examples/team.yaml testdata/policy/examples/team-cases.yaml
+./target/release/sluice policy test agent-safe testdata/policy/agent-safe.json | tail -n 1
 
 step "self-scan: the repository holds no secrets outside .sluiceignore'd fixtures"
 ./target/release/sluice scan .

@@ -140,65 +140,9 @@ fn bad_policies_say_what_and_where() {
     assert!(e.to_string().contains("cannot read"), "{e}");
 }
 
-const CUSTOM: &str = r#"
-version: 1
-name: team-policy
-default: deny
-uncertain: deny
-roles:
-  dba: { groups: [dba] }
-  contractor: { attributes: { employment: contractor } }
-tools:
-  shell:
-    - { tool: run, arguments: [cmd] }
-rules:
-  - id: reads
-    action: allow
-    when: { sql: { kinds: [select, explain, show] } }
-  - id: prod-writes-dba-only
-    action: require_approval
-    approval: { approvers: { groups: [dba] } }
-    when: { labels: { env: prod }, not_roles: [dba], sql: { kinds: [insert, update, delete] } }
-  - id: writes
-    action: allow
-    when: { sql: { kinds: [insert, update, delete] } }
-  - id: no-contractors-on-prod
-    action: deny
-    message: contractors have no production access
-    when: { roles: [contractor], labels: { env: "prod*" } }
-  - id: shell-basics
-    action: allow
-    when: { protocols: [shell, ssh, mcp], shell: { programs: [ls, cat, git, cargo, run] } }
-  - id: api-reads
-    action: allow
-    when: { http: { methods: [GET, HEAD], hosts: ["*.example.test"], paths: ["/v1/**"] } }
-  - id: api-admin-header
-    action: deny
-    message: impersonation is not allowed
-    when: { http: { headers: { x-impersonate: ["*"] } } }
-  - id: api-bulk-delete
-    action: require_approval
-    when: { http: { methods: [POST], json: { /op: [delete], "/filter/all": ["true"] } } }
-  - id: api-writes
-    action: allow
-    when: { http: { methods: [POST], hosts: ["api.example.test"] } }
-  - id: mcp-search
-    action: allow
-    when: { mcp: { tools: ["search_*"], arguments: { query: ["*"] } } }
-  - id: ssh-env
-    action: deny
-    when: { ssh: { env: [LD_PRELOAD, "LD_*"] } }
-  - id: ssh-lang
-    action: allow
-    when: { ssh: { env: ["LC_*", LANG] } }
-  - id: sftp
-    action: allow
-    when: { users: ["deploy-*"], ssh: { subsystems: [sftp] } }
-"#;
-
 #[test]
 fn custom_policy_conditions() {
-    let e = Engine::from_yaml("custom.yaml", CUSTOM).expect("compiles");
+    let e = Engine::from_yaml("team.yaml", &testdata("examples/team.yaml")).expect("compiles");
     assert_eq!(e.name(), "team-policy");
     let dev = Identity::new("dev1").group("eng");
     let dba = Identity::new("dana").group("dba");
