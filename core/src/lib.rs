@@ -1,8 +1,8 @@
 //! # sluice-core
 //!
 //! The engine behind Sluice, the enforcement point between AI agents and infrastructure. This
-//! crate holds the compiled **secret detector** and **redaction**, one-shot and streaming; the
-//! policy engine and protocol sessions build on them.
+//! crate holds the compiled **secret detector** and **redaction**, one-shot and streaming, and
+//! the **policy engine**; the protocol sessions build on them.
 //!
 //! ```
 //! use sluice_core::Detector;
@@ -40,6 +40,8 @@
 //! - [`Finding`]: rule id, byte span, line and column, [`Fingerprint`].
 //! - [`StreamRedactor`]: chunked redaction with bounded hold-back.
 //! - [`Error`] / [`ErrorKind`]: what went wrong building a detector, and where.
+//! - [`policy`]: the policy engine ([`policy::Engine`], the embedded agent-safe policy),
+//!   just-in-time approval grants ([`policy::grant`]) and OIDC identities ([`policy::oidc`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
