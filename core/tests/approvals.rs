@@ -205,7 +205,7 @@ fn keys_round_trip_through_text() {
         "",
         "sluice-grant-key:hmac-sha256:",
         "sluice-grant-key:rot13:AAAA",
-        "sluice-grant-key:ed25519-secret:AAAA",
+        "sluice-grant-key:ed25519-secret:AAAA", // sluice:allow (a malformed key)
         "hello",
     ] {
         assert!(GrantKey::parse(bad).is_err(), "{bad}");
