@@ -58,6 +58,20 @@ pub(crate) fn normalize(path: &str) -> String {
             _ => parts.push(part),
         }
     }
+    // `/proc/<pid>/root` and `/proc/<pid>/cwd` are links to `/` and the working directory: a
+    // trick visible statically.
+    if absolute && parts.len() >= 3 && parts[0] == "proc" {
+        match parts[2] {
+            "root" => {
+                parts.drain(..3);
+            }
+            "cwd" => {
+                parts.drain(..3);
+                return parts.join("/");
+            }
+            _ => {}
+        }
+    }
     let joined = parts.join("/");
     if absolute {
         format!("/{}", joined.trim_start_matches('/'))
@@ -262,6 +276,8 @@ mod tests {
         assert_eq!(normalize("../../.ssh/id_rsa"), "../../.ssh/id_rsa");
         assert_eq!(normalize("./src/main.rs"), "src/main.rs");
         assert_eq!(normalize("~bob/.ssh/id_rsa"), "~/.ssh/id_rsa");
+        assert_eq!(normalize("/proc/self/root/etc/shadow"), "/etc/shadow");
+        assert_eq!(normalize("/proc/1/cwd/.env"), ".env");
         assert!(cands("/home/alice/.ssh/id_rsa").contains(&"~/.ssh/id_rsa".to_string()));
         assert!(cands("/root/.aws/credentials").contains(&"~/.aws/credentials".to_string()));
         assert!(cands("../../../etc/shadow").contains(&"/etc/shadow".to_string()));
