@@ -52,6 +52,7 @@ mod known;
 pub mod policy;
 mod redact;
 pub mod rules;
+pub mod session;
 mod validate;
 
 pub use detector::{BUILTIN_RULES, Detector, DetectorBuilder, Finding, Fingerprint};

@@ -5,6 +5,7 @@
 //! secret always gets the same placeholder, so an agent can refer to a value it cannot see.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use crate::detector::{Detector, Hit, Span};
 
@@ -23,14 +24,13 @@ impl Detector {
 
     /// A streaming redactor: feed chunks, get masked chunks. See [`StreamRedactor`].
     pub fn stream_redactor(&self) -> StreamRedactor<'_> {
-        StreamRedactor {
-            det: self,
-            buf: Vec::new(),
-            hits: Vec::new(),
-            committed: 0,
-            scanned: 0,
-            held_max: 0,
-        }
+        StreamRedactor::with(DetectorRef::Borrowed(self))
+    }
+
+    /// A streaming redactor that shares ownership of the detector, for hosts that keep one per
+    /// connection (`StreamRedactor<'static>`).
+    pub fn shared_stream_redactor(self: &Arc<Self>) -> StreamRedactor<'static> {
+        StreamRedactor::with(DetectorRef::Shared(Arc::clone(self)))
     }
 
     /// The placeholder that stands for `secret` found by the rule or known value `id`.
@@ -48,6 +48,23 @@ impl Detector {
             pos = s.end;
         }
         out.extend_from_slice(&input[pos..to]);
+    }
+}
+
+/// A borrowed or shared detector.
+#[derive(Debug, Clone)]
+enum DetectorRef<'d> {
+    Borrowed(&'d Detector),
+    Shared(Arc<Detector>),
+}
+
+impl std::ops::Deref for DetectorRef<'_> {
+    type Target = Detector;
+    fn deref(&self) -> &Detector {
+        match self {
+            DetectorRef::Borrowed(d) => d,
+            DetectorRef::Shared(d) => d,
+        }
     }
 }
 
@@ -71,7 +88,7 @@ impl Detector {
 /// input.
 #[derive(Debug)]
 pub struct StreamRedactor<'d> {
-    det: &'d Detector,
+    det: DetectorRef<'d>,
     /// Context (already written) followed by pending bytes.
     buf: Vec<u8>,
     /// Keyword hits in `buf`, in `buf` offsets.
@@ -83,7 +100,18 @@ pub struct StreamRedactor<'d> {
     held_max: usize,
 }
 
-impl StreamRedactor<'_> {
+impl<'d> StreamRedactor<'d> {
+    fn with(det: DetectorRef<'d>) -> StreamRedactor<'d> {
+        StreamRedactor {
+            det,
+            buf: Vec::new(),
+            hits: Vec::new(),
+            committed: 0,
+            scanned: 0,
+            held_max: 0,
+        }
+    }
+
     /// Feeds a chunk; appends the bytes that are now final, masked, to `out`.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
         if chunk.is_empty() {
@@ -113,7 +141,7 @@ impl StreamRedactor<'_> {
     }
 
     fn step(&mut self, eof: bool, out: &mut Vec<u8>) {
-        let det = self.det;
+        let det = &*self.det;
         det.collect_hits(&self.buf, self.scanned, &mut self.hits);
         self.scanned = self.buf.len();
         let (spans, commit) = det.detect(&self.buf, &self.hits, self.committed, eof);

@@ -1,1 +1,160 @@
-//! Runnable integrations; see the `[[example]]` targets.
+//! What the example proxies share: the command-line options every proxy takes, building the
+//! [`Guard`] from them, a hook that logs one JSON line per decision to stderr, and the relay
+//! loop that feeds a session both directions of a TCP connection.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use sluice_core::Detector;
+use sluice_core::policy::grant::{GrantKey, GrantVerifier, MemoryStore, RedisStore, ReplayStore};
+use sluice_core::policy::{Engine, EngineHandle};
+use sluice_core::session::{Event, Guard, Hook, Output, SessionError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Options every proxy takes.
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Policy file (YAML or JSON); the embedded agent-safe policy when absent.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Key that verifies grants (an Ed25519 public key or an HMAC key from `sluice keygen`).
+    #[arg(long, value_name = "FILE")]
+    pub grant_key: Option<PathBuf>,
+    /// Grant replay store: `memory` or a redis:// URL shared by a fleet of proxies.
+    #[arg(long, default_value = "memory", value_name = "URL")]
+    pub replay_store: String,
+    /// A file of values to mask wherever they appear (one per line): the credentials this
+    /// proxy holds.
+    #[arg(long, value_name = "FILE")]
+    pub known_values: Option<PathBuf>,
+    /// Do not log decisions to stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Logs each decision as one JSON line on stderr.
+#[derive(Debug)]
+pub struct StderrLog {
+    /// The proxy's name, first field of every line.
+    pub name: &'static str,
+}
+
+impl Hook for StderrLog {
+    fn event(&self, e: &Event<'_>) {
+        let line = match e {
+            Event::Decision {
+                protocol,
+                identity,
+                target,
+                command,
+                decision,
+            } => serde_json::json!({
+                "proxy": self.name, "event": "decision", "protocol": protocol, "user": identity.user,
+                "target": target.name, "command": command, "decision": decision.action,
+                "rule": decision.rule, "reason": decision.reason, "approval": decision.approval,
+            }),
+            Event::Masked { protocol, count } => {
+                serde_json::json!({"proxy": self.name, "event": "masked", "protocol": protocol, "count": count})
+            }
+            Event::Notice { protocol, message } => {
+                serde_json::json!({"proxy": self.name, "event": "notice", "protocol": protocol, "message": message})
+            }
+            _ => return,
+        };
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+}
+
+/// Logs a line of text to stderr, as JSON.
+pub fn log(name: &str, message: &str) {
+    let line = serde_json::json!({"proxy": name, "event": "log", "message": message});
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// Builds the guard from the common options.
+pub fn guard(name: &'static str, c: &Common) -> Result<Arc<Guard>, String> {
+    let engine = match &c.policy {
+        Some(p) => Arc::new(Engine::from_file(p).map_err(|e| e.to_string())?),
+        None => Engine::agent_safe(),
+    };
+    let mut b = Detector::builder();
+    if let Some(path) = &c.known_values {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        for (i, v) in text.lines().filter(|l| !l.is_empty()).enumerate() {
+            b = b.known_value(format!("known-value-{}", i + 1), v);
+        }
+    }
+    let detector = Arc::new(b.build().map_err(|e| e.to_string())?);
+    let mut guard = Guard::new(Arc::new(EngineHandle::new(engine)), detector);
+    if let Some(path) = &c.grant_key {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let key = GrantKey::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let store: Arc<dyn ReplayStore> = if c.replay_store == "memory" {
+            Arc::new(MemoryStore::default())
+        } else {
+            Arc::new(RedisStore::new(&c.replay_store, "sluice:grant:").map_err(|e| e.to_string())?)
+        };
+        guard.grants = Some(GrantVerifier::new(key, store));
+    }
+    if !c.quiet {
+        guard.hook = Some(Arc::new(StderrLog { name }));
+    }
+    Ok(Arc::new(guard))
+}
+
+/// A protocol session a relay can drive.
+pub trait Wire: Send {
+    /// Bytes from the client.
+    fn client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError>;
+    /// Bytes from the server.
+    fn server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError>;
+}
+
+impl Wire for sluice_core::session::postgres::PgSession {
+    fn client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        self.from_client(data, out)
+    }
+    fn server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        self.from_server(data, out)
+    }
+}
+
+/// Relays a client connection to its server through `session` until either side closes or the
+/// session refuses input (logged, then both connections are closed).
+pub async fn relay(name: &str, mut client: TcpStream, mut server: TcpStream, mut session: impl Wire) {
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (mut cr, mut cw) = client.split();
+    let (mut sr, mut sw) = server.split();
+    let mut cbuf = vec![0u8; 64 * 1024];
+    let mut sbuf = vec![0u8; 64 * 1024];
+    let mut out = Output::default();
+    loop {
+        out.clear();
+        let r = tokio::select! {
+            n = cr.read(&mut cbuf) => match n {
+                Ok(0) | Err(_) => break,
+                Ok(n) => session.client(&cbuf[..n], &mut out),
+            },
+            n = sr.read(&mut sbuf) => match n {
+                Ok(0) | Err(_) => break,
+                Ok(n) => session.server(&sbuf[..n], &mut out),
+            },
+        };
+        if let Err(e) = r {
+            log(name, &e.to_string());
+            break;
+        }
+        if !out.to_server.is_empty() && sw.write_all(&out.to_server).await.is_err() {
+            break;
+        }
+        if !out.to_client.is_empty() && cw.write_all(&out.to_client).await.is_err() {
+            break;
+        }
+    }
+    let _ = cw.shutdown().await;
+    let _ = sw.shutdown().await;
+}

@@ -1,0 +1,198 @@
+//! Protocol sessions: the enforcement point in the data path. A host (a proxy, an agent
+//! framework, an MCP server) keeps one session per connection and feeds it the bytes of each
+//! direction; the session returns the bytes to forward and the replies to send back, having
+//! decided every command against the policy and masked every response.
+//!
+//! ```text
+//!   client bytes ──▶ session.from_client ──▶ Output { to_server, to_client }
+//!   server bytes ──▶ session.from_server ──▶ Output { to_server, to_client }
+//! ```
+//!
+//! A [`Guard`] holds what all sessions share: the policy (swappable), the detector, the grant
+//! verifier and the event hook. Errors ([`SessionError`]) mean the connection must be closed:
+//! malformed or oversized input is never forwarded past the engine.
+
+pub mod postgres;
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::Detector;
+use crate::policy::grant::GrantVerifier;
+use crate::policy::{Decision, EngineHandle, Identity, Protocol, Request, Target};
+
+/// Something a session did, for the recorder, logs and metrics.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// A command was decided.
+    Decision {
+        /// Its protocol.
+        protocol: Protocol,
+        /// Who.
+        identity: &'a Identity,
+        /// Against what.
+        target: &'a Target,
+        /// The command as decided (SQL text, tool call, request line).
+        command: &'a str,
+        /// The decision.
+        decision: &'a Decision,
+    },
+    /// Values in a response were masked.
+    Masked {
+        /// Its protocol.
+        protocol: Protocol,
+        /// How many values (or stream chunks) changed.
+        count: usize,
+    },
+    /// Something notable that is not a decision (a tool list changed, a message refused).
+    Notice {
+        /// Its protocol.
+        protocol: Protocol,
+        /// What happened.
+        message: &'a str,
+    },
+}
+
+/// Receives session events. Called on the data path: keep it quick.
+pub trait Hook: Send + Sync {
+    /// One event.
+    fn event(&self, event: &Event<'_>);
+}
+
+/// What every session of a host shares.
+pub struct Guard {
+    /// The policy; swap it at any time.
+    pub policy: Arc<EngineHandle>,
+    /// The detector that masks responses (with the host's known values).
+    pub detector: Arc<Detector>,
+    /// Verifies grants presented on retry; without it, approvals cannot be redeemed.
+    pub grants: Option<GrantVerifier>,
+    /// Receives events.
+    pub hook: Option<Arc<dyn Hook>>,
+}
+
+impl fmt::Debug for Guard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard")
+            .field("policy", &self.policy.load().name())
+            .field("grants", &self.grants.is_some())
+            .field("hook", &self.hook.is_some())
+            .finish()
+    }
+}
+
+impl Guard {
+    /// A guard with `policy` and `detector`, no grants and no hook.
+    pub fn new(policy: Arc<EngineHandle>, detector: Arc<Detector>) -> Guard {
+        Guard {
+            policy,
+            detector,
+            grants: None,
+            hook: None,
+        }
+    }
+
+    /// Decides on `request`, redeeming `grant` when one is presented, and reports the decision.
+    pub fn decide(
+        &self,
+        identity: &Identity,
+        target: &Target,
+        request: &Request<'_>,
+        command: &str,
+        grant: Option<&str>,
+    ) -> Decision {
+        let engine = self.policy.load();
+        let d = match (&self.grants, grant) {
+            (Some(v), Some(g)) => engine.decide_with_grant(identity, target, request, Some(g), v),
+            _ => {
+                let mut d = engine.decide(identity, target, request);
+                if grant.is_some() && self.grants.is_none() {
+                    d.reason.push_str("; a grant was presented but this host verifies none");
+                }
+                d
+            }
+        };
+        self.emit(&Event::Decision {
+            protocol: request.protocol(),
+            identity,
+            target,
+            command,
+            decision: &d,
+        });
+        d
+    }
+
+    /// Reports an event to the hook.
+    pub fn emit(&self, e: &Event<'_>) {
+        if let Some(h) = &self.hook {
+            h.event(e);
+        }
+    }
+}
+
+/// Bytes a session produced for each direction.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// Forward to the server.
+    pub to_server: Vec<u8>,
+    /// Send to the client.
+    pub to_client: Vec<u8>,
+}
+
+impl Output {
+    /// Empties both directions (keeping their capacity).
+    pub fn clear(&mut self) {
+        self.to_server.clear();
+        self.to_client.clear();
+    }
+}
+
+/// Why a session must end; the host closes the connection and logs the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionError {
+    /// Which side sent the offending bytes: `client` or `server`.
+    pub side: &'static str,
+    /// What was wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "closing: bad input from the {}: {}", self.side, self.reason)
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+/// Appends `data` to `buf` unless `buf` is empty, and returns the bytes to parse: `data` itself
+/// when nothing was pending (no copy), else the buffer.
+fn pending<'a>(buf: &'a mut Vec<u8>, data: &'a [u8]) -> (&'a [u8], bool) {
+    if buf.is_empty() {
+        (data, false)
+    } else {
+        buf.extend_from_slice(data);
+        (buf.as_slice(), true)
+    }
+}
+
+/// Keeps the unparsed tail `rest` of the input for next time.
+fn keep(buf: &mut Vec<u8>, buffered: bool, used: usize, input_len: usize, data: &[u8]) {
+    if buffered {
+        buf.drain(..used);
+    } else if used < input_len {
+        buf.extend_from_slice(&data[used..]);
+    }
+}
+
+/// A grant carried in a leading comment, `/*sluice-grant:TOKEN*/ COMMAND`: the token and the
+/// command without the comment.
+pub fn split_grant_comment(text: &str) -> (Option<&str>, &str) {
+    let t = text.trim_start();
+    if let Some(rest) = t.strip_prefix("/*sluice-grant:") {
+        if let Some(end) = rest.find("*/") {
+            return (Some(rest[..end].trim()), rest[end + 2..].trim_start());
+        }
+    }
+    (None, text)
+}

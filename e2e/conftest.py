@@ -1,0 +1,129 @@
+"""Fixtures for the end-to-end tests: real servers started here (PostgreSQL 15 with initdb and
+pg_ctl), the example proxies built from source, the `sluice` CLI.
+
+Everything runs in a temporary directory and is stopped at the end. Secrets are generated per
+run (synthetic, never real).
+"""
+import json
+import os
+import pathlib
+import secrets
+import shutil
+import socket
+import string
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TARGET = ROOT / "target" / "release"
+PG_BIN = pathlib.Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on port {port}")
+
+
+def synthetic_stripe_key() -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "sk_live_" + "".join(secrets.choice(alphabet) for _ in range(24))
+
+
+def as_postgres(cmd, **kw):
+    """Runs a PostgreSQL server binary, as the postgres user when we are root (initdb and
+    postgres refuse to run as root)."""
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--"] + cmd
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+@pytest.fixture(scope="session")
+def workdir():
+    # Not pytest's tmp_path: its parents are private to root, and PostgreSQL runs as postgres.
+    d = pathlib.Path(tempfile.mkdtemp(prefix="sluice-e2e-"))
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres(workdir):
+    """A PostgreSQL 15 cluster with password (SCRAM) authentication on a free port."""
+    if not (PG_BIN / "initdb").exists():
+        pytest.fail(f"PostgreSQL binaries not found in {PG_BIN} (set PG_BIN)")
+    data = workdir / "pgdata"
+    data.mkdir()
+    password = secrets.token_urlsafe(18)
+    pwfile = workdir / "pgpass.txt"
+    pwfile.write_text(password + "\n")
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres")
+        shutil.chown(pwfile, "postgres")
+    as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-U", "sluice", "--pwfile", str(pwfile),
+                 "--auth-host=scram-sha-256", "--auth-local=trust"])
+    port = free_port()
+    log = workdir / "postgres.log"
+    if os.geteuid() == 0:
+        log.touch()
+        shutil.chown(log, "postgres")
+    as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "start", "-o",
+                 f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c max_connections=250"])
+    env = {"PGPASSWORD": password}
+    info = {"port": port, "user": "sluice", "password": password, "dbname": "postgres", "env": env}
+    yield info
+    as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
+
+
+class Proxy:
+    def __init__(self, proc, port, log_path):
+        self.proc, self.port, self.log_path = proc, port, log_path
+
+    def decisions(self):
+        lines = pathlib.Path(self.log_path).read_text().splitlines()
+        return [json.loads(l) for l in lines if l.startswith("{")]
+
+
+@pytest.fixture(scope="session")
+def grant_key(workdir):
+    key = workdir / "grant.key"
+    subprocess.run([str(TARGET / "sluice"), "keygen", "--out", str(key)], check=True, capture_output=True)
+    return key
+
+
+@pytest.fixture(scope="session")
+def known_secret():
+    return "held-by-proxy-" + secrets.token_hex(12)
+
+
+@pytest.fixture(scope="session")
+def pg_proxy(postgres, workdir, grant_key, known_secret):
+    binary = TARGET / "examples" / "pg-proxy"
+    if not binary.exists():
+        pytest.fail(f"{binary} not built (cargo build --release -p sluice-examples --examples)")
+    known = workdir / "known-values.txt"
+    known.write_text(known_secret + "\n")
+    port = free_port()
+    log_path = workdir / "pg-proxy.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen([str(binary), "--listen", f"127.0.0.1:{port}", "--upstream",
+                             f"127.0.0.1:{postgres['port']}", "--grant-key", f"{grant_key}.pub",
+                             "--known-values", str(known)], stderr=log)
+    wait_port(port)
+    yield Proxy(proc, port, log_path)
+    proc.terminate()
+    proc.wait(timeout=10)
