@@ -129,11 +129,17 @@ pub fn normalized_command(request: &Request<'_>) -> String {
         }
         Request::Mcp(msg) => match serde_json::from_slice::<serde_json::Value>(msg) {
             // The JSON-RPC id changes on retry; method and params are what is approved.
-            Ok(v) => format!(
-                "{} {}",
-                v.get("method").and_then(|m| m.as_str()).unwrap_or(""),
-                v.get("params").map(|p| p.to_string()).unwrap_or_default()
-            ),
+            // `_meta` (progress tokens, the grant itself) changes too.
+            Ok(mut v) => {
+                if let Some(p) = v.get_mut("params").and_then(|p| p.as_object_mut()) {
+                    p.remove("_meta");
+                }
+                format!(
+                    "{} {}",
+                    v.get("method").and_then(|m| m.as_str()).unwrap_or(""),
+                    v.get("params").map(|p| p.to_string()).unwrap_or_default()
+                )
+            }
             Err(_) => String::from_utf8_lossy(msg).trim().to_string(),
         },
         Request::Ssh(SshRequest::Env { name, value }) => {

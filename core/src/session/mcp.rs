@@ -1,0 +1,335 @@
+//! An MCP session (JSON-RPC 2.0, any transport; [`McpSession::from_client`] and
+//! [`McpSession::from_server`] take newline-delimited stdio bytes, the `_message` variants one
+//! message each, as from HTTP or SSE).
+//!
+//! - `tools/call` is decided by tool name and arguments (shell and file tools through the
+//!   policy's tool mapping). A refusal is a JSON-RPC error (`-32001`, the reason, and the decision
+//!   with any approval request in `data`) sent back to the client; the server never sees the call.
+//! - A grant rides in `params._meta["sluice/grant"]` on the retry and is removed before the call
+//!   is decided and forwarded.
+//! - Results (tool results, resources, prompts: every string in `result`) are masked.
+//! - `tools/list` results hide the tools the identity may not call at all, and a tool whose
+//!   description or input schema changes mid-session is flagged: an event, and calls to it need
+//!   approval.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+use sluice_protocols::mcp;
+
+use super::{Event, Guard, Output, SessionError};
+use crate::policy::{Action, Decision, Identity, Protocol, Request, Target};
+
+/// The longest message accepted (16 MiB).
+pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+
+/// One MCP connection.
+pub struct McpSession {
+    guard: Arc<Guard>,
+    identity: Identity,
+    target: Target,
+    /// Requests in flight, by their id's JSON text, and their method.
+    pending: HashMap<String, String>,
+    /// Each tool's definition hash, from the first tools/list.
+    tools: HashMap<String, blake3::Hash>,
+    /// Tools whose definition changed.
+    changed: Vec<String>,
+    cbuf: Vec<u8>,
+    sbuf: Vec<u8>,
+}
+
+impl std::fmt::Debug for McpSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpSession")
+            .field("identity", &self.identity)
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+fn err(side: &'static str, reason: impl Into<String>) -> SessionError {
+    SessionError {
+        side,
+        reason: reason.into(),
+    }
+}
+
+/// The JSON-RPC error code for a refused call.
+pub const REFUSED: i64 = -32001;
+
+impl McpSession {
+    /// A session for `identity` acting on the MCP server `target`.
+    pub fn new(guard: Arc<Guard>, identity: Identity, target: Target) -> McpSession {
+        McpSession {
+            guard,
+            identity,
+            target,
+            pending: HashMap::new(),
+            tools: HashMap::new(),
+            changed: Vec::new(),
+            cbuf: Vec::new(),
+            sbuf: Vec::new(),
+        }
+    }
+
+    /// Newline-delimited bytes from the client (stdio transport).
+    pub fn from_client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        let mut buf = std::mem::take(&mut self.cbuf);
+        buf.extend_from_slice(data);
+        let r = (|| {
+            let (lines, used) = mcp::split_lines(&buf, MAX_MESSAGE).map_err(|e| err("client", e.to_string()))?;
+            for line in lines {
+                self.client_message(line, out)?;
+            }
+            Ok(used)
+        })();
+        match r {
+            Ok(used) => {
+                buf.drain(..used);
+                self.cbuf = buf;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Newline-delimited bytes from the server (stdio transport).
+    pub fn from_server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        let mut buf = std::mem::take(&mut self.sbuf);
+        buf.extend_from_slice(data);
+        let r = (|| {
+            let (lines, used) = mcp::split_lines(&buf, MAX_MESSAGE).map_err(|e| err("server", e.to_string()))?;
+            for line in lines {
+                self.server_message(line, out)?;
+            }
+            Ok(used)
+        })();
+        match r {
+            Ok(used) => {
+                buf.drain(..used);
+                self.sbuf = buf;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One message from the client; what to forward or answer is appended, each message
+    /// followed by a newline.
+    pub fn client_message(&mut self, msg: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        let m = mcp::parse_message(msg).map_err(|e| err("client", e.to_string()))?;
+        let id = m.id.map(|i| i.get().to_string());
+        let method = m.method.as_deref().unwrap_or("").to_string();
+        if m.kind() == mcp::Kind::Invalid {
+            return Err(err("client", "not a JSON-RPC 2.0 message"));
+        }
+        if method != "tools/call" {
+            if let Some(id) = id {
+                if m.kind() == mcp::Kind::Request {
+                    self.pending.insert(id, method);
+                }
+            }
+            push_line(&mut out.to_server, msg);
+            return Ok(());
+        }
+        // tools/call: take the grant out, then decide.
+        let mut v: Value = serde_json::from_slice(msg).map_err(|e| err("client", e.to_string()))?;
+        let grant = v
+            .pointer_mut("/params/_meta")
+            .and_then(Value::as_object_mut)
+            .and_then(|meta| meta.remove("sluice/grant"))
+            .and_then(|g| g.as_str().map(str::to_string));
+        let text = if grant.is_some() {
+            v.to_string()
+        } else {
+            String::from_utf8_lossy(msg).into_owned()
+        };
+        let tool = v
+            .pointer("/params/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let mut d = self.guard.decide(
+            &self.identity,
+            &self.target,
+            &Request::Mcp(text.as_bytes()),
+            &text,
+            grant.as_deref(),
+        );
+        if d.action == Action::Allow && self.changed.contains(&tool) {
+            d = self.changed_tool(&tool, &text, d);
+            if let (Some(g), Some(v), Some(req)) = (&grant, &self.guard.grants, &d.approval) {
+                match v.redeem(req, g, crate::policy::grant::now()) {
+                    Ok(c) => {
+                        d.action = Action::Allow;
+                        d.reason = format!("approved (grant {}): {}", c.jti, d.reason);
+                        d.approval = None;
+                    }
+                    Err(e) => d.reason = format!("{}; grant rejected: {e}", d.reason),
+                }
+            }
+        }
+        if d.action == Action::Allow {
+            if let Some(id) = &id {
+                self.pending.insert(id.clone(), method);
+            }
+            push_line(&mut out.to_server, text.as_bytes());
+        } else {
+            let reply = refusal(m.id, &d);
+            push_line(&mut out.to_client, reply.as_bytes());
+        }
+        Ok(())
+    }
+
+    /// A call to a tool whose definition changed needs approval (a "rug pull").
+    fn changed_tool(&self, tool: &str, text: &str, d: Decision) -> Decision {
+        let engine = self.guard.policy.load();
+        let mut d2 = engine.decide(&self.identity, &self.target, &Request::Mcp(text.as_bytes()));
+        d2.action = Action::RequireApproval;
+        d2.rule = Some("tool-definition-changed".into());
+        d2.reason = format!(
+            "the definition of tool `{tool}` changed during this session; {}",
+            d.reason
+        );
+        d2.approval = Some(crate::policy::grant::ApprovalRequest::new(
+            d2.rule.clone(),
+            &engine.default_approval,
+            &self.identity,
+            &self.target,
+            &Request::Mcp(text.as_bytes()),
+            &d2.reason,
+        ));
+        self.guard.emit(&Event::Decision {
+            protocol: Protocol::Mcp,
+            identity: &self.identity,
+            target: &self.target,
+            command: text,
+            decision: &d2,
+        });
+        d2
+    }
+
+    /// One message from the server.
+    pub fn server_message(&mut self, msg: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        let m = mcp::parse_message(msg).map_err(|e| err("server", e.to_string()))?;
+        let method = match (m.kind(), m.id) {
+            (mcp::Kind::Response | mcp::Kind::ErrorResponse, Some(id)) => self.pending.remove(id.get()),
+            _ => None,
+        };
+        if m.kind() != mcp::Kind::Response {
+            push_line(&mut out.to_client, msg);
+            return Ok(());
+        }
+        let mut v: Value = serde_json::from_slice(msg).map_err(|e| err("server", e.to_string()))?;
+        let mut changed = false;
+        if method.as_deref() == Some("tools/list") {
+            changed |= self.filter_tools(&mut v);
+        }
+        let det = Arc::clone(&self.guard.detector);
+        let mut masked = 0;
+        if let Some(result) = v.get_mut("result") {
+            mask_strings(result, &mut |s: &str| {
+                let r = det.redact(s.as_bytes());
+                match r {
+                    std::borrow::Cow::Owned(b) => {
+                        masked += 1;
+                        Some(String::from_utf8_lossy(&b).into_owned())
+                    }
+                    std::borrow::Cow::Borrowed(_) => None,
+                }
+            });
+        }
+        if masked > 0 {
+            self.guard.emit(&Event::Masked {
+                protocol: Protocol::Mcp,
+                count: masked,
+            });
+        }
+        if changed || masked > 0 {
+            push_line(&mut out.to_client, v.to_string().as_bytes());
+        } else {
+            push_line(&mut out.to_client, msg);
+        }
+        Ok(())
+    }
+
+    /// Hides tools the identity may not call; flags tools whose definition changed.
+    fn filter_tools(&mut self, v: &mut Value) -> bool {
+        let Some(tools) = v.pointer_mut("/result/tools").and_then(Value::as_array_mut) else {
+            return false;
+        };
+        let engine = self.guard.policy.load();
+        let before = tools.len();
+        let mut notices = Vec::new();
+        tools.retain(|t| {
+            let name = t.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+            let def = serde_json::json!([t.get("description"), t.get("inputSchema")]).to_string();
+            let hash = blake3::hash(def.as_bytes());
+            match self.tools.get(&name) {
+                Some(h) if *h != hash => {
+                    if !self.changed.contains(&name) {
+                        self.changed.push(name.clone());
+                        notices.push(format!("tool `{name}` changed its description or schema mid-session"));
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    self.tools.insert(name.clone(), hash);
+                }
+            }
+            let probe = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "tools/call",
+                "params": {"name": name, "arguments": {}}})
+            .to_string();
+            let d = engine.decide(&self.identity, &self.target, &Request::Mcp(probe.as_bytes()));
+            // Hidden only when every call is refused outright, whatever the arguments.
+            !(d.action == Action::Deny && !d.uncertain)
+        });
+        for n in notices {
+            self.guard.emit(&Event::Notice {
+                protocol: Protocol::Mcp,
+                message: &n,
+            });
+        }
+        tools.len() != before
+    }
+}
+
+fn push_line(out: &mut Vec<u8>, msg: &[u8]) {
+    out.extend_from_slice(msg);
+    out.push(b'\n');
+}
+
+fn mask_strings(v: &mut Value, f: &mut impl FnMut(&str) -> Option<String>) {
+    match v {
+        Value::String(s) => {
+            if let Some(new) = f(s) {
+                *s = new;
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| mask_strings(x, f)),
+        Value::Object(o) => o.values_mut().for_each(|x| mask_strings(x, f)),
+        _ => {}
+    }
+}
+
+/// The JSON-RPC error for a refused call, with the decision in `data`.
+fn refusal(id: Option<&serde_json::value::RawValue>, d: &Decision) -> String {
+    let id: Value = id
+        .and_then(|r| serde_json::from_str(r.get()).ok())
+        .unwrap_or(Value::Null);
+    let verb = if d.action == Action::RequireApproval {
+        "approval required"
+    } else {
+        "denied"
+    };
+    let mut message = format!("sluice: {verb}: {}", d.reason);
+    if let Some(a) = &d.approval {
+        message.push_str(&format!(
+            " (request {}; once approved, retry with the grant in params._meta[\"sluice/grant\"])",
+            a.id
+        ));
+    }
+    serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": REFUSED, "message": message, "data": d}})
+        .to_string()
+}
