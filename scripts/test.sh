@@ -20,6 +20,10 @@ python3 --version || true
 step "services and tools the tests need"
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
+[ -x "$PG_BIN/initdb" ] || need_apt+=(postgresql-15)
+command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client-15)
+command -v pgbench >/dev/null 2>&1 || need_apt+=(postgresql-contrib-15)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -34,8 +38,10 @@ pip_install() {
     python3 -m pip install -q --disable-pip-version-check --break-system-packages "$@" 2>&1 |
         grep -vi "running pip as the 'root' user" || true
 }
-python3 -c 'import jsonschema, yaml' 2>/dev/null || pip_install jsonschema pyyaml
-python3 -c 'import jsonschema, yaml'
+python3 -c 'import jsonschema, yaml, pytest, psycopg, mcp' 2>/dev/null ||
+    pip_install jsonschema pyyaml pytest 'psycopg[binary]' mcp
+python3 -c 'import jsonschema, yaml, pytest, psycopg, mcp'
+export PG_BIN
 # Tests that need a service fail (instead of skipping) when it is missing.
 export SLUICE_REQUIRE_SERVICES=1
 
@@ -46,8 +52,8 @@ else
     echo "rustfmt not installed: formatting not checked"
 fi
 
-step "build (release)"
-cargo build --release --workspace --locked 2>&1 | tail -n 3
+step "build (release, with the example proxies)"
+cargo build --release --workspace --locked --examples 2>&1 | tail -n 3
 
 step "rust tests (unit, property, doctests, CLI)"
 cargo test --workspace --locked
@@ -59,6 +65,9 @@ step "policy: schema, example policy tests"
 python3 scripts/check_policy_schema.py
 ./target/release/sluice policy test testdata/policy/examples/team.yaml testdata/policy/examples/team-cases.yaml
 ./target/release/sluice policy test agent-safe testdata/policy/agent-safe.json | tail -n 1
+
+step "end-to-end: real PostgreSQL, psql, psycopg and the official MCP SDK through the example proxies"
+python3 -m pytest -q e2e
 
 step "self-scan: the repository holds no secrets outside .sluiceignore'd fixtures"
 ./target/release/sluice scan .
