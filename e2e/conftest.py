@@ -127,3 +127,48 @@ def pg_proxy(postgres, workdir, grant_key, known_secret):
     yield Proxy(proc, port, log_path)
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def mariadb(workdir):
+    """A MariaDB server (from apt) with a password-authenticated user on a free port."""
+    install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+    server = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+    if not install or not os.path.exists(server):
+        pytest.fail("MariaDB server not installed (apt-get install mariadb-server)")
+    d = workdir / "mariadb"
+    d.mkdir()
+    subprocess.run([install, "--no-defaults", f"--datadir={d / 'data'}", "--user=root",
+                    "--auth-root-authentication-method=normal", "--skip-test-db"],
+                   check=True, capture_output=True)
+    port = free_port()
+    sock = d / "sock"
+    proc = subprocess.Popen([server, "--no-defaults", f"--datadir={d / 'data'}", "--user=root", f"--port={port}",
+                             "--bind-address=127.0.0.1", f"--socket={sock}", f"--pid-file={d / 'pid'}",
+                             f"--log-error={d / 'err.log'}", "--max-connections=300"])
+    wait_port(port)
+    password = secrets.token_urlsafe(18)
+    subprocess.run(["mariadb", "--no-defaults", "-uroot", f"--socket={sock}", "-e",
+                    f"CREATE USER 'sluice'@'%' IDENTIFIED BY '{password}'; GRANT ALL ON *.* TO 'sluice'@'%';"
+                    " CREATE DATABASE app;"], check=True, capture_output=True)
+    yield {"port": port, "user": "sluice", "password": password, "dbname": "app"}
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def mysql_proxy(mariadb, workdir, grant_key, known_secret):
+    binary = TARGET / "examples" / "mysql-proxy"
+    if not binary.exists():
+        pytest.fail(f"{binary} not built (cargo build --release -p sluice-examples --examples)")
+    known = workdir / "known-values-mysql.txt"
+    known.write_text(known_secret + "\n")
+    port = free_port()
+    log_path = workdir / "mysql-proxy.log"
+    proc = subprocess.Popen([str(binary), "--listen", f"127.0.0.1:{port}", "--upstream",
+                             f"127.0.0.1:{mariadb['port']}", "--grant-key", f"{grant_key}.pub",
+                             "--known-values", str(known)], stderr=open(log_path, "w"))
+    wait_port(port)
+    yield Proxy(proc, port, log_path)
+    proc.terminate()
+    proc.wait(timeout=10)

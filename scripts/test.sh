@@ -24,6 +24,8 @@ PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 [ -x "$PG_BIN/initdb" ] || need_apt+=(postgresql-15)
 command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client-15)
 command -v pgbench >/dev/null 2>&1 || need_apt+=(postgresql-contrib-15)
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server)
+command -v mysql >/dev/null 2>&1 || need_apt+=(mariadb-client)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -38,9 +40,9 @@ pip_install() {
     python3 -m pip install -q --disable-pip-version-check --break-system-packages "$@" 2>&1 |
         grep -vi "running pip as the 'root' user" || true
 }
-python3 -c 'import jsonschema, yaml, pytest, psycopg, mcp' 2>/dev/null ||
-    pip_install jsonschema pyyaml pytest 'psycopg[binary]' mcp
-python3 -c 'import jsonschema, yaml, pytest, psycopg, mcp'
+python3 -c 'import jsonschema, yaml, pytest, psycopg, mcp, pymysql, mysql.connector' 2>/dev/null ||
+    pip_install jsonschema pyyaml pytest 'psycopg[binary]' mcp pymysql mysql-connector-python
+python3 -c 'import jsonschema, yaml, pytest, psycopg, mcp, pymysql, mysql.connector'
 export PG_BIN
 # Tests that need a service fail (instead of skipping) when it is missing.
 export SLUICE_REQUIRE_SERVICES=1
@@ -66,7 +68,7 @@ python3 scripts/check_policy_schema.py
 ./target/release/sluice policy test testdata/policy/examples/team.yaml testdata/policy/examples/team-cases.yaml
 ./target/release/sluice policy test agent-safe testdata/policy/agent-safe.json | tail -n 1
 
-step "end-to-end: real PostgreSQL, psql, psycopg and the official MCP SDK through the example proxies"
+step "end-to-end: real PostgreSQL and MariaDB, psql, mysql, psycopg, PyMySQL, mysql-connector and the official MCP SDK through the example proxies"
 python3 -m pytest -q e2e
 
 step "self-scan: the repository holds no secrets outside .sluiceignore'd fixtures"

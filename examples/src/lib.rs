@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use clap::Args;
 use sluice_core::Detector;
+use sluice_core::policy::Target;
 use sluice_core::policy::grant::{GrantKey, GrantVerifier, MemoryStore, RedisStore, ReplayStore};
 use sluice_core::policy::{Engine, EngineHandle};
 use sluice_core::session::{Event, Guard, Hook, Output, SessionError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
 /// Options every proxy takes.
 #[derive(Args, Debug, Clone)]
@@ -122,6 +123,15 @@ impl Wire for sluice_core::session::postgres::PgSession {
     }
 }
 
+impl Wire for sluice_core::session::mysql::MySqlSession {
+    fn client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        self.from_client(data, out)
+    }
+    fn server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        self.from_server(data, out)
+    }
+}
+
 /// Relays a client connection to its server through `session` until either side closes or the
 /// session refuses input (logged, then both connections are closed).
 pub async fn relay(name: &str, mut client: TcpStream, mut server: TcpStream, mut session: impl Wire) {
@@ -157,4 +167,72 @@ pub async fn relay(name: &str, mut client: TcpStream, mut server: TcpStream, mut
     }
     let _ = cw.shutdown().await;
     let _ = sw.shutdown().await;
+}
+
+/// Options of a TCP proxy in front of a database.
+#[derive(Args, Debug, Clone)]
+pub struct TcpProxy {
+    /// Address to listen on (HOST:PORT).
+    #[arg(long)]
+    pub listen: String,
+    /// The server (HOST:PORT).
+    #[arg(long)]
+    pub upstream: String,
+    /// Target name for decisions (default: the database the client asks for).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Target label KEY=VALUE (such as env=prod); may be repeated.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Serves `args.listen` until killed: each connection gets its own session from `make` and
+/// is relayed to `args.upstream`.
+pub async fn serve<S, F>(name: &'static str, args: TcpProxy, make: F) -> std::process::ExitCode
+where
+    S: Wire + 'static,
+    F: Fn(Arc<Guard>, Option<Target>) -> S + Send + Sync + 'static,
+{
+    let guard = match guard(name, &args.common) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let listener = match TcpListener::bind(&args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{name}: cannot listen on {}: {e}", args.listen);
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let target = args.target.clone().map(|n| {
+        let mut t = Target::new(n);
+        for l in &args.labels {
+            if let Some((k, v)) = l.split_once('=') {
+                t.labels.insert(k.into(), v.into());
+            }
+        }
+        t
+    });
+    log(
+        name,
+        &format!("listening on {}, upstream {}", args.listen, args.upstream),
+    );
+    let make = Arc::new(make);
+    loop {
+        let Ok((client, peer)) = listener.accept().await else {
+            continue;
+        };
+        let (guard, upstream, target, make) = (guard.clone(), args.upstream.clone(), target.clone(), make.clone());
+        tokio::spawn(async move {
+            match TcpStream::connect(&upstream).await {
+                Ok(server) => relay(name, client, server, make(guard, target)).await,
+                Err(e) => log(name, &format!("{peer}: cannot reach {upstream}: {e}")),
+            }
+        });
+    }
 }

@@ -13,6 +13,7 @@
 //! malformed or oversized input is never forwarded past the engine.
 
 pub mod mcp;
+pub mod mysql;
 pub mod postgres;
 
 use std::fmt;
