@@ -172,3 +172,22 @@ def mysql_proxy(mariadb, workdir, grant_key, known_secret):
     yield Proxy(proc, port, log_path)
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def http_proxy(workdir, grant_key, known_secret):
+    binary = TARGET / "examples" / "http-proxy"
+    if not binary.exists():
+        pytest.fail(f"{binary} not built (cargo build --release -p sluice-examples --examples)")
+    known = workdir / "known-values-http.txt"
+    known.write_text(known_secret + "\n")
+    port = free_port()
+    log_path = workdir / "http-proxy.log"
+    policy = ROOT / "e2e" / "http-policy.yaml"
+    proc = subprocess.Popen([str(binary), "--listen", f"127.0.0.1:{port}", "--user", "agent-7", "--policy",
+                             str(policy), "--grant-key", f"{grant_key}.pub", "--known-values", str(known)],
+                            stderr=open(log_path, "w"))
+    wait_port(port)
+    yield Proxy(proc, port, log_path)
+    proc.terminate()
+    proc.wait(timeout=10)

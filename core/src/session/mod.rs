@@ -12,6 +12,7 @@
 //! verifier and the event hook. Errors ([`SessionError`]) mean the connection must be closed:
 //! malformed or oversized input is never forwarded past the engine.
 
+pub mod http;
 pub mod mcp;
 pub mod mysql;
 pub mod postgres;

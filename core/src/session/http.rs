@@ -1,0 +1,513 @@
+//! An HTTP/1.1 session for a forward proxy (the agent sets `HTTP_PROXY`) or a reverse proxy.
+//!
+//! - **Requests** are read whole (head and body, up to 8 MiB, chunked bodies decoded) and
+//!   decided by method, host, path, headers and JSON body. A refusal is a `403` with a JSON body
+//!   (`{"error":…,"decision":{…}}`); the server never sees the request. An allowed request goes
+//!   upstream in origin form with `Connection: close` (one upstream connection per request:
+//!   [`HttpSession::upstream`] says where).
+//! - A grant rides in the `Sluice-Grant` request header on the retry (removed before forwarding).
+//! - **Responses** are masked: the body is decoded (chunked; `gzip`, `deflate`, `br`) and passed
+//!   through the streaming redactor, then sent chunked (`Content-Length` and `Content-Encoding`
+//!   dropped), so event streams flow as they arrive. A body in any other content coding is
+//!   refused with a `502`: never passed through unmasked.
+//! - `CONNECT` (HTTPS through the proxy) is decided by host and port only; the tunnel that
+//!   follows is opaque ([`HttpSession::tunnel`]): terminate TLS to inspect it.
+//! - Malformed messages (bad heads, request smuggling framings, oversized bodies) are a
+//!   [`SessionError`].
+
+use std::io::Write;
+use std::sync::Arc;
+
+use sluice_protocols::http::{self, BodyKind, Chunk, ChunkedDecoder, Limits, Status};
+
+use super::{Event, Guard, Output, SessionError};
+use crate::StreamRedactor;
+use crate::policy::{Action, Decision, HttpRequest, Identity, Protocol, Request, Target};
+
+/// The largest request body read for a decision.
+pub const MAX_REQUEST_BODY: u64 = 8 * 1024 * 1024;
+
+enum Decoder {
+    Identity,
+    Gzip(Box<flate2::write::MultiGzDecoder<Vec<u8>>>),
+    Deflate(Box<flate2::write::ZlibDecoder<Vec<u8>>>),
+    Brotli(Box<brotli::DecompressorWriter<Vec<u8>>>),
+}
+
+impl Decoder {
+    /// Decodes `data`, appending the plain bytes to `out`.
+    fn feed(&mut self, data: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+        match self {
+            Decoder::Identity => out.extend_from_slice(data),
+            Decoder::Gzip(d) => {
+                d.write_all(data)?;
+                out.append(d.get_mut());
+            }
+            Decoder::Deflate(d) => {
+                d.write_all(data)?;
+                out.append(d.get_mut());
+            }
+            Decoder::Brotli(d) => {
+                d.write_all(data)?;
+                out.append(d.get_mut());
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> std::io::Result<()> {
+        match self {
+            Decoder::Identity => {}
+            Decoder::Gzip(d) => {
+                d.try_finish()?;
+                out.append(d.get_mut());
+            }
+            Decoder::Deflate(d) => {
+                d.try_finish()?;
+                out.append(d.get_mut());
+            }
+            Decoder::Brotli(d) => {
+                d.flush()?;
+                out.append(d.get_mut());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where the response body is.
+enum Body {
+    /// Waiting for a response head.
+    Head,
+    /// Content-Length bytes left.
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    UntilClose,
+    /// The response is complete.
+    Done,
+}
+
+/// One client connection.
+pub struct HttpSession {
+    guard: Arc<Guard>,
+    identity: Identity,
+    target: Option<Target>,
+    limits: Limits,
+    cbuf: Vec<u8>,
+    sbuf: Vec<u8>,
+    upstream: Option<(String, u16)>,
+    method: String,
+    body: Body,
+    decoder: Decoder,
+    redactor: Option<StreamRedactor<'static>>,
+    tunnel: bool,
+    plain: Vec<u8>,
+    masked: Vec<u8>,
+}
+
+impl std::fmt::Debug for HttpSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSession")
+            .field("identity", &self.identity)
+            .field("upstream", &self.upstream)
+            .finish_non_exhaustive()
+    }
+}
+
+fn client_err(reason: impl Into<String>) -> SessionError {
+    SessionError {
+        side: "client",
+        reason: reason.into(),
+    }
+}
+
+fn server_err(reason: impl Into<String>) -> SessionError {
+    SessionError {
+        side: "server",
+        reason: reason.into(),
+    }
+}
+
+impl HttpSession {
+    /// A session for `identity`; `target` names what decisions are made against (default: the
+    /// request's host).
+    pub fn new(guard: Arc<Guard>, identity: Identity, target: Option<Target>) -> HttpSession {
+        HttpSession {
+            guard,
+            identity,
+            target,
+            limits: Limits::default(),
+            cbuf: Vec::new(),
+            sbuf: Vec::new(),
+            upstream: None,
+            method: String::new(),
+            body: Body::Done,
+            decoder: Decoder::Identity,
+            redactor: None,
+            tunnel: false,
+            plain: Vec::new(),
+            masked: Vec::new(),
+        }
+    }
+
+    /// Where the bytes last put in `to_server` must go (host, port), once per allowed request.
+    pub fn upstream(&mut self) -> Option<(String, u16)> {
+        self.upstream.take()
+    }
+
+    /// Whether an allowed `CONNECT` turned the connection into an opaque tunnel.
+    pub fn tunnel(&self) -> bool {
+        self.tunnel
+    }
+
+    /// Whether the current response is complete (the host may then read the next request).
+    pub fn response_done(&self) -> bool {
+        matches!(self.body, Body::Done)
+    }
+
+    /// Bytes from the client. At most one request is processed per call; call again with an
+    /// empty slice after its response to process a pipelined one.
+    pub fn from_client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        self.cbuf.extend_from_slice(data);
+        let mut headers = [http::EMPTY_HEADER; 96];
+        let buf = std::mem::take(&mut self.cbuf);
+        let r = (|| {
+            let (req, head_len) = match http::parse_request(&buf, &mut headers, &self.limits) {
+                Ok(Status::Partial) => return Ok(0),
+                Ok(Status::Complete(x)) => x,
+                Err(e) => return Err(client_err(e.to_string())),
+            };
+            // The body, whole.
+            let (body, used): (Vec<u8>, usize) =
+                match http::request_body(&req).map_err(|e| client_err(e.to_string()))? {
+                    BodyKind::None => (Vec::new(), head_len),
+                    BodyKind::ContentLength(n) if n > MAX_REQUEST_BODY => {
+                        return Err(client_err(format!("request body of {n} bytes is over the limit")));
+                    }
+                    BodyKind::ContentLength(n) => {
+                        let end = head_len + n as usize;
+                        if buf.len() < end {
+                            return Ok(0);
+                        }
+                        (buf[head_len..end].to_vec(), end)
+                    }
+                    BodyKind::Chunked => {
+                        let mut dec = ChunkedDecoder::new(self.limits.clone());
+                        let (mut at, mut body) = (head_len, Vec::new());
+                        loop {
+                            match dec.next(&buf[at..]).map_err(|e| client_err(e.to_string()))? {
+                                Status::Partial => return Ok(0),
+                                Status::Complete((Chunk::Data(d), n)) => {
+                                    body.extend_from_slice(d);
+                                    at += n;
+                                    if body.len() as u64 > MAX_REQUEST_BODY {
+                                        return Err(client_err("request body over the limit"));
+                                    }
+                                }
+                                Status::Complete((Chunk::End { .. }, n)) => {
+                                    at += n;
+                                    break;
+                                }
+                            }
+                        }
+                        (body, at)
+                    }
+                    BodyKind::UntilClose => return Err(client_err("request body without a length")),
+                };
+            self.request(&req, &body, out)?;
+            Ok(used)
+        })();
+        let mut buf = buf;
+        match r {
+            Ok(used) => {
+                buf.drain(..used);
+                self.cbuf = buf;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn request(&mut self, req: &http::Request<'_, '_>, body: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        let connect = req.method.eq_ignore_ascii_case("CONNECT");
+        let (host, port, path) = if connect {
+            let (h, p) = req.path.rsplit_once(':').unwrap_or((req.path, "443"));
+            (
+                h.trim_matches(['[', ']']).to_string(),
+                p.parse().unwrap_or(443),
+                "/".to_string(),
+            )
+        } else if let Some(rest) = req.path.strip_prefix("http://") {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let (h, p) = split_authority(authority, 80);
+            (h, p, if path.is_empty() { "/".into() } else { path.to_string() })
+        } else if req.path.starts_with('/') {
+            let host = req
+                .header("host")
+                .map(|h| String::from_utf8_lossy(h).into_owned())
+                .unwrap_or_default();
+            let (h, p) = split_authority(&host, 80);
+            (h, p, req.path.to_string())
+        } else {
+            return Err(client_err(format!("unsupported request target `{}`", req.path)));
+        };
+        if host.is_empty() {
+            return Err(client_err("request without a host"));
+        }
+        let url = if connect {
+            format!("https://{host}:{port}/")
+        } else {
+            format!("http://{host}:{port}{path}")
+        };
+        let grant = req
+            .header("sluice-grant")
+            .map(|g| String::from_utf8_lossy(g).trim().to_string());
+        let headers: Vec<(&str, &[u8])> = req
+            .headers
+            .iter()
+            .filter(|h| !h.name.eq_ignore_ascii_case("sluice-grant"))
+            .map(|h| (h.name, h.value))
+            .collect();
+        let request = Request::Http(HttpRequest {
+            method: req.method,
+            url: &url,
+            headers: &headers,
+            body: (!body.is_empty()).then_some(body),
+        });
+        let target = self.target.clone().unwrap_or_else(|| Target::new(host.clone()));
+        let command = format!("{} {url}", req.method);
+        let d = self
+            .guard
+            .decide(&self.identity, &target, &request, &command, grant.as_deref());
+        if d.action != Action::Allow {
+            forbidden(&d, &mut out.to_client);
+            self.body = Body::Done;
+            return Ok(());
+        }
+        self.method = req.method.to_string();
+        if connect {
+            out.to_client
+                .extend_from_slice(b"HTTP/1.1 200 Connection established\r\n\r\n");
+            self.tunnel = true;
+            self.upstream = Some((host, port));
+            return Ok(());
+        }
+        // Origin form, hop-by-hop headers dropped, one request per upstream connection.
+        let o = &mut out.to_server;
+        write!(o, "{} {path} HTTP/1.1\r\n", req.method).map_err(|e| client_err(e.to_string()))?;
+        for (n, v) in &headers {
+            let hop = [
+                "connection",
+                "proxy-connection",
+                "keep-alive",
+                "proxy-authorization",
+                "te",
+                "transfer-encoding",
+                "content-length",
+                "upgrade",
+            ];
+            if hop.iter().any(|h| n.eq_ignore_ascii_case(h)) {
+                continue;
+            }
+            o.extend_from_slice(n.as_bytes());
+            o.extend_from_slice(b": ");
+            o.extend_from_slice(v);
+            o.extend_from_slice(b"\r\n");
+        }
+        if !body.is_empty() {
+            write!(o, "Content-Length: {}\r\n", body.len()).map_err(|e| client_err(e.to_string()))?;
+        }
+        o.extend_from_slice(b"Connection: close\r\n\r\n");
+        o.extend_from_slice(body);
+        self.upstream = Some((host, port));
+        self.body = Body::Head;
+        Ok(())
+    }
+
+    /// Bytes from the server (for the current request). An empty `data` means the server
+    /// closed the connection.
+    pub fn from_server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        if self.tunnel {
+            out.to_client.extend_from_slice(data);
+            return Ok(());
+        }
+        let eof = data.is_empty();
+        self.sbuf.extend_from_slice(data);
+        if let Body::Head = self.body {
+            let mut headers = [http::EMPTY_HEADER; 96];
+            let buf = std::mem::take(&mut self.sbuf);
+            let parsed = match http::parse_response(&buf, &mut headers, &self.limits) {
+                Ok(Status::Partial) if eof => Err(server_err("connection closed before a response")),
+                Ok(Status::Partial) => {
+                    self.sbuf = buf;
+                    return Ok(());
+                }
+                Ok(Status::Complete((resp, n))) => self.response_head(&resp, out).map(|()| n),
+                Err(e) => Err(server_err(e.to_string())),
+            };
+            let n = parsed?;
+            self.sbuf = buf[n..].to_vec();
+        }
+        self.response_body(eof, out)
+    }
+
+    fn response_head(&mut self, resp: &http::Response<'_, '_>, out: &mut Output) -> Result<(), SessionError> {
+        let kind = http::response_body(resp, &self.method).map_err(|e| server_err(e.to_string()))?;
+        let coding = resp
+            .header("content-encoding")
+            .map(|c| String::from_utf8_lossy(c).trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        self.decoder = match coding.as_str() {
+            "" | "identity" => Decoder::Identity,
+            "gzip" | "x-gzip" => Decoder::Gzip(Box::new(flate2::write::MultiGzDecoder::new(Vec::new()))),
+            "deflate" => Decoder::Deflate(Box::new(flate2::write::ZlibDecoder::new(Vec::new()))),
+            "br" => Decoder::Brotli(Box::new(brotli::DecompressorWriter::new(Vec::new(), 4096))),
+            other if kind != BodyKind::None => {
+                let msg = format!("sluice: cannot inspect a response in content coding `{other}`");
+                self.guard.emit(&Event::Notice {
+                    protocol: Protocol::Http,
+                    message: &msg,
+                });
+                let body = serde_json::json!({ "error": msg }).to_string();
+                write!(
+                    out.to_client,
+                    "HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .map_err(|e| server_err(e.to_string()))?;
+                self.body = Body::Done;
+                return Err(server_err(msg));
+            }
+            _ => Decoder::Identity,
+        };
+        let o = &mut out.to_client;
+        write!(o, "HTTP/1.1 {} {}\r\n", resp.status, resp.reason).map_err(|e| server_err(e.to_string()))?;
+        for h in resp.headers {
+            let drop = [
+                "connection",
+                "keep-alive",
+                "transfer-encoding",
+                "content-length",
+                "content-encoding",
+            ];
+            if drop.iter().any(|d| h.name.eq_ignore_ascii_case(d)) {
+                continue;
+            }
+            o.extend_from_slice(h.name.as_bytes());
+            o.extend_from_slice(b": ");
+            o.extend_from_slice(h.value);
+            o.extend_from_slice(b"\r\n");
+        }
+        if kind == BodyKind::None {
+            o.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+            self.body = Body::Done;
+            return Ok(());
+        }
+        o.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+        self.redactor = Some(self.guard.detector.shared_stream_redactor());
+        self.body = match kind {
+            BodyKind::ContentLength(n) => Body::Length(n),
+            BodyKind::Chunked => Body::Chunked(ChunkedDecoder::new(self.limits.clone())),
+            _ => Body::UntilClose,
+        };
+        Ok(())
+    }
+
+    fn response_body(&mut self, eof: bool, out: &mut Output) -> Result<(), SessionError> {
+        let mut done = false;
+        self.plain.clear();
+        let buf = std::mem::take(&mut self.sbuf);
+        let mut at = 0;
+        let dec_err = |e: std::io::Error| server_err(format!("cannot decode the response body: {e}"));
+        match &mut self.body {
+            Body::Head | Body::Done => {}
+            Body::Length(left) => {
+                let n = (*left).min(buf.len() as u64) as usize;
+                self.decoder.feed(&buf[..n], &mut self.plain).map_err(dec_err)?;
+                *left -= n as u64;
+                at = n;
+                done = *left == 0;
+                if eof && !done {
+                    return Err(server_err("connection closed inside a response body"));
+                }
+            }
+            Body::Chunked(dec) => loop {
+                match dec.next(&buf[at..]).map_err(|e| server_err(e.to_string()))? {
+                    Status::Partial => break,
+                    Status::Complete((Chunk::Data(d), n)) => {
+                        self.decoder.feed(d, &mut self.plain).map_err(dec_err)?;
+                        at += n;
+                    }
+                    Status::Complete((Chunk::End { .. }, n)) => {
+                        at += n;
+                        done = true;
+                        break;
+                    }
+                }
+            },
+            Body::UntilClose => {
+                self.decoder.feed(&buf, &mut self.plain).map_err(dec_err)?;
+                at = buf.len();
+                done = eof;
+            }
+        }
+        self.sbuf = buf[at..].to_vec();
+        if done {
+            self.decoder.finish(&mut self.plain).map_err(dec_err)?;
+        }
+        self.masked.clear();
+        if let Some(r) = self.redactor.as_mut() {
+            r.feed(&self.plain, &mut self.masked);
+            if done {
+                r.finish(&mut self.masked);
+            }
+        }
+        if self.masked.as_slice() != self.plain.as_slice() {
+            self.guard.emit(&Event::Masked {
+                protocol: Protocol::Http,
+                count: 1,
+            });
+        }
+        if !self.masked.is_empty() {
+            http::encode_chunk(&self.masked, &mut out.to_client);
+        }
+        if done {
+            http::encode_last_chunk(&mut out.to_client);
+            self.body = Body::Done;
+            self.redactor = None;
+        }
+        Ok(())
+    }
+}
+
+fn split_authority(a: &str, default: u16) -> (String, u16) {
+    let a = a.rsplit_once('@').map_or(a, |(_, h)| h);
+    if let Some(rest) = a.strip_prefix('[') {
+        let (h, p) = rest.split_once(']').unwrap_or((rest, ""));
+        return (h.to_string(), p.trim_start_matches(':').parse().unwrap_or(default));
+    }
+    match a.rsplit_once(':') {
+        Some((h, p)) => (h.to_ascii_lowercase(), p.parse().unwrap_or(default)),
+        None => (a.to_ascii_lowercase(), default),
+    }
+}
+
+/// A `403` with the decision as JSON.
+fn forbidden(d: &Decision, out: &mut Vec<u8>) {
+    let verb = if d.action == Action::RequireApproval {
+        "approval required"
+    } else {
+        "denied"
+    };
+    let body = serde_json::json!({
+        "error": format!("sluice: {verb}: {}", d.reason),
+        "decision": d,
+        "retry": d.approval.as_ref().map(|_| "once approved, repeat the request with the header `Sluice-Grant: TOKEN`"),
+    })
+    .to_string();
+    let _ = write!(
+        out,
+        "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+}
