@@ -16,6 +16,7 @@ pub mod http;
 pub mod mcp;
 pub mod mysql;
 pub mod postgres;
+pub mod ssh;
 
 use std::fmt;
 use std::sync::Arc;
