@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""pgbench select-only, direct and through pg-proxy (masking on, agent-safe policy): TPS ratio
+and added latency per query (p50, p99), from pgbench's per-transaction logs.
+
+    python3 scripts/bench_pgbench.py [--seconds 20] [--clients 4]
+
+Starts its own PostgreSQL 15 (initdb/pg_ctl, as the postgres user when run as root) and the
+pg-proxy example (build it first: cargo build --release -p sluice-examples --examples).
+"""
+import argparse
+import glob
+import os
+import pathlib
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PG_BIN = pathlib.Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def as_pg(cmd, **kw):
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--"] + cmd
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+def pgbench(port, seconds, clients, logdir, tag):
+    prefix = os.path.join(logdir, tag)
+    r = subprocess.run(["pgbench", "-h", "127.0.0.1", "-p", str(port), "-U", "bench", "-S", "-M", "extended",
+                        "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(seconds), "-l",
+                        "--log-prefix", prefix, "postgres"], capture_output=True, text=True, check=True)
+    tps = next(float(l.split("=")[1].split()[0]) for l in r.stdout.splitlines() if l.startswith("tps"))
+    lat = []
+    for f in glob.glob(prefix + "*"):
+        for line in open(f):
+            parts = line.split()
+            lat.append(int(parts[2]))  # microseconds
+    lat.sort()
+    return tps, lat
+
+
+def pct(v, p):
+    return v[min(len(v) - 1, int(len(v) * p))]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--clients", type=int, default=4)
+    a = ap.parse_args()
+    work = pathlib.Path(tempfile.mkdtemp(prefix="sluice-pgbench-"))
+    os.chmod(work, 0o777)
+    data = work / "data"
+    port, proxy_port = free_port(), free_port()
+    try:
+        if os.geteuid() == 0:
+            shutil.chown(work, "postgres")
+        as_pg([str(PG_BIN / "initdb"), "-D", str(data), "-U", "bench", "--auth=trust"])
+        as_pg([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(work / "log"), "-w", "start", "-o",
+               f"-p {port} -k {data} -c listen_addresses=127.0.0.1"])
+        subprocess.run(["pgbench", "-h", "127.0.0.1", "-p", str(port), "-U", "bench", "-i", "-s", "10", "postgres"],
+                       check=True, capture_output=True)
+        proxy = subprocess.Popen([str(ROOT / "target/release/examples/pg-proxy"), "--listen",
+                                  f"127.0.0.1:{proxy_port}", "--upstream", f"127.0.0.1:{port}", "--quiet"])
+        time.sleep(0.5)
+        # Warm up both paths, then measure direct, proxied, direct, proxied and keep the best of each.
+        pgbench(port, 3, a.clients, str(work), "warm-d")
+        pgbench(proxy_port, 3, a.clients, str(work), "warm-p")
+        runs = {"direct": [], "proxy": []}
+        for i in range(2):
+            runs["direct"].append(pgbench(port, a.seconds, a.clients, str(work), f"d{i}"))
+            runs["proxy"].append(pgbench(proxy_port, a.seconds, a.clients, str(work), f"p{i}"))
+        proxy.terminate()
+        d_tps, d_lat = max(runs["direct"], key=lambda r: r[0])
+        p_tps, p_lat = max(runs["proxy"], key=lambda r: r[0])
+        print(f"pgbench -S -M extended, {a.clients} clients, {a.seconds} s, scale 10")
+        print(f"direct:      {d_tps:10.0f} tps   p50 {pct(d_lat, .5):5d} us   p99 {pct(d_lat, .99):5d} us")
+        print(f"via proxy:   {p_tps:10.0f} tps   p50 {pct(p_lat, .5):5d} us   p99 {pct(p_lat, .99):5d} us")
+        print(f"ratio:       {100 * p_tps / d_tps:.1f}% of direct TPS (target >= 85%)")
+        print(f"added:       p50 {pct(p_lat, .5) - pct(d_lat, .5)} us, p99 {pct(p_lat, .99) - pct(d_lat, .99)} us"
+              " per query (target <= 100 us at p99)")
+    finally:
+        subprocess.run((["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []) +
+                       [str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
