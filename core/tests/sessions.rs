@@ -228,3 +228,36 @@ fn malformed_input_ends_every_session() {
         .expect_err("refused");
     assert_eq!(e.side, "client");
 }
+
+/// MCP over the streamable HTTP transport: the host hands the session each POSTed message and
+/// each SSE event's data, one message at a time.
+#[test]
+fn mcp_over_http_messages_and_sse_events() {
+    let mut s = McpSession::new(guard(), Identity::new("agent"), Target::new("remote-mcp"));
+    let mut out = Output::default();
+    let call = br#"{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"read_file","arguments":{"path":"~/.ssh/id_ed25519"}}}"#;
+    s.client_message(call, &mut out).expect("message");
+    assert!(out.to_server.is_empty());
+    let reply: serde_json::Value = serde_json::from_slice(out.to_client.trim_ascii_end()).expect("json");
+    assert_eq!(reply["id"], "c1");
+    assert_eq!(reply["error"]["data"]["rule"], "ssh-private-keys");
+
+    let mut out = Output::default();
+    let ok = br#"{"jsonrpc":"2.0","id":"c2","method":"tools/call","params":{"name":"read_file","arguments":{"path":"README.md"}}}"#;
+    s.client_message(ok, &mut out).expect("message");
+    assert_eq!(out.to_server.trim_ascii_end(), &ok[..]);
+    // The server answers in an event stream; the session masks each event's message.
+    let stream = format!(
+        "event: message\ndata: {{\"jsonrpc\":\"2.0\",\"id\":\"c2\",\"result\":{{\"content\":[{{\"type\":\"text\",\"text\":\"key {}\"}}]}}}}\n\n",
+        secret()
+    );
+    let (events, used) = sluice_protocols::mcp::split_sse(stream.as_bytes());
+    assert_eq!(used, stream.len());
+    let mut out = Output::default();
+    for e in events {
+        s.server_message(&e.data, &mut out).expect("event");
+    }
+    let masked: serde_json::Value = serde_json::from_slice(out.to_client.trim_ascii_end()).expect("json");
+    let text = masked["result"]["content"][0]["text"].as_str().expect("text");
+    assert!(text.starts_with("key [REDACTED:") && !text.contains(&secret()), "{text}");
+}
