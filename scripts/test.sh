@@ -55,7 +55,7 @@ else
 fi
 
 step "build (release, with the example proxies)"
-cargo build --release --workspace --locked --examples 2>&1 | tail -n 3
+cargo build --release --workspace --locked --bins --examples 2>&1 | tail -n 3
 
 step "rust tests (unit, property, doctests, CLI)"
 cargo test --workspace --locked

@@ -259,5 +259,8 @@ fn mcp_over_http_messages_and_sse_events() {
     }
     let masked: serde_json::Value = serde_json::from_slice(out.to_client.trim_ascii_end()).expect("json");
     let text = masked["result"]["content"][0]["text"].as_str().expect("text");
-    assert!(text.starts_with("key [REDACTED:") && !text.contains(&secret()), "{text}");
+    assert!(
+        text.starts_with("key [REDACTED:") && !text.contains(&secret()),
+        "{text}"
+    );
 }

@@ -228,11 +228,23 @@ where
             continue;
         };
         let (guard, upstream, target, make) = (guard.clone(), args.upstream.clone(), target.clone(), make.clone());
-        tokio::spawn(async move {
-            match TcpStream::connect(&upstream).await {
-                Ok(server) => relay(name, client, server, make(guard, target)).await,
-                Err(e) => log(name, &format!("{peer}: cannot reach {upstream}: {e}")),
-            }
+        // One thread with its own single-threaded runtime per connection: a relay hop is mostly
+        // wake-ups, and keeping both sockets of a connection on one thread avoids handing them
+        // between workers.
+        let Ok(client) = client.into_std() else { continue };
+        std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async move {
+                let Ok(client) = TcpStream::from_std(client) else {
+                    return;
+                };
+                match TcpStream::connect(&upstream).await {
+                    Ok(server) => relay(name, client, server, make(guard, target)).await,
+                    Err(e) => log(name, &format!("{peer}: cannot reach {upstream}: {e}")),
+                }
+            });
         });
     }
 }
