@@ -129,10 +129,10 @@ async fn main() -> std::process::ExitCode {
         );
         tokio::spawn(async move {
             let _ = client.set_nodelay(true);
-            if let Err(e) = serve(client, session).await {
-                if e != "client closed" {
-                    log("http-proxy", &format!("{peer}: {e}"));
-                }
+            if let Err(e) = serve(client, session).await
+                && e != "client closed"
+            {
+                log("http-proxy", &format!("{peer}: {e}"));
             }
         });
     }

@@ -35,7 +35,7 @@ enum Command {
     /// List the rules, or check a rule file and its examples.
     Rules(RulesArgs),
     /// Decide on a command (shell, SQL, HTTP, MCP, SSH) and print the decision as JSON.
-    Check(policy::CheckArgs),
+    Check(Box<policy::CheckArgs>),
     /// Turn an approval request into a signed, single-use grant.
     Approve(policy::ApproveArgs),
     /// Create a grant signing key.
@@ -121,7 +121,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => scan::run(args),
         Command::Redact(args) => redact(args),
         Command::Rules(args) => rules(args),
-        Command::Check(args) => policy::check(args),
+        Command::Check(args) => policy::check(*args),
         Command::Approve(args) => policy::approve(args),
         Command::Keygen(args) => policy::keygen(args),
         Command::Policy(cmd) => policy::policy(cmd),

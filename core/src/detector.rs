@@ -640,14 +640,14 @@ impl Detector {
     pub(crate) fn collect_hits(&self, hay: &[u8], from: usize, out: &mut Vec<Hit>) {
         let begin = from.saturating_sub(self.max_kw - 1);
         self.prefilter.candidates(hay, begin, |p, w| {
-            if let Some((keyword, len)) = self.verifier.longest(hay, p, w) {
-                if p + len > from {
-                    out.push(Hit {
-                        start: p,
-                        end: p + len,
-                        keyword,
-                    });
-                }
+            if let Some((keyword, len)) = self.verifier.longest(hay, p, w)
+                && p + len > from
+            {
+                out.push(Hit {
+                    start: p,
+                    end: p + len,
+                    keyword,
+                });
             }
         });
     }
@@ -920,15 +920,15 @@ impl Detector {
     }
 
     fn accept(&self, r: &Rule, secret: &[u8]) -> Verdict {
-        if let Some(min) = r.entropy {
-            if filters::entropy(secret) < min {
-                return Verdict::Reject;
-            }
+        if let Some(min) = r.entropy
+            && filters::entropy(secret) < min
+        {
+            return Verdict::Reject;
         }
-        if let Some(v) = r.validator {
-            if !v.check(secret) {
-                return if r.generic { Verdict::Reject } else { Verdict::Veto };
-            }
+        if let Some(v) = r.validator
+            && !v.check(secret)
+        {
+            return if r.generic { Verdict::Reject } else { Verdict::Veto };
         }
         if filters::is_placeholder(secret) || (r.generic && filters::is_generic_noise(secret)) {
             return Verdict::Reject;

@@ -181,10 +181,10 @@ pub fn is_placeholder(s: &[u8]) -> bool {
         return true;
     }
     // Interpolation in a format string: `{self.password}`, `f"{token}"`.
-    if let (Some(a), Some(b)) = (memchr::memchr(b'{', &lower), memchr::memrchr(b'}', &lower)) {
-        if a < b {
-            return true;
-        }
+    if let (Some(a), Some(b)) = (memchr::memchr(b'{', &lower), memchr::memrchr(b'}', &lower))
+        && a < b
+    {
+        return true;
     }
     // printf-style format strings: `%s`, `%d`, `%v`.
     if [&b"%s"[..], b"%d", b"%v", b"%x"]

@@ -310,13 +310,13 @@ fn compile_rule(def: RuleDef, text: &str, limits: &Limits) -> Result<Rule, (Erro
             ));
         }
     }
-    if let Some(e) = def.entropy {
-        if !(0.0..=8.0).contains(&e) {
-            return Err(fail(
-                ErrorKind::Rule,
-                format!("entropy {e} is outside 0..=8 bits per byte"),
-            ));
-        }
+    if let Some(e) = def.entropy
+        && !(0.0..=8.0).contains(&e)
+    {
+        return Err(fail(
+            ErrorKind::Rule,
+            format!("entropy {e} is outside 0..=8 bits per byte"),
+        ));
     }
     let validator = match def.validator.as_deref() {
         None => None,

@@ -335,18 +335,18 @@ pub fn rewrite_tool_result(
     if let Some(result) = v.get_mut("result") {
         if let Some(items) = result.get_mut("content").and_then(Value::as_array_mut) {
             for item in items {
-                if let Some(Value::String(s)) = item.get_mut("text") {
-                    if let Some(new) = rewrite(s) {
-                        *s = new;
-                        changed = true;
-                    }
+                if let Some(Value::String(s)) = item.get_mut("text")
+                    && let Some(new) = rewrite(s)
+                {
+                    *s = new;
+                    changed = true;
                 }
                 // Embedded resources carry their text one level down.
-                if let Some(Value::String(s)) = item.get_mut("resource").and_then(|r| r.get_mut("text")) {
-                    if let Some(new) = rewrite(s) {
-                        *s = new;
-                        changed = true;
-                    }
+                if let Some(Value::String(s)) = item.get_mut("resource").and_then(|r| r.get_mut("text"))
+                    && let Some(new) = rewrite(s)
+                {
+                    *s = new;
+                    changed = true;
                 }
             }
         }

@@ -253,10 +253,10 @@ impl<'a> Parser<'a> {
             }
             match b {
                 b'\\' => {
-                    if let Some(n) = self.at(1) {
-                        if n != b'\n' {
-                            w.text.push(n as char);
-                        }
+                    if let Some(n) = self.at(1)
+                        && n != b'\n'
+                    {
+                        w.text.push(n as char);
                     }
                     self.pos += 2;
                 }
@@ -521,14 +521,13 @@ impl<'a> Parser<'a> {
                 if let Some(i) = argv
                     .iter()
                     .position(|a| a == "-c" || (a.starts_with('-') && !a.starts_with("--") && a.contains('c')))
+                    && let Some(script) = argv.get(i + 1)
                 {
-                    if let Some(script) = argv.get(i + 1) {
-                        if unresolved.contains(&(i + 1)) {
-                            self.out.uncertain = true;
-                        }
-                        let script = script.clone();
-                        self.nested(script.as_bytes(), 0)?;
+                    if unresolved.contains(&(i + 1)) {
+                        self.out.uncertain = true;
                     }
+                    let script = script.clone();
+                    self.nested(script.as_bytes(), 0)?;
                 }
             }
             "eval" => {

@@ -388,37 +388,39 @@ impl Engine {
                 (Tri::Maybe, Action::Deny) => consider(&mut best, self.uncertain, i, o.evidence, true),
             }
         }
-        if best.is_none() && views.unparsed.is_none() && covered.iter().all(Option::is_some) {
-            if let Some(Some(i)) = covered.first() {
-                let r = &self.rules[*i];
-                let mut d = self.decision(
-                    Action::Allow,
-                    Some(*i),
-                    r.message.clone(),
-                    identity,
-                    target,
-                    request,
-                    false,
-                );
-                d.mask = r.mask.unwrap_or(self.masking);
-                return d;
-            }
+        if best.is_none()
+            && views.unparsed.is_none()
+            && covered.iter().all(Option::is_some)
+            && let Some(Some(i)) = covered.first()
+        {
+            let r = &self.rules[*i];
+            let mut d = self.decision(
+                Action::Allow,
+                Some(*i),
+                r.message.clone(),
+                identity,
+                target,
+                request,
+                false,
+            );
+            d.mask = r.mask.unwrap_or(self.masking);
+            return d;
         }
-        if let Some(why) = &views.unparsed {
-            if best.as_ref().is_none_or(|b| self.uncertain > b.0) {
-                return self.decision(
-                    self.uncertain,
-                    None,
-                    format!(
-                        "could not analyse the {protocol} input ({why}); policy `uncertain` is {}",
-                        self.uncertain.as_str()
-                    ),
-                    identity,
-                    target,
-                    request,
-                    true,
-                );
-            }
+        if let Some(why) = &views.unparsed
+            && best.as_ref().is_none_or(|b| self.uncertain > b.0)
+        {
+            return self.decision(
+                self.uncertain,
+                None,
+                format!(
+                    "could not analyse the {protocol} input ({why}); policy `uncertain` is {}",
+                    self.uncertain.as_str()
+                ),
+                identity,
+                target,
+                request,
+                true,
+            );
         }
         match best {
             Some((action, i, evidence, uncertain)) => {

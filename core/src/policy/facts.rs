@@ -105,10 +105,10 @@ pub(crate) fn normalized_candidates(n: String, out: &mut Vec<String>) {
             });
         }
     }
-    if let Some(rest) = n.strip_prefix("/root") {
-        if rest.is_empty() || rest.starts_with('/') {
-            alt = Some(format!("~{rest}"));
-        }
+    if let Some(rest) = n.strip_prefix("/root")
+        && (rest.is_empty() || rest.starts_with('/'))
+    {
+        alt = Some(format!("~{rest}"));
     }
     if n.starts_with("../") || n == ".." {
         let rest = n.trim_start_matches("../").trim_start_matches("..");
@@ -135,18 +135,22 @@ pub(crate) fn path_operand(arg: &str) -> Option<&str> {
         } else {
             return None;
         }
-    } else if let Some((k, v)) = a.split_once('=') {
-        if !k.is_empty() && !k.contains('/') {
-            a = v;
-        }
+    } else if let Some((k, v)) = a.split_once('=')
+        && !k.is_empty()
+        && !k.contains('/')
+    {
+        a = v;
     }
     a = a.strip_prefix('@').unwrap_or(a);
     if let Some(rest) = a.strip_prefix("file://") {
         a = rest.strip_prefix("localhost").unwrap_or(rest);
-    } else if let Some((host, path)) = a.split_once(':') {
-        if !host.is_empty() && !host.contains('/') && !host.contains('$') && !path.starts_with("//") {
-            a = path;
-        }
+    } else if let Some((host, path)) = a.split_once(':')
+        && !host.is_empty()
+        && !host.contains('/')
+        && !host.contains('$')
+        && !path.starts_with("//")
+    {
+        a = path;
     }
     (!a.is_empty()).then_some(a)
 }
@@ -241,12 +245,13 @@ pub(crate) fn normalize_url_path(path: &str) -> String {
     let mut decoded = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&path[i + 1..i + 3], 16) {
-                decoded.push(v);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&path[i + 1..i + 3], 16)
+        {
+            decoded.push(v);
+            i += 3;
+            continue;
         }
         decoded.push(b[i]);
         i += 1;

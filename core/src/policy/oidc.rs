@@ -87,10 +87,10 @@ impl Verifier {
                 AlgorithmParameters::OctetKeyPair(_) => Algorithm::EdDSA,
                 _ => continue,
             };
-            if let Some(a) = jwk.common.key_algorithm {
-                if format!("{a:?}") != format!("{alg:?}") {
-                    continue;
-                }
+            if let Some(a) = jwk.common.key_algorithm
+                && format!("{a:?}") != format!("{alg:?}")
+            {
+                continue;
             }
             let key = DecodingKey::from_jwk(jwk).map_err(|e| OidcError(format!("JWKS key: {e}")))?;
             keys.push((jwk.common.key_id.clone(), alg, key));

@@ -125,10 +125,10 @@ impl McpSession {
             return Err(err("client", "not a JSON-RPC 2.0 message"));
         }
         if method != "tools/call" {
-            if let Some(id) = id {
-                if m.kind() == mcp::Kind::Request {
-                    self.pending.insert(id, method);
-                }
+            if let Some(id) = id
+                && m.kind() == mcp::Kind::Request
+            {
+                self.pending.insert(id, method);
             }
             push_line(&mut out.to_server, msg);
             return Ok(());
@@ -283,7 +283,7 @@ impl McpSession {
             .to_string();
             let d = engine.decide(&self.identity, &self.target, &Request::Mcp(probe.as_bytes()));
             // Hidden only when every call is refused outright, whatever the arguments.
-            !(d.action == Action::Deny && !d.uncertain)
+            d.action != Action::Deny || d.uncertain
         });
         for n in notices {
             self.guard.emit(&Event::Notice {

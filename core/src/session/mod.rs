@@ -193,10 +193,10 @@ fn keep(buf: &mut Vec<u8>, buffered: bool, used: usize, input_len: usize, data: 
 /// command without the comment.
 pub fn split_grant_comment(text: &str) -> (Option<&str>, &str) {
     let t = text.trim_start();
-    if let Some(rest) = t.strip_prefix("/*sluice-grant:") {
-        if let Some(end) = rest.find("*/") {
-            return (Some(rest[..end].trim()), rest[end + 2..].trim_start());
-        }
+    if let Some(rest) = t.strip_prefix("/*sluice-grant:")
+        && let Some(end) = rest.find("*/")
+    {
+        return (Some(rest[..end].trim()), rest[end + 2..].trim_start());
     }
     (None, text)
 }
