@@ -143,3 +143,16 @@ def test_garbage_closes_only_that_connection(postgres, pg_proxy):
     assert any("bad input from the client" in d.get("message", "") for d in pg_proxy.decisions())
     r = psql(postgres, pg_proxy, "select 1")
     assert r.stdout.strip() == "1"
+
+
+def test_refusal_inside_a_pipeline_keeps_order(postgres, pg_proxy, keys_table):
+    """An allowed statement, then a refused one, in one pipelined batch: the client gets the
+    first result, then the refusal, in order, and the connection stays usable."""
+    with connect(postgres, pg_proxy, autocommit=True) as c:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            with c.pipeline() as p:
+                first = c.execute("SELECT count(*) FROM api_keys")
+                c.execute("SELECT * FROM pg_authid")
+                p.sync()
+        assert first.fetchone()[0] == 5
+        assert c.execute("SELECT 7").fetchone()[0] == 7
