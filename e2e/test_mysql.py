@@ -87,8 +87,11 @@ def test_prepared_statements(mariadb, mysql_proxy, keys_table):
     c = mysql.connector.connect(host="127.0.0.1", port=mysql_proxy.port, user=mariadb["user"],
                                 password=mariadb["password"], database="app", ssl_disabled=True)
     cur = c.cursor(prepared=True)
-    cur.execute("SELECT name FROM api_keys WHERE id = ?", (3,))
-    assert cur.fetchall()[0][0] in ("service-3", b"service-3")
+    cur.execute("SELECT id, name, `key` FROM api_keys WHERE id = ?", (3,))
+    row = [v.decode() if isinstance(v, (bytes, bytearray)) else v for v in cur.fetchall()[0]]
+    # Binary-protocol rows: the key is masked, the rest intact.
+    assert row[0] == 3 and row[1] == "service-3", row
+    assert row[2].startswith("[REDACTED:") and row[2] != keys_table[2][2], row
     with pytest.raises(mysql.connector.Error) as e:
         cur.execute("SELECT authentication_string FROM mysql.user WHERE user = ?", ("root",))
     assert "sluice: denied" in str(e.value)

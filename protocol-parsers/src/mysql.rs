@@ -423,6 +423,73 @@ pub fn parse_text_row(payload: &[u8], columns: usize) -> Result<Vec<Option<&[u8]
     (0..columns).map(|_| r.lenenc_str()).collect()
 }
 
+/// One value of a binary-protocol row (the reply to `COM_STMT_EXECUTE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BinaryValue<'a> {
+    /// NULL (from the row's NULL bitmap).
+    Null,
+    /// A length-encoded value: strings, blobs, JSON, decimals, enums, sets, bits, geometry.
+    Text(&'a [u8]),
+    /// A fixed-width or length-prefixed binary value (integers, floats, dates, times), raw.
+    Raw(&'a [u8]),
+}
+
+/// Parses a binary-protocol row given the column type codes from the column definitions.
+pub fn parse_binary_row<'a>(payload: &'a [u8], types: &[u8]) -> Result<Vec<BinaryValue<'a>>, Error> {
+    let mut r = Reader::new(payload);
+    if r.u8()? != 0x00 {
+        return Err(Error::new(ErrorKind::Truncated, 0));
+    }
+    let bitmap = r.take((types.len() + 7 + 2) / 8)?;
+    let mut out = Vec::with_capacity(types.len());
+    for (i, &t) in types.iter().enumerate() {
+        let bit = i + 2;
+        if bitmap[bit / 8] & (1 << (bit % 8)) != 0 {
+            out.push(BinaryValue::Null);
+            continue;
+        }
+        let v = match t {
+            0x06 => BinaryValue::Raw(&[]),
+            0x01 => BinaryValue::Raw(r.take(1)?),
+            0x02 | 0x0d => BinaryValue::Raw(r.take(2)?),
+            0x03 | 0x09 | 0x04 => BinaryValue::Raw(r.take(4)?),
+            0x08 | 0x05 => BinaryValue::Raw(r.take(8)?),
+            0x07 | 0x0a | 0x0b | 0x0c => {
+                let at = r.c.position();
+                let n = usize::from(r.u8()?);
+                r.take(n)?;
+                BinaryValue::Raw(&payload[at..at + 1 + n])
+            }
+            _ => BinaryValue::Text(r.lenenc_str()?.unwrap_or_default()),
+        };
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// Encodes a binary-protocol row with sequence id `seq`.
+pub fn encode_binary_row(seq: u8, values: &[BinaryValue<'_>], out: &mut Vec<u8>) {
+    let mut payload = vec![0x00];
+    let mut bitmap = vec![0u8; (values.len() + 7 + 2) / 8];
+    for (i, v) in values.iter().enumerate() {
+        if matches!(v, BinaryValue::Null) {
+            bitmap[(i + 2) / 8] |= 1 << ((i + 2) % 8);
+        }
+    }
+    payload.extend_from_slice(&bitmap);
+    for v in values {
+        match v {
+            BinaryValue::Null => {}
+            BinaryValue::Raw(b) => payload.extend_from_slice(b),
+            BinaryValue::Text(b) => {
+                lenenc_int(b.len() as u64, &mut payload);
+                payload.extend_from_slice(b);
+            }
+        }
+    }
+    encode_packet(seq, &[&payload], out);
+}
+
 /// Writes a packet: the 3-byte length, the sequence id, then the parts of the payload.
 pub fn encode_packet(seq: u8, parts: &[&[u8]], out: &mut Vec<u8>) {
     let len: usize = parts.iter().map(|p| p.len()).sum();
@@ -479,6 +546,26 @@ pub fn encode_text_row(seq: u8, values: &[Option<&[u8]>], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binary_rows_round_trip() {
+        // id INT, name VARCHAR, note TEXT (NULL), created DATETIME
+        let types = [0x03, 0x0f, 0xfc, 0x0c];
+        let values = [
+            BinaryValue::Raw(&[7, 0, 0, 0]),
+            BinaryValue::Text(b"alice"),
+            BinaryValue::Null,
+            BinaryValue::Raw(&[4, 0xea, 0x07, 11, 26]),
+        ];
+        let mut buf = Vec::new();
+        encode_binary_row(3, &values, &mut buf);
+        let Status::Complete((p, _)) = parse_packet(&buf, 1 << 20).expect("packet") else {
+            panic!("partial")
+        };
+        assert_eq!(p.seq, 3);
+        assert_eq!(parse_binary_row(p.payload, &types).expect("row"), values);
+        assert!(parse_binary_row(&p.payload[..p.payload.len() - 1], &types).is_err());
+    }
 
     #[test]
     fn framing_is_incremental() {

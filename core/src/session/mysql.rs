@@ -11,8 +11,9 @@
 //!   the event hook: MySQL clients cut error messages at 512 bytes.)
 //! - **Grants**: `SET @sluice_grant = 'TOKEN'` (answered by the session, applies to the next
 //!   statement) or a leading `/*sluice-grant:TOKEN*/` comment (for clients that keep comments).
-//! - **Masking**: text result rows of `COM_QUERY` (values re-encoded with their new length
-//!   prefixes, same sequence ids), across multiple result sets, and ERR messages.
+//! - **Masking**: result rows of `COM_QUERY` (text) and `COM_STMT_EXECUTE` (binary; string
+//!   values by their column types) re-encoded with their new length prefixes and the same
+//!   sequence ids, across multiple result sets, and ERR messages.
 //! - Anything malformed or oversized (a command over 16 MiB) is a [`SessionError`].
 
 use std::sync::Arc;
@@ -62,6 +63,9 @@ pub struct MySqlSession {
     phase: Phase,
     deprecate_eof: bool,
     reply: Reply,
+    /// Whether the current result is binary (`COM_STMT_EXECUTE`), and its column types.
+    binary: bool,
+    types: Vec<u8>,
     pending_grant: Option<String>,
     mask: bool,
     cbuf: Vec<u8>,
@@ -103,6 +107,8 @@ impl MySqlSession {
             phase: Phase::Greeting,
             deprecate_eof: false,
             reply: Reply::Other,
+            binary: false,
+            types: Vec::new(),
             pending_grant: None,
             mask,
             cbuf: Vec::new(),
@@ -209,6 +215,7 @@ impl MySqlSession {
                         let d = self.decide(sql, grant);
                         if d.action == Action::Allow {
                             self.reply = Reply::Start;
+                            self.binary = false;
                             if grant.is_some() {
                                 mysql::encode_packet(0, &[&[0x03], sql.as_bytes()], &mut out.to_server);
                             } else {
@@ -232,6 +239,13 @@ impl MySqlSession {
                         } else {
                             refuse(&d, &mut out.to_client);
                         }
+                    }
+                    mysql::Command::StmtExecute { .. } => {
+                        // Decided when it was prepared; its rows come back binary.
+                        self.reply = Reply::Start;
+                        self.binary = true;
+                        self.types.clear();
+                        out.to_server.extend_from_slice(raw);
                     }
                     _ => {
                         self.reply = Reply::Other;
@@ -322,6 +336,10 @@ impl MySqlSession {
                 out.to_client.extend_from_slice(raw);
             }
             Reply::Columns { left, total } => {
+                if self.binary {
+                    let def = mysql::parse_column_definition(payload).map_err(|e| server_err(e.to_string()))?;
+                    self.types.push(def.column_type);
+                }
                 self.reply = match (left - 1, self.deprecate_eof) {
                     (0, true) => Reply::Rows { columns: total },
                     (0, false) => Reply::ColumnsEof { total },
@@ -340,6 +358,34 @@ impl MySqlSession {
                 } else if first == Some(0xFF) {
                     self.reply = Reply::Other;
                     masked += self.masked_err(p.seq, payload, raw, out);
+                } else if self.mask && self.binary {
+                    let values =
+                        mysql::parse_binary_row(payload, &self.types).map_err(|e| server_err(e.to_string()))?;
+                    let redacted: Vec<std::borrow::Cow<'_, [u8]>> = values
+                        .iter()
+                        .map(|v| match v {
+                            mysql::BinaryValue::Text(t) => det.redact(t),
+                            _ => std::borrow::Cow::Borrowed(&[][..]),
+                        })
+                        .collect();
+                    let changed = redacted
+                        .iter()
+                        .filter(|v| matches!(v, std::borrow::Cow::Owned(_)))
+                        .count();
+                    if changed == 0 {
+                        out.to_client.extend_from_slice(raw);
+                    } else {
+                        let vals: Vec<mysql::BinaryValue<'_>> = values
+                            .iter()
+                            .zip(&redacted)
+                            .map(|(v, r)| match v {
+                                mysql::BinaryValue::Text(_) => mysql::BinaryValue::Text(r),
+                                other => other.clone(),
+                            })
+                            .collect();
+                        mysql::encode_binary_row(p.seq, &vals, &mut out.to_client);
+                        masked += changed;
+                    }
                 } else if self.mask {
                     let values = mysql::parse_text_row(payload, columns).map_err(|e| server_err(e.to_string()))?;
                     let redacted: Vec<Option<std::borrow::Cow<'_, [u8]>>> =
