@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use sluice_protocols::http::{self, BodyKind, Chunk, ChunkedDecoder, Limits, Status};
 
-use super::{Event, Guard, Output, SessionError};
+use super::{Event, Guard, Output, SessionError, refusal_verb};
 use crate::StreamRedactor;
 use crate::policy::{Action, Decision, HttpRequest, Identity, Protocol, Request, Target};
 
@@ -114,20 +114,6 @@ impl std::fmt::Debug for HttpSession {
     }
 }
 
-fn client_err(reason: impl Into<String>) -> SessionError {
-    SessionError {
-        side: "client",
-        reason: reason.into(),
-    }
-}
-
-fn server_err(reason: impl Into<String>) -> SessionError {
-    SessionError {
-        side: "server",
-        reason: reason.into(),
-    }
-}
-
 impl HttpSession {
     /// A session for `identity`; `target` names what decisions are made against (default: the
     /// request's host).
@@ -175,14 +161,16 @@ impl HttpSession {
             let (req, head_len) = match http::parse_request(&buf, &mut headers, &self.limits) {
                 Ok(Status::Partial) => return Ok(0),
                 Ok(Status::Complete(x)) => x,
-                Err(e) => return Err(client_err(e.to_string())),
+                Err(e) => return Err(SessionError::client(e.to_string())),
             };
             // The body, whole.
             let (body, used): (Vec<u8>, usize) =
-                match http::request_body(&req).map_err(|e| client_err(e.to_string()))? {
+                match http::request_body(&req).map_err(|e| SessionError::client(e.to_string()))? {
                     BodyKind::None => (Vec::new(), head_len),
                     BodyKind::ContentLength(n) if n > MAX_REQUEST_BODY => {
-                        return Err(client_err(format!("request body of {n} bytes is over the limit")));
+                        return Err(SessionError::client(format!(
+                            "request body of {n} bytes is over the limit"
+                        )));
                     }
                     BodyKind::ContentLength(n) => {
                         let end = head_len + n as usize;
@@ -195,13 +183,13 @@ impl HttpSession {
                         let mut dec = ChunkedDecoder::new(self.limits.clone());
                         let (mut at, mut body) = (head_len, Vec::new());
                         loop {
-                            match dec.next(&buf[at..]).map_err(|e| client_err(e.to_string()))? {
+                            match dec.next(&buf[at..]).map_err(|e| SessionError::client(e.to_string()))? {
                                 Status::Partial => return Ok(0),
                                 Status::Complete((Chunk::Data(d), n)) => {
                                     body.extend_from_slice(d);
                                     at += n;
                                     if body.len() as u64 > MAX_REQUEST_BODY {
-                                        return Err(client_err("request body over the limit"));
+                                        return Err(SessionError::client("request body over the limit"));
                                     }
                                 }
                                 Status::Complete((Chunk::End { .. }, n)) => {
@@ -212,7 +200,7 @@ impl HttpSession {
                         }
                         (body, at)
                     }
-                    BodyKind::UntilClose => return Err(client_err("request body without a length")),
+                    BodyKind::UntilClose => return Err(SessionError::client("request body without a length")),
                 };
             self.request(&req, &body, out)?;
             Ok(used)
@@ -249,10 +237,13 @@ impl HttpSession {
             let (h, p) = split_authority(&host, 80);
             (h, p, req.path.to_string())
         } else {
-            return Err(client_err(format!("unsupported request target `{}`", req.path)));
+            return Err(SessionError::client(format!(
+                "unsupported request target `{}`",
+                req.path
+            )));
         };
         if host.is_empty() {
-            return Err(client_err("request without a host"));
+            return Err(SessionError::client("request without a host"));
         }
         let url = if connect {
             format!("https://{host}:{port}/")
@@ -294,7 +285,7 @@ impl HttpSession {
         }
         // Origin form, hop-by-hop headers dropped, one request per upstream connection.
         let o = &mut out.to_server;
-        write!(o, "{} {path} HTTP/1.1\r\n", req.method).map_err(|e| client_err(e.to_string()))?;
+        write!(o, "{} {path} HTTP/1.1\r\n", req.method).map_err(|e| SessionError::client(e.to_string()))?;
         for (n, v) in &headers {
             let hop = [
                 "connection",
@@ -315,7 +306,7 @@ impl HttpSession {
             o.extend_from_slice(b"\r\n");
         }
         if !body.is_empty() {
-            write!(o, "Content-Length: {}\r\n", body.len()).map_err(|e| client_err(e.to_string()))?;
+            write!(o, "Content-Length: {}\r\n", body.len()).map_err(|e| SessionError::client(e.to_string()))?;
         }
         o.extend_from_slice(b"Connection: close\r\n\r\n");
         o.extend_from_slice(body);
@@ -337,13 +328,13 @@ impl HttpSession {
             let mut headers = [http::EMPTY_HEADER; 96];
             let buf = std::mem::take(&mut self.sbuf);
             let parsed = match http::parse_response(&buf, &mut headers, &self.limits) {
-                Ok(Status::Partial) if eof => Err(server_err("connection closed before a response")),
+                Ok(Status::Partial) if eof => Err(SessionError::server("connection closed before a response")),
                 Ok(Status::Partial) => {
                     self.sbuf = buf;
                     return Ok(());
                 }
                 Ok(Status::Complete((resp, n))) => self.response_head(&resp, out).map(|()| n),
-                Err(e) => Err(server_err(e.to_string())),
+                Err(e) => Err(SessionError::server(e.to_string())),
             };
             let n = parsed?;
             self.sbuf = buf[n..].to_vec();
@@ -352,7 +343,7 @@ impl HttpSession {
     }
 
     fn response_head(&mut self, resp: &http::Response<'_, '_>, out: &mut Output) -> Result<(), SessionError> {
-        let kind = http::response_body(resp, &self.method).map_err(|e| server_err(e.to_string()))?;
+        let kind = http::response_body(resp, &self.method).map_err(|e| SessionError::server(e.to_string()))?;
         let coding = resp
             .header("content-encoding")
             .map(|c| String::from_utf8_lossy(c).trim().to_ascii_lowercase())
@@ -374,14 +365,14 @@ impl HttpSession {
                     "HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
                     body.len()
                 )
-                .map_err(|e| server_err(e.to_string()))?;
+                .map_err(|e| SessionError::server(e.to_string()))?;
                 self.body = Body::Done;
-                return Err(server_err(msg));
+                return Err(SessionError::server(msg));
             }
             _ => Decoder::Identity,
         };
         let o = &mut out.to_client;
-        write!(o, "HTTP/1.1 {} {}\r\n", resp.status, resp.reason).map_err(|e| server_err(e.to_string()))?;
+        write!(o, "HTTP/1.1 {} {}\r\n", resp.status, resp.reason).map_err(|e| SessionError::server(e.to_string()))?;
         for h in resp.headers {
             let drop = [
                 "connection",
@@ -418,7 +409,7 @@ impl HttpSession {
         self.plain.clear();
         let buf = std::mem::take(&mut self.sbuf);
         let mut at = 0;
-        let dec_err = |e: std::io::Error| server_err(format!("cannot decode the response body: {e}"));
+        let dec_err = |e: std::io::Error| SessionError::server(format!("cannot decode the response body: {e}"));
         match &mut self.body {
             Body::Head | Body::Done => {}
             Body::Length(left) => {
@@ -428,11 +419,11 @@ impl HttpSession {
                 at = n;
                 done = *left == 0;
                 if eof && !done {
-                    return Err(server_err("connection closed inside a response body"));
+                    return Err(SessionError::server("connection closed inside a response body"));
                 }
             }
             Body::Chunked(dec) => loop {
-                match dec.next(&buf[at..]).map_err(|e| server_err(e.to_string()))? {
+                match dec.next(&buf[at..]).map_err(|e| SessionError::server(e.to_string()))? {
                     Status::Partial => break,
                     Status::Complete((Chunk::Data(d), n)) => {
                         self.decoder.feed(d, &mut self.plain).map_err(dec_err)?;
@@ -494,11 +485,7 @@ fn split_authority(a: &str, default: u16) -> (String, u16) {
 
 /// A `403` with the decision as JSON.
 fn forbidden(d: &Decision, out: &mut Vec<u8>) {
-    let verb = if d.action == Action::RequireApproval {
-        "approval required"
-    } else {
-        "denied"
-    };
+    let verb = refusal_verb(d);
     let body = serde_json::json!({
         "error": format!("sluice: {verb}: {}", d.reason),
         "decision": d,

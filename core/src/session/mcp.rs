@@ -18,7 +18,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use sluice_protocols::mcp;
 
-use super::{Event, Guard, Output, SessionError};
+use super::{Event, Guard, Output, SessionError, refusal_verb};
 use crate::policy::{Action, Decision, Identity, Protocol, Request, Target};
 
 /// The longest message accepted (16 MiB).
@@ -48,13 +48,6 @@ impl std::fmt::Debug for McpSession {
     }
 }
 
-fn err(side: &'static str, reason: impl Into<String>) -> SessionError {
-    SessionError {
-        side,
-        reason: reason.into(),
-    }
-}
-
 /// The JSON-RPC error code for a refused call.
 pub const REFUSED: i64 = -32001;
 
@@ -75,54 +68,44 @@ impl McpSession {
 
     /// Newline-delimited bytes from the client (stdio transport).
     pub fn from_client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
-        let mut buf = std::mem::take(&mut self.cbuf);
-        buf.extend_from_slice(data);
-        let r = (|| {
-            let (lines, used) = mcp::split_lines(&buf, MAX_MESSAGE).map_err(|e| err("client", e.to_string()))?;
-            for line in lines {
-                self.client_message(line, out)?;
-            }
-            Ok(used)
-        })();
-        match r {
-            Ok(used) => {
-                buf.drain(..used);
-                self.cbuf = buf;
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        self.stdio(true, data, out)
     }
 
     /// Newline-delimited bytes from the server (stdio transport).
     pub fn from_server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
-        let mut buf = std::mem::take(&mut self.sbuf);
+        self.stdio(false, data, out)
+    }
+
+    /// Splits the complete lines off what one side sent and handles each as a message.
+    fn stdio(&mut self, from_client: bool, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        let mut buf = std::mem::take(if from_client { &mut self.cbuf } else { &mut self.sbuf });
         buf.extend_from_slice(data);
-        let r = (|| {
-            let (lines, used) = mcp::split_lines(&buf, MAX_MESSAGE).map_err(|e| err("server", e.to_string()))?;
-            for line in lines {
+        let side = if from_client {
+            SessionError::client
+        } else {
+            SessionError::server
+        };
+        let (lines, used) = mcp::split_lines(&buf, MAX_MESSAGE).map_err(|e| side(e.to_string()))?;
+        for line in lines {
+            if from_client {
+                self.client_message(line, out)?;
+            } else {
                 self.server_message(line, out)?;
             }
-            Ok(used)
-        })();
-        match r {
-            Ok(used) => {
-                buf.drain(..used);
-                self.sbuf = buf;
-                Ok(())
-            }
-            Err(e) => Err(e),
         }
+        buf.drain(..used);
+        *(if from_client { &mut self.cbuf } else { &mut self.sbuf }) = buf;
+        Ok(())
     }
 
     /// One message from the client; what to forward or answer is appended, each message
     /// followed by a newline.
     pub fn client_message(&mut self, msg: &[u8], out: &mut Output) -> Result<(), SessionError> {
-        let m = mcp::parse_message(msg).map_err(|e| err("client", e.to_string()))?;
+        let m = mcp::parse_message(msg).map_err(|e| SessionError::client(e.to_string()))?;
         let id = m.id.map(|i| i.get().to_string());
         let method = m.method.as_deref().unwrap_or("").to_string();
         if m.kind() == mcp::Kind::Invalid {
-            return Err(err("client", "not a JSON-RPC 2.0 message"));
+            return Err(SessionError::client("not a JSON-RPC 2.0 message"));
         }
         if method != "tools/call" {
             if let Some(id) = id
@@ -134,7 +117,7 @@ impl McpSession {
             return Ok(());
         }
         // tools/call: take the grant out, then decide.
-        let mut v: Value = serde_json::from_slice(msg).map_err(|e| err("client", e.to_string()))?;
+        let mut v: Value = serde_json::from_slice(msg).map_err(|e| SessionError::client(e.to_string()))?;
         let grant = v
             .pointer_mut("/params/_meta")
             .and_then(Value::as_object_mut)
@@ -212,7 +195,7 @@ impl McpSession {
 
     /// One message from the server.
     pub fn server_message(&mut self, msg: &[u8], out: &mut Output) -> Result<(), SessionError> {
-        let m = mcp::parse_message(msg).map_err(|e| err("server", e.to_string()))?;
+        let m = mcp::parse_message(msg).map_err(|e| SessionError::server(e.to_string()))?;
         let method = match (m.kind(), m.id) {
             (mcp::Kind::Response | mcp::Kind::ErrorResponse, Some(id)) => self.pending.remove(id.get()),
             _ => None,
@@ -221,7 +204,7 @@ impl McpSession {
             push_line(&mut out.to_client, msg);
             return Ok(());
         }
-        let mut v: Value = serde_json::from_slice(msg).map_err(|e| err("server", e.to_string()))?;
+        let mut v: Value = serde_json::from_slice(msg).map_err(|e| SessionError::server(e.to_string()))?;
         let mut changed = false;
         if method.as_deref() == Some("tools/list") {
             changed |= self.filter_tools(&mut v);
@@ -318,11 +301,7 @@ fn refusal(id: Option<&serde_json::value::RawValue>, d: &Decision) -> String {
     let id: Value = id
         .and_then(|r| serde_json::from_str(r.get()).ok())
         .unwrap_or(Value::Null);
-    let verb = if d.action == Action::RequireApproval {
-        "approval required"
-    } else {
-        "denied"
-    };
+    let verb = refusal_verb(d);
     let mut message = format!("sluice: {verb}: {}", d.reason);
     if let Some(a) = &d.approval {
         message.push_str(&format!(

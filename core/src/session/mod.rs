@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use crate::Detector;
 use crate::policy::grant::GrantVerifier;
-use crate::policy::{Decision, EngineHandle, Identity, Protocol, Request, Target};
+use crate::policy::{Action, Decision, EngineHandle, Identity, Protocol, Request, Target};
 
 /// Something a session did, for the recorder, logs and metrics.
 #[derive(Debug, Clone, Copy)]
@@ -169,23 +169,94 @@ impl fmt::Display for SessionError {
 
 impl std::error::Error for SessionError {}
 
-/// Appends `data` to `buf` unless `buf` is empty, and returns the bytes to parse: `data` itself
-/// when nothing was pending (no copy), else the buffer.
-fn pending<'a>(buf: &'a mut Vec<u8>, data: &'a [u8]) -> (&'a [u8], bool) {
-    if buf.is_empty() {
-        (data, false)
-    } else {
-        buf.extend_from_slice(data);
-        (buf.as_slice(), true)
+impl SessionError {
+    /// Bad input from the client.
+    pub fn client(reason: impl Into<String>) -> SessionError {
+        SessionError {
+            side: "client",
+            reason: reason.into(),
+        }
+    }
+
+    /// Bad input from the server.
+    pub fn server(reason: impl Into<String>) -> SessionError {
+        SessionError {
+            side: "server",
+            reason: reason.into(),
+        }
     }
 }
 
-/// Keeps the unparsed tail `rest` of the input for next time.
-fn keep(buf: &mut Vec<u8>, buffered: bool, used: usize, input_len: usize, data: &[u8]) {
+/// Splits whole messages off the front of what `buf` held from before followed by `data`:
+/// `step` handles one message at the front of its argument and returns how many bytes it used,
+/// or `None` when the message is not complete yet. The incomplete tail is kept in `buf` for the
+/// next call. Nothing is copied when `buf` was empty and `data` holds whole messages.
+fn frames(
+    buf: &mut Vec<u8>,
+    data: &[u8],
+    mut step: impl FnMut(&[u8]) -> Result<Option<usize>, SessionError>,
+) -> Result<(), SessionError> {
+    let mut held = std::mem::take(buf);
+    let buffered = !held.is_empty();
     if buffered {
-        buf.drain(..used);
-    } else if used < input_len {
-        buf.extend_from_slice(&data[used..]);
+        held.extend_from_slice(data);
+    }
+    let input: &[u8] = if buffered { &held } else { data };
+    let mut at = 0;
+    let r = loop {
+        if at >= input.len() {
+            break Ok(());
+        }
+        match step(&input[at..]) {
+            Ok(Some(used)) => at += used,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    if buffered {
+        held.drain(..at);
+    } else {
+        held.extend_from_slice(&data[at..]);
+    }
+    *buf = held;
+    r
+}
+
+/// What a refusal is, in the words every session uses.
+fn refusal_verb(d: &Decision) -> &'static str {
+    if d.action == Action::RequireApproval {
+        "approval required"
+    } else {
+        "denied"
+    }
+}
+
+/// A refusal for SQL clients, which show one line: what happened, which request to approve,
+/// and why.
+fn refusal_message(d: &Decision) -> String {
+    match &d.approval {
+        Some(a) => format!("sluice: {} (request {}): {}", refusal_verb(d), a.id, d.reason),
+        None => format!("sluice: {}: {}", refusal_verb(d), d.reason),
+    }
+}
+
+/// What the SQL sessions share: the identity and target (from the host or the handshake) and a
+/// grant given with a `SET` statement for the next statement.
+#[derive(Debug, Default)]
+struct SqlState {
+    identity: Option<Identity>,
+    target: Option<Target>,
+    pending_grant: Option<String>,
+}
+
+impl SqlState {
+    /// Decides on one statement, with a grant from its comment or from an earlier `SET`.
+    fn decide(&mut self, guard: &Guard, sql: &str, grant: Option<&str>, dialect: crate::policy::Dialect) -> Decision {
+        let pending = self.pending_grant.take();
+        let grant = grant.or(pending.as_deref());
+        let identity = self.identity.get_or_insert_with(|| Identity::new(""));
+        let target = self.target.get_or_insert_with(|| Target::new(""));
+        guard.decide(identity, target, &Request::Sql { text: sql, dialect }, sql, grant)
     }
 }
 

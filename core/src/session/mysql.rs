@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use sluice_protocols::mysql::{self, Status, caps};
 
-use super::{Event, Guard, Output, SessionError, keep, pending, split_grant_comment};
-use crate::policy::{Action, Decision, Dialect, Identity, Protocol, Request, Target};
+use super::{Event, Guard, Output, SessionError, SqlState, frames, refusal_message, split_grant_comment};
+use crate::policy::{Action, Decision, Dialect, Identity, Protocol, Target};
 
 const CLIENT_SSL: u32 = 0x0000_0800;
 const CLIENT_QUERY_ATTRIBUTES: u32 = 0x0800_0000;
@@ -58,15 +58,13 @@ enum Reply {
 /// One MySQL connection.
 pub struct MySqlSession {
     guard: Arc<Guard>,
-    identity: Option<Identity>,
-    target: Option<Target>,
+    sql: SqlState,
     phase: Phase,
     deprecate_eof: bool,
     reply: Reply,
     /// Whether the current result is binary (`COM_STMT_EXECUTE`), and its column types.
     binary: bool,
     types: Vec<u8>,
-    pending_grant: Option<String>,
     mask: bool,
     cbuf: Vec<u8>,
     sbuf: Vec<u8>,
@@ -75,24 +73,10 @@ pub struct MySqlSession {
 impl std::fmt::Debug for MySqlSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MySqlSession")
-            .field("identity", &self.identity)
-            .field("target", &self.target)
+            .field("identity", &self.sql.identity)
+            .field("target", &self.sql.target)
             .field("phase", &self.phase)
             .finish_non_exhaustive()
-    }
-}
-
-fn client_err(reason: impl Into<String>) -> SessionError {
-    SessionError {
-        side: "client",
-        reason: reason.into(),
-    }
-}
-
-fn server_err(reason: impl Into<String>) -> SessionError {
-    SessionError {
-        side: "server",
-        reason: reason.into(),
     }
 }
 
@@ -102,14 +86,16 @@ impl MySqlSession {
         let mask = guard.policy.load().masking();
         MySqlSession {
             guard,
-            identity,
-            target,
+            sql: SqlState {
+                identity,
+                target,
+                pending_grant: None,
+            },
             phase: Phase::Greeting,
             deprecate_eof: false,
             reply: Reply::Other,
             binary: false,
             types: Vec::new(),
-            pending_grant: None,
             mask,
             cbuf: Vec::new(),
             sbuf: Vec::new(),
@@ -118,52 +104,32 @@ impl MySqlSession {
 
     /// Bytes from the client.
     pub fn from_client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
-        let mut cbuf = std::mem::take(&mut self.cbuf);
-        let (input, buffered) = pending(&mut cbuf, data);
-        let input_len = input.len();
-        let mut at = 0;
-        let r = (|| {
-            while at < input.len() {
-                let rest = &input[at..];
-                match mysql::parse_packet(rest, MAX_PACKET - 1) {
-                    Ok(Status::Partial) => break,
-                    Ok(Status::Complete((p, used))) => {
-                        self.client_packet(p, &rest[..used], out)?;
-                        at += used;
-                    }
-                    Err(e) => return Err(client_err(e.to_string())),
-                }
+        let mut buf = std::mem::take(&mut self.cbuf);
+        let r = frames(&mut buf, data, |rest| match mysql::parse_packet(rest, MAX_PACKET - 1) {
+            Ok(Status::Partial) => Ok(None),
+            Ok(Status::Complete((p, used))) => {
+                self.client_packet(p, &rest[..used], out)?;
+                Ok(Some(used))
             }
-            Ok(())
-        })();
-        keep(&mut cbuf, buffered, at, input_len, data);
-        self.cbuf = cbuf;
+            Err(e) => Err(SessionError::client(e.to_string())),
+        });
+        self.cbuf = buf;
         r
     }
 
     /// Bytes from the server.
     pub fn from_server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
-        let mut sbuf = std::mem::take(&mut self.sbuf);
-        let (input, buffered) = pending(&mut sbuf, data);
-        let input_len = input.len();
-        let mut at = 0;
+        let mut buf = std::mem::take(&mut self.sbuf);
         let mut masked = 0;
-        let r = (|| {
-            while at < input.len() {
-                let rest = &input[at..];
-                match mysql::parse_packet(rest, MAX_PACKET) {
-                    Ok(Status::Partial) => break,
-                    Ok(Status::Complete((p, used))) => {
-                        masked += self.server_packet(p, &rest[..used], out)?;
-                        at += used;
-                    }
-                    Err(e) => return Err(server_err(e.to_string())),
-                }
+        let r = frames(&mut buf, data, |rest| match mysql::parse_packet(rest, MAX_PACKET) {
+            Ok(Status::Partial) => Ok(None),
+            Ok(Status::Complete((p, used))) => {
+                masked += self.server_packet(p, &rest[..used], out)?;
+                Ok(Some(used))
             }
-            Ok(())
-        })();
-        keep(&mut sbuf, buffered, at, input_len, data);
-        self.sbuf = sbuf;
+            Err(e) => Err(SessionError::server(e.to_string())),
+        });
+        self.sbuf = buf;
         if masked > 0 {
             self.guard.emit(&Event::Masked {
                 protocol: Protocol::Sql,
@@ -175,20 +141,22 @@ impl MySqlSession {
 
     fn client_packet(&mut self, p: mysql::Packet<'_>, raw: &[u8], out: &mut Output) -> Result<(), SessionError> {
         match self.phase {
-            Phase::Greeting => return Err(client_err("data before the server's greeting")),
+            Phase::Greeting => return Err(SessionError::client("data before the server's greeting")),
             Phase::Login => {
-                let r = mysql::parse_handshake_response(p.payload).map_err(|e| client_err(e.to_string()))?;
+                let r = mysql::parse_handshake_response(p.payload).map_err(|e| SessionError::client(e.to_string()))?;
                 if r.capabilities & CLIENT_SSL != 0 && r.user.is_empty() {
-                    return Err(client_err("TLS requested; this session does not terminate TLS"));
+                    return Err(SessionError::client(
+                        "TLS requested; this session does not terminate TLS",
+                    ));
                 }
                 self.deprecate_eof = r.capabilities & caps::DEPRECATE_EOF != 0;
                 let user = String::from_utf8_lossy(r.user).into_owned();
-                if self.identity.is_none() {
-                    self.identity = Some(Identity::new(user.clone()));
+                if self.sql.identity.is_none() {
+                    self.sql.identity = Some(Identity::new(user.clone()));
                 }
-                if self.target.is_none() {
+                if self.sql.target.is_none() {
                     let db = r.database.map(|d| String::from_utf8_lossy(d).into_owned());
-                    self.target = Some(Target::new(db.filter(|d| !d.is_empty()).unwrap_or(user)));
+                    self.sql.target = Some(Target::new(db.filter(|d| !d.is_empty()).unwrap_or(user)));
                 }
                 self.phase = Phase::Auth;
                 out.to_server.extend_from_slice(raw);
@@ -200,13 +168,13 @@ impl MySqlSession {
             }
             Phase::Commands => {
                 if p.continues() {
-                    return Err(client_err("commands over 16 MiB are not accepted"));
+                    return Err(SessionError::client("commands over 16 MiB are not accepted"));
                 }
-                match mysql::parse_command(p.payload).map_err(|e| client_err(e.to_string()))? {
+                match mysql::parse_command(p.payload).map_err(|e| SessionError::client(e.to_string()))? {
                     mysql::Command::Query(q) => {
-                        let text = std::str::from_utf8(q).map_err(|_| client_err("query is not UTF-8"))?;
+                        let text = std::str::from_utf8(q).map_err(|_| SessionError::client("query is not UTF-8"))?;
                         if let Some(g) = set_grant(text) {
-                            self.pending_grant = Some(g.to_string());
+                            self.sql.pending_grant = Some(g.to_string());
                             // OK: affected 0, insert id 0, autocommit, no warnings.
                             mysql::encode_packet(1, &[&[0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00]], &mut out.to_client);
                             return Ok(());
@@ -226,7 +194,8 @@ impl MySqlSession {
                         }
                     }
                     mysql::Command::StmtPrepare(q) => {
-                        let text = std::str::from_utf8(q).map_err(|_| client_err("statement is not UTF-8"))?;
+                        let text =
+                            std::str::from_utf8(q).map_err(|_| SessionError::client("statement is not UTF-8"))?;
                         let (grant, sql) = split_grant_comment(text);
                         let d = self.decide(sql, grant);
                         self.reply = Reply::Other;
@@ -258,15 +227,7 @@ impl MySqlSession {
     }
 
     fn decide(&mut self, sql: &str, grant: Option<&str>) -> Decision {
-        let pending = self.pending_grant.take();
-        let grant = grant.or(pending.as_deref());
-        let identity = self.identity.get_or_insert_with(|| Identity::new(""));
-        let target = self.target.get_or_insert_with(|| Target::new(""));
-        let req = Request::Sql {
-            text: sql,
-            dialect: Dialect::MySql,
-        };
-        let d = self.guard.decide(identity, target, &req, sql, grant);
+        let d = self.sql.decide(&self.guard, sql, grant, Dialect::MySql);
         self.mask = if d.action == Action::Allow {
             d.mask
         } else {
@@ -282,7 +243,7 @@ impl MySqlSession {
             Phase::Greeting => {
                 let mut greeting = raw.to_vec();
                 clear_capabilities(&mut greeting[4..], CLIENT_SSL | CLIENT_QUERY_ATTRIBUTES)
-                    .map_err(|e| server_err(e.to_string()))?;
+                    .map_err(|e| SessionError::server(e.to_string()))?;
                 out.to_client.extend_from_slice(&greeting);
                 self.phase = Phase::Login;
                 return Ok(0);
@@ -320,12 +281,12 @@ impl MySqlSession {
                     // LOCAL INFILE: the client's file data follows (seq ≠ 0, passed through).
                     Some(0xFB) => self.reply = Reply::Other,
                     _ => {
-                        let n = match mysql::parse_response(payload).map_err(|e| server_err(e.to_string()))? {
+                        let n = match mysql::parse_response(payload).map_err(|e| SessionError::server(e.to_string()))? {
                             mysql::Response::ColumnCount(n) => n,
                             _ => 0,
                         };
                         if n == 0 || n > 4096 {
-                            return Err(server_err(format!("bad column count {n}")));
+                            return Err(SessionError::server(format!("bad column count {n}")));
                         }
                         self.reply = Reply::Columns {
                             left: n,
@@ -337,7 +298,8 @@ impl MySqlSession {
             }
             Reply::Columns { left, total } => {
                 if self.binary {
-                    let def = mysql::parse_column_definition(payload).map_err(|e| server_err(e.to_string()))?;
+                    let def =
+                        mysql::parse_column_definition(payload).map_err(|e| SessionError::server(e.to_string()))?;
                     self.types.push(def.column_type);
                 }
                 self.reply = match (left - 1, self.deprecate_eof) {
@@ -359,8 +321,8 @@ impl MySqlSession {
                     self.reply = Reply::Other;
                     masked += self.masked_err(p.seq, payload, raw, out);
                 } else if self.mask && self.binary {
-                    let values =
-                        mysql::parse_binary_row(payload, &self.types).map_err(|e| server_err(e.to_string()))?;
+                    let values = mysql::parse_binary_row(payload, &self.types)
+                        .map_err(|e| SessionError::server(e.to_string()))?;
                     let redacted: Vec<std::borrow::Cow<'_, [u8]>> = values
                         .iter()
                         .map(|v| match v {
@@ -387,7 +349,8 @@ impl MySqlSession {
                         masked += changed;
                     }
                 } else if self.mask {
-                    let values = mysql::parse_text_row(payload, columns).map_err(|e| server_err(e.to_string()))?;
+                    let values =
+                        mysql::parse_text_row(payload, columns).map_err(|e| SessionError::server(e.to_string()))?;
                     let redacted: Vec<Option<std::borrow::Cow<'_, [u8]>>> =
                         values.iter().map(|v| v.map(|v| det.redact(v))).collect();
                     let changed = redacted
@@ -502,14 +465,7 @@ fn set_grant(text: &str) -> Option<&str> {
 
 /// The ERR packet for a refused statement (sequence id 1, after the client's command).
 fn refuse(d: &Decision, out: &mut Vec<u8>) {
-    let mut message = match d.action {
-        Action::RequireApproval => format!(
-            "sluice: approval required (request {}): {}",
-            d.approval.as_ref().map_or("-", |a| a.id.as_str()),
-            d.reason
-        ),
-        _ => format!("sluice: denied: {}", d.reason),
-    };
+    let mut message = refusal_message(d);
     if d.approval.is_some() {
         // MySQL clients cut messages at 512 bytes: the request itself goes to the host's hook.
         message.push_str("; once approved: SET @sluice_grant = 'TOKEN', then retry");

@@ -21,9 +21,9 @@ use std::sync::Arc;
 
 use sluice_protocols::postgres::{self as pg, Backend, Frontend, Limits, Startup, Status};
 
-use super::{Event, Guard, Output, SessionError, keep, pending, split_grant_comment};
+use super::{Event, Guard, Output, SessionError, SqlState, frames, refusal_message, split_grant_comment};
 use crate::StreamRedactor;
-use crate::policy::{Action, Decision, Dialect, Identity, Protocol, Request, Target};
+use crate::policy::{Action, Decision, Dialect, Identity, Protocol, Target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -47,8 +47,7 @@ enum Inject {
 /// One PostgreSQL connection.
 pub struct PgSession {
     guard: Arc<Guard>,
-    identity: Option<Identity>,
-    target: Option<Target>,
+    sql: SqlState,
     phase: Phase,
     limits: Limits,
     cbuf: Vec<u8>,
@@ -64,8 +63,6 @@ pub struct PgSession {
     /// batch went to the server.
     batch_failed: Option<Vec<u8>>,
     batch_forwarded: bool,
-    /// A grant set with `SET sluice.grant`, for the next statement.
-    pending_grant: Option<String>,
     /// Whether responses are masked now (from the last decision).
     mask: bool,
     copy_out: Option<StreamRedactor<'static>>,
@@ -75,24 +72,10 @@ pub struct PgSession {
 impl std::fmt::Debug for PgSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgSession")
-            .field("identity", &self.identity)
-            .field("target", &self.target)
+            .field("identity", &self.sql.identity)
+            .field("target", &self.sql.target)
             .field("phase", &self.phase)
             .finish_non_exhaustive()
-    }
-}
-
-fn client_err(reason: impl Into<String>) -> SessionError {
-    SessionError {
-        side: "client",
-        reason: reason.into(),
-    }
-}
-
-fn server_err(reason: impl Into<String>) -> SessionError {
-    SessionError {
-        side: "server",
-        reason: reason.into(),
     }
 }
 
@@ -103,8 +86,11 @@ impl PgSession {
         let mask = guard.policy.load().masking();
         PgSession {
             guard,
-            identity,
-            target,
+            sql: SqlState {
+                identity,
+                target,
+                pending_grant: None,
+            },
             phase: Phase::Startup,
             limits: Limits::default(),
             cbuf: Vec::new(),
@@ -115,7 +101,6 @@ impl PgSession {
             injections: VecDeque::new(),
             batch_failed: None,
             batch_forwarded: false,
-            pending_grant: None,
             mask,
             copy_out: None,
             scratch: Vec::new(),
@@ -124,74 +109,53 @@ impl PgSession {
 
     /// The identity decisions are made for (known after the startup packet).
     pub fn identity(&self) -> Option<&Identity> {
-        self.identity.as_ref()
+        self.sql.identity.as_ref()
     }
 
     /// The target decisions are made against.
     pub fn target(&self) -> Option<&Target> {
-        self.target.as_ref()
+        self.sql.target.as_ref()
     }
 
     /// Bytes from the client.
     pub fn from_client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
-        let mut cbuf = std::mem::take(&mut self.cbuf);
-        let (input, buffered) = pending(&mut cbuf, data);
-        let input_len = input.len();
-        let mut at = 0;
-        let r = (|| {
-            while at < input.len() {
-                let rest = &input[at..];
-                let used = match self.phase {
-                    Phase::Startup => match pg::parse_startup(rest, &self.limits) {
-                        Ok(Status::Partial) => break,
-                        Ok(Status::Complete((m, used))) => {
-                            self.startup(m, &rest[..used], out);
-                            used
-                        }
-                        Err(e) => return Err(client_err(e.to_string())),
-                    },
-                    Phase::Cancel => return Err(client_err("data after a cancel request")),
-                    Phase::Running => match pg::parse_frontend(rest, &self.limits) {
-                        Ok(Status::Partial) => break,
-                        Ok(Status::Complete((m, used))) => {
-                            self.frontend(m, &rest[..used], out)?;
-                            used
-                        }
-                        Err(e) => return Err(client_err(e.to_string())),
-                    },
-                };
-                at += used;
-            }
-            Ok(())
-        })();
-        keep(&mut cbuf, buffered, at, input_len, data);
-        self.cbuf = cbuf;
+        let mut buf = std::mem::take(&mut self.cbuf);
+        let r = frames(&mut buf, data, |rest| match self.phase {
+            Phase::Startup => match pg::parse_startup(rest, &self.limits) {
+                Ok(Status::Partial) => Ok(None),
+                Ok(Status::Complete((m, used))) => {
+                    self.startup(m, &rest[..used], out);
+                    Ok(Some(used))
+                }
+                Err(e) => Err(SessionError::client(e.to_string())),
+            },
+            Phase::Cancel => Err(SessionError::client("data after a cancel request")),
+            Phase::Running => match pg::parse_frontend(rest, &self.limits) {
+                Ok(Status::Partial) => Ok(None),
+                Ok(Status::Complete((m, used))) => {
+                    self.frontend(m, &rest[..used], out)?;
+                    Ok(Some(used))
+                }
+                Err(e) => Err(SessionError::client(e.to_string())),
+            },
+        });
+        self.cbuf = buf;
         r
     }
 
     /// Bytes from the server.
     pub fn from_server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
-        let mut sbuf = std::mem::take(&mut self.sbuf);
-        let (input, buffered) = pending(&mut sbuf, data);
-        let input_len = input.len();
-        let mut at = 0;
+        let mut buf = std::mem::take(&mut self.sbuf);
         let mut masked = 0usize;
-        let r = (|| {
-            while at < input.len() {
-                let rest = &input[at..];
-                match pg::parse_backend(rest, &self.limits) {
-                    Ok(Status::Partial) => break,
-                    Ok(Status::Complete((m, used))) => {
-                        masked += self.backend(m, &rest[..used], out);
-                        at += used;
-                    }
-                    Err(e) => return Err(server_err(e.to_string())),
-                }
+        let r = frames(&mut buf, data, |rest| match pg::parse_backend(rest, &self.limits) {
+            Ok(Status::Partial) => Ok(None),
+            Ok(Status::Complete((m, used))) => {
+                masked += self.backend(m, &rest[..used], out);
+                Ok(Some(used))
             }
-            Ok(())
-        })();
-        keep(&mut sbuf, buffered, at, input_len, data);
-        self.sbuf = sbuf;
+            Err(e) => Err(SessionError::server(e.to_string())),
+        });
+        self.sbuf = buf;
         if masked > 0 {
             self.guard.emit(&Event::Masked {
                 protocol: Protocol::Sql,
@@ -211,11 +175,11 @@ impl PgSession {
             Startup::Startup { .. } => {
                 let text = |k: &str| m.param(k).map(|v| String::from_utf8_lossy(v).into_owned());
                 let user = text("user").unwrap_or_default();
-                if self.identity.is_none() {
-                    self.identity = Some(Identity::new(user.clone()));
+                if self.sql.identity.is_none() {
+                    self.sql.identity = Some(Identity::new(user.clone()));
                 }
-                if self.target.is_none() {
-                    self.target = Some(Target::new(text("database").unwrap_or(user)));
+                if self.sql.target.is_none() {
+                    self.sql.target = Some(Target::new(text("database").unwrap_or(user)));
                 }
                 out.to_server.extend_from_slice(raw);
                 // The server ends authentication with a ReadyForQuery.
@@ -228,9 +192,9 @@ impl PgSession {
     fn frontend(&mut self, m: Frontend<'_>, raw: &[u8], out: &mut Output) -> Result<(), SessionError> {
         match m {
             Frontend::Query(q) => {
-                let text = std::str::from_utf8(q).map_err(|_| client_err("query is not UTF-8"))?;
+                let text = std::str::from_utf8(q).map_err(|_| SessionError::client("query is not UTF-8"))?;
                 if let Some(grant) = set_grant(text) {
-                    self.pending_grant = Some(grant.to_string());
+                    self.sql.pending_grant = Some(grant.to_string());
                     let mut reply = Vec::new();
                     pg::encode_command_complete(b"SET", &mut reply);
                     self.inject_after(Inject::Bytes(reply), out);
@@ -260,7 +224,7 @@ impl PgSession {
                 if self.batch_failed.is_some() {
                     return Ok(());
                 }
-                let text = std::str::from_utf8(query).map_err(|_| client_err("statement is not UTF-8"))?;
+                let text = std::str::from_utf8(query).map_err(|_| SessionError::client("statement is not UTF-8"))?;
                 let (grant, sql) = split_grant_comment(text);
                 let d = self.decide(sql, grant);
                 if d.action == Action::Allow {
@@ -309,15 +273,7 @@ impl PgSession {
     }
 
     fn decide(&mut self, sql: &str, grant: Option<&str>) -> Decision {
-        let pending = self.pending_grant.take();
-        let grant = grant.or(pending.as_deref());
-        let identity = self.identity.get_or_insert_with(|| Identity::new(""));
-        let target = self.target.get_or_insert_with(|| Target::new(""));
-        let req = Request::Sql {
-            text: sql,
-            dialect: Dialect::Postgres,
-        };
-        let d = self.guard.decide(identity, target, &req, sql, grant);
+        let d = self.sql.decide(&self.guard, sql, grant, Dialect::Postgres);
         if d.action == Action::Allow {
             self.mask = d.mask;
         }
@@ -342,7 +298,7 @@ impl PgSession {
 
     /// Handles one server message; returns how many values it masked.
     fn backend(&mut self, m: Backend<'_>, raw: &[u8], out: &mut Output) -> usize {
-        let det = Arc::clone(&self.guard.detector);
+        let det = &self.guard.detector;
         match m {
             Backend::ReadyForQuery { status } => {
                 self.tx = status;
@@ -494,14 +450,7 @@ fn encode_parse(name: &[u8], sql: &str, types: &[u32], out: &mut Vec<u8>) {
 /// The ErrorResponse for a refused statement: SQLSTATE 42501 (insufficient privilege), the
 /// reason, and for approvals the request (JSON) in DETAIL and how to retry in HINT.
 fn error_response(d: &Decision) -> Vec<u8> {
-    let message = match d.action {
-        Action::RequireApproval => format!(
-            "sluice: approval required (request {}): {}",
-            d.approval.as_ref().map_or("-", |a| a.id.as_str()),
-            d.reason
-        ),
-        _ => format!("sluice: denied: {}", d.reason),
-    };
+    let message = refusal_message(d);
     let detail = d.approval.as_ref().and_then(|a| serde_json::to_string(a).ok());
     let mut fields: Vec<(u8, &[u8])> = vec![
         (b'S', b"ERROR"),

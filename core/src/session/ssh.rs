@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use sluice_protocols::ssh::{self, ChannelRequest, Message};
 
-use super::{Event, Guard, SessionError};
+use super::{Event, Guard, SessionError, refusal_verb};
 use crate::StreamRedactor;
 use crate::policy::{Action, Identity, Protocol, Request, SshRequest, Target};
 
@@ -62,13 +62,6 @@ impl std::fmt::Debug for SshSession {
     }
 }
 
-fn err(side: &'static str, reason: impl Into<String>) -> SessionError {
-    SessionError {
-        side,
-        reason: reason.into(),
-    }
-}
-
 impl SshSession {
     /// A session for `identity` on the host `target`.
     pub fn new(guard: Arc<Guard>, identity: Identity, target: Target) -> SshSession {
@@ -83,7 +76,7 @@ impl SshSession {
 
     /// One message payload from the client.
     pub fn client_message(&mut self, payload: &[u8], out: &mut SshOutput) -> Result<(), SessionError> {
-        let m = ssh::parse_message(payload).map_err(|e| err("client", e.to_string()))?;
+        let m = ssh::parse_message(payload).map_err(|e| SessionError::client(e.to_string()))?;
         match m {
             Message::ChannelOpen { sender, window, .. } => {
                 self.opening.insert(sender, u64::from(window));
@@ -101,15 +94,17 @@ impl SshSession {
             } => {
                 let (req, command) = match &request {
                     ChannelRequest::Exec(cmd) => {
-                        let cmd = std::str::from_utf8(cmd).map_err(|_| err("client", "exec command is not UTF-8"))?;
+                        let cmd =
+                            std::str::from_utf8(cmd).map_err(|_| SessionError::client("exec command is not UTF-8"))?;
                         (Some(SshRequest::Exec(cmd)), cmd.to_string())
                     }
                     ChannelRequest::Env { name, value } => {
-                        let name = std::str::from_utf8(name).map_err(|_| err("client", "env name is not UTF-8"))?;
+                        let name =
+                            std::str::from_utf8(name).map_err(|_| SessionError::client("env name is not UTF-8"))?;
                         (Some(SshRequest::Env { name, value }), format!("env {name}"))
                     }
                     ChannelRequest::Subsystem(s) => {
-                        let s = std::str::from_utf8(s).map_err(|_| err("client", "subsystem is not UTF-8"))?;
+                        let s = std::str::from_utf8(s).map_err(|_| SessionError::client("subsystem is not UTF-8"))?;
                         (Some(SshRequest::Subsystem(s)), format!("subsystem {s}"))
                     }
                     ChannelRequest::Shell => (Some(SshRequest::Shell), "shell".to_string()),
@@ -121,11 +116,7 @@ impl SshSession {
                         .decide(&self.identity, &self.target, &Request::Ssh(r), &command, None);
                     if d.action != Action::Allow {
                         let client_id = self.channels.get(&recipient).map_or(recipient, |c| c.client_id);
-                        let verb = if d.action == Action::RequireApproval {
-                            "approval required"
-                        } else {
-                            "denied"
-                        };
+                        let verb = refusal_verb(&d);
                         let mut msg = Vec::new();
                         ssh::encode_extended_data(
                             client_id,
@@ -151,7 +142,7 @@ impl SshSession {
 
     /// One message payload from the server.
     pub fn server_message(&mut self, payload: &[u8], out: &mut SshOutput) -> Result<(), SessionError> {
-        let m = ssh::parse_message(payload).map_err(|e| err("server", e.to_string()))?;
+        let m = ssh::parse_message(payload).map_err(|e| SessionError::server(e.to_string()))?;
         match m {
             Message::ChannelOpenConfirmation { recipient, sender } => {
                 let window = self.opening.remove(&recipient).unwrap_or(0);
@@ -175,7 +166,7 @@ impl SshSession {
                     .channels
                     .values_mut()
                     .find(|c| c.client_id == recipient)
-                    .ok_or_else(|| err("server", format!("data for unknown channel {recipient}")))?;
+                    .ok_or_else(|| SessionError::server(format!("data for unknown channel {recipient}")))?;
                 let mut masked = Vec::new();
                 let r = if code.is_some() { &mut c.err } else { &mut c.out };
                 r.feed(data, &mut masked);
