@@ -110,23 +110,33 @@ def known_secret():
     return "held-by-proxy-" + secrets.token_hex(12)
 
 
-@pytest.fixture(scope="session")
-def pg_proxy(postgres, workdir, grant_key, known_secret):
-    binary = TARGET / "examples" / "pg-proxy"
+def start_proxy(example, workdir, grant_key, known_secret, *args):
+    """Starts an example proxy on a free port with the grant key and the known secret; its
+    stderr (one JSON line per decision) goes to a log the tests read."""
+    binary = TARGET / "examples" / example
     if not binary.exists():
         pytest.fail(f"{binary} not built (cargo build --release -p sluice-examples --examples)")
-    known = workdir / "known-values.txt"
+    known = workdir / f"known-values-{example}.txt"
     known.write_text(known_secret + "\n")
     port = free_port()
-    log_path = workdir / "pg-proxy.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen([str(binary), "--listen", f"127.0.0.1:{port}", "--upstream",
-                             f"127.0.0.1:{postgres['port']}", "--grant-key", f"{grant_key}.pub",
-                             "--known-values", str(known)], stderr=log)
+    log_path = workdir / f"{example}.log"
+    proc = subprocess.Popen([str(binary), "--listen", f"127.0.0.1:{port}", "--grant-key", f"{grant_key}.pub",
+                             "--known-values", str(known), *args], stderr=open(log_path, "w"))
     wait_port(port)
-    yield Proxy(proc, port, log_path)
-    proc.terminate()
-    proc.wait(timeout=10)
+    return Proxy(proc, port, log_path)
+
+
+def stop(proxy):
+    proxy.proc.terminate()
+    proxy.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def pg_proxy(postgres, workdir, grant_key, known_secret):
+    proxy = start_proxy("pg-proxy", workdir, grant_key, known_secret, "--upstream", f"127.0.0.1:{postgres['port']}")
+    yield proxy
+    stop(proxy)
+
 
 
 @pytest.fixture(scope="session")
@@ -158,36 +168,14 @@ def mariadb(workdir):
 
 @pytest.fixture(scope="session")
 def mysql_proxy(mariadb, workdir, grant_key, known_secret):
-    binary = TARGET / "examples" / "mysql-proxy"
-    if not binary.exists():
-        pytest.fail(f"{binary} not built (cargo build --release -p sluice-examples --examples)")
-    known = workdir / "known-values-mysql.txt"
-    known.write_text(known_secret + "\n")
-    port = free_port()
-    log_path = workdir / "mysql-proxy.log"
-    proc = subprocess.Popen([str(binary), "--listen", f"127.0.0.1:{port}", "--upstream",
-                             f"127.0.0.1:{mariadb['port']}", "--grant-key", f"{grant_key}.pub",
-                             "--known-values", str(known)], stderr=open(log_path, "w"))
-    wait_port(port)
-    yield Proxy(proc, port, log_path)
-    proc.terminate()
-    proc.wait(timeout=10)
+    proxy = start_proxy("mysql-proxy", workdir, grant_key, known_secret, "--upstream", f"127.0.0.1:{mariadb['port']}")
+    yield proxy
+    stop(proxy)
 
 
 @pytest.fixture(scope="session")
 def http_proxy(workdir, grant_key, known_secret):
-    binary = TARGET / "examples" / "http-proxy"
-    if not binary.exists():
-        pytest.fail(f"{binary} not built (cargo build --release -p sluice-examples --examples)")
-    known = workdir / "known-values-http.txt"
-    known.write_text(known_secret + "\n")
-    port = free_port()
-    log_path = workdir / "http-proxy.log"
-    policy = ROOT / "e2e" / "http-policy.yaml"
-    proc = subprocess.Popen([str(binary), "--listen", f"127.0.0.1:{port}", "--user", "agent-7", "--policy",
-                             str(policy), "--grant-key", f"{grant_key}.pub", "--known-values", str(known)],
-                            stderr=open(log_path, "w"))
-    wait_port(port)
-    yield Proxy(proc, port, log_path)
-    proc.terminate()
-    proc.wait(timeout=10)
+    proxy = start_proxy("http-proxy", workdir, grant_key, known_secret, "--user", "agent-7", "--policy",
+                        str(ROOT / "e2e" / "http-policy.yaml"))
+    yield proxy
+    stop(proxy)

@@ -15,9 +15,9 @@ use clap::Parser;
 use sluice_core::policy::{Identity, Target};
 use sluice_core::session::Output;
 use sluice_core::session::http::HttpSession;
-use sluice_examples::{Common, guard, log};
+use sluice_examples::{Common, default_user, log, start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 #[derive(Parser, Debug)]
 #[command(name = "http-proxy", about = "A forward HTTP proxy enforcing a Sluice policy")]
@@ -98,25 +98,11 @@ async fn upstream(
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let guard = match guard("http-proxy", &cli.common) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("http-proxy: {e}");
-            return std::process::ExitCode::from(2);
-        }
+    let (guard, listener) = match start("http-proxy", &cli.common, &cli.listen).await {
+        Ok(x) => x,
+        Err(code) => return code,
     };
-    let listener = match TcpListener::bind(&cli.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("http-proxy: cannot listen on {}: {e}", cli.listen);
-            return std::process::ExitCode::from(2);
-        }
-    };
-    let user = cli
-        .user
-        .clone()
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "agent".into());
+    let user = default_user(cli.user.as_deref());
     log("http-proxy", &format!("listening on {}", cli.listen));
     loop {
         let Ok((client, peer)) = listener.accept().await else {

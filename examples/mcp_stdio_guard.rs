@@ -16,7 +16,7 @@ use clap::Parser;
 use sluice_core::policy::{Identity, Target};
 use sluice_core::session::Output;
 use sluice_core::session::mcp::McpSession;
-use sluice_examples::{Common, guard, log};
+use sluice_examples::{Common, default_user, guard, log};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
@@ -49,12 +49,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let user = cli
-        .user
-        .clone()
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "agent".into());
-    let mut identity = Identity::new(user);
+    let mut identity = Identity::new(default_user(cli.user.as_deref()));
     identity.groups = cli.groups.clone();
     let program = std::path::Path::new(&cli.server[0])
         .file_name()

@@ -75,6 +75,32 @@ pub fn log(name: &str, message: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
+/// The guard from the common options and a listener on `listen`; on failure the reason is on
+/// stderr and the exit status to return.
+pub async fn start(
+    name: &'static str,
+    c: &Common,
+    listen: &str,
+) -> Result<(Arc<Guard>, TcpListener), std::process::ExitCode> {
+    let fail = |msg: String| {
+        eprintln!("{name}: {msg}");
+        std::process::ExitCode::from(2)
+    };
+    let g = guard(name, c).map_err(fail)?;
+    let l = TcpListener::bind(listen)
+        .await
+        .map_err(|e| fail(format!("cannot listen on {listen}: {e}")))?;
+    Ok((g, l))
+}
+
+/// The acting user: the one given, else `$USER`, else `agent`.
+pub fn default_user(given: Option<&str>) -> String {
+    given
+        .map(str::to_string)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "agent".into())
+}
+
 /// Builds the guard from the common options.
 pub fn guard(name: &'static str, c: &Common) -> Result<Arc<Guard>, String> {
     let engine = match &c.policy {
@@ -195,19 +221,9 @@ where
     S: Wire + 'static,
     F: Fn(Arc<Guard>, Option<Target>) -> S + Send + Sync + 'static,
 {
-    let guard = match guard(name, &args.common) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("{name}: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    let listener = match TcpListener::bind(&args.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("{name}: cannot listen on {}: {e}", args.listen);
-            return std::process::ExitCode::from(2);
-        }
+    let (guard, listener) = match start(name, &args.common, &args.listen).await {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let target = args.target.clone().map(|n| {
         let mut t = Target::new(n);
