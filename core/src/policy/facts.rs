@@ -77,22 +77,14 @@ pub(crate) fn normalize(path: &str) -> String {
         format!("/{}", joined.trim_start_matches('/'))
     } else if joined.is_empty() {
         ".".to_string()
-    } else if let Some(rest) = joined.strip_prefix("/home/") {
-        format!("/home/{rest}")
     } else {
         joined
     }
 }
 
-/// The strings a path operand is matched as: its normal form, and the home-relative form of
+/// The strings a normalised path operand is matched as: itself, and the home-relative form of
 /// `/home/<user>/…`, `/root/…` and `/Users/<user>/…`; a path that climbs out of the working
 /// directory (`../../etc/shadow`) could be anywhere, so it is also tried from `/` and from `~`.
-#[cfg(test)]
-pub(crate) fn path_candidates(word: &str, out: &mut Vec<String>) {
-    normalized_candidates(normalize(word), out);
-}
-
-/// [`path_candidates`] of a path already normalised.
 pub(crate) fn normalized_candidates(n: String, out: &mut Vec<String>) {
     let mut alt = None;
     for prefix in ["/home/", "/Users/"] {
@@ -267,7 +259,7 @@ mod tests {
 
     fn cands(w: &str) -> Vec<String> {
         let mut v = Vec::new();
-        path_candidates(w, &mut v);
+        normalized_candidates(normalize(w), &mut v);
         v
     }
 
