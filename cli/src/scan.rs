@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use sluice_core::{Detector, Finding};
 
+use crate::diff::Diff;
 use crate::output::{self, Report, Reported};
 use crate::{Format, ScanArgs, build_detector};
 
@@ -42,6 +43,36 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, String> {
         std::thread::spawn(move || progress_loop(&c, &d, started))
     });
 
+    if let Some(base) = &args.diff {
+        if args.paths.iter().any(|p| p.as_os_str() == "-") {
+            return Err("--diff scans a git diff, not stdin".into());
+        }
+        let diff = Diff::load(base, &args.paths)?;
+        let mut found = Vec::new();
+        let mut errs = Vec::new();
+        for file in &diff.files {
+            match diff.content(file) {
+                Ok(data) => {
+                    if memchr::memchr(0, &data[..data.len().min(BINARY_SNIFF)]).is_some() {
+                        counters.binary.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    counters.files.fetch_add(1, Ordering::Relaxed);
+                    counters.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    let hits = scan_bytes(&det, &data);
+                    found.extend(
+                        report(&det, &file.path, &data, hits, args.show_secrets)
+                            .into_iter()
+                            .filter(|r| file.touches(r.finding.line, r.end_line)),
+                    );
+                }
+                Err(e) => errs.push(e),
+            }
+        }
+        results.lock().expect("no panics while locked").extend(found);
+        errors.lock().expect("no panics while locked").extend(errs);
+    }
+    let paths = if args.diff.is_some() { Vec::new() } else { paths };
     let (stdin, fs_paths): (Vec<&PathBuf>, Vec<&PathBuf>) = paths.iter().partition(|p| p.as_os_str() == "-");
     if !stdin.is_empty() {
         let mut data = Vec::new();

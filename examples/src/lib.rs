@@ -45,26 +45,8 @@ pub struct StderrLog {
 
 impl Hook for StderrLog {
     fn event(&self, e: &Event<'_>) {
-        let line = match e {
-            Event::Decision {
-                protocol,
-                identity,
-                target,
-                command,
-                decision,
-            } => serde_json::json!({
-                "proxy": self.name, "event": "decision", "protocol": protocol, "user": identity.user,
-                "target": target.name, "command": command, "decision": decision.action,
-                "rule": decision.rule, "reason": decision.reason, "approval": decision.approval,
-            }),
-            Event::Masked { protocol, count } => {
-                serde_json::json!({"proxy": self.name, "event": "masked", "protocol": protocol, "count": count})
-            }
-            Event::Notice { protocol, message } => {
-                serde_json::json!({"proxy": self.name, "event": "notice", "protocol": protocol, "message": message})
-            }
-            _ => return,
-        };
+        let mut line = e.to_json();
+        line["proxy"] = serde_json::Value::from(self.name);
         let _ = writeln!(std::io::stderr().lock(), "{line}");
     }
 }

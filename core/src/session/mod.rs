@@ -58,6 +58,32 @@ pub enum Event<'a> {
     },
 }
 
+impl Event<'_> {
+    /// The event as a JSON object: `event` (`decision`, `masked` or `notice`), `protocol`, and
+    /// for decisions `user`, `target`, `command`, `decision`, `rule`, `reason`, `approval`.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Event::Decision {
+                protocol,
+                identity,
+                target,
+                command,
+                decision,
+            } => serde_json::json!({
+                "event": "decision", "protocol": protocol, "user": identity.user,
+                "target": target.name, "command": command, "decision": decision.action,
+                "rule": decision.rule, "reason": decision.reason, "approval": decision.approval,
+            }),
+            Event::Masked { protocol, count } => {
+                serde_json::json!({"event": "masked", "protocol": protocol, "count": count})
+            }
+            Event::Notice { protocol, message } => {
+                serde_json::json!({"event": "notice", "protocol": protocol, "message": message})
+            }
+        }
+    }
+}
+
 /// Receives session events. Called on the data path: keep it quick.
 pub trait Hook: Send + Sync {
     /// One event.
