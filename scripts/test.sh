@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the tests need and runs all of them. Used by `.ci/run` and by developers.
-# Today: the Rust workspace (unit, property, doc and CLI tests, with a real redis-server for the
-# grant replay store), the rules' own examples, the policy schema and policy test cases, a scan
-# of this repository (it must be clean), and the detector evaluation when ../shared/eval exists.
-# Python, Node and end-to-end suites join here as their issues land.
+# The Rust workspace (unit, property, doc and CLI tests, with a real redis-server for the grant
+# replay store), the rules' own examples, the policy schema and policy test cases, the Python
+# package (wheel built from source with maturin, then pytest against the installed wheel), the
+# end-to-end suites against real PostgreSQL, MariaDB and MCP servers, a scan of this repository
+# (it must be clean), and the detector evaluation when ../shared/eval exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,15 +35,24 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
 fi
 redis-server --version
 pip_install() {
-    python3 -m pip install -q --disable-pip-version-check "$@" 2>&1 | grep -vi "running pip as the 'root' user" ||
-        true
+    local out
+    if out=$(python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore "$@" 2>&1); then
+        return 0
+    fi
     # Debian's system Python refuses plain `pip install` (PEP 668) unless told otherwise.
-    python3 -m pip install -q --disable-pip-version-check --break-system-packages "$@" 2>&1 |
-        grep -vi "running pip as the 'root' user" || true
+    if grep -q externally-managed <<<"$out"; then
+        python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+            --break-system-packages "$@"
+    else
+        echo "$out" >&2
+        return 1
+    fi
 }
-python3 -c 'import jsonschema, yaml, pytest, psycopg, mcp, pymysql, mysql.connector' 2>/dev/null ||
-    pip_install jsonschema pyyaml pytest 'psycopg[binary]' mcp pymysql mysql-connector-python
-python3 -c 'import jsonschema, yaml, pytest, psycopg, mcp, pymysql, mysql.connector'
+PY_MODULES='import jsonschema, yaml, pytest, psycopg, mcp, pymysql, mysql.connector, maturin, mypy, langchain_core, jwt, cryptography, pre_commit'
+python3 -c "$PY_MODULES" 2>/dev/null ||
+    pip_install jsonschema pyyaml pytest 'psycopg[binary]' mcp pymysql mysql-connector-python \
+        'maturin>=1.9,<2' mypy langchain-core 'pyjwt[crypto]' pre-commit
+python3 -c "$PY_MODULES"
 export PG_BIN
 # Tests that need a service fail (instead of skipping) when it is missing.
 export SLUICE_REQUIRE_SERVICES=1
@@ -55,10 +65,20 @@ else
 fi
 
 step "build (release, with the example proxies)"
-cargo build --release --workspace --locked --bins --examples 2>&1 | tail -n 3
+# The Python module is built by maturin below (as an extension module, with its own flags).
+cargo build --release --workspace --exclude sluice-python --locked --bins --examples 2>&1 | tail -n 3
 
 step "rust tests (unit, property, doctests, CLI)"
-cargo test --workspace --locked
+cargo test --workspace --exclude sluice-python --locked
+
+step "python: build the abi3 wheel from source (maturin) and install it"
+rm -rf target/wheels
+python3 -m maturin build --release --locked --out target/wheels 2>&1 | tail -n 2
+pip_install --force-reinstall --no-deps target/wheels/sluice-*.whl
+python3 -c 'import sluice; print("sluice", sluice.__version__, "from", sluice.__file__)'
+
+step "python tests (pytest against the installed wheel: vectors, policy cases, API, CLI, MCP SDK, LangChain, stubs)"
+python3 -m pytest -q bindings/python/tests
 
 step "built-in rules: every example found, no counter-example"
 ./target/release/sluice rules --check | tail -n 1

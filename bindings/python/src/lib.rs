@@ -707,14 +707,14 @@ enum Audience {
 #[pymethods]
 impl OidcVerifier {
     #[new]
-    #[pyo3(signature = (jwks, issuer, audience, *, user_claim = "sub".to_string(), groups_claim = "groups".to_string(), leeway = 60))]
+    #[pyo3(signature = (jwks, issuer, audience, *, user_claim = "sub", groups_claim = "groups", leeway = 60))]
     fn new(
         py: Python<'_>,
         jwks: &str,
         issuer: String,
         audience: Audience,
-        user_claim: String,
-        groups_claim: String,
+        user_claim: &str,
+        groups_claim: &str,
         leeway: u64,
     ) -> PyResult<OidcVerifier> {
         let config = core_policy::oidc::Config {
@@ -723,8 +723,8 @@ impl OidcVerifier {
                 Audience::One(a) => vec![a],
                 Audience::Many(a) => a,
             },
-            groups_claim,
-            user_claim,
+            groups_claim: groups_claim.to_string(),
+            user_claim: user_claim.to_string(),
             leeway_secs: leeway,
         };
         core_policy::oidc::Verifier::new(config, jwks)
@@ -1348,5 +1348,16 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GrantError", py.get_type::<GrantError>())?;
     m.add("OidcError", py.get_type::<OidcError>())?;
     m.add("SessionError", py.get_type::<SessionError>())?;
+    // The attributes each error carries, `None` on the class until an instance sets them.
+    for name in ["origin", "rule", "line", "column"] {
+        py.get_type::<DetectorError>().setattr(name, py.None())?;
+    }
+    for name in ["origin", "path", "line", "column"] {
+        py.get_type::<PolicyError>().setattr(name, py.None())?;
+    }
+    py.get_type::<GrantError>().setattr("kind", py.None())?;
+    for name in ["side", "reason"] {
+        py.get_type::<SessionError>().setattr(name, py.None())?;
+    }
     Ok(())
 }

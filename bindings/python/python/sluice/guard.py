@@ -92,7 +92,9 @@ class Guardrail:
         """``value`` with every secret in its strings masked (str, bytes, lists, tuples, dicts)."""
         if not self.mask_results:
             return value
-        if isinstance(value, (str, bytes)):
+        if isinstance(value, str):
+            return self.engine.redact(value)
+        if isinstance(value, bytes):
             return self.engine.redact(value)
         if isinstance(value, list):
             return [self.mask(v) for v in value]

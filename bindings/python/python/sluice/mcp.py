@@ -42,7 +42,7 @@ except ImportError:  # mcp 1.x
     from mcp.types import JSONRPCMessage
 
     def _parse(line: bytes) -> Any:
-        return JSONRPCMessage.model_validate_json(line)
+        return JSONRPCMessage.model_validate_json(line)  # type: ignore[attr-defined,unused-ignore]
 
 
 __all__ = ["guard_streams", "run_stdio"]
@@ -99,16 +99,22 @@ async def guard_streams(
         with client_scope:
             await client_to_server()
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(client_pump)
-        tg.start_soon(server_to_client)
-        try:
-            yield server_reads, server_writes
-        finally:
-            # The server is done: deliver what it wrote, then stop reading from the client.
-            server_reads.close()
-            server_writes.close()
-            client_scope.cancel()
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client_pump)
+            tg.start_soon(server_to_client)
+            try:
+                yield server_reads, server_writes
+            finally:
+                # The server is done: deliver what it wrote, then stop reading from the client.
+                server_reads.close()
+                server_writes.close()
+                client_scope.cancel()
+    finally:
+        # The server would have closed the transport's streams itself: do it in its place, so
+        # that the transport (stdio's writer task, for one) ends too.
+        await write_stream.aclose()
+        await read_stream.aclose()
 
 
 def _lowlevel(server: Any) -> Any:
