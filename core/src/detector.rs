@@ -766,12 +766,19 @@ impl Detector {
                 let ok = if stopped {
                     false
                 } else if r.block.is_some() {
-                    // A key block needs a body: at least 24 base64 characters after its first line.
-                    hay[m.end()..span.end]
-                        .iter()
-                        .filter(|b| b.is_ascii_alphanumeric())
-                        .count()
-                        >= 24
+                    // A key block needs a body: a run of at least 24 base64 characters (PEM lines
+                    // have 64), not `...` or code that builds a key.
+                    let mut run = 0usize;
+                    hay[m.end()..span.end].iter().any(|&b| {
+                        run = if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=') {
+                            run + 1
+                        } else {
+                            0
+                        };
+                        run >= 24
+                    })
+                } else if r.generic && hay.get(span.end) == Some(&b'(') {
+                    false // a call (`key = crypto.generate_ed25519()`), not a value
                 } else {
                     match self.accept(r, &hay[span.start..span.end]) {
                         Verdict::Accept => true,
