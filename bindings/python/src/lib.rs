@@ -963,7 +963,7 @@ fn build_request(
     headers: Option<BTreeMap<String, String>>,
     body: Option<&Bound<'_, PyAny>>,
     ssh: &str,
-) -> PyResult<OwnedRequest> {
+) -> PyResult<(OwnedRequest, String)> {
     let text = if let Ok(s) = command.extract::<String>() {
         s
     } else if protocol == Protocol::Mcp && command.cast::<PyDict>().is_ok() {
@@ -985,7 +985,7 @@ fn build_request(
             "command must be a str (or, for mcp, a dict: a JSON-RPC message or {'name', 'arguments'})",
         ));
     };
-    let mut req = OwnedRequest::new(protocol, text);
+    let mut req = OwnedRequest::new(protocol, text.clone());
     req = match dialect {
         "postgres" | "postgresql" => req.dialect(Dialect::Postgres),
         "mysql" | "mariadb" => req.dialect(Dialect::MySql),
@@ -1012,7 +1012,7 @@ fn build_request(
             )));
         }
     };
-    Ok(req.ssh(kind))
+    Ok((req.ssh(kind), text))
 }
 
 #[pymethods]
@@ -1135,9 +1135,8 @@ impl Engine {
         ssh: &str,
     ) -> PyResult<Decision> {
         let protocol = parse_protocol(protocol)?;
-        let req = build_request(py, protocol, command, dialect, headers, body, ssh)?;
+        let (req, text) = build_request(py, protocol, command, dialect, headers, body, ssh)?;
         let (identity, target) = (identity_of(identity), target_of(target));
-        let text = command.extract::<String>().unwrap_or_default();
         req.with(|r| self.guard.decide(&identity, &target, r, &text, grant))
             .map(Decision::from)
             .map_err(RequestError::new_err)

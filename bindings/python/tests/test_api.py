@@ -124,6 +124,8 @@ def test_events_reach_the_callback() -> None:
     (e,) = events
     assert e["event"] == "decision" and e["decision"] == "deny" and e["rule"] == "credential-files"
     assert e["user"] == "agent-7" and e["target"] == "laptop" and e["command"] == "cat ~/.aws/credentials"
+    engine.check("mcp", {"name": "run_command", "arguments": {"command": "ls"}})
+    assert events[-1]["decision"] == "allow" and '"run_command"' in events[-1]["command"]
     with pytest.raises(TypeError):
         sluice.Engine(on_event=42)
 
