@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use pyo3::IntoPyObjectExt;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -112,27 +113,18 @@ fn quote_opt(s: Option<&str>) -> String {
     s.map_or_else(|| "None".to_string(), quote)
 }
 
-fn opt_str(py: Python<'_>, s: Option<&str>) -> Py<PyAny> {
-    s.into_pyobject(py)
-        .map_or_else(|_| py.None(), |o| o.into_any().unbind())
+/// Any value as a Python object for an exception attribute (`None` if it cannot be converted).
+fn obj<'py, T: IntoPyObject<'py>>(py: Python<'py>, v: T) -> Py<PyAny> {
+    v.into_py_any(py).unwrap_or_else(|_| py.None())
 }
 
 fn detector_error(py: Python<'_>, e: &sluice_core::Error) -> PyErr {
     let (line, column) = e.line_col().unzip();
     let attrs = [
-        ("origin", opt_str(py, e.origin())),
-        ("rule", opt_str(py, e.rule())),
-        (
-            "line",
-            line.into_pyobject(py)
-                .map_or_else(|_| py.None(), |o| o.into_any().unbind()),
-        ),
-        (
-            "column",
-            column
-                .into_pyobject(py)
-                .map_or_else(|_| py.None(), |o| o.into_any().unbind()),
-        ),
+        ("origin", obj(py, e.origin())),
+        ("rule", obj(py, e.rule())),
+        ("line", obj(py, line)),
+        ("column", obj(py, column)),
     ];
     let msg = e.to_string();
     match e.kind() {
@@ -149,19 +141,10 @@ fn detector_error(py: Python<'_>, e: &sluice_core::Error) -> PyErr {
 fn policy_error(py: Python<'_>, e: &core_policy::PolicyError) -> PyErr {
     let (line, column) = e.line.unzip();
     let attrs = [
-        ("origin", opt_str(py, Some(&e.origin))),
-        ("path", opt_str(py, e.path.as_deref())),
-        (
-            "line",
-            line.into_pyobject(py)
-                .map_or_else(|_| py.None(), |o| o.into_any().unbind()),
-        ),
-        (
-            "column",
-            column
-                .into_pyobject(py)
-                .map_or_else(|_| py.None(), |o| o.into_any().unbind()),
-        ),
+        ("origin", obj(py, Some(&e.origin))),
+        ("path", obj(py, e.path.as_deref())),
+        ("line", obj(py, line)),
+        ("column", obj(py, column)),
     ];
     error_with::<PolicyError>(py, e.to_string(), &attrs)
 }
@@ -176,14 +159,11 @@ fn grant_error(py: Python<'_>, e: &grant::GrantError) -> PyErr {
         grant::GrantError::Store(_) => "store",
         grant::GrantError::Key(_) => "key",
     };
-    error_with::<GrantError>(py, e.to_string(), &[("kind", opt_str(py, Some(kind)))])
+    error_with::<GrantError>(py, e.to_string(), &[("kind", obj(py, Some(kind)))])
 }
 
 fn session_error(py: Python<'_>, e: &session::SessionError) -> PyErr {
-    let attrs = [
-        ("side", opt_str(py, Some(e.side))),
-        ("reason", opt_str(py, Some(&e.reason))),
-    ];
+    let attrs = [("side", obj(py, Some(e.side))), ("reason", obj(py, Some(&e.reason)))];
     error_with::<SessionError>(py, e.to_string(), &attrs)
 }
 
