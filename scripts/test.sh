@@ -48,10 +48,10 @@ pip_install() {
         return 1
     fi
 }
-PY_MODULES='import jsonschema, yaml, pytest, psycopg, mcp, pymysql, mysql.connector, maturin, mypy, langchain_core, jwt, cryptography, pre_commit'
+PY_MODULES='import jsonschema, yaml, pytest, psycopg, mcp, pymysql, mysql.connector, maturin, mypy, langchain_core, jwt, cryptography, pre_commit, abi3audit'
 python3 -c "$PY_MODULES" 2>/dev/null ||
     pip_install jsonschema pyyaml pytest 'psycopg[binary]' mcp pymysql mysql-connector-python \
-        'maturin>=1.9,<2' mypy langchain-core 'pyjwt[crypto]' pre-commit
+        'maturin>=1.9,<2' mypy langchain-core 'pyjwt[crypto]' pre-commit abi3audit
 python3 -c "$PY_MODULES"
 export PG_BIN
 # Tests that need a service fail (instead of skipping) when it is missing.
@@ -74,6 +74,8 @@ cargo test --workspace --exclude sluice-python --locked
 step "python: build the abi3 wheel from source (maturin) and install it"
 rm -rf target/wheels
 python3 -m maturin build --release --locked --out target/wheels 2>&1 | tail -n 2
+# The wheel claims the stable ABI from 3.9 (cp39-abi3): check that the module uses nothing else.
+python3 -m abi3audit --strict --verbose target/wheels/sluice-*.whl 2>&1 | tail -n 2
 pip_install --force-reinstall --no-deps target/wheels/sluice-*.whl
 python3 -c 'import sluice; print("sluice", sluice.__version__, "from", sluice.__file__)'
 
