@@ -169,24 +169,32 @@ fn session_error(py: Python<'_>, e: &session::SessionError) -> PyErr {
 
 /// Data as bytes, remembering which type it came as.
 struct Input<'py, 'a> {
-    bytes: Cow<'a, [u8]>,
+    /// The `bytes` object itself, or the UTF-8 encoding of the `str`.
+    utf8: Bound<'py, PyBytes>,
     is_str: bool,
     original: &'a Bound<'py, PyAny>,
 }
 
+impl Input<'_, '_> {
+    /// The bytes, read in place from the Python object that holds them.
+    fn bytes(&self) -> &[u8] {
+        self.utf8.as_bytes()
+    }
+}
+
 fn input<'py, 'a>(obj: &'a Bound<'py, PyAny>) -> PyResult<Input<'py, 'a>> {
     if let Ok(b) = obj.cast::<PyBytes>() {
-        // Borrowed: `obj` keeps the immutable bytes object alive for as long as `Input` lives.
         return Ok(Input {
-            bytes: Cow::Borrowed(b.as_bytes()),
+            utf8: b.clone(),
             is_str: false,
             original: obj,
         });
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        // Under the stable ABI for Python 3.9 a str's UTF-8 form is always a copy.
+        // The stable ABI for Python 3.9 has no borrowed UTF-8 view of a str: one encoding copy,
+        // made by Python, read in place from then on.
         return Ok(Input {
-            bytes: Cow::Owned(s.to_cow()?.into_owned().into_bytes()),
+            utf8: s.encode_utf8()?,
             is_str: true,
             original: obj,
         });
@@ -773,10 +781,11 @@ impl StreamRedactor {
             Some(_) => {}
         }
         let (inner, out) = (&mut self.inner, &mut self.out);
-        if data.bytes.len() > RELEASE_GIL_ABOVE {
-            py.detach(|| inner.feed(&data.bytes, out));
+        let bytes = data.bytes();
+        if bytes.len() > RELEASE_GIL_ABOVE {
+            py.detach(|| inner.feed(bytes, out));
         } else {
-            inner.feed(&data.bytes, out);
+            inner.feed(bytes, out);
         }
         self.emit(py)
     }
@@ -866,7 +875,7 @@ impl Options {
                             .collect()
                     };
                     for (label, value) in items {
-                        o.known_values.push((label, input(&value)?.bytes.into_owned()));
+                        o.known_values.push((label, input(&value)?.bytes().to_vec()));
                     }
                 }
                 "grant_key" => {
@@ -979,7 +988,7 @@ fn build_request(
         req = req.header(n, v.into_bytes());
     }
     if let Some(b) = body {
-        req = req.body(input(b)?.bytes.into_owned());
+        req = req.body(input(b)?.bytes().to_vec());
     }
     let kind = match ssh {
         "exec" => SshKind::Exec,
@@ -1048,7 +1057,7 @@ impl Engine {
     fn scan(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Vec<Finding>> {
         let data = input(data)?;
         let det = &self.guard.detector;
-        let bytes: &[u8] = &data.bytes;
+        let bytes: &[u8] = data.bytes();
         let found = if bytes.len() > RELEASE_GIL_ABOVE {
             py.detach(|| det.scan(bytes))
         } else {
@@ -1073,7 +1082,7 @@ impl Engine {
     fn redact<'py>(&self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let data = input(data)?;
         let det = &self.guard.detector;
-        let bytes: &[u8] = &data.bytes;
+        let bytes: &[u8] = data.bytes();
         let masked = if bytes.len() > RELEASE_GIL_ABOVE {
             py.detach(|| det.redact(bytes))
         } else {
@@ -1204,7 +1213,7 @@ impl Session {
         }
         let data = input(data)?;
         self.out.clear();
-        if let Err(e) = f(&mut self.inner, &data.bytes, &mut self.out) {
+        if let Err(e) = f(&mut self.inner, data.bytes(), &mut self.out) {
             let err = session_error(py, &e);
             self.closed = Some(e);
             return Err(err);
