@@ -118,53 +118,97 @@ fn obj<'py, T: IntoPyObject<'py>>(py: Python<'py>, v: T) -> Py<PyAny> {
     v.into_py_any(py).unwrap_or_else(|_| py.None())
 }
 
-fn detector_error(py: Python<'_>, e: &sluice_core::Error) -> PyErr {
-    let (line, column) = e.line_col().unzip();
-    let attrs = [
-        ("origin", obj(py, e.origin())),
-        ("rule", obj(py, e.rule())),
-        ("line", obj(py, line)),
-        ("column", obj(py, column)),
-    ];
-    let msg = e.to_string();
-    match e.kind() {
-        ErrorKind::RuleFile => error_with::<RuleFileError>(py, msg, &attrs),
-        ErrorKind::Pattern => error_with::<PatternError>(py, msg, &attrs),
-        ErrorKind::Rule => error_with::<RuleError>(py, msg, &attrs),
-        ErrorKind::Limit => error_with::<LimitError>(py, msg, &attrs),
-        ErrorKind::Example => error_with::<ExampleError>(py, msg, &attrs),
-        ErrorKind::KnownValue => error_with::<KnownValueError>(py, msg, &attrs),
-        _ => error_with::<DetectorError>(py, msg, &attrs),
+/// A core error on its way to Python: `?` turns it into the matching `SluiceError` subclass,
+/// with what the core knows (origin, rule, line, column, path, kind, side) as attributes.
+enum Error {
+    Detector(sluice_core::Error),
+    Policy(core_policy::PolicyError),
+    Grant(grant::GrantError),
+    Oidc(core_policy::oidc::OidcError),
+    Session(session::SessionError),
+}
+
+macro_rules! from_core {
+    ($($variant:ident($ty:ty)),* $(,)?) => {$(
+        impl From<$ty> for Error {
+            fn from(e: $ty) -> Error {
+                Error::$variant(e)
+            }
+        }
+    )*};
+}
+
+from_core!(
+    Detector(sluice_core::Error),
+    Policy(core_policy::PolicyError),
+    Grant(grant::GrantError),
+    Oidc(core_policy::oidc::OidcError),
+    Session(session::SessionError),
+);
+
+impl From<Error> for PyErr {
+    fn from(e: Error) -> PyErr {
+        Python::attach(|py| match e {
+            Error::Detector(e) => {
+                let (line, column) = e.line_col().unzip();
+                let attrs = [
+                    ("origin", obj(py, e.origin())),
+                    ("rule", obj(py, e.rule())),
+                    ("line", obj(py, line)),
+                    ("column", obj(py, column)),
+                ];
+                let msg = e.to_string();
+                match e.kind() {
+                    ErrorKind::RuleFile => error_with::<RuleFileError>(py, msg, &attrs),
+                    ErrorKind::Pattern => error_with::<PatternError>(py, msg, &attrs),
+                    ErrorKind::Rule => error_with::<RuleError>(py, msg, &attrs),
+                    ErrorKind::Limit => error_with::<LimitError>(py, msg, &attrs),
+                    ErrorKind::Example => error_with::<ExampleError>(py, msg, &attrs),
+                    ErrorKind::KnownValue => error_with::<KnownValueError>(py, msg, &attrs),
+                    // Kinds added to the core later still land in the hierarchy.
+                    _ => error_with::<DetectorError>(py, msg, &attrs),
+                }
+            }
+            Error::Policy(e) => {
+                let (line, column) = e.line.unzip();
+                let attrs = [
+                    ("origin", obj(py, Some(&e.origin))),
+                    ("path", obj(py, e.path.as_deref())),
+                    ("line", obj(py, line)),
+                    ("column", obj(py, column)),
+                ];
+                error_with::<PolicyError>(py, e.to_string(), &attrs)
+            }
+            Error::Grant(e) => {
+                let kind = match e {
+                    grant::GrantError::Invalid(_) => "invalid",
+                    grant::GrantError::Expired => "expired",
+                    grant::GrantError::Mismatch(_) => "mismatch",
+                    grant::GrantError::Approvers(_) => "approvers",
+                    grant::GrantError::Replayed => "replayed",
+                    grant::GrantError::Store(_) => "store",
+                    grant::GrantError::Key(_) => "key",
+                };
+                error_with::<GrantError>(py, e.to_string(), &[("kind", obj(py, Some(kind)))])
+            }
+            Error::Oidc(e) => error_with::<OidcError>(py, e.to_string(), &[]),
+            Error::Session(e) => {
+                let attrs = [("side", obj(py, Some(e.side))), ("reason", obj(py, Some(&e.reason)))];
+                error_with::<SessionError>(py, e.to_string(), &attrs)
+            }
+        })
     }
 }
 
-fn policy_error(py: Python<'_>, e: &core_policy::PolicyError) -> PyErr {
-    let (line, column) = e.line.unzip();
-    let attrs = [
-        ("origin", obj(py, Some(&e.origin))),
-        ("path", obj(py, e.path.as_deref())),
-        ("line", obj(py, line)),
-        ("column", obj(py, column)),
-    ];
-    error_with::<PolicyError>(py, e.to_string(), &attrs)
+/// The Python exception for a core error.
+fn py_err(e: impl Into<Error>) -> PyErr {
+    PyErr::from(e.into())
 }
 
-fn grant_error(py: Python<'_>, e: &grant::GrantError) -> PyErr {
-    let kind = match e {
-        grant::GrantError::Invalid(_) => "invalid",
-        grant::GrantError::Expired => "expired",
-        grant::GrantError::Mismatch(_) => "mismatch",
-        grant::GrantError::Approvers(_) => "approvers",
-        grant::GrantError::Replayed => "replayed",
-        grant::GrantError::Store(_) => "store",
-        grant::GrantError::Key(_) => "key",
-    };
-    error_with::<GrantError>(py, e.to_string(), &[("kind", obj(py, Some(kind)))])
-}
-
-fn session_error(py: Python<'_>, e: &session::SessionError) -> PyErr {
-    let attrs = [("side", obj(py, Some(e.side))), ("reason", obj(py, Some(&e.reason)))];
-    error_with::<SessionError>(py, e.to_string(), &attrs)
+/// Runs `f` over `len` bytes of input, without the GIL when the input is large enough for other
+/// threads to gain from it.
+fn detach_if_large<T: Send>(py: Python<'_>, len: usize, f: impl FnOnce() -> T + Send) -> T {
+    if len > RELEASE_GIL_ABOVE { py.detach(f) } else { f() }
 }
 
 /// Data as bytes, remembering which type it came as.
@@ -632,10 +676,10 @@ impl GrantKey {
 
     /// A key from its text form (as written by `sluice keygen` or `to_text()`).
     #[staticmethod]
-    fn parse(py: Python<'_>, text: &str) -> PyResult<GrantKey> {
+    fn parse(text: &str) -> PyResult<GrantKey> {
         grant::GrantKey::parse(text)
             .map(|inner| GrantKey { inner })
-            .map_err(|e| grant_error(py, &e))
+            .map_err(py_err)
     }
 
     /// The key's text form. Secret keys are secrets: store them as such.
@@ -652,13 +696,7 @@ impl GrantKey {
     /// `Approver`s with groups). Raises `GrantError` when the approvers do not satisfy the rule
     /// or the request has expired.
     #[pyo3(signature = (request, approvers, *, now = None))]
-    fn issue(
-        &self,
-        py: Python<'_>,
-        request: &ApprovalRequest,
-        approvers: Vec<ApproverArg>,
-        now: Option<u64>,
-    ) -> PyResult<String> {
+    fn issue(&self, request: &ApprovalRequest, approvers: Vec<ApproverArg>, now: Option<u64>) -> PyResult<String> {
         let approvers: Vec<grant::Approver> = approvers
             .into_iter()
             .map(|a| match a {
@@ -666,8 +704,7 @@ impl GrantKey {
                 ApproverArg::User(u) => grant::Approver::new(u),
             })
             .collect();
-        grant::issue(&self.inner, &request.inner, &approvers, now.unwrap_or_else(grant::now))
-            .map_err(|e| grant_error(py, &e))
+        grant::issue(&self.inner, &request.inner, &approvers, now.unwrap_or_else(grant::now)).map_err(py_err)
     }
 
     fn __repr__(&self) -> String {
@@ -697,7 +734,6 @@ impl OidcVerifier {
     #[new]
     #[pyo3(signature = (jwks, issuer, audience, *, user_claim = "sub", groups_claim = "groups", leeway = 60))]
     fn new(
-        py: Python<'_>,
         jwks: &str,
         issuer: String,
         audience: Audience,
@@ -717,15 +753,12 @@ impl OidcVerifier {
         };
         core_policy::oidc::Verifier::new(config, jwks)
             .map(|inner| OidcVerifier { inner })
-            .map_err(|e| error_with::<OidcError>(py, e.to_string(), &[]))
+            .map_err(py_err)
     }
 
     /// The identity a valid token establishes; `OidcError` otherwise.
-    fn verify(&self, py: Python<'_>, token: &str) -> PyResult<Identity> {
-        self.inner
-            .verify(token)
-            .map(|inner| Identity { inner })
-            .map_err(|e| error_with::<OidcError>(py, e.to_string(), &[]))
+    fn verify(&self, token: &str) -> PyResult<Identity> {
+        self.inner.verify(token).map(|inner| Identity { inner }).map_err(py_err)
     }
 }
 
@@ -782,11 +815,7 @@ impl StreamRedactor {
         }
         let (inner, out) = (&mut self.inner, &mut self.out);
         let bytes = data.bytes();
-        if bytes.len() > RELEASE_GIL_ABOVE {
-            py.detach(|| inner.feed(bytes, out));
-        } else {
-            inner.feed(bytes, out);
-        }
+        detach_if_large(py, bytes.len(), || inner.feed(bytes, out));
         self.emit(py)
     }
 
@@ -842,7 +871,7 @@ struct Options {
 }
 
 impl Options {
-    fn from_kwargs(py: Python<'_>, kw: Option<&Bound<'_, PyDict>>) -> PyResult<Options> {
+    fn from_kwargs(kw: Option<&Bound<'_, PyDict>>) -> PyResult<Options> {
         let mut o = Options {
             builtin_rules: true,
             ..Options::default()
@@ -883,7 +912,7 @@ impl Options {
                         k.inner
                     } else {
                         let text: String = v.extract()?;
-                        grant::GrantKey::parse(&text).map_err(|e| grant_error(py, &e))?
+                        grant::GrantKey::parse(&text).map_err(py_err)?
                     })
                 }
                 "replay_store" => o.replay_store = Some(v.extract()?),
@@ -911,13 +940,13 @@ impl Options {
         for (label, value) in &self.known_values {
             b = b.known_value(label.clone(), value);
         }
-        let detector = py.detach(|| b.build()).map_err(|e| detector_error(py, &e))?;
+        let detector = py.detach(|| b.build()).map_err(py_err)?;
         let grants = match self.grant_key {
             None => None,
             Some(key) => {
                 let store: Arc<dyn ReplayStore> = match self.replay_store.as_deref() {
                     None | Some("memory") => Arc::new(MemoryStore::default()),
-                    Some(url) => Arc::new(RedisStore::new(url, "sluice:grant:").map_err(|e| grant_error(py, &e))?),
+                    Some(url) => Arc::new(RedisStore::new(url, "sluice:grant:").map_err(py_err)?),
                 };
                 Some(GrantVerifier::new(key, store))
             }
@@ -1012,15 +1041,15 @@ impl Engine {
     #[new]
     #[pyo3(signature = (**options))]
     fn new(py: Python<'_>, options: Option<&Bound<'_, PyDict>>) -> PyResult<Engine> {
-        Options::from_kwargs(py, options)?.build(py, core_policy::Engine::agent_safe())
+        Options::from_kwargs(options)?.build(py, core_policy::Engine::agent_safe())
     }
 
     /// An engine with the policy in `text` (YAML or JSON); the same options as `Engine()`.
     #[staticmethod]
     #[pyo3(signature = (text, **options))]
     fn from_yaml(py: Python<'_>, text: &str, options: Option<&Bound<'_, PyDict>>) -> PyResult<Engine> {
-        let opts = Options::from_kwargs(py, options)?;
-        let policy = core_policy::Engine::from_text("<string>", text).map_err(|e| policy_error(py, &e))?;
+        let opts = Options::from_kwargs(options)?;
+        let policy = core_policy::Engine::from_text("<string>", text).map_err(py_err)?;
         opts.build(py, Arc::new(policy))
     }
 
@@ -1028,15 +1057,15 @@ impl Engine {
     #[staticmethod]
     #[pyo3(signature = (path, **options))]
     fn from_file(py: Python<'_>, path: std::path::PathBuf, options: Option<&Bound<'_, PyDict>>) -> PyResult<Engine> {
-        let opts = Options::from_kwargs(py, options)?;
-        let policy = core_policy::Engine::from_file(&path).map_err(|e| policy_error(py, &e))?;
+        let opts = Options::from_kwargs(options)?;
+        let policy = core_policy::Engine::from_file(&path).map_err(py_err)?;
         opts.build(py, Arc::new(policy))
     }
 
     /// Replaces the policy with the one in `text` (YAML or JSON); calls in flight finish on the
     /// old one. A bad policy raises `PolicyError` and leaves the current one in place.
-    fn load_policy(&self, py: Python<'_>, text: &str) -> PyResult<()> {
-        let policy = core_policy::Engine::from_text("<string>", text).map_err(|e| policy_error(py, &e))?;
+    fn load_policy(&self, text: &str) -> PyResult<()> {
+        let policy = core_policy::Engine::from_text("<string>", text).map_err(py_err)?;
         self.guard.policy.swap(Arc::new(policy));
         Ok(())
     }
@@ -1058,11 +1087,7 @@ impl Engine {
         let data = input(data)?;
         let det = &self.guard.detector;
         let bytes: &[u8] = data.bytes();
-        let found = if bytes.len() > RELEASE_GIL_ABOVE {
-            py.detach(|| det.scan(bytes))
-        } else {
-            det.scan(bytes)
-        };
+        let found = detach_if_large(py, bytes.len(), || det.scan(bytes));
         let mut idx = CharIndex::new(bytes, data.is_str);
         Ok(found
             .into_iter()
@@ -1083,11 +1108,7 @@ impl Engine {
         let data = input(data)?;
         let det = &self.guard.detector;
         let bytes: &[u8] = data.bytes();
-        let masked = if bytes.len() > RELEASE_GIL_ABOVE {
-            py.detach(|| det.redact(bytes))
-        } else {
-            det.redact(bytes)
-        };
+        let masked = detach_if_large(py, bytes.len(), || det.redact(bytes));
         match masked {
             Cow::Borrowed(_) => Ok(data.original.clone()),
             Cow::Owned(m) => output(py, &m, data.is_str),
@@ -1209,12 +1230,12 @@ impl Session {
         f: impl FnOnce(&mut Inner, &[u8], &mut session::Output) -> Result<(), session::SessionError>,
     ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
         if let Some(e) = &self.closed {
-            return Err(session_error(py, e));
+            return Err(py_err(e.clone()));
         }
         let data = input(data)?;
         self.out.clear();
         if let Err(e) = f(&mut self.inner, data.bytes(), &mut self.out) {
-            let err = session_error(py, &e);
+            let err = py_err(e.clone());
             self.closed = Some(e);
             return Err(err);
         }
