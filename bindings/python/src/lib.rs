@@ -1228,7 +1228,7 @@ impl Session {
         py: Python<'py>,
         data: &Bound<'py, PyAny>,
         f: impl FnOnce(&mut Inner, &[u8], &mut session::Output) -> Result<(), session::SessionError>,
-    ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+    ) -> PyResult<Pair<'py>> {
         if let Some(e) = &self.closed {
             return Err(py_err(e.clone()));
         }
@@ -1246,59 +1246,66 @@ impl Session {
     }
 }
 
+impl Inner {
+    fn client(&mut self, data: &[u8], out: &mut session::Output) -> Result<(), session::SessionError> {
+        match self {
+            Inner::Pg(s) => s.from_client(data, out),
+            Inner::MySql(s) => s.from_client(data, out),
+            Inner::Http(s) => s.from_client(data, out),
+            Inner::Mcp(s) => s.from_client(data, out),
+        }
+    }
+
+    fn server(&mut self, data: &[u8], out: &mut session::Output) -> Result<(), session::SessionError> {
+        match self {
+            Inner::Pg(s) => s.from_server(data, out),
+            Inner::MySql(s) => s.from_server(data, out),
+            Inner::Http(s) => s.from_server(data, out),
+            Inner::Mcp(s) => s.from_server(data, out),
+        }
+    }
+
+    /// The MCP session, for the per-message calls.
+    fn mcp(&mut self) -> PyResult<&mut session::mcp::McpSession> {
+        match self {
+            Inner::Mcp(s) => Ok(s),
+            _ => Err(RequestError::new_err(
+                "client_message() and server_message() are for MCP sessions",
+            )),
+        }
+    }
+}
+
+/// What a session call returns: `(to_server, to_client)`.
+type Pair<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>);
+
 // `from_client` / `from_server` keep the core's names.
 #[allow(clippy::wrong_self_convention)]
 #[pymethods]
 impl Session {
     /// Bytes from the client.
-    fn from_client<'py>(
-        &mut self,
-        py: Python<'py>,
-        data: &Bound<'py, PyAny>,
-    ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
-        self.run(py, data, |s, d, o| match s {
-            Inner::Pg(s) => s.from_client(d, o),
-            Inner::MySql(s) => s.from_client(d, o),
-            Inner::Http(s) => s.from_client(d, o),
-            Inner::Mcp(s) => s.from_client(d, o),
-        })
+    fn from_client<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Pair<'py>> {
+        self.run(py, data, Inner::client)
     }
 
     /// Bytes from the server.
-    fn from_server<'py>(
-        &mut self,
-        py: Python<'py>,
-        data: &Bound<'py, PyAny>,
-    ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
-        self.run(py, data, |s, d, o| match s {
-            Inner::Pg(s) => s.from_server(d, o),
-            Inner::MySql(s) => s.from_server(d, o),
-            Inner::Http(s) => s.from_server(d, o),
-            Inner::Mcp(s) => s.from_server(d, o),
-        })
+    fn from_server<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Pair<'py>> {
+        self.run(py, data, Inner::server)
     }
 
     /// MCP only: one whole JSON-RPC message from the client (any transport).
-    fn client_message<'py>(
-        &mut self,
-        py: Python<'py>,
-        message: &Bound<'py, PyAny>,
-    ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
-        self.run(py, message, |s, d, o| match s {
-            Inner::Mcp(s) => s.client_message(d, o),
-            _ => Err(session::SessionError::client("client_message() is for MCP sessions")),
+    fn client_message<'py>(&mut self, py: Python<'py>, message: &Bound<'py, PyAny>) -> PyResult<Pair<'py>> {
+        self.inner.mcp()?;
+        self.run(py, message, |s, d, o| {
+            s.mcp().map_or(Ok(()), |m| m.client_message(d, o))
         })
     }
 
     /// MCP only: one whole JSON-RPC message from the server (any transport).
-    fn server_message<'py>(
-        &mut self,
-        py: Python<'py>,
-        message: &Bound<'py, PyAny>,
-    ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
-        self.run(py, message, |s, d, o| match s {
-            Inner::Mcp(s) => s.server_message(d, o),
-            _ => Err(session::SessionError::server("server_message() is for MCP sessions")),
+    fn server_message<'py>(&mut self, py: Python<'py>, message: &Bound<'py, PyAny>) -> PyResult<Pair<'py>> {
+        self.inner.mcp()?;
+        self.run(py, message, |s, d, o| {
+            s.mcp().map_or(Ok(()), |m| m.server_message(d, o))
         })
     }
 

@@ -210,3 +210,7 @@ def test_http_session_refuses_metadata_and_closes_on_garbage(engine: sluice.Engi
         s.from_client(b"")
     with pytest.raises(sluice.RequestError):
         engine.session("smtp")  # type: ignore[arg-type]
+    pg = engine.session("postgres")
+    with pytest.raises(sluice.RequestError, match="for MCP sessions"):
+        pg.client_message("{}")
+    assert not pg.closed, "a misuse is not bad input: the session stays open"

@@ -3,7 +3,9 @@ stubtest in the tests)."""
 
 from collections.abc import Callable, Mapping, Sequence
 from os import PathLike
-from typing import Any, Final, Literal, TypeVar, final, overload
+from typing import Any, Final, Literal, TypedDict, TypeVar, final, overload
+
+from typing_extensions import Unpack
 
 __all__ = [
     "AGENT_SAFE_POLICY",
@@ -257,42 +259,25 @@ class Session:
     @property
     def closed(self) -> bool: ...
 
+class _EngineOptions(TypedDict, total=False):
+    """Keyword options of ``Engine()``, ``Engine.from_yaml`` and ``Engine.from_file``."""
+
+    rules: str | Sequence[str] | None
+    builtin_rules: bool
+    known_values: Mapping[str, str | bytes] | Sequence[str | bytes] | None
+    grant_key: GrantKey | str | None
+    replay_store: str | None
+    on_event: Callable[[_Event], object] | None
+
 @final
 class Engine:
     """A compiled detector and a policy, shared by every call and thread."""
 
-    def __new__(
-        cls,
-        *,
-        rules: str | Sequence[str] | None = None,
-        builtin_rules: bool = True,
-        known_values: Mapping[str, str | bytes] | Sequence[str | bytes] | None = None,
-        grant_key: GrantKey | str | None = None,
-        replay_store: str | None = None,
-        on_event: Callable[[_Event], object] | None = None,
-    ) -> Engine: ...
+    def __new__(cls, **options: Unpack[_EngineOptions]) -> Engine: ...
     @staticmethod
-    def from_yaml(
-        text: str,
-        *,
-        rules: str | Sequence[str] | None = None,
-        builtin_rules: bool = True,
-        known_values: Mapping[str, str | bytes] | Sequence[str | bytes] | None = None,
-        grant_key: GrantKey | str | None = None,
-        replay_store: str | None = None,
-        on_event: Callable[[_Event], object] | None = None,
-    ) -> Engine: ...
+    def from_yaml(text: str, **options: Unpack[_EngineOptions]) -> Engine: ...
     @staticmethod
-    def from_file(
-        path: str | PathLike[str],
-        *,
-        rules: str | Sequence[str] | None = None,
-        builtin_rules: bool = True,
-        known_values: Mapping[str, str | bytes] | Sequence[str | bytes] | None = None,
-        grant_key: GrantKey | str | None = None,
-        replay_store: str | None = None,
-        on_event: Callable[[_Event], object] | None = None,
-    ) -> Engine: ...
+    def from_file(path: str | PathLike[str], **options: Unpack[_EngineOptions]) -> Engine: ...
     def load_policy(self, text: str) -> None: ...
     @property
     def policy_name(self) -> str: ...
