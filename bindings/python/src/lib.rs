@@ -113,6 +113,18 @@ fn quote_opt(s: Option<&str>) -> String {
     s.map_or_else(|| "None".to_string(), quote)
 }
 
+/// A list of strings as Python's `repr` shows it.
+fn quote_list(items: &[String]) -> String {
+    let inner: Vec<String> = items.iter().map(|i| quote(i)).collect();
+    format!("[{}]", inner.join(", "))
+}
+
+/// A dict of strings as Python's `repr` shows it.
+fn quote_map(map: &BTreeMap<String, String>) -> String {
+    let inner: Vec<String> = map.iter().map(|(k, v)| format!("{}: {}", quote(k), quote(v))).collect();
+    format!("{{{}}}", inner.join(", "))
+}
+
 /// Any value as a Python object for an exception attribute (`None` if it cannot be converted).
 fn obj<'py, T: IntoPyObject<'py>>(py: Python<'py>, v: T) -> Py<PyAny> {
     v.into_py_any(py).unwrap_or_else(|_| py.None())
@@ -373,20 +385,10 @@ impl Identity {
 
     fn __repr__(&self) -> String {
         format!(
-            "Identity(user={}, groups=[{}], attributes={{{}}})",
+            "Identity(user={}, groups={}, attributes={})",
             quote(&self.inner.user),
-            self.inner
-                .groups
-                .iter()
-                .map(|g| quote(g))
-                .collect::<Vec<_>>()
-                .join(", "),
-            self.inner
-                .attributes
-                .iter()
-                .map(|(k, v)| format!("{}: {}", quote(k), quote(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
+            quote_list(&self.inner.groups),
+            quote_map(&self.inner.attributes)
         )
     }
 }
@@ -420,14 +422,9 @@ impl Target {
 
     fn __repr__(&self) -> String {
         format!(
-            "Target(name={}, labels={{{}}})",
+            "Target(name={}, labels={})",
             quote(&self.inner.name),
-            self.inner
-                .labels
-                .iter()
-                .map(|(k, v)| format!("{}: {}", quote(k), quote(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
+            quote_map(&self.inner.labels)
         )
     }
 }
@@ -631,14 +628,9 @@ impl Approver {
     }
     fn __repr__(&self) -> String {
         format!(
-            "Approver(user={}, groups=[{}])",
+            "Approver(user={}, groups={})",
             quote(&self.inner.user),
-            self.inner
-                .groups
-                .iter()
-                .map(|g| quote(g))
-                .collect::<Vec<_>>()
-                .join(", ")
+            quote_list(&self.inner.groups)
         )
     }
 }
