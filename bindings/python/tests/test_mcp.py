@@ -102,3 +102,35 @@ def test_guarded_server_grant_in_meta() -> None:
         await asyncio.wait_for(proc.wait(), 30)
 
     asyncio.run(scenario())
+
+
+def test_bad_input_closes_the_connection(caplog: pytest.LogCaptureFixture) -> None:
+    """A message the session rejects ends the connection: the server is cancelled, the client's
+    stream is closed, nothing reaches the server, and the reason is logged."""
+    import anyio
+
+    from sluice.mcp import guard_streams
+
+    class Truncated:
+        def model_dump_json(self, **_: object) -> str:
+            return '{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {'
+
+    class Item:
+        message = Truncated()
+        metadata = None
+
+    async def scenario() -> tuple[list, list]:
+        client_send, read_stream = anyio.create_memory_object_stream(4)
+        write_stream, client_recv = anyio.create_memory_object_stream(4)
+        reached_server: list = []
+        async with guard_streams(read_stream, write_stream, sluice.Engine()) as (server_reads, _):
+            await client_send.send(Item())
+            async for message in server_reads:
+                reached_server.append(message)
+        to_client = [m async for m in client_recv]
+        return reached_server, to_client
+
+    with caplog.at_level("ERROR", logger="sluice.mcp"):
+        reached_server, to_client = asyncio.run(scenario())
+    assert reached_server == [] and to_client == []
+    assert "bad input from the client" in caplog.text

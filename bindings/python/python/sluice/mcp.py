@@ -26,11 +26,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import logging
+
 import anyio
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 
-from sluice._native import Engine, Identity, Session, Target
+from sluice._native import Engine, Identity, Session, SessionError, Target
 
 try:  # mcp 2.x
     from mcp_types import jsonrpc_message_adapter as _adapter
@@ -46,6 +48,8 @@ except ImportError:  # mcp 1.x
 
 
 __all__ = ["guard_streams", "run_stdio"]
+
+log = logging.getLogger("sluice.mcp")
 
 
 def _dump(message: Any) -> str:
@@ -83,14 +87,22 @@ async def guard_streams(
                 if isinstance(item, Exception):
                     await to_server.send(item)
                     continue
-                forward, answer = session.client_message(_dump(item.message))
+                try:
+                    forward, answer = session.client_message(_dump(item.message))
+                except SessionError as e:
+                    close(e)
+                    return
                 await _deliver(forward, to_server, item.metadata)
                 await _deliver(answer, write_stream)
 
     async def server_to_client() -> None:
         async with from_server:
             async for item in from_server:
-                _, out = session.server_message(_dump(item.message))
+                try:
+                    _, out = session.server_message(_dump(item.message))
+                except SessionError as e:
+                    close(e)
+                    return
                 await _deliver(out, write_stream, item.metadata)
 
     client_scope = anyio.CancelScope()
@@ -101,6 +113,13 @@ async def guard_streams(
 
     try:
         async with anyio.create_task_group() as tg:
+
+            def close(e: SessionError) -> None:
+                # Bad input ends the connection, as the proxies close theirs: the server is
+                # cancelled and nothing unchecked or unmasked passes.
+                log.error("sluice: %s", e)
+                tg.cancel_scope.cancel()
+
             tg.start_soon(client_pump)
             tg.start_soon(server_to_client)
             try:
