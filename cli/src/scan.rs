@@ -52,20 +52,11 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, String> {
         let mut errs = Vec::new();
         for file in &diff.files {
             match diff.content(file) {
-                Ok(data) => {
-                    if memchr::memchr(0, &data[..data.len().min(BINARY_SNIFF)]).is_some() {
-                        counters.binary.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    counters.files.fetch_add(1, Ordering::Relaxed);
-                    counters.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-                    let hits = scan_bytes(&det, &data);
-                    found.extend(
-                        report(&det, &file.path, &data, hits, args.show_secrets)
-                            .into_iter()
-                            .filter(|r| file.touches(r.finding.line, r.end_line)),
-                    );
-                }
+                Ok(data) => found.extend(
+                    scan_content(&det, &file.path, &data, &counters, args.show_secrets)
+                        .into_iter()
+                        .filter(|r| file.touches(r.finding.line, r.end_line)),
+                ),
                 Err(e) => errs.push(e),
             }
         }
@@ -198,16 +189,21 @@ fn scan_file(det: &Detector, path: &Path, max: u64, counters: &Counters, show: b
     file.take(max + 1)
         .read_to_end(&mut data)
         .map_err(|e| format!("{}: {e}", path.display()))?;
+    let name = path.to_string_lossy();
+    let name = name.strip_prefix("./").unwrap_or(&name);
+    Ok(scan_content(det, name, &data, counters, show))
+}
+
+/// Scans a file's content and counts it; binary content is counted as skipped instead.
+fn scan_content(det: &Detector, name: &str, data: &[u8], counters: &Counters, show: bool) -> Vec<Reported> {
     if memchr::memchr(0, &data[..data.len().min(BINARY_SNIFF)]).is_some() {
         counters.binary.fetch_add(1, Ordering::Relaxed);
-        return Ok(Vec::new());
+        return Vec::new();
     }
     counters.files.fetch_add(1, Ordering::Relaxed);
     counters.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-    let found = scan_bytes(det, &data);
-    let name = path.to_string_lossy();
-    let name = name.strip_prefix("./").unwrap_or(&name);
-    Ok(report(det, name, &data, found, show))
+    let found = scan_bytes(det, data);
+    report(det, name, data, found, show)
 }
 
 /// Scans and drops findings on lines marked `sluice:allow`.
