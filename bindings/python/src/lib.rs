@@ -443,20 +443,32 @@ enum TargetArg {
     Name(String),
 }
 
-fn identity_of(arg: Option<IdentityArg>) -> core_policy::Identity {
-    match arg {
-        None => core_policy::Identity::new("agent"),
-        Some(IdentityArg::Identity(i)) => i.inner,
-        Some(IdentityArg::User(u)) => core_policy::Identity::new(u),
+impl IdentityArg {
+    fn into_core(self) -> core_policy::Identity {
+        match self {
+            IdentityArg::Identity(i) => i.inner,
+            IdentityArg::User(u) => core_policy::Identity::new(u),
+        }
     }
 }
 
-fn target_of(arg: Option<TargetArg>) -> core_policy::Target {
-    match arg {
-        None => core_policy::Target::new("default"),
-        Some(TargetArg::Target(t)) => t.inner,
-        Some(TargetArg::Name(n)) => core_policy::Target::new(n),
+impl TargetArg {
+    fn into_core(self) -> core_policy::Target {
+        match self {
+            TargetArg::Target(t) => t.inner,
+            TargetArg::Name(n) => core_policy::Target::new(n),
+        }
     }
+}
+
+/// The identity given, or the user `agent`.
+fn identity_of(arg: Option<IdentityArg>) -> core_policy::Identity {
+    arg.map_or_else(|| core_policy::Identity::new("agent"), IdentityArg::into_core)
+}
+
+/// The target given, or the target `default`.
+fn target_of(arg: Option<TargetArg>) -> core_policy::Target {
+    arg.map_or_else(|| core_policy::Target::new("default"), TargetArg::into_core)
 }
 
 /// What a human is asked to approve.
@@ -1146,7 +1158,7 @@ impl Engine {
 
     /// The roles the policy gives `identity`.
     fn roles(&self, identity: IdentityArg) -> Vec<String> {
-        let identity = identity_of(Some(identity));
+        let identity = identity.into_core();
         self.guard
             .policy
             .load()
@@ -1161,20 +1173,27 @@ impl Engine {
     #[pyo3(signature = (protocol, *, identity = None, target = None))]
     fn session(&self, protocol: &str, identity: Option<IdentityArg>, target: Option<TargetArg>) -> PyResult<Session> {
         let g = self.guard.clone();
-        let id = identity.map(|i| identity_of(Some(i)));
-        let tg = target.map(|t| target_of(Some(t)));
+        // PostgreSQL and MySQL fall back to the user and database of the startup, not to defaults.
         let inner = match protocol {
-            "postgres" | "postgresql" => Inner::Pg(session::postgres::PgSession::new(g, id, tg)),
-            "mysql" | "mariadb" => Inner::MySql(session::mysql::MySqlSession::new(g, id, tg)),
+            "postgres" | "postgresql" => Inner::Pg(session::postgres::PgSession::new(
+                g,
+                identity.map(IdentityArg::into_core),
+                target.map(TargetArg::into_core),
+            )),
+            "mysql" | "mariadb" => Inner::MySql(session::mysql::MySqlSession::new(
+                g,
+                identity.map(IdentityArg::into_core),
+                target.map(TargetArg::into_core),
+            )),
             "http" => Inner::Http(session::http::HttpSession::new(
                 g,
-                id.unwrap_or_else(|| core_policy::Identity::new("agent")),
-                tg,
+                identity_of(identity),
+                target.map(TargetArg::into_core),
             )),
             "mcp" => Inner::Mcp(session::mcp::McpSession::new(
                 g,
-                id.unwrap_or_else(|| core_policy::Identity::new("agent")),
-                tg.unwrap_or_else(|| core_policy::Target::new("default")),
+                identity_of(identity),
+                target_of(target),
             )),
             other => {
                 return Err(RequestError::new_err(format!(
