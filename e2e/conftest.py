@@ -13,6 +13,7 @@ import socket
 import string
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -37,6 +38,26 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listening on port {port}")
+
+
+def concurrently(query, n: int, timeout: float = 60.0) -> list:
+    """Runs `query(i)` for i in range(n), each on its own thread (and so its own connection);
+    returns the results. Fails with the first errors if any call raised."""
+    errors, results = [], []
+
+    def worker(i):
+        try:
+            results.append(query(i))
+        except Exception as e:  # noqa: BLE001 - collected and asserted below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    assert not errors, errors[:3]
+    return results
 
 
 def synthetic_stripe_key() -> str:

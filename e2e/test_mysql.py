@@ -2,13 +2,12 @@
 prepared statements): masking, refusals, approvals with single-use grants, concurrency."""
 import json
 import subprocess
-import threading
 
 import mysql.connector
 import pymysql
 import pytest
 
-from conftest import TARGET, synthetic_stripe_key
+from conftest import TARGET, concurrently, synthetic_stripe_key
 
 
 @pytest.fixture(scope="module")
@@ -102,23 +101,14 @@ def test_prepared_statements(mariadb, mysql_proxy, keys_table):
 
 
 def test_a_hundred_concurrent_connections(mariadb, mysql_proxy, keys_table):
-    errors, results = [], []
+    def query(i):
+        c = connect(mariadb, mysql_proxy)
+        with c.cursor() as cur:
+            cur.execute("SELECT %s * 2, `key` FROM api_keys WHERE id = 1", (i,))
+            row = cur.fetchone()
+        c.close()
+        return row
 
-    def worker(i):
-        try:
-            c = connect(mariadb, mysql_proxy)
-            with c.cursor() as cur:
-                cur.execute("SELECT %s * 2, `key` FROM api_keys WHERE id = 1", (i,))
-                results.append(cur.fetchone())
-            c.close()
-        except Exception as e:  # noqa: BLE001 - collected and asserted below
-            errors.append(repr(e))
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(100)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors, errors[:3]
+    results = concurrently(query, 100)
     assert sorted(int(v[0]) for v in results) == [2 * i for i in range(100)]
     assert all(v[1].startswith("[REDACTED:") for v in results)

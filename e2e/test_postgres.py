@@ -5,12 +5,11 @@ import json
 import re
 import socket
 import subprocess
-import threading
 
 import psycopg
 import pytest
 
-from conftest import TARGET, synthetic_stripe_key
+from conftest import TARGET, concurrently, synthetic_stripe_key
 
 
 @pytest.fixture(scope="module")
@@ -114,22 +113,11 @@ def test_copy_out_is_masked(postgres, pg_proxy, keys_table):
 
 
 def test_a_hundred_concurrent_connections(postgres, pg_proxy, keys_table):
-    errors, results = [], []
+    def query(i):
+        with connect(postgres, pg_proxy) as c:
+            return c.execute("SELECT %s::int * 2, key FROM api_keys WHERE id = 1", (i,)).fetchone()
 
-    def worker(i):
-        try:
-            with connect(postgres, pg_proxy) as c:
-                v = c.execute("SELECT %s::int * 2, key FROM api_keys WHERE id = 1", (i,)).fetchone()
-                results.append(v)
-        except Exception as e:  # noqa: BLE001 - collected and asserted below
-            errors.append(repr(e))
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(100)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors, errors[:3]
+    results = concurrently(query, 100)
     assert sorted(v[0] for v in results) == [2 * i for i in range(100)]
     assert all(v[1].startswith("[REDACTED:") for v in results)
 
