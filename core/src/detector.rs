@@ -937,7 +937,9 @@ impl Detector {
         {
             return if r.generic { Verdict::Reject } else { Verdict::Veto };
         }
-        if filters::is_placeholder(secret) || (r.generic && filters::is_generic_noise(secret)) {
+        if filters::is_placeholder(secret)
+            || (r.generic && !(r.words && filters::is_literal_word(secret)) && filters::is_generic_noise(secret))
+        {
             return Verdict::Reject;
         }
         Verdict::Accept

@@ -135,8 +135,8 @@ pub fn is_placeholder(s: &[u8]) -> bool {
     if has("${")
         || has("{{")
         || has("}}")
-        || has("$(")
-        || has("%(")
+        || opens_and_closes(&lower, b"$(", b')')
+        || opens_and_closes(&lower, b"%(", b')')
         || has("#{")
         || has("<%")
         || has("{%")
@@ -200,7 +200,15 @@ pub fn is_placeholder(s: &[u8]) -> bool {
     PLACEHOLDER_WORDS.iter().any(|w| has(w)) || masked_run(&lower)
 }
 
-/// Six or more of the same masking character (`x`, `*`, `#`, `.`, `0`) in a row.
+/// `open` followed later by `close`: `$(cat key)`, `%(name)s`. Random secrets from alphabets
+/// with punctuation (Django keys) hold `$(` or `%(` by chance, rarely with a `)` after it.
+fn opens_and_closes(s: &[u8], open: &[u8], close: u8) -> bool {
+    memchr::memmem::find(s, open).is_some_and(|at| s[at + open.len()..].contains(&close))
+}
+
+/// Six or more of the same masking character (`x`, `*`, `#`, `.`, `0`, `-`, `_`) in a row.
+/// (Not any character: formats with encoded zero fields hold long runs of `A`, such as Azure
+/// DevOps and Twitter tokens.)
 fn masked_run(s: &[u8]) -> bool {
     let mut run = 0;
     let mut prev = 0u8;
@@ -310,6 +318,18 @@ pub fn is_generic_noise(s: &[u8]) -> bool {
     if lower.last() == Some(&b':') {
         return true;
     }
+    // A version requirement: `^7.0.4`, `~1.2`, `>=2.0`.
+    if let Some(rest) = lower
+        .strip_prefix(b"^")
+        .or_else(|| lower.strip_prefix(b"~"))
+        .or_else(|| lower.strip_prefix(b">="))
+        && rest.first().is_some_and(u8::is_ascii_digit)
+        && rest
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+'))
+    {
+        return true;
+    }
     // Code, not data: `Token::Whitespace` (a path), `quote!` (a macro), `*:*:secret:*` (a glob).
     if lower.first() == Some(&b':')
         || memchr::memmem::find(&lower, b"::").is_some()
@@ -371,6 +391,30 @@ pub fn is_generic_noise(s: &[u8]) -> bool {
         return true;
     }
     is_identifier_like(s) || is_wordy(s)
+}
+
+/// A word or a name of six or more letters, digits, `_` and `-` with at least four letters
+/// (`whiteduke`, `dev_admin`): a password when the context proves it is a literal, a code
+/// identifier otherwise.
+pub fn is_literal_word(s: &[u8]) -> bool {
+    s.len() >= 6
+        && s.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+        && s.iter().filter(|b| b.is_ascii_alphabetic()).count() >= 4
+        && !s.starts_with(b"-")
+        && !names_a_password(s)
+}
+
+/// `challengePassword`, `smtp_password`, `db-passwd`: a name made of words, one of which says
+/// password, is a field name or a stand-in, not a password (`rootpasswd` may be one).
+fn names_a_password(s: &[u8]) -> bool {
+    let lower = s.to_ascii_lowercase();
+    let separated = s.iter().any(|b| matches!(b, b'_' | b'-'))
+        || s.windows(2)
+            .any(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase());
+    separated
+        && ["pass", "pwd"]
+            .iter()
+            .any(|w| memchr::memmem::find(&lower, w.as_bytes()).is_some())
 }
 
 /// Separated words and numbers (`SalesResults-1.2`, `jetbrains.mps.v8_elimination`,

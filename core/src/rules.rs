@@ -13,6 +13,9 @@
 //! entropy = 3.0                            # optional: minimum Shannon entropy (bits per byte) of the secret
 //! validator = "crc32-base62"               # optional: see `Validator`
 //! generic = false                          # optional: true turns on the noise filters for generic rules
+//! words = false                            # optional: with `generic`, plain words and names (`whiteduke`,
+//!                                          #   `dev_admin`) are kept: for patterns that prove the value
+//!                                          #   is a literal (quoted, a command-line argument, an env line)
 //! multiline = false                        # optional: true lets matches span lines
 //! context_stopwords = ["public", "_name"]  # optional: words that, in the match before the
 //!                                          #   secret (case-insensitive), reject it
@@ -105,6 +108,8 @@ struct RuleDef {
     #[serde(default)]
     generic: bool,
     #[serde(default)]
+    words: bool,
+    #[serde(default)]
     multiline: bool,
     #[serde(default)]
     window_before: Option<usize>,
@@ -137,6 +142,8 @@ pub(crate) struct Rule {
     pub(crate) entropy: Option<f64>,
     pub(crate) validator: Option<Validator>,
     pub(crate) generic: bool,
+    /// The pattern proves the value is a literal, so a plain word is a secret, not a name.
+    pub(crate) words: bool,
     /// Breaks ties between overlapping findings of the same class: higher wins.
     pub(crate) priority: i8,
     /// Lowercase words that, found in the match before the secret, reject it.
@@ -327,6 +334,9 @@ fn compile_rule(def: RuleDef, text: &str, limits: &Limits) -> Result<Rule, (Erro
             )
         })?),
     };
+    if def.words && !def.generic {
+        return Err(fail(ErrorKind::Rule, "`words` applies to `generic` rules only".into()));
+    }
     let max_kw = def.keywords.iter().map(String::len).max().unwrap_or(0);
     let (block, max_len, multiline) = match (def.block_end, def.block_max) {
         (None, None) => (None, max_len, def.multiline),
@@ -380,6 +390,7 @@ fn compile_rule(def: RuleDef, text: &str, limits: &Limits) -> Result<Rule, (Erro
         entropy: def.entropy,
         validator,
         generic: def.generic,
+        words: def.words,
         priority: def.priority,
         context_stopwords: def
             .context_stopwords

@@ -125,9 +125,12 @@ fn basic_auth(secret: &[u8]) -> bool {
     let Some(colon) = raw.iter().position(|&b| b == b':') else {
         return false;
     };
+    // The user id is printable ASCII; the password may hold any byte but a control character
+    // (RFC 7617 allows UTF-8 passwords).
     colon > 0
         && colon + 1 < raw.len()
-        && raw.iter().all(|&b| (0x20..0x7f).contains(&b))
+        && raw[..colon].iter().all(|&b| (0x20..0x7f).contains(&b))
+        && raw[colon + 1..].iter().all(|&b| b >= 0x20 && b != 0x7f)
         && !crate::filters::is_placeholder(&raw[colon + 1..])
 }
 
