@@ -142,3 +142,44 @@ fn builtin_rules_compile_quickly_enough_to_build_per_process() {
     Detector::builtin().expect("compiles");
     assert!(t.elapsed() < std::time::Duration::from_secs(5));
 }
+
+#[test]
+fn words_keeps_plain_word_values_only_for_generic_rules_that_ask_for_it() {
+    let rule = |words: &str| {
+        format!(
+            "[[rule]]\nid = \"login\"\ndescription = \"x\"\npattern = '''login=\"(?P<secret>[a-z_]{{6,32}})\"'''\nkeywords = [\"login=\"]\ngeneric = true\n{words}"
+        )
+    };
+    let text = b"login=\"quillmoth\" login=\"get_password\"";
+    // Without `words`, a plain word reads as a code identifier.
+    assert!(build(&rule("")).expect("compiles").scan(text).is_empty());
+    // With it, the word is a literal; a name that says it holds a password (`get_password`) is still not.
+    let found = build(&rule("words = true\n")).expect("compiles").scan(text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(&text[found[0].start..found[0].end], b"quillmoth");
+    let err = build(&rule("words = true\n").replace("generic = true\n", "")).expect_err("words without generic");
+    assert_eq!(err.kind(), ErrorKind::Rule);
+    assert!(err.to_string().contains("generic"), "{err}");
+}
+
+#[test]
+fn a_kubernetes_secret_manifest_is_masked_whole_in_either_field_order() {
+    let det = Detector::builtin().expect("compiles");
+    // Synthetic values (base64 of made-up strings).
+    let data_first = "apiVersion: v1\ndata:\n  api-key: c3ZjLWRlcGxveTowMDdkYzlhODJiZThm\n  user: ZGVwbG95LWJvdC03\nkind: Secret\nmetadata:\n  name: app\n";
+    let kind_first = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app\ntype: Opaque\nstringData:\n  password: \"Lw8xQ2cVt9BLEPH\"\n  token: u8jzPde0IgxLd6GncfB\nimmutable: true\n";
+    for (text, values) in [
+        (data_first, ["c3ZjLWRlcGxveTowMDdkYzlhODJiZThm", "ZGVwbG95LWJvdC03"]),
+        (kind_first, ["Lw8xQ2cVt9BLEPH", "u8jzPde0IgxLd6GncfB"]),
+    ] {
+        let out = String::from_utf8(det.redact(text.as_bytes()).into_owned()).expect("utf-8");
+        for v in values {
+            assert!(!out.contains(v), "{v} survived:\n{out}");
+        }
+        assert!(out.contains("[REDACTED:kubernetes-secret-manifest"), "{out}");
+        assert!(out.contains("metadata:\n") && out.contains("name: app"), "the rest stays: {out}");
+    }
+    // A ConfigMap is not a Secret.
+    let config = "apiVersion: v1\ndata:\n  mode: c3ZjLWRlcGxveTowMDdkYzlhODJiZThm\nkind: ConfigMap\n";
+    assert!(det.scan(config.as_bytes()).is_empty());
+}
