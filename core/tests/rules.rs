@@ -177,7 +177,10 @@ fn a_kubernetes_secret_manifest_is_masked_whole_in_either_field_order() {
             assert!(!out.contains(v), "{v} survived:\n{out}");
         }
         assert!(out.contains("[REDACTED:kubernetes-secret-manifest"), "{out}");
-        assert!(out.contains("metadata:\n") && out.contains("name: app"), "the rest stays: {out}");
+        assert!(
+            out.contains("metadata:\n") && out.contains("name: app"),
+            "the rest stays: {out}"
+        );
     }
     // A ConfigMap is not a Secret.
     let config = "apiVersion: v1\ndata:\n  mode: c3ZjLWRlcGxveTowMDdkYzlhODJiZThm\nkind: ConfigMap\n";

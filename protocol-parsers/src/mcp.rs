@@ -170,18 +170,28 @@ struct ToolList<'a> {
     tools: Vec<Tool<'a>>,
 }
 
+/// Classifies a message from its version and which of its members are present.
+fn classify(jsonrpc: Option<&str>, method: bool, id: bool, result: bool, error: bool) -> Kind {
+    match (method, id, result, error) {
+        _ if jsonrpc != Some("2.0") => Kind::Invalid,
+        (true, true, false, false) => Kind::Request,
+        (true, false, false, false) => Kind::Notification,
+        (false, true, true, false) => Kind::Response,
+        (false, true, false, true) => Kind::ErrorResponse,
+        _ => Kind::Invalid,
+    }
+}
+
 impl<'a> Message<'a> {
     /// Classifies the message.
     pub fn kind(&self) -> Kind {
-        let versioned = self.jsonrpc.as_deref() == Some("2.0");
-        match (&self.method, self.id, &self.result, &self.error) {
-            _ if !versioned => Kind::Invalid,
-            (Some(_), Some(_), None, None) => Kind::Request,
-            (Some(_), None, None, None) => Kind::Notification,
-            (None, Some(_), Some(_), None) => Kind::Response,
-            (None, Some(_), None, Some(_)) => Kind::ErrorResponse,
-            _ => Kind::Invalid,
-        }
+        classify(
+            self.jsonrpc.as_deref(),
+            self.method.is_some(),
+            self.id.is_some(),
+            self.result.is_some(),
+            self.error.is_some(),
+        )
     }
 
     fn params_as<T: Deserialize<'a>>(&self, method: &str) -> Result<Option<T>, Error> {
@@ -227,6 +237,56 @@ impl<'a> Message<'a> {
 
 /// Parses one message (one line of a stdio stream, or an HTTP body that is not a batch).
 pub fn parse_message(text: &[u8]) -> Result<Message<'_>, Error> {
+    serde_json::from_slice(text).map_err(|e| json_error(&e, text))
+}
+
+/// A message whose `result` is parsed into a [`Value`] while everything else stays raw: a
+/// response that is to be rewritten (masked, filtered) is read once, not once raw and once more
+/// as a value.
+#[derive(Debug, Deserialize)]
+pub struct ParsedResult<'a> {
+    /// Always "2.0".
+    #[serde(borrow, default)]
+    pub jsonrpc: Option<Cow<'a, str>>,
+    /// The id of a request or response.
+    #[serde(borrow, default)]
+    pub id: Option<&'a RawValue>,
+    /// The method of a request or notification.
+    #[serde(borrow, default)]
+    pub method: Option<Cow<'a, str>>,
+    /// The parameters, raw.
+    #[serde(borrow, default)]
+    pub params: Option<&'a RawValue>,
+    /// The result of a successful response, parsed.
+    #[serde(default)]
+    pub result: Option<Value>,
+    /// The error of a failed response, raw.
+    #[serde(borrow, default)]
+    pub error: Option<&'a RawValue>,
+}
+
+impl ParsedResult<'_> {
+    /// Classifies the message.
+    pub fn kind(&self) -> Kind {
+        classify(
+            self.jsonrpc.as_deref(),
+            self.method.is_some(),
+            self.id.is_some(),
+            self.result.is_some(),
+            self.error.is_some(),
+        )
+    }
+
+    /// The response as JSON text, with its (possibly rewritten) result.
+    pub fn to_response(&self) -> String {
+        let id = self.id.map_or("null", RawValue::get);
+        let result = self.result.as_ref().unwrap_or(&Value::Null);
+        format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#)
+    }
+}
+
+/// Parses one message with its `result` as a [`Value`] (see [`ParsedResult`]).
+pub fn parse_with_result(text: &[u8]) -> Result<ParsedResult<'_>, Error> {
     serde_json::from_slice(text).map_err(|e| json_error(&e, text))
 }
 

@@ -51,4 +51,17 @@ fn sdk_stdio_session() {
         mcp::rewrite_tool_result(lines[3], |s| s.contains(&token).then(String::new)).expect("json"),
         None
     );
+
+    // The same responses read in one pass with the result as a value: same kinds, and a
+    // response rebuilt from it round-trips to the same JSON.
+    for (line, m) in lines.iter().zip(&msgs) {
+        let p = mcp::parse_with_result(line).expect("json-rpc");
+        assert_eq!(p.kind(), m.kind());
+        let again: serde_json::Value = serde_json::from_str(&p.to_response()).expect("json");
+        let original: serde_json::Value = serde_json::from_slice(line).expect("json");
+        assert_eq!(again, original);
+    }
+    let request = mcp::parse_with_result(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).expect("json");
+    assert_eq!(request.kind(), Kind::Request);
+    assert!(request.result.is_none());
 }

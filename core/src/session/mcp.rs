@@ -195,34 +195,30 @@ impl McpSession {
 
     /// One message from the server.
     pub fn server_message(&mut self, msg: &[u8], out: &mut Output) -> Result<(), SessionError> {
-        let m = mcp::parse_message(msg).map_err(|e| SessionError::server(e.to_string()))?;
-        let method = match (m.kind(), m.id) {
+        // One pass: the result is parsed (it is what gets masked), the rest stays raw.
+        let mut m = mcp::parse_with_result(msg).map_err(|e| SessionError::server(e.to_string()))?;
+        let kind = m.kind();
+        let method = match (kind, m.id) {
             (mcp::Kind::Response | mcp::Kind::ErrorResponse, Some(id)) => self.pending.remove(id.get()),
             _ => None,
         };
-        if m.kind() != mcp::Kind::Response {
+        let Some(result) = m.result.as_mut().filter(|_| kind == mcp::Kind::Response) else {
             push_line(&mut out.to_client, msg);
             return Ok(());
-        }
-        let mut v: Value = serde_json::from_slice(msg).map_err(|e| SessionError::server(e.to_string()))?;
+        };
         let mut changed = false;
         if method.as_deref() == Some("tools/list") {
-            changed |= self.filter_tools(&mut v);
+            changed |= self.filter_tools(result);
         }
         let det = Arc::clone(&self.guard.detector);
         let mut masked = 0;
-        if let Some(result) = v.get_mut("result") {
-            mask_strings(result, &mut |s: &str| {
-                let r = det.redact(s.as_bytes());
-                match r {
-                    std::borrow::Cow::Owned(b) => {
-                        masked += 1;
-                        Some(String::from_utf8_lossy(&b).into_owned())
-                    }
-                    std::borrow::Cow::Borrowed(_) => None,
-                }
-            });
-        }
+        mask_strings(result, &mut |s: &str| match det.redact(s.as_bytes()) {
+            std::borrow::Cow::Owned(b) => {
+                masked += 1;
+                Some(String::from_utf8_lossy(&b).into_owned())
+            }
+            std::borrow::Cow::Borrowed(_) => None,
+        });
         if masked > 0 {
             self.guard.emit(&Event::Masked {
                 protocol: Protocol::Mcp,
@@ -230,16 +226,17 @@ impl McpSession {
             });
         }
         if changed || masked > 0 {
-            push_line(&mut out.to_client, v.to_string().as_bytes());
+            push_line(&mut out.to_client, m.to_response().as_bytes());
         } else {
             push_line(&mut out.to_client, msg);
         }
         Ok(())
     }
 
-    /// Hides tools the identity may not call; flags tools whose definition changed.
-    fn filter_tools(&mut self, v: &mut Value) -> bool {
-        let Some(tools) = v.pointer_mut("/result/tools").and_then(Value::as_array_mut) else {
+    /// Hides tools the identity may not call; flags tools whose definition changed. `result` is
+    /// the result of a `tools/list` response.
+    fn filter_tools(&mut self, result: &mut Value) -> bool {
+        let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) else {
             return false;
         };
         let engine = self.guard.policy.load();
