@@ -334,7 +334,7 @@ pub fn is_generic_noise(s: &[u8]) -> bool {
     if lower.first() == Some(&b':')
         || memchr::memmem::find(&lower, b"::").is_some()
         || (s.last() == Some(&b'!') && s[..s.len() - 1].iter().all(|b| b.is_ascii_lowercase() || *b == b'_'))
-        || (lower.contains(&b'*') && (lower.contains(&b':') || lower.contains(&b'/')))
+        || (is_glob(&lower) && (lower.contains(&b':') || lower.contains(&b'/')))
         || lower.last() == Some(&b'*')
     {
         return true;
@@ -415,6 +415,15 @@ fn names_a_password(s: &[u8]) -> bool {
         && ["pass", "pwd"]
             .iter()
             .any(|w| memchr::memmem::find(&lower, w.as_bytes()).is_some())
+}
+
+/// A wildcard as a whole segment (`*:*:secret:*`, `arn:aws:s3:::bucket/*`, `*.example.com`), not
+/// a `*` among random characters.
+fn is_glob(s: &[u8]) -> bool {
+    let seg = |b: Option<&u8>| b.is_none_or(|b| matches!(b, b':' | b'/' | b'.' | b'-' | b'_' | b','));
+    s.iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'*' && (seg(i.checked_sub(1).and_then(|j| s.get(j))) || seg(s.get(i + 1))))
 }
 
 /// Separated words and numbers (`SalesResults-1.2`, `jetbrains.mps.v8_elimination`,
@@ -507,6 +516,31 @@ mod tests {
         for s in ["k1uDSKFQs1DxBA9R", "Qm9/seB1qRmUR8AK3R2GgLLT+ZQISA+pQyOMqlfZ"] {
             assert!(!is_placeholder(s.as_bytes()), "{s}");
         }
+    }
+
+    #[test]
+    fn template_syntax_needs_its_closing_bracket() {
+        assert!(is_placeholder(b"$(cat /run/secrets/db)"));
+        assert!(is_placeholder(b"%(password)s"));
+        // Random keys from alphabets with punctuation hold `$(` or `%(` by chance.
+        assert!(!is_placeholder(b"_du9e^cmago!%(^+=gr@cu@v9-v7ulhbk2s3!w&39w4+n3*k*$"));
+    }
+
+    #[test]
+    fn versions_globs_and_words() {
+        for v in ["^7.0.4", "~1.2", ">=2.0.1"] {
+            assert!(is_generic_noise(v.as_bytes()), "{v}");
+        }
+        assert!(is_generic_noise(b"arn:aws:s3:::bucket/*"));
+        assert!(is_generic_noise(b"*:*:secret:*"));
+        assert!(
+            !is_generic_noise(b"sg>o5n>*=~Vj:zz8Gwb8*ewCIS"),
+            "a star among random characters"
+        );
+        assert!(is_literal_word(b"whiteduke") && is_literal_word(b"dev_admin"));
+        assert!(!is_literal_word(b"smtp_password") && !is_literal_word(b"challengePassword"));
+        assert!(is_literal_word(b"rootpasswd"), "a single word may be a password");
+        assert!(!is_literal_word(b"abc") && !is_literal_word(b"-flag-x"));
     }
 
     #[test]
