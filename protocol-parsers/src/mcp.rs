@@ -71,9 +71,11 @@ fn json_error(e: &serde_json::Error, text: &[u8]) -> Error {
     Error::new(e.to_string(), offset)
 }
 
-/// One JSON-RPC message, borrowing its text.
+/// One JSON-RPC message, borrowing its text. The result stays raw unless asked for as a
+/// [`Value`] ([`ParsedResult`], for a response that is to be rewritten in one pass).
 #[derive(Debug, Deserialize)]
-pub struct Message<'a> {
+#[serde(bound(deserialize = "R: Deserialize<'de>"))]
+pub struct Message<'a, R = &'a RawValue> {
     /// Always "2.0".
     #[serde(borrow, default)]
     pub jsonrpc: Option<Cow<'a, str>>,
@@ -87,8 +89,8 @@ pub struct Message<'a> {
     #[serde(borrow, default)]
     pub params: Option<&'a RawValue>,
     /// The result of a successful response.
-    #[serde(borrow, default)]
-    pub result: Option<&'a RawValue>,
+    #[serde(default)]
+    pub result: Option<R>,
     /// The error of a failed response.
     #[serde(borrow, default)]
     pub error: Option<&'a RawValue>,
@@ -182,7 +184,7 @@ fn classify(jsonrpc: Option<&str>, method: bool, id: bool, result: bool, error: 
     }
 }
 
-impl<'a> Message<'a> {
+impl<R> Message<'_, R> {
     /// Classifies the message.
     pub fn kind(&self) -> Kind {
         classify(
@@ -193,7 +195,9 @@ impl<'a> Message<'a> {
             self.error.is_some(),
         )
     }
+}
 
+impl<'a> Message<'a> {
     fn params_as<T: Deserialize<'a>>(&self, method: &str) -> Result<Option<T>, Error> {
         if self.method.as_deref() != Some(method) {
             return Ok(None);
@@ -243,40 +247,9 @@ pub fn parse_message(text: &[u8]) -> Result<Message<'_>, Error> {
 /// A message whose `result` is parsed into a [`Value`] while everything else stays raw: a
 /// response that is to be rewritten (masked, filtered) is read once, not once raw and once more
 /// as a value.
-#[derive(Debug, Deserialize)]
-pub struct ParsedResult<'a> {
-    /// Always "2.0".
-    #[serde(borrow, default)]
-    pub jsonrpc: Option<Cow<'a, str>>,
-    /// The id of a request or response.
-    #[serde(borrow, default)]
-    pub id: Option<&'a RawValue>,
-    /// The method of a request or notification.
-    #[serde(borrow, default)]
-    pub method: Option<Cow<'a, str>>,
-    /// The parameters, raw.
-    #[serde(borrow, default)]
-    pub params: Option<&'a RawValue>,
-    /// The result of a successful response, parsed.
-    #[serde(default)]
-    pub result: Option<Value>,
-    /// The error of a failed response, raw.
-    #[serde(borrow, default)]
-    pub error: Option<&'a RawValue>,
-}
+pub type ParsedResult<'a> = Message<'a, Value>;
 
 impl ParsedResult<'_> {
-    /// Classifies the message.
-    pub fn kind(&self) -> Kind {
-        classify(
-            self.jsonrpc.as_deref(),
-            self.method.is_some(),
-            self.id.is_some(),
-            self.result.is_some(),
-            self.error.is_some(),
-        )
-    }
-
     /// The response as JSON text, with its (possibly rewritten) result.
     pub fn to_response(&self) -> String {
         let id = self.id.map_or("null", RawValue::get);
