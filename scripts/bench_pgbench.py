@@ -34,12 +34,26 @@ def as_pg(cmd, **kw):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
 
 
+PERF = shutil.which("perf")
+
+
 def pgbench(port, seconds, clients, logdir, tag):
+    """TPS and per-transaction latencies; with perf on the machine, also the whole machine's CPU
+    time and context switches (`perf stat -a`) over the run, in the log's `stat` entry."""
     prefix = os.path.join(logdir, tag)
-    r = subprocess.run(["pgbench", "-h", "127.0.0.1", "-p", str(port), "-U", "bench", "-S", "-M", "extended",
-                        "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(seconds), "-l",
-                        "--log-prefix", prefix, "postgres"], capture_output=True, text=True, check=True)
+    cmd = ["pgbench", "-h", "127.0.0.1", "-p", str(port), "-U", "bench", "-S", "-M", "extended",
+           "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(seconds), "-l",
+           "--log-prefix", prefix, "postgres"]
+    if PERF:
+        cmd = [PERF, "stat", "-a", "-x", ",", "-e", "task-clock,context-switches", "--"] + cmd
+    r = subprocess.run(cmd, capture_output=True, text=True, check=True)
     tps = next(float(l.split("=")[1].split()[0]) for l in r.stdout.splitlines() if l.startswith("tps"))
+    stat = {}
+    for line in r.stderr.splitlines():
+        f = line.split(",")
+        if len(f) > 2 and f[2] in ("task-clock", "context-switches") and f[0].replace(".", "").isdigit():
+            stat[f[2]] = float(f[0])
+    pgbench.stats[tag] = (stat, tps * seconds)
     lat = []
     for f in glob.glob(prefix + "*"):
         for line in open(f):
@@ -47,6 +61,17 @@ def pgbench(port, seconds, clients, logdir, tag):
             lat.append(int(parts[2]))  # microseconds
     lat.sort()
     return tps, lat
+
+
+pgbench.stats = {}
+
+
+def per_tx(tag):
+    """CPU microseconds and context switches per transaction over a run (whole machine)."""
+    stat, txs = pgbench.stats.get(tag, ({}, 0))
+    if not txs or "task-clock" not in stat:
+        return None
+    return stat["task-clock"] * 1000 / txs, stat.get("context-switches", 0) / txs
 
 
 def pct(v, p):
@@ -81,14 +106,21 @@ def main():
             runs["direct"].append(pgbench(port, a.seconds, a.clients, str(work), f"d{i}"))
             runs["proxy"].append(pgbench(proxy_port, a.seconds, a.clients, str(work), f"p{i}"))
         proxy.terminate()
-        d_tps, d_lat = max(runs["direct"], key=lambda r: r[0])
-        p_tps, p_lat = max(runs["proxy"], key=lambda r: r[0])
+        (d_tps, d_lat), d_i = max((r, i) for i, r in enumerate(runs["direct"]))
+        (p_tps, p_lat), p_i = max((r, i) for i, r in enumerate(runs["proxy"]))
         print(f"pgbench -S -M extended, {a.clients} clients, {a.seconds} s, scale 10")
         print(f"direct:      {d_tps:10.0f} tps   p50 {pct(d_lat, .5):5d} us   p99 {pct(d_lat, .99):5d} us")
         print(f"via proxy:   {p_tps:10.0f} tps   p50 {pct(p_lat, .5):5d} us   p99 {pct(p_lat, .99):5d} us")
         print(f"ratio:       {100 * p_tps / d_tps:.1f}% of direct TPS (target >= 85%)")
         print(f"added:       p50 {pct(p_lat, .5) - pct(d_lat, .5)} us, p99 {pct(p_lat, .99) - pct(d_lat, .99)} us"
               " per query (target <= 100 us at p99)")
+        d, p = per_tx(f"d{d_i}"), per_tx(f"p{p_i}")
+        if d and p:
+            # With the cores saturated, TPS is (CPU time available) / (CPU time per transaction),
+            # so the CPU cost per transaction bounds the ratio whatever the proxy does.
+            print(f"per transaction (whole machine, perf stat -a): direct {d[0]:.1f} us CPU, {d[1]:.2f} context"
+                  f" switches; via proxy {p[0]:.1f} us CPU, {p[1]:.2f} context switches")
+            print(f"CPU added per transaction by the hop: {p[0] - d[0]:.1f} us")
     finally:
         subprocess.run((["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []) +
                        [str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)

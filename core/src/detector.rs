@@ -28,7 +28,7 @@ use regex_automata::Input;
 use crate::error::Error;
 use crate::filters;
 use crate::known::{self, KnownValues};
-use crate::rules::{self, Limits, Rule, RuleInfo};
+use crate::rules::{self, Block, Limits, Rule, RuleInfo};
 
 /// The rules compiled into the binary.
 pub const BUILTIN_RULES: &str = include_str!("../rules/builtin.toml");
@@ -99,22 +99,16 @@ pub(crate) struct Span {
     pub(crate) context: usize,
 }
 
-/// Where the block that starts before `from` ends: the end of the first `end_re` match within
-/// `max` bytes, or without one, the end of the run of base64 and whitespace bytes (at least 64).
+/// Where the block that starts before `from` ends: the end (or, with `end_excluded`, the start) of
+/// the first match of its end pattern within its `max` bytes,
+/// or without one, the end of the run of base64 and whitespace bytes (at least 64).
 /// `None` when that is not known yet (`limit` cuts the region short and the input goes on).
-fn block_end(
-    hay: &[u8],
-    from: usize,
-    max: usize,
-    limit: usize,
-    at_eof: bool,
-    end_re: &regex_automata::meta::Regex,
-) -> Option<usize> {
-    let region_end = (from + max).min(limit);
-    if let Some(m) = end_re.find(Input::new(hay).range(from..region_end)) {
-        return Some(m.end());
+fn block_end(hay: &[u8], from: usize, block: &Block, limit: usize, at_eof: bool) -> Option<usize> {
+    let region_end = (from + block.max).min(limit);
+    if let Some(m) = block.end.find(Input::new(hay).range(from..region_end)) {
+        return Some(if block.end_excluded { m.start() } else { m.end() });
     }
-    if region_end < from + max && !at_eof && limit == hay.len() {
+    if region_end < from + block.max && !at_eof && limit == hay.len() {
         return None;
     }
     let body = hay[from..region_end]
@@ -728,8 +722,8 @@ impl Detector {
                     },
                     None => m.span(),
                 };
-                if let Some((end_re, max)) = &r.block {
-                    match block_end(hay, m.end(), *max, b, eof && b == end, end_re) {
+                if let Some(block) = &r.block {
+                    match block_end(hay, m.end(), block, b, eof && b == end) {
                         Some(e) => span.end = e,
                         None => {
                             // Not decidable yet: keep the commit point before it.

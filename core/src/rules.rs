@@ -26,6 +26,7 @@
 //!                                          #   fastest kind of rule: one anchored try per keyword hit)
 //! block_end = '''-----END [A-Z]{1,20}-----''' # optional: a block rule; see below
 //! block_max = 16384                        # optional: how far the block may extend
+//! block_end_excluded = false               # optional: the block ends where `block_end` starts
 //! examples = ["key = acme_…"]              # strings the rule must find
 //! counter_examples = ["acme_example"]      # strings the rule must not find
 //! ```
@@ -43,7 +44,9 @@
 //! A *block rule* (private keys) has a `block_end` pattern: the pattern finds the first line, the
 //! block extends to the first match of `block_end` within `block_max` bytes, and the whole block
 //! is the secret. Without an end, a run of at least 64 base64 or whitespace bytes is taken (a
-//! truncated key is still a key).
+//! truncated key is still a key). With `block_end_excluded`, the block stops just before the
+//! match of `block_end` (`block_end = '''[^A-Za-z0-9+/=]'''` ends a base64 blob at its first
+//! other byte): a block of any length up to `block_max` without a pattern that long.
 
 use std::sync::Arc;
 
@@ -124,6 +127,8 @@ struct RuleDef {
     #[serde(default)]
     block_max: Option<usize>,
     #[serde(default)]
+    block_end_excluded: bool,
+    #[serde(default)]
     examples: Vec<String>,
     #[serde(default)]
     counter_examples: Vec<String>,
@@ -157,11 +162,21 @@ pub(crate) struct Rule {
     pub(crate) anchored: bool,
     /// How far after the start of a keyword hit a match may end.
     pub(crate) window_after: usize,
-    /// For block rules (private keys): the pattern of the block's last line and how far after
-    /// the first line it may be.
-    pub(crate) block: Option<(meta::Regex, usize)>,
+    /// For block rules (private keys): where the block ends.
+    pub(crate) block: Option<Block>,
     pub(crate) examples: Vec<String>,
     pub(crate) counter_examples: Vec<String>,
+}
+
+/// Where the block of a block rule ends.
+#[derive(Debug)]
+pub(crate) struct Block {
+    /// The pattern of the block's end (its last line, or the first byte after it).
+    pub(crate) end: meta::Regex,
+    /// How far after the first line the end may be.
+    pub(crate) max: usize,
+    /// The block stops before the match of `end` instead of after it.
+    pub(crate) end_excluded: bool,
 }
 
 /// What a rule is, for reports: id, description and provider.
@@ -338,6 +353,9 @@ fn compile_rule(def: RuleDef, text: &str, limits: &Limits) -> Result<Rule, (Erro
         return Err(fail(ErrorKind::Rule, "`words` applies to `generic` rules only".into()));
     }
     let max_kw = def.keywords.iter().map(String::len).max().unwrap_or(0);
+    if def.block_end_excluded && def.block_end.is_none() {
+        return Err(fail(ErrorKind::Rule, "block_end_excluded needs block_end".into()));
+    }
     let (block, max_len, multiline) = match (def.block_end, def.block_max) {
         (None, None) => (None, max_len, def.multiline),
         (Some(end), max) => {
@@ -368,7 +386,12 @@ fn compile_rule(def: RuleDef, text: &str, limits: &Limits) -> Result<Rule, (Erro
                 .syntax(syntax_config)
                 .build_from_hir(&end_hir)
                 .map_err(|e| fail(ErrorKind::Pattern, format!("block_end pattern does not compile: {e}")))?;
-            (Some((end_re, max + end_max)), total, true)
+            let block = Block {
+                end: end_re,
+                max: max + end_max,
+                end_excluded: def.block_end_excluded,
+            };
+            (Some(block), total, true)
         }
         (None, Some(_)) => return Err(fail(ErrorKind::Rule, "block_max needs block_end".into())),
     };

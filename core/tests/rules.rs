@@ -186,3 +186,17 @@ fn a_kubernetes_secret_manifest_is_masked_whole_in_either_field_order() {
     let config = "apiVersion: v1\ndata:\n  mode: c3ZjLWRlcGxveTowMDdkYzlhODJiZThm\nkind: ConfigMap\n";
     assert!(det.scan(config.as_bytes()).is_empty());
 }
+
+#[test]
+fn an_excluded_block_end_stops_the_block_before_it() {
+    let text = "[[rule]]\nid = \"blob\"\ndescription = \"x\"\npattern = '''(?P<secret>BLOB:)'''\nkeywords = [\"blob:\"]\nblock_end = '''[^A-Za-z0-9+/=]'''\nblock_end_excluded = true\nblock_max = 4096\n";
+    let det = build(text).expect("compiles");
+    let body = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3ODk=";
+    let input = format!("key: \"BLOB:{body}\"\nnext: 1\n");
+    let found = det.scan(input.as_bytes());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(&input[found[0].start..found[0].end], format!("BLOB:{body}"), "the quote is not part of it");
+    let err = build(&text.replace("block_end = '''[^A-Za-z0-9+/=]'''\n", "").replace("block_max = 4096\n", ""))
+        .expect_err("needs block_end");
+    assert!(err.to_string().contains("block_end"), "{err}");
+}
