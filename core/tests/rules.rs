@@ -195,8 +195,16 @@ fn an_excluded_block_end_stops_the_block_before_it() {
     let input = format!("key: \"BLOB:{body}\"\nnext: 1\n");
     let found = det.scan(input.as_bytes());
     assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!(&input[found[0].start..found[0].end], format!("BLOB:{body}"), "the quote is not part of it");
-    let err = build(&text.replace("block_end = '''[^A-Za-z0-9+/=]'''\n", "").replace("block_max = 4096\n", ""))
-        .expect_err("needs block_end");
+    assert_eq!(
+        &input[found[0].start..found[0].end],
+        format!("BLOB:{body}"),
+        "the quote is not part of it"
+    );
+    let err = build(
+        &text
+            .replace("block_end = '''[^A-Za-z0-9+/=]'''\n", "")
+            .replace("block_max = 4096\n", ""),
+    )
+    .expect_err("needs block_end");
     assert!(err.to_string().contains("block_end"), "{err}");
 }
