@@ -100,8 +100,8 @@ pub(crate) struct Span {
 }
 
 /// Where the block that starts before `from` ends: the end (or, with `end_excluded`, the start) of
-/// the first match of its end pattern within its `max` bytes,
-/// or without one, the end of the run of base64 and whitespace bytes (at least 64).
+/// the first match of its end pattern within its `max` bytes, or without one, the end of the run
+/// of base64 and whitespace bytes (at least 64).
 /// `None` when that is not known yet (`limit` cuts the region short and the input goes on).
 fn block_end(hay: &[u8], from: usize, block: &Block, limit: usize, at_eof: bool) -> Option<usize> {
     let region_end = (from + block.max).min(limit);

@@ -172,28 +172,18 @@ struct ToolList<'a> {
     tools: Vec<Tool<'a>>,
 }
 
-/// Classifies a message from its version and which of its members are present.
-fn classify(jsonrpc: Option<&str>, method: bool, id: bool, result: bool, error: bool) -> Kind {
-    match (method, id, result, error) {
-        _ if jsonrpc != Some("2.0") => Kind::Invalid,
-        (true, true, false, false) => Kind::Request,
-        (true, false, false, false) => Kind::Notification,
-        (false, true, true, false) => Kind::Response,
-        (false, true, false, true) => Kind::ErrorResponse,
-        _ => Kind::Invalid,
-    }
-}
-
 impl<R> Message<'_, R> {
     /// Classifies the message.
     pub fn kind(&self) -> Kind {
-        classify(
-            self.jsonrpc.as_deref(),
-            self.method.is_some(),
-            self.id.is_some(),
-            self.result.is_some(),
-            self.error.is_some(),
-        )
+        let versioned = self.jsonrpc.as_deref() == Some("2.0");
+        match (&self.method, self.id, &self.result, &self.error) {
+            _ if !versioned => Kind::Invalid,
+            (Some(_), Some(_), None, None) => Kind::Request,
+            (Some(_), None, None, None) => Kind::Notification,
+            (None, Some(_), Some(_), None) => Kind::Response,
+            (None, Some(_), None, Some(_)) => Kind::ErrorResponse,
+            _ => Kind::Invalid,
+        }
     }
 }
 
