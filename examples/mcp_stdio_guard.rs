@@ -95,7 +95,12 @@ async fn main() -> std::process::ExitCode {
                 Ok(n) => session.from_client(&abuf[..n], &mut out),
             },
             n = child_out.read(&mut sbuf) => match n {
-                Ok(0) | Err(_) => break,
+                Ok(0) | Err(_) => {
+                    session.abort_pending("the server ended", &mut out);
+                    let _ = stdout.write_all(&out.to_client).await;
+                    let _ = stdout.flush().await;
+                    break;
+                }
                 Ok(n) => session.from_server(&sbuf[..n], &mut out),
             },
             () = tokio::time::sleep_until(deadline), if !client_open => {
@@ -104,8 +109,13 @@ async fn main() -> std::process::ExitCode {
             }
         };
         if let Err(e) = r {
+            // What was decided before the bad input still goes out; every request still waiting
+            // gets an error; then the client sees end-of-file.
             log("mcp-stdio-guard", &e.to_string());
             let _ = child.kill().await;
+            session.abort_pending(&e.to_string(), &mut out);
+            let _ = stdout.write_all(&out.to_client).await;
+            let _ = stdout.flush().await;
             return std::process::ExitCode::from(1);
         }
         if !out.to_server.is_empty() && child_in.write_all(&out.to_server).await.is_err() {

@@ -57,7 +57,7 @@ mod validate;
 
 pub use detector::{BUILTIN_RULES, Detector, DetectorBuilder, Finding, Fingerprint};
 pub use error::{Error, ErrorKind};
-pub use redact::StreamRedactor;
+pub use redact::{StreamRedactor, credential_column, looks_like_credential};
 pub use rules::{Limits, RuleInfo};
 pub use validate::Validator;
 

@@ -166,3 +166,196 @@ impl<'d> StreamRedactor<'d> {
         }
     }
 }
+
+/// Column names that say a value is a credential: `password`, `passwd`, `secret`, `token`,
+/// `api_key`, `private_key`, `credential`, and their spellings (`PASSWORD_HASH`, `apiKey`,
+/// `client-secret`, `auth_token`). Matching is on the lowercased name with `_`, `-`, `.` and
+/// spaces removed.
+pub fn credential_column(name: &[u8]) -> bool {
+    if name.len() > 128 {
+        return false;
+    }
+    let norm: Vec<u8> = name
+        .iter()
+        .filter(|b| !matches!(b, b'_' | b'-' | b'.' | b' ' | b'"' | b'`'))
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    const WORDS: &[&[u8]] = &[
+        b"password",
+        b"passwd",
+        b"passphrase",
+        b"pwd",
+        b"secret",
+        b"token",
+        b"apikey",
+        b"accesskey",
+        b"privatekey",
+        b"credential",
+        b"authkey",
+        b"signingkey",
+        b"encryptionkey",
+        b"sessionkey",
+        b"connectionstring",
+        b"dsn",
+    ];
+    const NOT: &[&[u8]] = &[b"tokenizer", b"tokens_used", b"tokencount", b"secretname", b"secretid"];
+    if NOT.iter().any(|n| norm.as_slice() == *n) {
+        return false;
+    }
+    WORDS.iter().any(|w| norm.windows(w.len()).any(|x| x == *w))
+        || norm.as_slice() == b"pw"
+        || norm.as_slice() == b"key"
+}
+
+/// Whether `value`, found in a column named like a credential, looks like one: a single token
+/// of 6 to 8,192 printable bytes that is not a plain number, a boolean, a date or a word
+/// naming nothing secret (`null`, `none`, `redacted`), and mixes character classes or has the
+/// entropy of a random string.
+pub fn looks_like_credential(value: &[u8]) -> bool {
+    let v = value.trim_ascii();
+    if v.len() < 6 || v.len() > 8192 {
+        return false;
+    }
+    if v.starts_with(b"[REDACTED:") {
+        return false;
+    }
+    let multiline_key = v.starts_with(b"-----BEGIN");
+    if !multiline_key && v.iter().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+        return false;
+    }
+    let lower: Vec<u8> = v.iter().map(u8::to_ascii_lowercase).collect();
+    const PLAIN: &[&[u8]] = &[
+        b"null",
+        b"none",
+        b"true",
+        b"false",
+        b"redacted",
+        b"changeme",
+        b"******",
+        b"<hidden>",
+        b"(null)",
+    ];
+    if PLAIN.contains(&lower.as_slice()) || v.iter().all(|b| *b == b'*' || *b == b'x' || *b == b'X') {
+        return false;
+    }
+    if v.iter()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b':' | b'.' | b' ' | b'T' | b'Z' | b'+'))
+    {
+        return false;
+    }
+    let classes = [
+        v.iter().any(u8::is_ascii_lowercase),
+        v.iter().any(u8::is_ascii_uppercase),
+        v.iter().any(u8::is_ascii_digit),
+        v.iter().any(|b| !b.is_ascii_alphanumeric()),
+    ]
+    .iter()
+    .filter(|c| **c)
+    .count();
+    multiline_key || classes >= 2 || shannon(v) >= 3.0
+}
+
+fn shannon(v: &[u8]) -> f64 {
+    let mut counts = [0u32; 256];
+    for &b in v {
+        counts[usize::from(b)] += 1;
+    }
+    let n = v.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+impl Detector {
+    /// Masks the fields of one record (the values of a database row, the text items of a
+    /// message): each field on its own, then the fields joined end to end, so that a secret
+    /// split across adjacent fields (`SELECT substr(key, 1, 9), substr(key, 10)`) is masked in
+    /// every field that holds part of it. With `credential` (one flag per field, from the
+    /// column names: [`credential_column`]), a value in a credential column that
+    /// [looks like one](looks_like_credential) is masked even without a rule matching.
+    ///
+    /// Returns the fields (borrowed where unchanged) and how many changed.
+    pub fn redact_fields<'a>(
+        &self,
+        fields: &[Option<&'a [u8]>],
+        credential: &[bool],
+    ) -> (Vec<Option<Cow<'a, [u8]>>>, usize) {
+        let mut out: Vec<Option<Cow<'a, [u8]>>> = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                f.map(|v| {
+                    if credential.get(i).copied().unwrap_or(false) && looks_like_credential(v) {
+                        Cow::Owned(self.placeholder("credential-column", v).into_bytes())
+                    } else {
+                        self.redact(v)
+                    }
+                })
+            })
+            .collect();
+        // Secrets across field boundaries: scan the original values joined, and mask in each
+        // field the part of every finding that crosses a boundary.
+        let present: Vec<(usize, &'a [u8])> = fields
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| f.filter(|v| !v.is_empty()).map(|v| (i, v)))
+            .collect();
+        if present.len() >= 2 {
+            let mut joined = Vec::with_capacity(present.iter().map(|(_, v)| v.len()).sum());
+            let mut bounds = Vec::with_capacity(present.len());
+            for (i, v) in &present {
+                bounds.push((*i, joined.len(), joined.len() + v.len()));
+                joined.extend_from_slice(v);
+            }
+            let crossing: Vec<Span> = self
+                .spans(&joined)
+                .into_iter()
+                .filter(|s| {
+                    bounds
+                        .iter()
+                        .any(|&(_, a, b)| s.start < a && s.end > a || s.start < b && s.end > b)
+                })
+                .collect();
+            // Per field, the parts to replace: (from, to, placeholder), in field offsets.
+            let mut cuts: Vec<Vec<(usize, usize, String)>> = vec![Vec::new(); fields.len()];
+            for s in &crossing {
+                let ph = self.placeholder(&self.ids[s.id], &joined[s.start..s.end]);
+                for &(i, a, b) in &bounds {
+                    let (from, to) = (s.start.max(a), s.end.min(b));
+                    if from < to {
+                        cuts[i].push((from - a, to - a, ph.clone()));
+                    }
+                }
+            }
+            for (i, mut c) in cuts.into_iter().enumerate() {
+                let Some(v) = fields[i].filter(|_| !c.is_empty()) else {
+                    continue;
+                };
+                if credential.get(i).copied().unwrap_or(false) && looks_like_credential(v) {
+                    continue;
+                }
+                c.sort_by_key(|x| x.0);
+                let mut m = Vec::with_capacity(v.len() + 32 * c.len());
+                let mut pos = 0;
+                for (from, to, ph) in &c {
+                    let from = (*from).max(pos);
+                    m.extend_from_slice(&v[pos..from]);
+                    if *to > from {
+                        m.extend_from_slice(ph.as_bytes());
+                    }
+                    pos = pos.max(*to);
+                }
+                m.extend_from_slice(&v[pos..]);
+                // What the field holds besides the crossing secrets is masked on its own too.
+                out[i] = Some(Cow::Owned(self.redact(&m).into_owned()));
+            }
+        }
+        let changed = out.iter().filter(|f| matches!(f, Some(Cow::Owned(_)))).count();
+        (out, changed)
+    }
+}

@@ -96,6 +96,37 @@ pub struct Message<'a, R = &'a RawValue> {
     pub error: Option<&'a RawValue>,
 }
 
+/// Methods a client sends that are protocol plumbing: they carry no command for the server to
+/// act on (handshake, keep-alive, listings, cancellation, progress, log level).
+pub const CLIENT_PLUMBING: &[&str] = &[
+    "initialize",
+    "ping",
+    "notifications/initialized",
+    "notifications/cancelled",
+    "notifications/progress",
+    "notifications/roots/list_changed",
+    "tools/list",
+    "resources/list",
+    "resources/templates/list",
+    "prompts/list",
+    "logging/setLevel",
+    "resources/unsubscribe",
+];
+
+/// Methods a client sends that ask the server to act or disclose: each is decided by policy.
+pub const CLIENT_ACTIONS: &[&str] = &[
+    "tools/call",
+    "resources/read",
+    "resources/subscribe",
+    "prompts/get",
+    "completion/complete",
+];
+
+/// Whether `method` is one the MCP specification defines for a client to send.
+pub fn is_client_method(method: &str) -> bool {
+    CLIENT_PLUMBING.contains(&method) || CLIENT_ACTIONS.contains(&method)
+}
+
 /// What a message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

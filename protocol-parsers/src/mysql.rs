@@ -386,35 +386,76 @@ pub fn parse_response(payload: &[u8]) -> Result<Response<'_>, Error> {
 /// A column definition (protocol 4.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnDefinition<'a> {
+    /// Catalog (always `def`).
+    pub catalog: &'a [u8],
     /// Schema.
     pub schema: &'a [u8],
     /// Table alias.
     pub table: &'a [u8],
+    /// Table name.
+    pub org_table: &'a [u8],
     /// Column alias.
     pub name: &'a [u8],
+    /// Column name.
+    pub org_name: &'a [u8],
     /// Column type code.
     pub column_type: u8,
+    /// The fixed-length fields after the names (character set, length, type, flags, decimals)
+    /// and anything after them, as sent.
+    pub fixed: &'a [u8],
+}
+
+impl<'a> ColumnDefinition<'a> {
+    /// The six names in wire order: catalog, schema, table, org_table, name, org_name.
+    pub fn names(&self) -> [&'a [u8]; 6] {
+        [
+            self.catalog,
+            self.schema,
+            self.table,
+            self.org_table,
+            self.name,
+            self.org_name,
+        ]
+    }
 }
 
 /// Parses a column definition payload.
 pub fn parse_column_definition(payload: &[u8]) -> Result<ColumnDefinition<'_>, Error> {
     let mut r = Reader::new(payload);
     let mut s = || -> Result<&[u8], Error> { Ok(r.lenenc_str()?.unwrap_or_default()) };
-    let _catalog = s()?;
+    let catalog = s()?;
     let schema = s()?;
     let table = s()?;
-    let _org_table = s()?;
+    let org_table = s()?;
     let name = s()?;
-    let _org_name = s()?;
-    r.lenenc()?; // length of the fixed fields, 0x0c
-    r.take(2 + 4)?; // character set, column length
-    let column_type = r.u8()?;
+    let org_name = s()?;
+    let fixed = r.rest();
+    let mut f = Reader::new(fixed);
+    f.lenenc()?; // length of the fixed fields, 0x0c
+    f.take(2 + 4)?; // character set, column length
+    let column_type = f.u8()?;
     Ok(ColumnDefinition {
+        catalog,
         schema,
         table,
+        org_table,
         name,
+        org_name,
         column_type,
+        fixed,
     })
+}
+
+/// Encodes a column definition with sequence id `seq`, with `names` (catalog, schema, table,
+/// org_table, name, org_name) in place of the definition's own.
+pub fn encode_column_definition(seq: u8, names: [&[u8]; 6], def: &ColumnDefinition<'_>, out: &mut Vec<u8>) {
+    let mut payload = Vec::with_capacity(64);
+    for n in names {
+        lenenc_int(n.len() as u64, &mut payload);
+        payload.extend_from_slice(n);
+    }
+    payload.extend_from_slice(def.fixed);
+    encode_packet(seq, &[&payload], out);
 }
 
 /// Parses a text-protocol row: one value per column, `None` for NULL.

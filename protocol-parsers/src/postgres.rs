@@ -280,8 +280,18 @@ pub enum Backend<'a> {
     EmptyQueryResponse,
     /// Execute stopped at its row limit.
     PortalSuspended,
-    /// A LISTEN notification (the body: pid, channel, payload).
-    NotificationResponse(&'a [u8]),
+    /// A LISTEN notification.
+    NotificationResponse {
+        /// The notifying backend's process id.
+        pid: u32,
+        /// The channel name.
+        channel: &'a [u8],
+        /// The payload.
+        payload: &'a [u8],
+    },
+    /// The server cannot speak the requested minor protocol version or options (the body:
+    /// newest minor version, then the options it did not recognise).
+    NegotiateProtocolVersion(&'a [u8]),
 }
 
 /// The values of a DataRow, borrowed: iterate with [`Row::values`] (no allocation).
@@ -650,7 +660,12 @@ pub fn parse_backend<'a>(buf: &'a [u8], limits: &Limits) -> Result<Status<(Backe
         }
         b'I' => Backend::EmptyQueryResponse,
         b's' => Backend::PortalSuspended,
-        b'A' => Backend::NotificationResponse(b.rest()),
+        b'A' => Backend::NotificationResponse {
+            pid: b.u32()?,
+            channel: b.cstr()?,
+            payload: b.cstr()?,
+        },
+        b'v' => Backend::NegotiateProtocolVersion(b.rest()),
         _ => return Err(Error::new(ErrorKind::UnknownType, 0, tag)),
     };
     b.end()?;
@@ -720,6 +735,28 @@ pub fn encode_row_description(columns: &[Column<'_>], out: &mut Vec<u8>) {
             o.extend_from_slice(&c.format.to_be_bytes());
         }
     });
+}
+
+/// Encodes a ParameterStatus.
+pub fn encode_parameter_status(name: &[u8], value: &[u8], out: &mut Vec<u8>) {
+    encode(b'S', out, |o| {
+        cstr(o, name);
+        cstr(o, value);
+    });
+}
+
+/// Encodes a NotificationResponse.
+pub fn encode_notification(pid: u32, channel: &[u8], payload: &[u8], out: &mut Vec<u8>) {
+    encode(b'A', out, |o| {
+        o.extend_from_slice(&pid.to_be_bytes());
+        cstr(o, channel);
+        cstr(o, payload);
+    });
+}
+
+/// Encodes a CopyData message.
+pub fn encode_copy_data(data: &[u8], out: &mut Vec<u8>) {
+    encode(b'd', out, |o| o.extend_from_slice(data));
 }
 
 /// Encodes a CommandComplete with its tag (`SELECT 1`).

@@ -1320,6 +1320,14 @@ impl Session {
         })
     }
 
+    /// MCP only: JSON-RPC errors (newline-delimited) for every client request still waiting
+    /// for the server, to send the client before closing the connection.
+    fn abort_pending<'py>(&mut self, py: Python<'py>, reason: &str) -> PyResult<Bound<'py, PyBytes>> {
+        let mut out = session::Output::default();
+        self.inner.mcp()?.abort_pending(reason, &mut out);
+        Ok(PyBytes::new(py, &out.to_client))
+    }
+
     /// The protocol: postgres, mysql, http or mcp.
     #[getter]
     fn protocol(&self) -> &'static str {

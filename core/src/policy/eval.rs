@@ -488,6 +488,15 @@ impl Engine {
     fn views<'r>(&self, request: &Request<'r>) -> Views<'r> {
         let mut v = Views::default();
         let limits = shell::Limits::default();
+        if let Request::Mcp(msg) = *request
+            && let Ok(m) = mcp::parse_message(msg)
+            && let Some(method) = m.method.as_deref()
+            && !mcp::is_client_method(method)
+        {
+            // A method this engine does not know: whatever it does was not analysed.
+            v.unparsed = Some(format!("unknown MCP method `{method}`"));
+            return v;
+        }
         if self.wants & request.protocol().bit() == 0 {
             // No rule looks into this protocol: only identity rules and the default apply.
             return v;

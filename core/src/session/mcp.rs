@@ -2,17 +2,26 @@
 //! [`McpSession::from_server`] take newline-delimited stdio bytes, the `_message` variants one
 //! message each, as from HTTP or SSE).
 //!
-//! - `tools/call` is decided by tool name and arguments (shell and file tools through the
-//!   policy's tool mapping). A refusal is a JSON-RPC error (`-32001`, the reason, and the decision
+//! - Client methods: protocol plumbing (`initialize`, `ping`, the `*/list` methods,
+//!   cancellation, progress) passes; everything else is decided by policy: `tools/call` by tool
+//!   name and arguments (shell and file tools through the policy's tool mapping),
+//!   `resources/read` (a `file://` URI through the path rules), `prompts/get`,
+//!   `completion/complete`, `resources/subscribe`, and any method the engine does not know
+//!   (`uncertain`). A client response must answer a request the server sent. A refusal is a JSON-RPC error (`-32001`, the reason, and the decision
 //!   with any approval request in `data`) sent back to the client; the server never sees the call.
 //! - A grant rides in `params._meta["sluice/grant"]` on the retry and is removed before the call
 //!   is decided and forwarded.
-//! - Results (tool results, resources, prompts: every string in `result`) are masked.
+//! - Everything from the server is masked: results, error responses, notifications
+//!   (`notifications/message`, progress) and server requests (`sampling/createMessage`,
+//!   `elicitation/create`): every string and object key, and the texts of an array's items also
+//!   joined (a secret split across two content items). A response must answer a request the
+//!   client sent; a message that is not JSON-RPC 2.0 ends the session. A host closing the
+//!   session answers the requests still pending with [`McpSession::abort_pending`].
 //! - `tools/list` results hide the tools the identity may not call at all, and a tool whose
 //!   description or input schema changes mid-session is flagged: an event, and calls to it need
 //!   approval.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -29,8 +38,10 @@ pub struct McpSession {
     guard: Arc<Guard>,
     identity: Identity,
     target: Target,
-    /// Requests in flight, by their id's JSON text, and their method.
+    /// Client requests in flight, by their id's JSON text, and their method.
     pending: HashMap<String, String>,
+    /// Server-to-client requests in flight (sampling, elicitation, roots), by id.
+    pending_server: HashSet<String>,
     /// Each tool's definition hash, from the first tools/list.
     tools: HashMap<String, blake3::Hash>,
     /// Tools whose definition changed.
@@ -59,6 +70,7 @@ impl McpSession {
             identity,
             target,
             pending: HashMap::new(),
+            pending_server: HashSet::new(),
             tools: HashMap::new(),
             changed: Vec::new(),
             cbuf: Vec::new(),
@@ -100,14 +112,28 @@ impl McpSession {
 
     /// One message from the client; what to forward or answer is appended, each message
     /// followed by a newline.
+    ///
+    /// Requests and notifications are handled by method: protocol plumbing
+    /// ([`mcp::CLIENT_PLUMBING`]) passes; every other method (tool calls, resource reads,
+    /// prompts, completions, and methods this engine does not know, which are `uncertain`) is
+    /// decided by policy. A response must answer a request the server sent.
     pub fn client_message(&mut self, msg: &[u8], out: &mut Output) -> Result<(), SessionError> {
         let m = mcp::parse_message(msg).map_err(|e| SessionError::client(e.to_string()))?;
         let id = m.id.map(|i| i.get().to_string());
         let method = m.method.as_deref().unwrap_or("").to_string();
-        if m.kind() == mcp::Kind::Invalid {
-            return Err(SessionError::client("not a JSON-RPC 2.0 message"));
+        match m.kind() {
+            mcp::Kind::Invalid => return Err(SessionError::client("not a JSON-RPC 2.0 message")),
+            mcp::Kind::Response | mcp::Kind::ErrorResponse => {
+                let known = id.as_ref().is_some_and(|i| self.pending_server.remove(i));
+                if !known {
+                    return Err(SessionError::client("a response to no request of the server"));
+                }
+                push_line(&mut out.to_server, msg);
+                return Ok(());
+            }
+            mcp::Kind::Request | mcp::Kind::Notification => {}
         }
-        if method != "tools/call" {
+        if mcp::CLIENT_PLUMBING.contains(&method.as_str()) {
             if let Some(id) = id
                 && m.kind() == mcp::Kind::Request
             {
@@ -116,7 +142,7 @@ impl McpSession {
             push_line(&mut out.to_server, msg);
             return Ok(());
         }
-        // tools/call: take the grant out, then decide.
+        // Decided: take the grant out first.
         let mut v: Value = serde_json::from_slice(msg).map_err(|e| SessionError::client(e.to_string()))?;
         let grant = v
             .pointer_mut("/params/_meta")
@@ -140,7 +166,7 @@ impl McpSession {
             &text,
             grant.as_deref(),
         );
-        if d.action == Action::Allow && self.changed.contains(&tool) {
+        if method == "tools/call" && d.action == Action::Allow && self.changed.contains(&tool) {
             d = self.changed_tool(&tool, &text, d);
             if let (Some(g), Some(v), Some(req)) = (&grant, &self.guard.grants, &d.approval) {
                 match v.redeem(req, g, crate::policy::grant::now()) {
@@ -154,15 +180,32 @@ impl McpSession {
             }
         }
         if d.action == Action::Allow {
-            if let Some(id) = &id {
+            if let Some(id) = &id
+                && m.kind() == mcp::Kind::Request
+            {
                 self.pending.insert(id.clone(), method);
             }
             push_line(&mut out.to_server, text.as_bytes());
-        } else {
+        } else if m.kind() == mcp::Kind::Request {
             let reply = refusal(m.id, &d);
             push_line(&mut out.to_client, reply.as_bytes());
         }
+        // A refused notification has no one to answer: it is dropped (the event says why).
         Ok(())
+    }
+
+    /// JSON-RPC errors for every client request still waiting for the server, for a host that
+    /// is closing the connection (the server failed or sent what the session refused): each
+    /// pending request gets an answer before the client sees end-of-file.
+    pub fn abort_pending(&mut self, reason: &str, out: &mut Output) {
+        let mut ids: Vec<String> = self.pending.drain().map(|(id, _)| id).collect();
+        ids.sort();
+        for id in ids {
+            let id: Value = serde_json::from_str(&id).unwrap_or(Value::Null);
+            let reply = serde_json::json!({"jsonrpc": "2.0", "id": id,
+                "error": {"code": -32603, "message": format!("sluice: the server connection was closed: {reason}")}});
+            push_line(&mut out.to_client, reply.to_string().as_bytes());
+        }
     }
 
     /// A call to a tool whose definition changed needs approval (a "rug pull").
@@ -193,42 +236,61 @@ impl McpSession {
         d2
     }
 
-    /// One message from the server.
+    /// One message from the server. Everything the server says is masked: results, errors,
+    /// notifications and its own requests (sampling, elicitation), every string and object key,
+    /// and the text items of an array also joined, so a secret split across two content items
+    /// is found. A response must answer a request the client sent.
     pub fn server_message(&mut self, msg: &[u8], out: &mut Output) -> Result<(), SessionError> {
         // One pass: the result is parsed (it is what gets masked), the rest stays raw.
         let mut m = mcp::parse_with_result(msg).map_err(|e| SessionError::server(e.to_string()))?;
         let kind = m.kind();
-        let method = match (kind, m.id) {
-            (mcp::Kind::Response | mcp::Kind::ErrorResponse, Some(id)) => self.pending.remove(id.get()),
-            _ => None,
-        };
-        let Some(result) = m.result.as_mut().filter(|_| kind == mcp::Kind::Response) else {
-            push_line(&mut out.to_client, msg);
-            return Ok(());
-        };
-        let mut changed = false;
-        if method.as_deref() == Some("tools/list") {
-            changed |= self.filter_tools(result);
-        }
         let det = Arc::clone(&self.guard.detector);
         let mut masked = 0;
-        mask_strings(result, &mut |s: &str| match det.redact(s.as_bytes()) {
+        let mut mask = |s: &str| match det.redact(s.as_bytes()) {
             std::borrow::Cow::Owned(b) => {
                 masked += 1;
                 Some(String::from_utf8_lossy(&b).into_owned())
             }
             std::borrow::Cow::Borrowed(_) => None,
-        });
+        };
+        let line = match kind {
+            mcp::Kind::Invalid => return Err(SessionError::server("not a JSON-RPC 2.0 message")),
+            mcp::Kind::Response => {
+                let method =
+                    m.id.and_then(|id| self.pending.remove(id.get()))
+                        .ok_or_else(|| SessionError::server("a response to no request of the client"))?;
+                let Some(result) = m.result.as_mut() else {
+                    return Err(SessionError::server("a response without a result"));
+                };
+                let mut changed = false;
+                if method == "tools/list" {
+                    changed |= self.filter_tools(result);
+                }
+                let keys = mask_value(&det, result, &mut mask);
+                (changed || keys).then(|| m.to_response())
+            }
+            mcp::Kind::ErrorResponse | mcp::Kind::Notification | mcp::Kind::Request => {
+                if kind == mcp::Kind::ErrorResponse {
+                    m.id.and_then(|id| self.pending.remove(id.get()))
+                        .ok_or_else(|| SessionError::server("an error response to no request of the client"))?;
+                }
+                if let (mcp::Kind::Request, Some(id)) = (kind, m.id) {
+                    self.pending_server.insert(id.get().to_string());
+                }
+                let mut v: Value = serde_json::from_slice(msg).map_err(|e| SessionError::server(e.to_string()))?;
+                let keys = mask_value(&det, &mut v, &mut mask);
+                keys.then(|| v.to_string())
+            }
+        };
         if masked > 0 {
             self.guard.emit(&Event::Masked {
                 protocol: Protocol::Mcp,
                 count: masked,
             });
         }
-        if changed || masked > 0 {
-            push_line(&mut out.to_client, m.to_response().as_bytes());
-        } else {
-            push_line(&mut out.to_client, msg);
+        match line {
+            Some(l) => push_line(&mut out.to_client, l.as_bytes()),
+            None => push_line(&mut out.to_client, msg),
         }
         Ok(())
     }
@@ -280,17 +342,78 @@ fn push_line(out: &mut Vec<u8>, msg: &[u8]) {
     out.push(b'\n');
 }
 
-fn mask_strings(v: &mut Value, f: &mut impl FnMut(&str) -> Option<String>) {
+/// Masks every string and object key of `v` with `f` (which returns the masked text when it
+/// changed), and the strings of each array (direct strings and the `text` of object items)
+/// also joined, so a secret split across adjacent items is found. Returns whether anything
+/// changed.
+fn mask_value(det: &crate::Detector, v: &mut Value, f: &mut impl FnMut(&str) -> Option<String>) -> bool {
     match v {
         Value::String(s) => {
             if let Some(new) = f(s) {
                 *s = new;
+                return true;
             }
+            false
         }
-        Value::Array(a) => a.iter_mut().for_each(|x| mask_strings(x, f)),
-        Value::Object(o) => o.values_mut().for_each(|x| mask_strings(x, f)),
-        _ => {}
+        Value::Array(a) => {
+            let mut changed = mask_joined(det, a);
+            for x in a.iter_mut() {
+                changed |= mask_value(det, x, f);
+            }
+            changed
+        }
+        Value::Object(o) => {
+            let mut changed = false;
+            let masked_keys: Vec<(String, String)> = o.keys().filter_map(|k| f(k).map(|n| (k.clone(), n))).collect();
+            for (old, new) in masked_keys {
+                if let Some(x) = o.remove(&old) {
+                    o.insert(new, x);
+                    changed = true;
+                }
+            }
+            for x in o.values_mut() {
+                changed |= mask_value(det, x, f);
+            }
+            changed
+        }
+        _ => false,
     }
+}
+
+/// The texts of an array's items (strings, or objects' `text`) masked as one record.
+fn mask_joined(det: &crate::Detector, a: &mut [Value]) -> bool {
+    fn text(v: &Value) -> Option<&str> {
+        match v {
+            Value::String(s) => Some(s),
+            Value::Object(o) => o.get("text").and_then(Value::as_str),
+            _ => None,
+        }
+    }
+    if a.iter().filter(|v| text(v).is_some()).count() < 2 {
+        return false;
+    }
+    let fields: Vec<Option<&[u8]>> = a.iter().map(|v| text(v).map(str::as_bytes)).collect();
+    let (masked, _) = det.redact_fields(&fields, &[]);
+    let new: Vec<Option<String>> = masked
+        .into_iter()
+        .map(|m| match m {
+            Some(std::borrow::Cow::Owned(b)) => Some(String::from_utf8_lossy(&b).into_owned()),
+            _ => None,
+        })
+        .collect();
+    let mut changed = false;
+    for (v, n) in a.iter_mut().zip(new) {
+        let Some(n) = n else { continue };
+        changed = true;
+        match v {
+            Value::String(s) => *s = n,
+            Value::Object(o) => {
+                o.insert("text".into(), Value::String(n));
+            }
+            _ => {}
+        }
+    }
+    changed
 }
 
 /// The JSON-RPC error for a refused call, with the decision in `data`.

@@ -16,17 +16,24 @@
 //!   sequence ids, across multiple result sets, and ERR messages.
 //! - Anything malformed or oversized (a command over 16 MiB) is a [`SessionError`].
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use sluice_protocols::mysql::{self, Status, caps};
 
 use super::{Event, Guard, Output, SessionError, SqlState, frames, refusal_message, split_grant_comment};
 use crate::policy::{Action, Decision, Dialect, Identity, Protocol, Target};
+use crate::{Detector, credential_column};
 
+const CLIENT_COMPRESS: u32 = 0x0000_0020;
 const CLIENT_SSL: u32 = 0x0000_0800;
 const CLIENT_QUERY_ATTRIBUTES: u32 = 0x0800_0000;
+const CLIENT_ZSTD: u32 = 0x0400_0000;
 const SERVER_MORE_RESULTS_EXISTS: u16 = 0x0008;
 const MAX_PACKET: usize = 16 * 1024 * 1024;
+/// Commands held while another is answered (a client that pipelines).
+const MAX_HELD: usize = MAX_PACKET + 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -34,18 +41,25 @@ enum Phase {
     Greeting,
     /// Waiting for the client's handshake response.
     Login,
-    /// Authentication exchange until the server's OK.
-    Auth,
+    /// Authentication exchange until the server's OK: the client may answer the packet the
+    /// server sent last (sequence id `seq`), nothing else.
+    Auth { asked: bool, seq: u8 },
     /// Commands.
     Commands,
+    /// The client quit, or authentication failed: nothing more is expected.
+    Ended,
 }
 
-/// Where a COM_QUERY response is.
+/// The reply to the command in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reply {
-    /// Not in a text result (another command's reply, or none): pass through.
-    Other,
-    /// The first packet of a result.
+    /// No command in flight.
+    Idle,
+    /// One OK, ERR or EOF packet (`COM_PING`, `COM_INIT_DB`, `COM_STMT_RESET`, …).
+    Simple,
+    /// One string (`COM_STATISTICS`).
+    Text,
+    /// Result sets (`COM_QUERY`, `COM_STMT_EXECUTE`): the first packet of a result.
     Start,
     /// Column definitions still to come.
     Columns { left: u64, total: usize },
@@ -53,6 +67,32 @@ enum Reply {
     ColumnsEof { total: usize },
     /// Rows.
     Rows { columns: usize },
+    /// `COM_STMT_FETCH`: binary rows of an open cursor until EOF.
+    Fetch,
+    /// `COM_STMT_PREPARE`: the OK, then parameter and column definitions (each block followed
+    /// by an EOF unless the client deprecated it).
+    Prepare,
+    PrepareDefs {
+        params: u64,
+        columns: u64,
+        eof_after_params: bool,
+    },
+    /// `COM_FIELD_LIST`: column definitions until EOF.
+    FieldList,
+    /// `LOAD DATA LOCAL INFILE`: the client sends the file, then an empty packet.
+    Infile,
+}
+
+/// A statement prepared in this session and allowed.
+#[derive(Debug, Clone)]
+struct Prepared {
+    mask: bool,
+    /// Allowed only by a grant: it may be executed once.
+    granted: bool,
+    /// Column types of its last result (for `COM_STMT_FETCH`).
+    types: Vec<u8>,
+    /// Which of those columns are named like credentials.
+    credential: Vec<bool>,
 }
 
 /// One MySQL connection.
@@ -62,12 +102,22 @@ pub struct MySqlSession {
     phase: Phase,
     deprecate_eof: bool,
     reply: Reply,
-    /// Whether the current result is binary (`COM_STMT_EXECUTE`), and its column types.
+    /// The sequence id the next packet of the reply must carry.
+    next_seq: u8,
+    /// Whether the current result is binary, its column types, which columns are named like
+    /// credentials, and the statement it belongs to.
     binary: bool,
     types: Vec<u8>,
+    credential: Vec<bool>,
+    statement: Option<u32>,
+    /// A prepare in flight: its decision's masking and whether a grant allowed it.
+    preparing: Option<(bool, bool)>,
+    statements: HashMap<u32, Prepared>,
     mask: bool,
     cbuf: Vec<u8>,
     sbuf: Vec<u8>,
+    /// Client bytes received while a command was being answered, handled after it.
+    held: Vec<u8>,
 }
 
 impl std::fmt::Debug for MySqlSession {
@@ -93,27 +143,64 @@ impl MySqlSession {
             },
             phase: Phase::Greeting,
             deprecate_eof: false,
-            reply: Reply::Other,
+            reply: Reply::Idle,
+            next_seq: 0,
             binary: false,
             types: Vec::new(),
+            credential: Vec::new(),
+            statement: None,
+            preparing: None,
+            statements: HashMap::new(),
             mask,
             cbuf: Vec::new(),
             sbuf: Vec::new(),
+            held: Vec::new(),
         }
     }
 
-    /// Bytes from the client.
+    /// Bytes from the client. A command sent while another is still being answered is held
+    /// and handled when that answer is complete (the output then comes from
+    /// [`from_server`](MySqlSession::from_server)).
     pub fn from_client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
-        let mut buf = std::mem::take(&mut self.cbuf);
-        let r = frames(&mut buf, data, |rest| match mysql::parse_packet(rest, MAX_PACKET - 1) {
-            Ok(Status::Partial) => Ok(None),
-            Ok(Status::Complete((p, used))) => {
-                self.client_packet(p, &rest[..used], out)?;
-                Ok(Some(used))
+        if !self.held.is_empty() || self.busy() {
+            if self.held.len() + data.len() > MAX_HELD {
+                return Err(SessionError::client("too much sent while a command was being answered"));
             }
-            Err(e) => Err(SessionError::client(e.to_string())),
+            self.held.extend_from_slice(data);
+            return Ok(());
+        }
+        self.client_bytes(data, out)
+    }
+
+    /// Whether client bytes must wait: a command is being answered and the client is not the
+    /// one expected to speak.
+    fn busy(&self) -> bool {
+        self.phase == Phase::Commands && !matches!(self.reply, Reply::Idle | Reply::Infile)
+    }
+
+    fn client_bytes(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        let mut buf = std::mem::take(&mut self.cbuf);
+        let mut rest_held = Vec::new();
+        let r = frames(&mut buf, data, |rest| {
+            if self.busy() {
+                // The command before this one is now in flight: hold the rest.
+                rest_held.extend_from_slice(rest);
+                return Ok(Some(rest.len()));
+            }
+            match mysql::parse_packet(rest, MAX_PACKET - 1) {
+                Ok(Status::Partial) => Ok(None),
+                Ok(Status::Complete((p, used))) => {
+                    self.client_packet(p, &rest[..used], out)?;
+                    Ok(Some(used))
+                }
+                Err(e) => Err(SessionError::client(e.to_string())),
+            }
         });
         self.cbuf = buf;
+        if !rest_held.is_empty() {
+            rest_held.append(&mut self.held);
+            self.held = rest_held;
+        }
         r
     }
 
@@ -136,18 +223,28 @@ impl MySqlSession {
                 count: masked,
             });
         }
-        r
+        r?;
+        // The answer is complete: handle what the client sent meanwhile.
+        if !self.busy() && !self.held.is_empty() {
+            let held = std::mem::take(&mut self.held);
+            self.client_bytes(&held, out)?;
+        }
+        Ok(())
     }
 
     fn client_packet(&mut self, p: mysql::Packet<'_>, raw: &[u8], out: &mut Output) -> Result<(), SessionError> {
         match self.phase {
             Phase::Greeting => return Err(SessionError::client("data before the server's greeting")),
+            Phase::Ended => return Err(SessionError::client("data after the session ended")),
             Phase::Login => {
                 let r = mysql::parse_handshake_response(p.payload).map_err(|e| SessionError::client(e.to_string()))?;
                 if r.capabilities & CLIENT_SSL != 0 && r.user.is_empty() {
                     return Err(SessionError::client(
                         "TLS requested; this session does not terminate TLS",
                     ));
+                }
+                if r.capabilities & (CLIENT_COMPRESS | CLIENT_ZSTD) != 0 {
+                    return Err(SessionError::client("compression requested; it was not offered"));
                 }
                 self.deprecate_eof = r.capabilities & caps::DEPRECATE_EOF != 0;
                 let user = String::from_utf8_lossy(r.user).into_owned();
@@ -158,229 +255,590 @@ impl MySqlSession {
                     let db = r.database.map(|d| String::from_utf8_lossy(d).into_owned());
                     self.sql.target = Some(Target::new(db.filter(|d| !d.is_empty()).unwrap_or(user)));
                 }
-                self.phase = Phase::Auth;
+                self.phase = Phase::Auth {
+                    asked: false,
+                    seq: p.seq,
+                };
                 out.to_server.extend_from_slice(raw);
             }
-            Phase::Auth => out.to_server.extend_from_slice(raw),
-            Phase::Commands if p.seq != 0 => {
-                // The rest of an exchange the server asked for (LOCAL INFILE data, auth switch).
+            Phase::Auth { asked, seq } => {
+                if !asked || p.seq != seq.wrapping_add(1) {
+                    return Err(SessionError::client(
+                        "a packet the server did not ask for during authentication",
+                    ));
+                }
+                self.phase = Phase::Auth {
+                    asked: false,
+                    seq: p.seq,
+                };
+                out.to_server.extend_from_slice(raw);
+            }
+            Phase::Commands if self.reply == Reply::Infile => {
+                // The file a LOCAL INFILE statement (decided) asked for; an empty packet ends it.
+                if p.seq != self.next_seq {
+                    return Err(SessionError::client("LOCAL INFILE data out of sequence"));
+                }
+                self.next_seq = p.seq.wrapping_add(1);
+                if p.payload.is_empty() {
+                    self.reply = Reply::Simple;
+                }
                 out.to_server.extend_from_slice(raw);
             }
             Phase::Commands => {
+                if p.seq != 0 {
+                    return Err(SessionError::client(format!(
+                        "a command with sequence id {} (commands start at 0)",
+                        p.seq
+                    )));
+                }
                 if p.continues() {
                     return Err(SessionError::client("commands over 16 MiB are not accepted"));
                 }
-                match mysql::parse_command(p.payload).map_err(|e| SessionError::client(e.to_string()))? {
-                    mysql::Command::Query(q) => {
-                        let text = std::str::from_utf8(q).map_err(|_| SessionError::client("query is not UTF-8"))?;
-                        if let Some(g) = set_grant(text) {
-                            self.sql.pending_grant = Some(g.to_string());
-                            // OK: affected 0, insert id 0, autocommit, no warnings.
-                            mysql::encode_packet(1, &[&[0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00]], &mut out.to_client);
-                            return Ok(());
-                        }
-                        let (grant, sql) = split_grant_comment(text);
-                        let d = self.decide(sql, grant);
-                        if d.action == Action::Allow {
-                            self.reply = Reply::Start;
-                            self.binary = false;
-                            if grant.is_some() {
-                                mysql::encode_packet(0, &[&[0x03], sql.as_bytes()], &mut out.to_server);
-                            } else {
-                                out.to_server.extend_from_slice(raw);
-                            }
-                        } else {
-                            refuse(&d, &mut out.to_client);
-                        }
-                    }
-                    mysql::Command::StmtPrepare(q) => {
-                        let text =
-                            std::str::from_utf8(q).map_err(|_| SessionError::client("statement is not UTF-8"))?;
-                        let (grant, sql) = split_grant_comment(text);
-                        let d = self.decide(sql, grant);
-                        self.reply = Reply::Other;
-                        if d.action == Action::Allow {
-                            if grant.is_some() {
-                                mysql::encode_packet(0, &[&[0x16], sql.as_bytes()], &mut out.to_server);
-                            } else {
-                                out.to_server.extend_from_slice(raw);
-                            }
-                        } else {
-                            refuse(&d, &mut out.to_client);
-                        }
-                    }
-                    mysql::Command::StmtExecute { .. } => {
-                        // Decided when it was prepared; its rows come back binary.
-                        self.reply = Reply::Start;
-                        self.binary = true;
-                        self.types.clear();
-                        out.to_server.extend_from_slice(raw);
-                    }
-                    _ => {
-                        self.reply = Reply::Other;
-                        out.to_server.extend_from_slice(raw);
-                    }
-                }
+                self.command(p.payload, raw, out)?;
             }
         }
         Ok(())
     }
 
+    /// One command: decided, answered or forwarded with the reply it expects.
+    fn command(&mut self, payload: &[u8], raw: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        let policy_mask = self.guard.policy.load().masking();
+        match mysql::parse_command(payload).map_err(|e| SessionError::client(e.to_string()))? {
+            mysql::Command::Query(q) => {
+                let text = std::str::from_utf8(q).map_err(|_| SessionError::client("query is not UTF-8"))?;
+                if let Some(g) = set_grant(text) {
+                    self.sql.pending_grant = Some(g.to_string());
+                    // OK: affected 0, insert id 0, autocommit, no warnings.
+                    mysql::encode_packet(1, &[&[0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00]], &mut out.to_client);
+                    return Ok(());
+                }
+                let (grant, sql) = split_grant_comment(text);
+                let d = self.decide(sql, grant);
+                if d.action != Action::Allow {
+                    refuse(&d, &mut out.to_client);
+                    return Ok(());
+                }
+                self.expect(Reply::Start, d.mask);
+                if grant.is_some() {
+                    mysql::encode_packet(0, &[&[0x03], sql.as_bytes()], &mut out.to_server);
+                } else {
+                    out.to_server.extend_from_slice(raw);
+                }
+            }
+            mysql::Command::StmtPrepare(q) => {
+                let text = std::str::from_utf8(q).map_err(|_| SessionError::client("statement is not UTF-8"))?;
+                let (grant, sql) = split_grant_comment(text);
+                let d = self.decide(sql, grant);
+                if d.action != Action::Allow {
+                    refuse(&d, &mut out.to_client);
+                    return Ok(());
+                }
+                self.expect(Reply::Prepare, d.mask);
+                self.preparing = Some((d.mask, grant.is_some()));
+                if grant.is_some() {
+                    mysql::encode_packet(0, &[&[0x16], sql.as_bytes()], &mut out.to_server);
+                } else {
+                    out.to_server.extend_from_slice(raw);
+                }
+            }
+            mysql::Command::StmtExecute { statement_id, .. } => {
+                let Some(st) = self.statements.get(&statement_id) else {
+                    undecided(statement_id, &mut out.to_client);
+                    return Ok(());
+                };
+                let (mask, granted) = (st.mask, st.granted);
+                if granted {
+                    // A grant buys one execution.
+                    self.statements.remove(&statement_id);
+                }
+                self.expect(Reply::Start, mask);
+                self.binary = true;
+                self.statement = Some(statement_id).filter(|_| !granted);
+                out.to_server.extend_from_slice(raw);
+            }
+            mysql::Command::StmtClose(id) => {
+                // No reply.
+                self.statements.remove(&id);
+                out.to_server.extend_from_slice(raw);
+            }
+            mysql::Command::Quit => {
+                self.phase = Phase::Ended;
+                out.to_server.extend_from_slice(raw);
+            }
+            mysql::Command::Ping => {
+                self.expect(Reply::Simple, policy_mask);
+                out.to_server.extend_from_slice(raw);
+            }
+            mysql::Command::InitDb(db) => {
+                // Decided as the statement it is.
+                let db = std::str::from_utf8(db).map_err(|_| SessionError::client("database name is not UTF-8"))?;
+                let sql = format!("USE `{}`", db.replace('`', "``"));
+                let d = self.decide(&sql, None);
+                if d.action != Action::Allow {
+                    refuse(&d, &mut out.to_client);
+                    return Ok(());
+                }
+                self.expect(Reply::Simple, d.mask);
+                out.to_server.extend_from_slice(raw);
+            }
+            mysql::Command::Other(code, rest) => {
+                self.other_command(code, rest, raw, out, policy_mask)?;
+            }
+            _ => return Err(SessionError::client("a command this session does not know")),
+        }
+        Ok(())
+    }
+
+    fn other_command(
+        &mut self,
+        code: u8,
+        rest: &[u8],
+        raw: &[u8],
+        out: &mut Output,
+        policy_mask: bool,
+    ) -> Result<(), SessionError> {
+        let id = rest.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        match code {
+            // COM_STATISTICS: a status line.
+            0x09 => self.expect(Reply::Text, policy_mask),
+            // COM_FIELD_LIST: column definitions of a table.
+            0x04 => self.expect(Reply::FieldList, policy_mask),
+            // COM_SET_OPTION (multi-statements on or off), COM_RESET_CONNECTION.
+            0x1b | 0x1f => self.expect(Reply::Simple, policy_mask),
+            // COM_STMT_SEND_LONG_DATA (no reply), COM_STMT_RESET, COM_STMT_FETCH: of a
+            // statement prepared here.
+            0x18 | 0x1a | 0x1c => {
+                let Some(st) = id.and_then(|i| self.statements.get(&i)) else {
+                    undecided(id.unwrap_or(0), &mut out.to_client);
+                    return Ok(());
+                };
+                let (mask, types, credential) = (st.mask, st.types.clone(), st.credential.clone());
+                match code {
+                    0x18 => {}
+                    0x1a => self.expect(Reply::Simple, mask),
+                    _ => {
+                        if types.is_empty() {
+                            undecided(id.unwrap_or(0), &mut out.to_client);
+                            return Ok(());
+                        }
+                        self.expect(Reply::Fetch, mask);
+                        self.binary = true;
+                        self.types = types;
+                        self.credential = credential;
+                    }
+                }
+            }
+            _ => {
+                // COM_CHANGE_USER (a new identity), replication, debugging and the
+                // obsolete commands: refused.
+                let msg = format!("sluice: denied: command 0x{code:02x} is not allowed through this gateway");
+                mysql::encode_err(1, 1047, b"08S01", msg.as_bytes(), &mut out.to_client);
+                return Ok(());
+            }
+        }
+        out.to_server.extend_from_slice(raw);
+        Ok(())
+    }
+
+    /// A command goes to the server: its reply is expected from sequence id 1.
+    fn expect(&mut self, reply: Reply, mask: bool) {
+        self.reply = reply;
+        self.next_seq = 1;
+        self.mask = mask;
+        self.binary = false;
+        self.statement = None;
+        self.types.clear();
+        self.credential.clear();
+    }
+
     fn decide(&mut self, sql: &str, grant: Option<&str>) -> Decision {
-        let d = self.sql.decide(&self.guard, sql, grant, Dialect::MySql);
-        self.mask = if d.action == Action::Allow {
-            d.mask
-        } else {
-            self.guard.policy.load().masking()
-        };
-        d
+        self.sql.decide(&self.guard, sql, grant, Dialect::MySql)
     }
 
     /// Handles one server packet; returns how many values it masked.
     fn server_packet(&mut self, p: mysql::Packet<'_>, raw: &[u8], out: &mut Output) -> Result<usize, SessionError> {
         let payload = p.payload;
+        if p.continues() {
+            return Err(SessionError::server("packets over 16 MiB are not accepted"));
+        }
+        let det = Arc::clone(&self.guard.detector);
         match self.phase {
             Phase::Greeting => {
                 let mut greeting = raw.to_vec();
-                clear_capabilities(&mut greeting[4..], CLIENT_SSL | CLIENT_QUERY_ATTRIBUTES)
-                    .map_err(|e| SessionError::server(e.to_string()))?;
+                if payload.first() == Some(&0xFF) {
+                    // An ERR instead of a greeting (too many connections, host blocked).
+                    self.phase = Phase::Ended;
+                    return Ok(self.masked_err(p.seq, payload, raw, true, out));
+                }
+                clear_capabilities(
+                    &mut greeting[4..],
+                    CLIENT_SSL | CLIENT_QUERY_ATTRIBUTES | CLIENT_COMPRESS | CLIENT_ZSTD,
+                )
+                .map_err(|e| SessionError::server(e.to_string()))?;
                 out.to_client.extend_from_slice(&greeting);
                 self.phase = Phase::Login;
                 return Ok(0);
             }
-            Phase::Login => {
-                // An ERR instead of a greeting exchange (too many connections, host blocked).
-                out.to_client.extend_from_slice(raw);
-                return Ok(0);
-            }
-            Phase::Auth => {
-                if payload.first() == Some(&0x00) {
-                    self.phase = Phase::Commands;
+            Phase::Login | Phase::Ended => {
+                if payload.first() == Some(&0xFF) {
+                    self.phase = Phase::Ended;
+                    return Ok(self.masked_err(p.seq, payload, raw, true, out));
                 }
-                out.to_client.extend_from_slice(raw);
+                return Err(SessionError::server("a packet the client did not ask for"));
+            }
+            Phase::Auth { seq, .. } => {
+                if p.seq != seq.wrapping_add(1) {
+                    return Err(SessionError::server("authentication packet out of sequence"));
+                }
+                match payload.first() {
+                    Some(0x00) => {
+                        self.phase = Phase::Commands;
+                        out.to_client.extend_from_slice(raw);
+                    }
+                    Some(0xFF) => {
+                        self.phase = Phase::Ended;
+                        return Ok(self.masked_err(p.seq, payload, raw, true, out));
+                    }
+                    // Auth switch request, more data (caching_sha2 fast/full auth).
+                    Some(0xFE | 0x01) => {
+                        self.phase = Phase::Auth {
+                            asked: true,
+                            seq: p.seq,
+                        };
+                        out.to_client.extend_from_slice(raw);
+                    }
+                    _ => return Err(SessionError::server("an unexpected packet during authentication")),
+                }
                 return Ok(0);
             }
             Phase::Commands => {}
         }
-        let det = &self.guard.detector;
+        if self.reply == Reply::Idle || self.reply == Reply::Infile {
+            return Err(SessionError::server("a packet no command asked for"));
+        }
+        if p.seq != self.next_seq {
+            return Err(SessionError::server(format!(
+                "packet with sequence id {} where {} was expected",
+                p.seq, self.next_seq
+            )));
+        }
+        self.next_seq = p.seq.wrapping_add(1);
         let first = payload.first().copied();
-        let is_eof = |p: &[u8], deprecate: bool| {
-            p.first() == Some(&0xFE) && if deprecate { p.len() < 0xFF_FFFF } else { p.len() < 9 }
-        };
+        let deprecate = self.deprecate_eof;
+        let is_eof = |p: &[u8]| p.first() == Some(&0xFE) && if deprecate { p.len() < 0xFF_FFFF } else { p.len() < 9 };
+        let bad = |e: mysql::Error| SessionError::server(e.to_string());
         let mut masked = 0;
         match self.reply {
-            Reply::Other => out.to_client.extend_from_slice(raw),
+            Reply::Idle | Reply::Infile => {}
+            Reply::Simple => {
+                match first {
+                    Some(0xFF) => masked += self.masked_err(p.seq, payload, raw, self.mask, out),
+                    Some(0x00 | 0xFE) => out.to_client.extend_from_slice(raw),
+                    _ => return Err(SessionError::server("expected OK or ERR")),
+                }
+                self.reply = Reply::Idle;
+            }
+            Reply::Text => {
+                masked += self.masked_text(&det, p.seq, payload, raw, out);
+                self.reply = Reply::Idle;
+            }
             Reply::Start => {
                 match first {
-                    Some(0x00) => self.reply = after_ok(payload, Reply::Start),
-                    Some(0xFF) => {
-                        self.reply = Reply::Other;
-                        masked += self.masked_err(p.seq, payload, raw, out);
-                        return Ok(masked);
+                    Some(0x00) => {
+                        // Another result may follow (its packets continue the sequence).
+                        self.reply = after_ok(payload, Reply::Start);
+                        out.to_client.extend_from_slice(raw);
                     }
-                    // LOCAL INFILE: the client's file data follows (seq ≠ 0, passed through).
-                    Some(0xFB) => self.reply = Reply::Other,
+                    Some(0xFF) => {
+                        self.reply = Reply::Idle;
+                        masked += self.masked_err(p.seq, payload, raw, self.mask, out);
+                    }
+                    // LOCAL INFILE: the client's file data follows.
+                    Some(0xFB) if !self.binary => {
+                        self.reply = Reply::Infile;
+                        masked += self.masked_text(&det, p.seq, payload, raw, out);
+                    }
                     _ => {
-                        let n = match mysql::parse_response(payload).map_err(|e| SessionError::server(e.to_string()))? {
+                        let n = match mysql::parse_response(payload).map_err(bad)? {
                             mysql::Response::ColumnCount(n) => n,
                             _ => 0,
                         };
                         if n == 0 || n > 4096 {
                             return Err(SessionError::server(format!("bad column count {n}")));
                         }
+                        self.types.clear();
+                        self.credential.clear();
                         self.reply = Reply::Columns {
                             left: n,
                             total: n as usize,
                         };
+                        out.to_client.extend_from_slice(raw);
                     }
                 }
-                out.to_client.extend_from_slice(raw);
             }
             Reply::Columns { left, total } => {
-                if self.binary {
-                    let def =
-                        mysql::parse_column_definition(payload).map_err(|e| SessionError::server(e.to_string()))?;
-                    self.types.push(def.column_type);
-                }
+                let def = mysql::parse_column_definition(payload).map_err(bad)?;
+                self.types.push(def.column_type);
+                self.credential
+                    .push(credential_column(def.name) || credential_column(def.org_name));
+                masked += self.masked_column(&det, p.seq, &def, raw, out);
                 self.reply = match (left - 1, self.deprecate_eof) {
-                    (0, true) => Reply::Rows { columns: total },
+                    (0, true) => self.rows_start(total),
                     (0, false) => Reply::ColumnsEof { total },
                     (l, _) => Reply::Columns { left: l, total },
                 };
-                out.to_client.extend_from_slice(raw);
             }
             Reply::ColumnsEof { total } => {
-                self.reply = Reply::Rows { columns: total };
+                if !is_eof(payload) {
+                    return Err(SessionError::server("expected EOF after the column definitions"));
+                }
                 out.to_client.extend_from_slice(raw);
+                // A cursor was opened (COM_STMT_EXECUTE with a cursor): rows come by FETCH.
+                let status = payload.get(3..5).map(|s| u16::from_le_bytes([s[0], s[1]]));
+                if self.binary && status.is_some_and(|s| s & 0x0040 != 0) {
+                    self.save_types();
+                    self.reply = Reply::Idle;
+                } else {
+                    self.reply = self.rows_start(total);
+                }
             }
             Reply::Rows { columns } => {
-                if is_eof(payload, self.deprecate_eof) {
+                if is_eof(payload) {
                     self.reply = end_of_rows(payload, self.deprecate_eof);
                     out.to_client.extend_from_slice(raw);
                 } else if first == Some(0xFF) {
-                    self.reply = Reply::Other;
-                    masked += self.masked_err(p.seq, payload, raw, out);
-                } else if self.mask && self.binary {
-                    let values = mysql::parse_binary_row(payload, &self.types)
-                        .map_err(|e| SessionError::server(e.to_string()))?;
-                    let redacted: Vec<std::borrow::Cow<'_, [u8]>> = values
-                        .iter()
-                        .map(|v| match v {
-                            mysql::BinaryValue::Text(t) => det.redact(t),
-                            _ => std::borrow::Cow::Borrowed(&[][..]),
-                        })
-                        .collect();
-                    let changed = redacted
-                        .iter()
-                        .filter(|v| matches!(v, std::borrow::Cow::Owned(_)))
-                        .count();
-                    if changed == 0 {
-                        out.to_client.extend_from_slice(raw);
-                    } else {
-                        let vals: Vec<mysql::BinaryValue<'_>> = values
-                            .iter()
-                            .zip(&redacted)
-                            .map(|(v, r)| match v {
-                                mysql::BinaryValue::Text(_) => mysql::BinaryValue::Text(r),
-                                other => other.clone(),
-                            })
-                            .collect();
-                        mysql::encode_binary_row(p.seq, &vals, &mut out.to_client);
-                        masked += changed;
-                    }
-                } else if self.mask {
-                    let values =
-                        mysql::parse_text_row(payload, columns).map_err(|e| SessionError::server(e.to_string()))?;
-                    let redacted: Vec<Option<std::borrow::Cow<'_, [u8]>>> =
-                        values.iter().map(|v| v.map(|v| det.redact(v))).collect();
-                    let changed = redacted
-                        .iter()
-                        .filter(|v| matches!(v, Some(std::borrow::Cow::Owned(_))))
-                        .count();
-                    if changed == 0 {
-                        out.to_client.extend_from_slice(raw);
-                    } else {
-                        let vals: Vec<Option<&[u8]>> = redacted.iter().map(|v| v.as_deref()).collect();
-                        mysql::encode_text_row(p.seq, &vals, &mut out.to_client);
-                        masked += changed;
-                    }
+                    self.reply = Reply::Idle;
+                    masked += self.masked_err(p.seq, payload, raw, self.mask, out);
                 } else {
+                    masked += self.row(&det, p.seq, payload, columns, raw, out)?;
+                }
+            }
+            Reply::Fetch => {
+                if is_eof(payload) {
+                    self.reply = Reply::Idle;
                     out.to_client.extend_from_slice(raw);
+                } else if first == Some(0xFF) {
+                    self.reply = Reply::Idle;
+                    masked += self.masked_err(p.seq, payload, raw, self.mask, out);
+                } else {
+                    let n = self.types.len();
+                    masked += self.row(&det, p.seq, payload, n, raw, out)?;
+                }
+            }
+            Reply::Prepare => match first {
+                Some(0x00) if payload.len() >= 9 => {
+                    let id = u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]]);
+                    let columns = u64::from(u16::from_le_bytes([payload[5], payload[6]]));
+                    let params = u64::from(u16::from_le_bytes([payload[7], payload[8]]));
+                    if let Some((mask, granted)) = self.preparing.take() {
+                        self.statements.insert(
+                            id,
+                            Prepared {
+                                mask,
+                                granted,
+                                types: Vec::new(),
+                                credential: Vec::new(),
+                            },
+                        );
+                    }
+                    out.to_client.extend_from_slice(raw);
+                    self.reply = self.prepare_defs(params, columns, params > 0);
+                }
+                Some(0xFF) => {
+                    self.preparing = None;
+                    self.reply = Reply::Idle;
+                    masked += self.masked_err(p.seq, payload, raw, self.mask, out);
+                }
+                _ => return Err(SessionError::server("expected the prepare OK or ERR")),
+            },
+            Reply::PrepareDefs {
+                params,
+                columns,
+                eof_after_params,
+            } => {
+                if params == 0 && eof_after_params {
+                    if !is_eof(payload) {
+                        return Err(SessionError::server("expected EOF after the parameter definitions"));
+                    }
+                    out.to_client.extend_from_slice(raw);
+                    self.reply = self.prepare_defs(0, columns, false);
+                } else if params == 0 && columns == 0 {
+                    // The EOF after the column definitions.
+                    if !is_eof(payload) {
+                        return Err(SessionError::server("expected EOF after the column definitions"));
+                    }
+                    out.to_client.extend_from_slice(raw);
+                    self.reply = Reply::Idle;
+                } else {
+                    let def = mysql::parse_column_definition(payload).map_err(bad)?;
+                    masked += self.masked_column(&det, p.seq, &def, raw, out);
+                    self.reply = if params > 0 {
+                        self.prepare_defs(params - 1, columns, eof_after_params)
+                    } else {
+                        let left = columns - 1;
+                        if left == 0 && self.deprecate_eof {
+                            Reply::Idle
+                        } else {
+                            Reply::PrepareDefs {
+                                params: 0,
+                                columns: left,
+                                eof_after_params: false,
+                            }
+                        }
+                    };
+                }
+            }
+            Reply::FieldList => {
+                if is_eof(payload) {
+                    self.reply = Reply::Idle;
+                    out.to_client.extend_from_slice(raw);
+                } else if first == Some(0xFF) {
+                    self.reply = Reply::Idle;
+                    masked += self.masked_err(p.seq, payload, raw, self.mask, out);
+                } else {
+                    let def = mysql::parse_column_definition(payload).map_err(bad)?;
+                    masked += self.masked_column(&det, p.seq, &def, raw, out);
                 }
             }
         }
         Ok(masked)
     }
 
-    fn masked_err(&self, seq: u8, payload: &[u8], raw: &[u8], out: &mut Output) -> usize {
-        if let Ok(mysql::Response::Err {
-            code,
-            sql_state,
-            message,
-        }) = mysql::parse_response(payload)
+    /// Where the prepare response goes after the OK: parameter definitions, then column
+    /// definitions, each block followed by an EOF unless deprecated.
+    fn prepare_defs(&self, params: u64, columns: u64, eof_after_params: bool) -> Reply {
+        let eof_after_params = eof_after_params && !self.deprecate_eof;
+        if params == 0 && !eof_after_params && columns == 0 {
+            return Reply::Idle;
+        }
+        Reply::PrepareDefs {
+            params,
+            columns,
+            eof_after_params,
+        }
+    }
+
+    /// Rows start: remember the column types for the statement (for later fetches).
+    fn rows_start(&mut self, columns: usize) -> Reply {
+        if self.binary {
+            self.save_types();
+        }
+        Reply::Rows { columns }
+    }
+
+    fn save_types(&mut self) {
+        if let Some(st) = self.statement.and_then(|id| self.statements.get_mut(&id)) {
+            st.types = self.types.clone();
+            st.credential = self.credential.clone();
+        }
+    }
+
+    /// One result row, masked when the command's decision says so.
+    fn row(
+        &self,
+        det: &Detector,
+        seq: u8,
+        payload: &[u8],
+        columns: usize,
+        raw: &[u8],
+        out: &mut Output,
+    ) -> Result<usize, SessionError> {
+        if !self.mask {
+            out.to_client.extend_from_slice(raw);
+            return Ok(0);
+        }
+        let bad = |e: mysql::Error| SessionError::server(e.to_string());
+        let cred = if self.credential.len() == columns {
+            &self.credential[..]
+        } else {
+            &[]
+        };
+        if self.binary {
+            let values = mysql::parse_binary_row(payload, &self.types).map_err(bad)?;
+            let texts: Vec<Option<&[u8]>> = values
+                .iter()
+                .map(|v| match v {
+                    mysql::BinaryValue::Text(t) => Some(*t),
+                    _ => None,
+                })
+                .collect();
+            let (redacted, changed) = det.redact_fields(&texts, cred);
+            if changed == 0 {
+                out.to_client.extend_from_slice(raw);
+            } else {
+                let vals: Vec<mysql::BinaryValue<'_>> = values
+                    .iter()
+                    .zip(&redacted)
+                    .map(|(v, r)| match (v, r) {
+                        (mysql::BinaryValue::Text(_), Some(r)) => mysql::BinaryValue::Text(r),
+                        (other, _) => other.clone(),
+                    })
+                    .collect();
+                mysql::encode_binary_row(seq, &vals, &mut out.to_client);
+            }
+            Ok(changed)
+        } else {
+            let values = mysql::parse_text_row(payload, columns).map_err(bad)?;
+            let (redacted, changed) = det.redact_fields(&values, cred);
+            if changed == 0 {
+                out.to_client.extend_from_slice(raw);
+            } else {
+                let vals: Vec<Option<&[u8]>> = redacted.iter().map(|v| v.as_deref()).collect();
+                mysql::encode_text_row(seq, &vals, &mut out.to_client);
+            }
+            Ok(changed)
+        }
+    }
+
+    /// A column definition with its names masked.
+    fn masked_column(
+        &self,
+        det: &Detector,
+        seq: u8,
+        def: &mysql::ColumnDefinition<'_>,
+        raw: &[u8],
+        out: &mut Output,
+    ) -> usize {
+        if !self.mask {
+            out.to_client.extend_from_slice(raw);
+            return 0;
+        }
+        let names = def.names();
+        let fields: Vec<Option<&[u8]>> = names.iter().map(|n| Some(*n)).collect();
+        let (m, changed) = det.redact_fields(&fields, &[]);
+        if changed == 0 {
+            out.to_client.extend_from_slice(raw);
+        } else {
+            let n = |i: usize| m[i].as_deref().unwrap_or_default();
+            mysql::encode_column_definition(seq, [n(0), n(1), n(2), n(3), n(4), n(5)], def, &mut out.to_client);
+        }
+        changed
+    }
+
+    /// A packet whose payload is text (a status line, a LOCAL INFILE file name), masked.
+    fn masked_text(&self, det: &Detector, seq: u8, payload: &[u8], raw: &[u8], out: &mut Output) -> usize {
+        match det.redact(payload) {
+            Cow::Owned(m) if self.mask => {
+                mysql::encode_packet(seq, &[&m], &mut out.to_client);
+                1
+            }
+            _ => {
+                out.to_client.extend_from_slice(raw);
+                0
+            }
+        }
+    }
+
+    fn masked_err(&self, seq: u8, payload: &[u8], raw: &[u8], mask: bool, out: &mut Output) -> usize {
+        if mask
+            && let Ok(mysql::Response::Err {
+                code,
+                sql_state,
+                message,
+            }) = mysql::parse_response(payload)
         {
             let m = self.guard.detector.redact(message);
-            if matches!(m, std::borrow::Cow::Owned(_)) {
+            if matches!(m, Cow::Owned(_)) {
                 let mut state = *b"HY000";
                 if let Some(s) = sql_state.filter(|s| s.len() == 5) {
                     state.copy_from_slice(s);
@@ -394,12 +852,18 @@ impl MySqlSession {
     }
 }
 
+/// The ERR for a statement id this session did not see prepared and allowed.
+fn undecided(id: u32, out: &mut Vec<u8>) {
+    let msg = format!("sluice: denied: statement {id} was not prepared through this session (never decided)");
+    mysql::encode_err(1, 1142, b"42000", msg.as_bytes(), out);
+}
+
 /// After an OK or EOF ending a result: another result follows when the server says so.
 fn after_ok(payload: &[u8], more: Reply) -> Reply {
     if ok_status(payload).is_some_and(|s| s & SERVER_MORE_RESULTS_EXISTS != 0) {
         more
     } else {
-        Reply::Other
+        Reply::Idle
     }
 }
 
@@ -413,7 +877,7 @@ fn end_of_rows(payload: &[u8], deprecate_eof: bool) -> Reply {
     if status.is_some_and(|s| s & SERVER_MORE_RESULTS_EXISTS != 0) {
         Reply::Start
     } else {
-        Reply::Other
+        Reply::Idle
     }
 }
 

@@ -16,23 +16,32 @@
 //!   secret split across `CopyData` messages is still masked).
 //! - Anything malformed or oversized from either side is a [`SessionError`].
 
-use std::collections::VecDeque;
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use sluice_protocols::postgres::{self as pg, Backend, Frontend, Limits, Startup, Status};
 
 use super::{Event, Guard, Output, SessionError, SqlState, frames, refusal_message, split_grant_comment};
-use crate::StreamRedactor;
 use crate::policy::{Action, Decision, Dialect, Identity, Protocol, Target};
+use crate::{Detector, StreamRedactor, credential_column};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// Waiting for the startup packet (or an SSL/GSS request before it).
     Startup,
+    /// Authentication: the client may answer what the server asks, nothing else, until the
+    /// server's first ReadyForQuery.
+    Auth {
+        /// The server asked for a password or SASL message and has not had it yet.
+        asked: bool,
+        /// The server said AuthenticationOk.
+        ok: bool,
+    },
     /// Typed messages.
     Running,
-    /// A cancel request was forwarded: nothing else is expected.
-    Cancel,
+    /// A cancel request was forwarded, or the client said Terminate: nothing else is expected.
+    Ended,
 }
 
 /// What to send the client once the server has delivered a given number of `ReadyForQuery`.
@@ -42,6 +51,25 @@ enum Inject {
     Bytes(Vec<u8>),
     /// A `ReadyForQuery` with the transaction status current at that moment.
     Ready,
+}
+
+/// A statement prepared (`Parse`) in this session and allowed.
+#[derive(Debug, Clone, Copy)]
+struct Prepared {
+    /// Whether its results are masked.
+    mask: bool,
+    /// Allowed only by a grant: it may be bound once.
+    granted: bool,
+}
+
+/// A `COPY … TO STDOUT` in progress.
+enum CopyOut {
+    /// Not masked (the decision said so): passed as is.
+    Plain,
+    /// Text or CSV format: one stream through the redactor.
+    Text(StreamRedactor<'static>),
+    /// Binary format: decoded into tuples, each field masked like a DataRow value.
+    Binary(BinaryCopy),
 }
 
 /// One PostgreSQL connection.
@@ -59,13 +87,23 @@ pub struct PgSession {
     rfq_seen: u64,
     /// Replies to send after (`false`) or before (`true`) ReadyForQuery number `n`.
     injections: VecDeque<(u64, bool, Inject)>,
-    /// In an extended batch: whether a statement was refused, and whether anything of the
-    /// batch went to the server.
+    /// In an extended batch: the error of a refused message, and whether anything of the batch
+    /// went to the server.
     batch_failed: Option<Vec<u8>>,
     batch_forwarded: bool,
-    /// Whether responses are masked now (from the last decision).
-    mask: bool,
-    copy_out: Option<StreamRedactor<'static>>,
+    /// Whether the replies up to ReadyForQuery number `n` are masked (`None`: the policy's
+    /// setting), for each batch sent and not yet answered.
+    batches: VecDeque<(u64, Option<bool>)>,
+    /// The same for the extended batch still open (no Sync yet).
+    open_mask: Option<bool>,
+    /// Statements and portals created in this session through allowed messages.
+    statements: HashMap<Vec<u8>, Prepared>,
+    portals: HashMap<Vec<u8>, bool>,
+    /// For the rows being sent: which columns are named like credentials.
+    credential_columns: Vec<bool>,
+    copy_out: Option<CopyOut>,
+    /// The server accepted a `COPY … FROM STDIN`: the client's data may follow.
+    copy_in: bool,
     scratch: Vec<u8>,
 }
 
@@ -83,7 +121,6 @@ impl PgSession {
     /// A session; `identity` and `target` override what the startup packet says (user,
     /// database).
     pub fn new(guard: Arc<Guard>, identity: Option<Identity>, target: Option<Target>) -> PgSession {
-        let mask = guard.policy.load().masking();
         PgSession {
             guard,
             sql: SqlState {
@@ -101,8 +138,13 @@ impl PgSession {
             injections: VecDeque::new(),
             batch_failed: None,
             batch_forwarded: false,
-            mask,
+            batches: VecDeque::new(),
+            open_mask: None,
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            credential_columns: Vec::new(),
             copy_out: None,
+            copy_in: false,
             scratch: Vec::new(),
         }
     }
@@ -129,8 +171,8 @@ impl PgSession {
                 }
                 Err(e) => Err(SessionError::client(e.to_string())),
             },
-            Phase::Cancel => Err(SessionError::client("data after a cancel request")),
-            Phase::Running => match pg::parse_frontend(rest, &self.limits) {
+            Phase::Ended => Err(SessionError::client("data after a cancel request or Terminate")),
+            Phase::Auth { .. } | Phase::Running => match pg::parse_frontend(rest, &self.limits) {
                 Ok(Status::Partial) => Ok(None),
                 Ok(Status::Complete((m, used))) => {
                     self.frontend(m, &rest[..used], out)?;
@@ -150,7 +192,7 @@ impl PgSession {
         let r = frames(&mut buf, data, |rest| match pg::parse_backend(rest, &self.limits) {
             Ok(Status::Partial) => Ok(None),
             Ok(Status::Complete((m, used))) => {
-                masked += self.backend(m, &rest[..used], out);
+                masked += self.backend(m, &rest[..used], out)?;
                 Ok(Some(used))
             }
             Err(e) => Err(SessionError::server(e.to_string())),
@@ -170,7 +212,7 @@ impl PgSession {
             Startup::SslRequest | Startup::GssEncRequest => out.to_client.push(b'N'),
             Startup::CancelRequest { .. } => {
                 out.to_server.extend_from_slice(raw);
-                self.phase = Phase::Cancel;
+                self.phase = Phase::Ended;
             }
             Startup::Startup { .. } => {
                 let text = |k: &str| m.param(k).map(|v| String::from_utf8_lossy(v).into_owned());
@@ -184,12 +226,55 @@ impl PgSession {
                 out.to_server.extend_from_slice(raw);
                 // The server ends authentication with a ReadyForQuery.
                 self.rfq_expected += 1;
-                self.phase = Phase::Running;
+                self.phase = Phase::Auth {
+                    asked: false,
+                    ok: false,
+                };
             }
         }
     }
 
     fn frontend(&mut self, m: Frontend<'_>, raw: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        if let Phase::Auth { asked, ok } = self.phase {
+            // Only the answer to what the server asked: a password or SASL message.
+            return match m {
+                Frontend::Password(_) if asked => {
+                    self.phase = Phase::Auth { asked: false, ok };
+                    out.to_server.extend_from_slice(raw);
+                    Ok(())
+                }
+                Frontend::Terminate => {
+                    out.to_server.extend_from_slice(raw);
+                    self.phase = Phase::Ended;
+                    Ok(())
+                }
+                _ => Err(SessionError::client(
+                    "a message the server did not ask for during authentication",
+                )),
+            };
+        }
+        if self.copy_in {
+            // Between the server's CopyInResponse and the client's CopyDone or CopyFail: COPY
+            // data of a statement that was decided, and nothing else.
+            return match m {
+                Frontend::CopyData(_) | Frontend::Flush | Frontend::Sync => {
+                    out.to_server.extend_from_slice(raw);
+                    if matches!(m, Frontend::Sync) {
+                        self.rfq_expected += 1;
+                        self.batches.push_back((self.rfq_expected, None));
+                    }
+                    Ok(())
+                }
+                Frontend::CopyDone | Frontend::CopyFail(_) => {
+                    self.copy_in = false;
+                    out.to_server.extend_from_slice(raw);
+                    Ok(())
+                }
+                _ => Err(SessionError::client(
+                    "a message other than COPY data during COPY FROM STDIN",
+                )),
+            };
+        }
         match m {
             Frontend::Query(q) => {
                 let text = std::str::from_utf8(q).map_err(|_| SessionError::client("query is not UTF-8"))?;
@@ -209,7 +294,11 @@ impl PgSession {
                     } else {
                         out.to_server.extend_from_slice(raw);
                     }
+                    // A simple query drops the unnamed statement and portal.
+                    self.statements.remove(&b""[..]);
+                    self.portals.remove(&b""[..]);
                     self.rfq_expected += 1;
+                    self.batches.push_back((self.rfq_expected, Some(d.mask)));
                 } else {
                     let err = error_response(&d);
                     self.inject_after(Inject::Bytes(err), out);
@@ -233,51 +322,147 @@ impl PgSession {
                     } else {
                         out.to_server.extend_from_slice(raw);
                     }
+                    self.statements.insert(
+                        name.to_vec(),
+                        Prepared {
+                            mask: d.mask,
+                            granted: grant.is_some(),
+                        },
+                    );
+                    self.batch_mask(d.mask);
                     self.batch_forwarded = true;
                 } else {
+                    self.statements.remove(name);
                     self.batch_failed = Some(error_response(&d));
                 }
             }
-            Frontend::Sync => match self.batch_failed.take() {
-                Some(err) if self.batch_forwarded => {
-                    // The server answers the forwarded part; the error goes just before its
-                    // ReadyForQuery.
-                    out.to_server.extend_from_slice(raw);
-                    self.rfq_expected += 1;
-                    self.injections.push_back((self.rfq_expected, true, Inject::Bytes(err)));
-                    self.batch_forwarded = false;
+            Frontend::Bind { portal, statement, .. } => {
+                if self.batch_failed.is_some() {
+                    return Ok(());
                 }
-                Some(err) => {
-                    self.inject_after(Inject::Bytes(err), out);
-                    self.inject_after(Inject::Ready, out);
+                let Some(p) = self.statements.get(statement).copied() else {
+                    self.batch_failed = Some(undecided_error("statement", statement));
+                    return Ok(());
+                };
+                if p.granted {
+                    // A grant buys one execution: the statement cannot be bound again.
+                    self.statements.remove(statement);
                 }
-                None => {
-                    out.to_server.extend_from_slice(raw);
-                    self.rfq_expected += 1;
-                    self.batch_forwarded = false;
+                self.portals.insert(portal.to_vec(), p.mask);
+                self.batch_mask(p.mask);
+                out.to_server.extend_from_slice(raw);
+                self.batch_forwarded = true;
+            }
+            Frontend::Execute { portal, .. } => {
+                if self.batch_failed.is_some() {
+                    return Ok(());
                 }
-            },
-            Frontend::Bind { .. }
-            | Frontend::Describe { .. }
-            | Frontend::Execute { .. }
-            | Frontend::Close { .. }
-            | Frontend::Flush => {
+                let Some(mask) = self.portals.get(portal).copied() else {
+                    self.batch_failed = Some(undecided_error("portal", portal));
+                    return Ok(());
+                };
+                self.batch_mask(mask);
+                out.to_server.extend_from_slice(raw);
+                self.batch_forwarded = true;
+            }
+            Frontend::Describe { kind, name } => {
+                if self.batch_failed.is_some() {
+                    return Ok(());
+                }
+                let known = match kind {
+                    b'S' => self.statements.get(name).map(|p| p.mask),
+                    b'P' => self.portals.get(name).copied(),
+                    _ => return Err(SessionError::client("Describe of neither a statement nor a portal")),
+                };
+                let Some(mask) = known else {
+                    let what = if kind == b'S' { "statement" } else { "portal" };
+                    self.batch_failed = Some(undecided_error(what, name));
+                    return Ok(());
+                };
+                self.batch_mask(mask);
+                out.to_server.extend_from_slice(raw);
+                self.batch_forwarded = true;
+            }
+            Frontend::Close { kind, name } => {
+                if self.batch_failed.is_some() {
+                    return Ok(());
+                }
+                match kind {
+                    b'S' => self.statements.remove(name).map(|_| ()),
+                    b'P' => self.portals.remove(name).map(|_| ()),
+                    _ => return Err(SessionError::client("Close of neither a statement nor a portal")),
+                };
+                out.to_server.extend_from_slice(raw);
+                self.batch_forwarded = true;
+            }
+            Frontend::Flush => {
                 if self.batch_failed.is_none() {
                     out.to_server.extend_from_slice(raw);
-                    self.batch_forwarded = true;
                 }
             }
-            _ => out.to_server.extend_from_slice(raw),
+            Frontend::Sync => {
+                let mask = self.open_mask.take();
+                match self.batch_failed.take() {
+                    Some(err) if self.batch_forwarded => {
+                        // The server answers the forwarded part; the error goes just before its
+                        // ReadyForQuery.
+                        out.to_server.extend_from_slice(raw);
+                        self.rfq_expected += 1;
+                        self.batches.push_back((self.rfq_expected, mask));
+                        self.injections.push_back((self.rfq_expected, true, Inject::Bytes(err)));
+                    }
+                    Some(err) => {
+                        self.inject_after(Inject::Bytes(err), out);
+                        self.inject_after(Inject::Ready, out);
+                    }
+                    None => {
+                        out.to_server.extend_from_slice(raw);
+                        self.rfq_expected += 1;
+                        self.batches.push_back((self.rfq_expected, mask));
+                    }
+                }
+                self.batch_forwarded = false;
+            }
+            Frontend::Terminate => {
+                out.to_server.extend_from_slice(raw);
+                self.phase = Phase::Ended;
+            }
+            Frontend::CopyData(_) | Frontend::CopyDone | Frontend::CopyFail(_) => {
+                return Err(SessionError::client("COPY data without a COPY FROM STDIN in progress"));
+            }
+            Frontend::Password(_) => {
+                return Err(SessionError::client("a password message after authentication"));
+            }
+            _ => return Err(SessionError::client("a message type this session does not know")),
         }
         Ok(())
     }
 
+    /// Adds a statement's masking to the open extended batch: masked if any of its statements is.
+    fn batch_mask(&mut self, mask: bool) {
+        self.open_mask = Some(self.open_mask.unwrap_or(false) || mask);
+    }
+
     fn decide(&mut self, sql: &str, grant: Option<&str>) -> Decision {
-        let d = self.sql.decide(&self.guard, sql, grant, Dialect::Postgres);
-        if d.action == Action::Allow {
-            self.mask = d.mask;
-        }
-        d
+        self.sql.decide(&self.guard, sql, grant, Dialect::Postgres)
+    }
+
+    /// Whether what the server sends now is masked: by the decision of the statement it
+    /// answers, or the policy's setting between statements.
+    fn mask_now(&self) -> bool {
+        let n = self.rfq_seen + 1;
+        let m = match self.batches.iter().find(|(k, _)| *k == n) {
+            Some((_, m)) => *m,
+            None if n == self.rfq_expected + 1 => self.open_mask,
+            None => None,
+        };
+        m.unwrap_or_else(|| self.guard.policy.load().masking())
+    }
+
+    /// Whether asynchronous messages (notifications, parameter changes, notices between
+    /// statements) are masked: when the policy masks, or the statement running now does.
+    fn mask_async(&self) -> bool {
+        self.guard.policy.load().masking() || self.mask_now()
     }
 
     /// Queues `inject` for after every ReadyForQuery the server owes now (at once if none).
@@ -296,13 +481,85 @@ impl PgSession {
         }
     }
 
-    /// Handles one server message; returns how many values it masked.
-    fn backend(&mut self, m: Backend<'_>, raw: &[u8], out: &mut Output) -> usize {
-        let det = &self.guard.detector;
-        match m {
+    /// Handles one server message; returns how many values it masked. Every message type is
+    /// decided here, by phase: passed (types that carry no text), masked, or refused.
+    fn backend(&mut self, m: Backend<'_>, raw: &[u8], out: &mut Output) -> Result<usize, SessionError> {
+        let det = Arc::clone(&self.guard.detector);
+        match self.phase {
+            Phase::Startup => return Err(SessionError::server("data before the client's startup packet")),
+            Phase::Auth { ok, .. } => {
+                return match m {
+                    Backend::Authentication { code, .. } if !ok => {
+                        let asked = match code {
+                            0 => {
+                                self.phase = Phase::Auth { asked: false, ok: true };
+                                false
+                            }
+                            // Cleartext, MD5, GSS, GSS continue, SSPI, SASL, SASL continue.
+                            3 | 5 | 7 | 8 | 9 | 10 | 11 => true,
+                            // SASL final.
+                            12 => false,
+                            other => {
+                                return Err(SessionError::server(format!(
+                                    "authentication request {other} is not supported"
+                                )));
+                            }
+                        };
+                        if code != 0 {
+                            self.phase = Phase::Auth { asked, ok: false };
+                        }
+                        out.to_client.extend_from_slice(raw);
+                        Ok(0)
+                    }
+                    Backend::NegotiateProtocolVersion(_) if !ok => {
+                        out.to_client.extend_from_slice(raw);
+                        Ok(0)
+                    }
+                    Backend::BackendKeyData { .. } if ok => {
+                        out.to_client.extend_from_slice(raw);
+                        Ok(0)
+                    }
+                    Backend::ParameterStatus { name, value } => Ok(parameter_status(&det, name, value, raw, out)),
+                    Backend::ErrorResponse(f) | Backend::NoticeResponse(f) => {
+                        Ok(masked_fields(&det, &f, raw[0] == b'N', true, raw, out))
+                    }
+                    Backend::ReadyForQuery { status } if ok => {
+                        self.tx = status;
+                        self.rfq_seen += 1;
+                        self.phase = Phase::Running;
+                        out.to_client.extend_from_slice(raw);
+                        Ok(0)
+                    }
+                    _ => Err(SessionError::server("an unexpected message during authentication")),
+                };
+            }
+            Phase::Running | Phase::Ended => {}
+        }
+        if self.copy_out.is_some() {
+            match m {
+                Backend::CopyData(data) => return self.copy_data(&det, data, raw, out),
+                Backend::CopyDone => {
+                    self.end_copy_out(out)?;
+                    out.to_client.extend_from_slice(raw);
+                    return Ok(0);
+                }
+                Backend::ErrorResponse(_) | Backend::NoticeResponse(_) | Backend::ParameterStatus { .. } => {
+                    if matches!(m, Backend::ErrorResponse(_)) {
+                        self.end_copy_out(out)?;
+                    }
+                }
+                Backend::NotificationResponse { .. } => {}
+                _ => return Err(SessionError::server("an unexpected message during COPY TO STDOUT")),
+            }
+        }
+        let mask = self.mask_now();
+        Ok(match m {
             Backend::ReadyForQuery { status } => {
                 self.tx = status;
                 let n = self.rfq_seen + 1;
+                if n > self.rfq_expected {
+                    return Err(SessionError::server("a ReadyForQuery nothing asked for"));
+                }
                 while self.injections.front().is_some_and(|(k, before, _)| *before && *k == n) {
                     if let Some((_, _, inj)) = self.injections.pop_front() {
                         self.emit(inj, out);
@@ -319,24 +576,41 @@ impl PgSession {
                         self.emit(inj, out);
                     }
                 }
-                // Masking follows each statement's decision; between statements, the policy's.
-                self.mask = self.guard.policy.load().masking();
+                while self.batches.front().is_some_and(|(k, _)| *k <= n) {
+                    self.batches.pop_front();
+                }
+                self.credential_columns.clear();
+                self.copy_in = false;
                 0
             }
-            Backend::DataRow(row) if self.mask => {
-                let mut changed = 0;
-                let masked: Vec<Option<std::borrow::Cow<'_, [u8]>>> = row
-                    .values()
-                    .map(|v| {
-                        v.map(|v| {
-                            let r = det.redact(v);
-                            if matches!(r, std::borrow::Cow::Owned(_)) {
-                                changed += 1;
-                            }
-                            r
-                        })
-                    })
-                    .collect();
+            Backend::RowDescription(cols) => {
+                self.credential_columns = cols.iter().map(|c| credential_column(c.name)).collect();
+                if !mask {
+                    out.to_client.extend_from_slice(raw);
+                    return Ok(0);
+                }
+                let names: Vec<Cow<'_, [u8]>> = cols.iter().map(|c| det.redact(c.name)).collect();
+                let changed = names.iter().filter(|n| matches!(n, Cow::Owned(_))).count();
+                if changed == 0 {
+                    out.to_client.extend_from_slice(raw);
+                } else {
+                    let masked: Vec<pg::Column<'_>> = cols
+                        .iter()
+                        .zip(&names)
+                        .map(|(c, n)| pg::Column { name: n, ..c.clone() })
+                        .collect();
+                    pg::encode_row_description(&masked, &mut out.to_client);
+                }
+                changed
+            }
+            Backend::DataRow(row) if mask => {
+                let values = row.to_vec();
+                let cred = if self.credential_columns.len() == values.len() {
+                    &self.credential_columns[..]
+                } else {
+                    &[]
+                };
+                let (masked, changed) = det.redact_fields(&values, cred);
                 if changed == 0 {
                     out.to_client.extend_from_slice(raw);
                 } else {
@@ -344,58 +618,291 @@ impl PgSession {
                 }
                 changed
             }
-            Backend::ErrorResponse(fields) | Backend::NoticeResponse(fields) if self.mask => {
-                let notice = raw[0] == b'N';
-                let mut changed = 0;
-                let masked: Vec<(u8, std::borrow::Cow<'_, [u8]>)> = fields
-                    .iter()
-                    .map(|(code, v)| {
-                        let r = det.redact(v);
-                        if matches!(r, std::borrow::Cow::Owned(_)) {
-                            changed += 1;
-                        }
-                        (*code, r)
-                    })
-                    .collect();
+            Backend::DataRow(_) => {
+                out.to_client.extend_from_slice(raw);
+                0
+            }
+            Backend::ErrorResponse(f) | Backend::NoticeResponse(f) => {
+                let async_mask = self.mask_async();
+                masked_fields(&det, &f, raw[0] == b'N', mask || async_mask, raw, out)
+            }
+            Backend::NotificationResponse { pid, channel, payload } => {
+                if !self.mask_async() {
+                    out.to_client.extend_from_slice(raw);
+                    return Ok(0);
+                }
+                let (f, changed) = det.redact_fields(&[Some(channel), Some(payload)], &[]);
                 if changed == 0 {
                     out.to_client.extend_from_slice(raw);
                 } else {
-                    let f: Vec<(u8, &[u8])> = masked.iter().map(|(c, v)| (*c, v.as_ref())).collect();
-                    pg::encode_error(&f, notice, &mut out.to_client);
+                    let b = |i: usize| f[i].as_deref().unwrap_or_default();
+                    pg::encode_notification(pid, b(0), b(1), &mut out.to_client);
                 }
                 changed
             }
-            Backend::CopyOutResponse(_) => {
-                if self.mask {
-                    self.copy_out = Some(det.shared_stream_redactor());
+            Backend::ParameterStatus { name, value } => {
+                if self.mask_async() {
+                    parameter_status(&det, name, value, raw, out)
+                } else {
+                    out.to_client.extend_from_slice(raw);
+                    0
+                }
+            }
+            Backend::CommandComplete(tag) => {
+                self.credential_columns.clear();
+                if mask && let Cow::Owned(t) = det.redact(tag) {
+                    pg::encode_command_complete(&t, &mut out.to_client);
+                    return Ok(1);
                 }
                 out.to_client.extend_from_slice(raw);
                 0
             }
-            Backend::CopyData(data) if self.copy_out.is_some() => {
-                self.scratch.clear();
-                if let Some(r) = self.copy_out.as_mut() {
-                    r.feed(data, &mut self.scratch);
-                }
-                let changed = usize::from(self.scratch.as_slice() != data);
-                copy_data(&self.scratch, &mut out.to_client);
-                changed
-            }
-            Backend::CopyDone if self.copy_out.is_some() => {
-                self.scratch.clear();
-                if let Some(mut r) = self.copy_out.take() {
-                    r.finish(&mut self.scratch);
-                }
-                copy_data(&self.scratch, &mut out.to_client);
+            Backend::CopyOutResponse(body) => {
+                self.copy_out = Some(match (mask, body.first()) {
+                    (false, _) => CopyOut::Plain,
+                    (true, Some(0)) => CopyOut::Text(det.shared_stream_redactor()),
+                    (true, Some(1)) => CopyOut::Binary(BinaryCopy::default()),
+                    _ => return Err(SessionError::server("COPY TO STDOUT in an unknown format")),
+                });
                 out.to_client.extend_from_slice(raw);
                 0
             }
-            _ => {
+            Backend::CopyInResponse(_) => {
+                self.copy_in = true;
                 out.to_client.extend_from_slice(raw);
                 0
             }
-        }
+            // No text in these: passed as they are.
+            Backend::ParseComplete
+            | Backend::BindComplete
+            | Backend::CloseComplete
+            | Backend::NoData
+            | Backend::ParameterDescription(_)
+            | Backend::EmptyQueryResponse
+            | Backend::PortalSuspended => {
+                out.to_client.extend_from_slice(raw);
+                0
+            }
+            Backend::CopyData(_) | Backend::CopyDone => {
+                return Err(SessionError::server("COPY data without a COPY TO STDOUT in progress"));
+            }
+            Backend::Authentication { .. } => {
+                return Err(SessionError::server("an authentication message after authentication"));
+            }
+            _ => return Err(SessionError::server("a message type this session does not expect now")),
+        })
     }
+
+    fn copy_data(&mut self, det: &Detector, data: &[u8], raw: &[u8], out: &mut Output) -> Result<usize, SessionError> {
+        self.scratch.clear();
+        let changed = match self.copy_out.as_mut() {
+            Some(CopyOut::Plain) | None => {
+                out.to_client.extend_from_slice(raw);
+                return Ok(0);
+            }
+            Some(CopyOut::Text(r)) => {
+                r.feed(data, &mut self.scratch);
+                usize::from(self.scratch.as_slice() != data)
+            }
+            Some(CopyOut::Binary(b)) => b.feed(det, data, &mut self.scratch)?,
+        };
+        if !self.scratch.is_empty() {
+            pg::encode_copy_data(&self.scratch, &mut out.to_client);
+        }
+        Ok(changed)
+    }
+
+    fn end_copy_out(&mut self, out: &mut Output) -> Result<(), SessionError> {
+        self.scratch.clear();
+        match self.copy_out.take() {
+            Some(CopyOut::Text(mut r)) => r.finish(&mut self.scratch),
+            Some(CopyOut::Binary(b)) if !b.buf.is_empty() => {
+                return Err(SessionError::server("binary COPY data ended inside a tuple"));
+            }
+            _ => {}
+        }
+        if !self.scratch.is_empty() {
+            pg::encode_copy_data(&self.scratch, &mut out.to_client);
+        }
+        Ok(())
+    }
+}
+
+/// The largest binary COPY tuple held while it is incomplete.
+const MAX_COPY_TUPLE: usize = 64 * 1024 * 1024;
+
+/// Binary COPY data (`PGCOPY\n\xff\r\n\0`, flags, header extension, then tuples of
+/// length-prefixed fields, then -1), decoded however the server cuts it into CopyData messages,
+/// so that each field is masked on its own: the length bytes never join a secret's neighbours.
+#[derive(Debug, Default)]
+struct BinaryCopy {
+    buf: Vec<u8>,
+    header: bool,
+    trailer: bool,
+}
+
+impl BinaryCopy {
+    /// Appends the masked form of every complete part of `data` to `out`; returns how many
+    /// fields changed.
+    fn feed(&mut self, det: &Detector, data: &[u8], out: &mut Vec<u8>) -> Result<usize, SessionError> {
+        const SIG: &[u8] = b"PGCOPY\n\xff\r\n\0";
+        let bad = |why: &str| SessionError::server(format!("binary COPY data: {why}"));
+        if self.trailer {
+            return Err(bad("data after the trailer"));
+        }
+        self.buf.extend_from_slice(data);
+        let mut at = 0;
+        let mut changed = 0;
+        if !self.header {
+            if self.buf.len() < SIG.len() + 8 {
+                return Ok(0);
+            }
+            if &self.buf[..SIG.len()] != SIG {
+                return Err(bad("no signature"));
+            }
+            let ext = u32::from_be_bytes(read4(&self.buf, SIG.len() + 4)) as usize;
+            if ext > MAX_COPY_TUPLE {
+                return Err(bad("header extension too long"));
+            }
+            let end = SIG.len() + 8 + ext;
+            if self.buf.len() < end {
+                return Ok(0);
+            }
+            out.extend_from_slice(&self.buf[..end]);
+            self.header = true;
+            at = end;
+        }
+        loop {
+            let rest = &self.buf[at..];
+            if rest.len() < 2 {
+                break;
+            }
+            let n = i16::from_be_bytes([rest[0], rest[1]]);
+            if n == -1 {
+                out.extend_from_slice(&rest[..2]);
+                at += 2;
+                self.trailer = true;
+                if at != self.buf.len() {
+                    return Err(bad("data after the trailer"));
+                }
+                break;
+            }
+            if n < 0 {
+                return Err(bad("negative field count"));
+            }
+            let mut p = 2;
+            let mut fields = Vec::with_capacity(n as usize);
+            let mut complete = true;
+            for _ in 0..n {
+                if rest.len() < p + 4 {
+                    complete = false;
+                    break;
+                }
+                let len = i32::from_be_bytes(read4(rest, p));
+                p += 4;
+                if len < -1 {
+                    return Err(bad("negative field length"));
+                }
+                if len == -1 {
+                    fields.push(None);
+                    continue;
+                }
+                let len = len as usize;
+                if rest.len() < p + len {
+                    complete = false;
+                    break;
+                }
+                fields.push(Some(&rest[p..p + len]));
+                p += len;
+            }
+            if !complete {
+                if rest.len() > MAX_COPY_TUPLE {
+                    return Err(bad("tuple too long"));
+                }
+                break;
+            }
+            let (masked, c) = det.redact_fields(&fields, &[]);
+            changed += c;
+            out.extend_from_slice(&rest[..2]);
+            for f in &masked {
+                match f {
+                    None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+                    Some(v) => {
+                        out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                        out.extend_from_slice(v);
+                    }
+                }
+            }
+            at += p;
+        }
+        self.buf.drain(..at);
+        Ok(changed)
+    }
+}
+
+fn read4(b: &[u8], at: usize) -> [u8; 4] {
+    [b[at], b[at + 1], b[at + 2], b[at + 3]]
+}
+
+/// A ParameterStatus with its name and value masked.
+fn parameter_status(det: &Detector, name: &[u8], value: &[u8], raw: &[u8], out: &mut Output) -> usize {
+    let (f, changed) = det.redact_fields(&[Some(name), Some(value)], &[]);
+    if changed == 0 {
+        out.to_client.extend_from_slice(raw);
+    } else {
+        let b = |i: usize| f[i].as_deref().unwrap_or_default();
+        pg::encode_parameter_status(b(0), b(1), &mut out.to_client);
+    }
+    changed
+}
+
+/// An ErrorResponse or NoticeResponse with every field masked (when `mask`).
+fn masked_fields(
+    det: &Detector,
+    fields: &[(u8, &[u8])],
+    notice: bool,
+    mask: bool,
+    raw: &[u8],
+    out: &mut Output,
+) -> usize {
+    if !mask {
+        out.to_client.extend_from_slice(raw);
+        return 0;
+    }
+    let values: Vec<Option<&[u8]>> = fields.iter().map(|(_, v)| Some(*v)).collect();
+    let (masked, changed) = det.redact_fields(&values, &[]);
+    if changed == 0 {
+        out.to_client.extend_from_slice(raw);
+    } else {
+        let f: Vec<(u8, &[u8])> = fields
+            .iter()
+            .zip(&masked)
+            .map(|((c, _), v)| (*c, v.as_deref().unwrap_or_default()))
+            .collect();
+        pg::encode_error(&f, notice, &mut out.to_client);
+    }
+    changed
+}
+
+/// The error for a Bind, Execute or Describe naming a statement or portal this session did not
+/// see created through an allowed message (one made by SQL `PREPARE` or `DECLARE`, or refused).
+fn undecided_error(what: &str, name: &[u8]) -> Vec<u8> {
+    let message = format!(
+        "sluice: denied: {what} `{}` was not prepared through this session (its statement was never decided)",
+        String::from_utf8_lossy(name)
+    );
+    let mut out = Vec::new();
+    pg::encode_error(
+        &[
+            (b'S', b"ERROR"),
+            (b'V', b"ERROR"),
+            (b'C', b"42501"),
+            (b'M', message.as_bytes()),
+        ],
+        false,
+        &mut out,
+    );
+    out
 }
 
 /// `SET sluice.grant = 'TOKEN'` (or `TO`): the token.
@@ -415,15 +922,6 @@ fn set_grant(text: &str) -> Option<&str> {
         })?
         .trim();
     rest.strip_prefix('\'')?.strip_suffix('\'')
-}
-
-fn copy_data(data: &[u8], out: &mut Vec<u8>) {
-    if data.is_empty() {
-        return;
-    }
-    out.push(b'd');
-    out.extend_from_slice(&((data.len() + 4) as u32).to_be_bytes());
-    out.extend_from_slice(data);
 }
 
 fn encode_query(sql: &str, out: &mut Vec<u8>) {

@@ -90,7 +90,7 @@ async def guard_streams(
                 try:
                     forward, answer = session.client_message(_dump(item.message))
                 except SessionError as e:
-                    close(e)
+                    await close(e)
                     return
                 await _deliver(forward, to_server, item.metadata)
                 await _deliver(answer, write_stream)
@@ -101,7 +101,7 @@ async def guard_streams(
                 try:
                     _, out = session.server_message(_dump(item.message))
                 except SessionError as e:
-                    close(e)
+                    await close(e)
                     return
                 await _deliver(out, write_stream, item.metadata)
 
@@ -114,10 +114,15 @@ async def guard_streams(
     try:
         async with anyio.create_task_group() as tg:
 
-            def close(e: SessionError) -> None:
-                # Bad input ends the connection, as the proxies close theirs: the server is
-                # cancelled and nothing unchecked or unmasked passes.
+            async def close(e: SessionError) -> None:
+                # Bad input ends the connection, as the proxies close theirs: every request still
+                # waiting gets an error, the server is cancelled, nothing unchecked or unmasked
+                # passes, and the transport is closed (the client sees end-of-file).
                 log.error("sluice: %s", e)
+                try:
+                    await _deliver(session.abort_pending(str(e)), write_stream)
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    pass
                 tg.cancel_scope.cancel()
 
             tg.start_soon(client_pump)
