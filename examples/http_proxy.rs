@@ -8,16 +8,23 @@
 //! curl -x http://127.0.0.1:8080 http://api.example.test/v1/items
 //! ```
 //!
-//! HTTPS (`CONNECT`) is decided by host and port and then tunnelled without inspection: this
-//! example does not terminate TLS. One JSON line per decision goes to stderr.
+//! HTTPS (`CONNECT`) is decided by host and port; the tunnel must then start with a TLS
+//! ClientHello (plain traffic is refused) and is relayed without inspection: this example does
+//! not terminate TLS. Every name is decided again on the addresses it resolves to. Timeouts:
+//! `--connect-timeout` (10 s), `--idle-timeout` (60 s, request heads and idle connections),
+//! `--upstream-timeout` (300 s between response reads); an unreachable or silent upstream is a
+//! `502` / `504`. One JSON line per decision goes to stderr.
 
 use clap::Parser;
 use sluice_core::policy::{Identity, Target};
 use sluice_core::session::Output;
 use sluice_core::session::http::HttpSession;
-use sluice_examples::{Common, default_user, log, start};
+use std::time::Duration;
+
+use sluice_examples::{Common, accept, default_user, log, start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::timeout;
 
 #[derive(Parser, Debug)]
 #[command(name = "http-proxy", about = "A forward HTTP proxy enforcing a Sluice policy")]
@@ -35,17 +42,27 @@ struct Cli {
     common: Common,
 }
 
-async fn serve(mut client: TcpStream, mut session: HttpSession) -> Result<(), String> {
+/// Timeouts of one connection.
+#[derive(Clone, Copy)]
+struct Timeouts {
+    connect: Duration,
+    idle: Duration,
+    upstream: Duration,
+}
+
+async fn serve(mut client: TcpStream, mut session: HttpSession, t: Timeouts) -> Result<(), String> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut out = Output::default();
     let mut input: Vec<u8> = Vec::new();
     loop {
         out.clear();
-        session.from_client(&input, &mut out).map_err(|e| e.to_string())?;
+        let r = session.from_client(&input, &mut out);
         input.clear();
         client.write_all(&out.to_client).await.map_err(|e| e.to_string())?;
+        r.map_err(|e| e.to_string())?;
         if let Some(u) = session.upstream() {
-            upstream(&mut client, &mut session, u, &out.to_server, &mut buf).await?;
+            let request = std::mem::take(&mut out.to_server);
+            upstream(&mut client, &mut session, u, &request, &mut buf, t).await?;
             if session.tunnel() {
                 return Ok(());
             }
@@ -55,12 +72,25 @@ async fn serve(mut client: TcpStream, mut session: HttpSession) -> Result<(), St
         if !out.to_client.is_empty() {
             continue; // a refusal; the next request may be buffered too
         }
-        let n = client.read(&mut buf).await.map_err(|e| e.to_string())?;
+        let n = match timeout(t.idle, client.read(&mut buf)).await {
+            Err(_) => return Err("client idle or too slow to send a request: closed".into()),
+            Ok(r) => r.map_err(|e| e.to_string())?,
+        };
         if n == 0 {
             return Ok(());
         }
         input.extend_from_slice(&buf[..n]);
     }
+}
+
+/// Fails the request with a 502/504 to the client (when no response has started) and ends the
+/// connection.
+async fn fail(client: &mut TcpStream, session: &mut HttpSession, why: String, timed_out: bool) -> Result<(), String> {
+    let mut out = Output::default();
+    session.upstream_failed(&why, timed_out, &mut out);
+    let _ = client.write_all(&out.to_client).await;
+    let _ = client.shutdown().await;
+    Err(why)
 }
 
 /// Sends one allowed request upstream and relays its (masked) response, or opens a tunnel.
@@ -70,11 +100,40 @@ async fn upstream(
     (host, port): (String, u16),
     request: &[u8],
     buf: &mut [u8],
+    t: Timeouts,
 ) -> Result<(), String> {
-    let mut server = TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| format!("cannot reach {host}:{port}: {e}"))?;
+    // Decide again on each address the name resolves to: a name pointing at a protected
+    // address is refused like the address.
+    let addrs: Vec<std::net::SocketAddr> =
+        match timeout(t.connect, tokio::net::lookup_host((host.as_str(), port))).await {
+            Ok(Ok(a)) => a.collect(),
+            Ok(Err(e)) => return fail(client, session, format!("cannot resolve {host}: {e}"), false).await,
+            Err(_) => return fail(client, session, format!("resolving {host} timed out"), true).await,
+        };
+    let mut refusal = Output::default();
+    for a in &addrs {
+        if !session.decide_address(a.ip(), port, &mut refusal) {
+            client.write_all(&refusal.to_client).await.map_err(|e| e.to_string())?;
+            let _ = client.shutdown().await;
+            return Err(format!("{host} resolves to {}, which the policy refuses", a.ip()));
+        }
+    }
+    let mut server = match timeout(t.connect, TcpStream::connect(&addrs[..])).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return fail(client, session, format!("cannot reach {host}:{port}: {e}"), false).await,
+        Err(_) => return fail(client, session, format!("connecting to {host}:{port} timed out"), true).await,
+    };
     if session.tunnel() {
+        // The first client bytes must open TLS: plain traffic is not tunnelled uninspected.
+        let n = match timeout(t.idle, client.read(buf)).await {
+            Ok(Ok(n)) => n,
+            _ => return Err("tunnel: the client sent nothing".into()),
+        };
+        if let Err(e) = session.tunnel_client(&buf[..n]) {
+            let _ = client.shutdown().await;
+            return Err(e.to_string());
+        }
+        server.write_all(&buf[..n]).await.map_err(|e| e.to_string())?;
         tokio::io::copy_bidirectional(client, &mut server)
             .await
             .map_err(|e| e.to_string())?;
@@ -83,11 +142,20 @@ async fn upstream(
     server.write_all(request).await.map_err(|e| e.to_string())?;
     let mut out = Output::default();
     while !session.response_done() {
-        let n = server.read(buf).await.map_err(|e| e.to_string())?;
+        let n = match timeout(t.upstream, server.read(buf)).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return fail(client, session, format!("reading from {host}: {e}"), false).await,
+            Err(_) => return fail(client, session, format!("{host} did not answer in time"), true).await,
+        };
         out.clear();
         let r = session.from_server(&buf[..n], &mut out);
         client.write_all(&out.to_client).await.map_err(|e| e.to_string())?;
-        r.map_err(|e| e.to_string())?;
+        if let Err(e) = r {
+            // A response cut or refused half-way: the client sees the connection end (never a
+            // body that looks complete).
+            let _ = client.shutdown().await;
+            return Err(e.to_string());
+        }
         if n == 0 {
             break;
         }
@@ -104,10 +172,13 @@ async fn main() -> std::process::ExitCode {
     };
     let user = default_user(cli.user.as_deref());
     log("http-proxy", &format!("listening on {}", cli.listen));
+    let t = Timeouts {
+        connect: cli.common.connect(),
+        idle: cli.common.idle(),
+        upstream: cli.common.upstream(),
+    };
     loop {
-        let Ok((client, peer)) = listener.accept().await else {
-            continue;
-        };
+        let (client, peer) = accept(&listener).await;
         let session = HttpSession::new(
             guard.clone(),
             Identity::new(user.clone()),
@@ -115,7 +186,7 @@ async fn main() -> std::process::ExitCode {
         );
         tokio::spawn(async move {
             let _ = client.set_nodelay(true);
-            if let Err(e) = serve(client, session).await
+            if let Err(e) = serve(client, session, t).await
                 && e != "client closed"
             {
                 log("http-proxy", &format!("{peer}: {e}"));

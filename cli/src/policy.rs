@@ -45,6 +45,10 @@ pub(crate) enum SshArg {
     Env,
     Subsystem,
     Shell,
+    /// A `direct-tcpip` port forward; the command is `host:port`.
+    Forward,
+    /// Another channel type or global request; the command is its name.
+    Channel,
 }
 
 #[derive(Args, Debug)]
@@ -247,6 +251,8 @@ pub(crate) fn check(args: CheckArgs) -> Result<u8, String> {
             SshArg::Env => SshKind::Env,
             SshArg::Subsystem => SshKind::Subsystem,
             SshArg::Shell => SshKind::Shell,
+            SshArg::Forward => SshKind::Forward,
+            SshArg::Channel => SshKind::Channel,
         });
     for h in &args.headers {
         let (n, v) = h

@@ -282,7 +282,18 @@ fn check_prints_a_json_decision_for_each_protocol() {
             1,
         ),
         (&["--protocol", "ssh", "env"], "deny", Some("env-dump"), 1),
-        (&["--protocol", "ssh", "--ssh", "subsystem", "sftp"], "allow", None, 0),
+        (
+            &["--protocol", "ssh", "--ssh", "subsystem", "sftp"],
+            "require_approval",
+            None,
+            1,
+        ),
+        (
+            &["--protocol", "ssh", "--ssh", "forward", "db.internal:5432"],
+            "require_approval",
+            None,
+            1,
+        ),
     ];
     for (args, decision, rule, code) in cases {
         let mut all = vec!["check"];

@@ -34,6 +34,47 @@ pub struct Common {
     /// Do not log decisions to stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Seconds to wait for an upstream connection.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub connect_timeout: u64,
+    /// Seconds a client may take to send a whole request head (and a connection may stay idle
+    /// between requests).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub idle_timeout: u64,
+    /// Seconds to wait for the upstream's response (between reads).
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub upstream_timeout: u64,
+}
+
+impl Common {
+    /// The connect timeout.
+    pub fn connect(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.connect_timeout)
+    }
+    /// The idle / request-head timeout.
+    pub fn idle(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.idle_timeout)
+    }
+    /// The upstream response timeout.
+    pub fn upstream(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.upstream_timeout)
+    }
+}
+
+/// Accepts the next connection; when accepting fails (out of file descriptors, say), waits
+/// with a growing pause instead of spinning.
+pub async fn accept(listener: &tokio::net::TcpListener) -> (tokio::net::TcpStream, std::net::SocketAddr) {
+    let mut pause = std::time::Duration::from_millis(10);
+    loop {
+        match listener.accept().await {
+            Ok(x) => return x,
+            Err(e) => {
+                log("proxy", &format!("accept failed: {e}; retrying in {pause:?}"));
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(1));
+            }
+        }
+    }
 }
 
 /// Logs each decision as one JSON line on stderr.
@@ -222,9 +263,7 @@ where
     );
     let make = Arc::new(make);
     loop {
-        let Ok((client, peer)) = listener.accept().await else {
-            continue;
-        };
+        let (client, peer) = accept(&listener).await;
         let (guard, upstream, target, make) = (guard.clone(), args.upstream.clone(), target.clone(), make.clone());
         // One thread with its own single-threaded runtime per connection: a relay hop is mostly
         // wake-ups, and keeping both sockets of a connection on one thread avoids handing them

@@ -1028,9 +1028,11 @@ fn build_request(
         "env" => SshKind::Env,
         "subsystem" => SshKind::Subsystem,
         "shell" => SshKind::Shell,
+        "forward" => SshKind::Forward,
+        "channel" => SshKind::Channel,
         other => {
             return Err(RequestError::new_err(format!(
-                "unknown ssh request `{other}` (exec, env, subsystem or shell)"
+                "unknown ssh request `{other}` (exec, env, subsystem, shell, forward or channel)"
             )));
         }
     };

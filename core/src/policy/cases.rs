@@ -47,6 +47,10 @@ pub enum SshKind {
     Subsystem,
     /// An interactive `shell`.
     Shell,
+    /// A `direct-tcpip` port forward, the command being `host:port`.
+    Forward,
+    /// A channel of another type (or a global request), the command being its name.
+    Channel,
 }
 
 impl OwnedRequest {
@@ -110,6 +114,14 @@ impl OwnedRequest {
                     }
                     SshKind::Subsystem => SshRequest::Subsystem(c),
                     SshKind::Shell => SshRequest::Shell,
+                    SshKind::Forward => {
+                        let (host, port) = c.rsplit_once(':').unwrap_or((c, "0"));
+                        let port = port
+                            .parse()
+                            .map_err(|_| format!("a forward is `host:port`, got `{c}`"))?;
+                        SshRequest::Forward { host, port }
+                    }
+                    SshKind::Channel => SshRequest::Channel(c),
                 };
                 f(&Request::Ssh(r))
             }

@@ -253,4 +253,10 @@ pub(crate) struct SshDoc {
     pub env: Vec<String>,
     #[serde(default)]
     pub subsystems: Vec<String>,
+    #[serde(default)]
+    pub forwards: Vec<String>,
+    #[serde(default)]
+    pub channels: Vec<String>,
+    #[serde(default)]
+    pub shell: bool,
 }

@@ -440,6 +440,22 @@ impl Engine {
                 }
                 self.decision(action, Some(i), reason, identity, target, request, uncertain)
             }
+            None if matches!(request, Request::Ssh(op) if op.is_opaque()) => {
+                let Request::Ssh(op) = request else { unreachable!() };
+                self.decision(
+                    self.uncertain,
+                    None,
+                    format!(
+                        "{}: what follows it is not seen by the engine and no rule allows it; policy `uncertain` is {}",
+                        super::grant::describe_ssh(op),
+                        self.uncertain.as_str()
+                    ),
+                    identity,
+                    target,
+                    request,
+                    true,
+                )
+            }
             None => self.decision(
                 self.default,
                 None,
@@ -1089,16 +1105,41 @@ impl Engine {
 }
 
 fn eval_ssh(c: &SshCond, op: &SshRequest<'_>) -> Outcome {
+    // A rule's ssh block matches a request of the one kind it names.
+    let only = |n: usize| {
+        [
+            !c.env.is_empty(),
+            !c.subsystems.is_empty(),
+            !c.forwards.is_empty(),
+            !c.channels.is_empty(),
+            c.shell,
+        ]
+        .iter()
+        .enumerate()
+        .all(|(i, set)| i == n || !set)
+    };
     let (t, evidence) = match op {
         SshRequest::Env { name, .. } => (
-            Tri::from(!c.env.is_empty() && any(&c.env, name) && c.subsystems.is_empty()),
+            Tri::from(!c.env.is_empty() && any(&c.env, name) && only(0)),
             format!("env {name}"),
         ),
         SshRequest::Subsystem(name) => (
-            Tri::from(!c.subsystems.is_empty() && any(&c.subsystems, name) && c.env.is_empty()),
+            Tri::from(!c.subsystems.is_empty() && any(&c.subsystems, name) && only(1)),
             format!("subsystem {name}"),
         ),
-        SshRequest::Exec(_) | SshRequest::Shell => (Tri::No, String::new()),
+        SshRequest::Forward { host, port } => {
+            let target = format!("{}:{port}", host.to_ascii_lowercase());
+            (
+                Tri::from(!c.forwards.is_empty() && any(&c.forwards, &target) && only(2)),
+                format!("forward to {target}"),
+            )
+        }
+        SshRequest::Channel(kind) => (
+            Tri::from(!c.channels.is_empty() && any(&c.channels, kind) && only(3)),
+            format!("channel {kind}"),
+        ),
+        SshRequest::Shell => (Tri::from(c.shell && only(4)), "interactive shell".to_string()),
+        SshRequest::Exec(_) => (Tri::No, String::new()),
     };
     Outcome { tri: t, evidence }
 }
@@ -1198,10 +1239,15 @@ fn http_view(h: &HttpRequest<'_>) -> HttpView {
         .map(|(n, v)| (n.to_ascii_lowercase(), String::from_utf8_lossy(v).into_owned()))
         .collect();
     if host.is_none() {
-        host = headers
-            .iter()
-            .find(|(n, _)| n == "host")
-            .map(|(_, v)| v.split(':').next().unwrap_or(v).to_ascii_lowercase());
+        host = headers.iter().find(|(n, _)| n == "host").map(|(_, v)| {
+            let hostport = v.trim();
+            let host = if hostport.starts_with('[') {
+                hostport.split_once(']').map_or(hostport, |(h, _)| h)
+            } else {
+                hostport.split(':').next().unwrap_or(hostport)
+            };
+            facts::normalize_host(host)
+        });
     }
     let json = h.body.and_then(|b| serde_json::from_slice(b).ok());
     HttpView {

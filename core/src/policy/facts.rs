@@ -220,15 +220,106 @@ pub(crate) fn split_url(url: &str) -> (Option<String>, String) {
             } else {
                 hostport.split(':').next().unwrap_or(hostport)
             };
-            (
-                Some(host.to_ascii_lowercase().trim_end_matches('.').to_string()),
-                &after[end..],
-            )
+            (Some(normalize_host(host)), &after[end..])
         }
         None => (None, url),
     };
     let path = rest.split(['?', '#']).next().unwrap_or("");
     (host, normalize_url_path(path))
+}
+
+/// The canonical spelling of a host: lowercased, without a trailing dot, percent-decoded; IPv4
+/// addresses in any form an address parser accepts (`127.1`, `169.254.43518`, `2852039166`,
+/// `0xa9.0xfe.0xa9.0xfe`, octal `0251.…`) as a dotted quad; IPv6 addresses compressed, and an
+/// IPv4-mapped or -compatible IPv6 address (`::ffff:169.254.169.254`, `::ffff:a9fe:a9fe`) as its
+/// IPv4 address. Rules on hosts then match whatever spelling a request uses.
+pub fn normalize_host(host: &str) -> String {
+    let h = host.trim_matches(['[', ']']);
+    let decoded = percent_decode(h);
+    let h = decoded.to_ascii_lowercase();
+    let h = h.trim_end_matches('.');
+    if let Some(v4) = parse_ipv4_loose(h) {
+        return v4.to_string();
+    }
+    let no_zone = h.split('%').next().unwrap_or(h);
+    if let Ok(v6) = no_zone.parse::<std::net::Ipv6Addr>() {
+        if let Some(v4) = v6.to_ipv4_mapped() {
+            return v4.to_string();
+        }
+        let seg = v6.segments();
+        // IPv4-compatible (deprecated, ::a.b.c.d) and NAT64 (64:ff9b::a.b.c.d) forms.
+        if (seg[..6] == [0, 0, 0, 0, 0, 0] && (seg[6] != 0 || seg[7] > 1)) || seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+            let o = v6.octets();
+            return std::net::Ipv4Addr::new(o[12], o[13], o[14], o[15]).to_string();
+        }
+        return v6.to_string();
+    }
+    h.to_string()
+}
+
+fn percent_decode(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_string();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let Some(v) = b
+                .get(i + 1..i + 3)
+                .and_then(|x| std::str::from_utf8(x).ok())
+                .and_then(|x| u8::from_str_radix(x, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// An IPv4 address as `inet_aton` reads it: one to four parts, each decimal, octal (leading
+/// `0`) or hex (`0x`), the last part filling the remaining bytes.
+fn parse_ipv4_loose(s: &str) -> Option<std::net::Ipv4Addr> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b'x') {
+        return None;
+    }
+    let parts: Vec<&str> = s.split('.').collect();
+    if parts.len() > 4 {
+        return None;
+    }
+    let mut nums = Vec::with_capacity(parts.len());
+    for p in &parts {
+        let n = if let Some(hex) = p.strip_prefix("0x") {
+            if hex.is_empty() {
+                0
+            } else {
+                u64::from_str_radix(hex, 16).ok()?
+            }
+        } else if p.len() > 1 && p.starts_with('0') {
+            u64::from_str_radix(&p[1..], 8).ok()?
+        } else {
+            p.parse::<u64>().ok()?
+        };
+        nums.push(n);
+    }
+    let (last, init) = nums.split_last()?;
+    if init.iter().any(|&n| n > 255) {
+        return None;
+    }
+    let room = 8 * (4 - init.len() as u32);
+    if room < 64 && *last >= 1u64 << room {
+        return None;
+    }
+    let mut v: u32 = 0;
+    for (i, n) in init.iter().enumerate() {
+        v |= (*n as u32) << (24 - 8 * i as u32);
+    }
+    v |= *last as u32;
+    Some(std::net::Ipv4Addr::from(v))
 }
 
 /// Percent-decodes unreserved characters and resolves dot segments in a URL path.

@@ -145,8 +145,20 @@ pub fn normalized_command(request: &Request<'_>) -> String {
         Request::Ssh(SshRequest::Env { name, value }) => {
             format!("env {name} value-sha256:{}", hex(&Sha256::digest(value)))
         }
-        Request::Ssh(SshRequest::Subsystem(s)) => format!("subsystem {s}"),
-        Request::Ssh(SshRequest::Shell) => "shell".to_string(),
+        Request::Ssh(op) => describe_ssh(&op),
+    }
+}
+
+/// An SSH request in words: `subsystem sftp`, `shell`, `forward db.internal:5432`,
+/// `channel x11` (`exec` and `env` as their command and name).
+pub fn describe_ssh(op: &SshRequest<'_>) -> String {
+    match op {
+        SshRequest::Exec(c) => c.trim().to_string(),
+        SshRequest::Env { name, .. } => format!("env {name}"),
+        SshRequest::Subsystem(s) => format!("subsystem {s}"),
+        SshRequest::Shell => "shell".to_string(),
+        SshRequest::Forward { host, port } => format!("forward {}:{port}", host.to_ascii_lowercase()),
+        SshRequest::Channel(kind) => format!("channel {kind}"),
     }
 }
 

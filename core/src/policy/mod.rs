@@ -37,6 +37,7 @@ pub mod cases;
 mod doc;
 mod eval;
 mod facts;
+pub use facts::normalize_host;
 mod glob;
 pub mod grant;
 pub mod oidc;
@@ -205,6 +206,25 @@ pub enum SshRequest<'a> {
     Subsystem(&'a str),
     /// `shell`: an interactive session.
     Shell,
+    /// A `direct-tcpip` channel: the client asks the server to connect to `host:port` (a port
+    /// forward, `ssh -L`), and whatever flows through it is opaque.
+    Forward {
+        /// Where the server is to connect.
+        host: &'a str,
+        /// Its port.
+        port: u32,
+    },
+    /// A channel of another type (`x11`, `auth-agent@openssh.com`, …), by its type name.
+    Channel(&'a str),
+}
+
+impl SshRequest<'_> {
+    /// Whether what follows the request is a raw stream the engine never sees decided: an
+    /// interactive shell's keystrokes, a subsystem's protocol, a forwarded connection. Such a
+    /// request is allowed only by a rule that names it; otherwise it is `uncertain`.
+    pub fn is_opaque(&self) -> bool {
+        !matches!(self, SshRequest::Exec(_) | SshRequest::Env { .. })
+    }
 }
 
 /// A command to decide on.
@@ -371,6 +391,12 @@ pub(crate) struct McpCond {
 pub(crate) struct SshCond {
     pub env: Vec<Glob>,
     pub subsystems: Vec<Glob>,
+    /// `host:port` of `direct-tcpip` forwards.
+    pub forwards: Vec<Glob>,
+    /// Channel type names (`x11`, `auth-agent@openssh.com`); `session` channels are not decided.
+    pub channels: Vec<Glob>,
+    /// Interactive `shell` requests.
+    pub shell: bool,
 }
 
 #[derive(Debug)]
@@ -903,6 +929,9 @@ fn compile(origin: &str, doc: PolicyDoc) -> Result<Engine, PolicyError> {
                 Some(SshCond {
                     env: c.globs(&format!("{sp}.env"), &s.env)?,
                     subsystems: c.globs(&format!("{sp}.subsystems"), &s.subsystems)?,
+                    forwards: c.globs(&format!("{sp}.forwards"), &s.forwards)?,
+                    channels: c.globs(&format!("{sp}.channels"), &s.channels)?,
+                    shell: s.shell,
                 })
             }
         };

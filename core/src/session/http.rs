@@ -35,8 +35,21 @@ enum Decoder {
 }
 
 impl Decoder {
-    /// Decodes `data`, appending the plain bytes to `out`.
-    fn feed(&mut self, data: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+    /// Decodes `data`, appending the plain bytes to `out`; fails once `out` holds more than
+    /// `cap` bytes (the input is fed in small pieces, so the overshoot is bounded).
+    fn feed(&mut self, data: &[u8], out: &mut Vec<u8>, cap: u64) -> std::io::Result<()> {
+        for piece in data.chunks(1024) {
+            self.feed_piece(piece, out)?;
+            if out.len() as u64 > cap {
+                return Err(std::io::Error::other(format!(
+                    "the body decodes to over {MAX_DECODE_RATIO} times its size (a decompression bomb)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn feed_piece(&mut self, data: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
         match self {
             Decoder::Identity => out.extend_from_slice(data),
             Decoder::Gzip(d) => {
@@ -101,9 +114,23 @@ pub struct HttpSession {
     decoder: Decoder,
     redactor: Option<StreamRedactor<'static>>,
     tunnel: bool,
+    /// The first client bytes of a tunnel were checked (a TLS ClientHello).
+    tunnel_checked: bool,
+    /// The allowed request waiting for its upstream: (scheme, path), for a decision on the
+    /// address its host resolves to.
+    pending: Option<(&'static str, String)>,
+    /// Bytes of the response body read (encoded) and decoded, for the decompression bound.
+    body_in: u64,
+    body_out: u64,
     plain: Vec<u8>,
     masked: Vec<u8>,
 }
+
+/// A decoded response body may grow to this many times its encoded size, plus
+/// [`DECODED_SLACK`]: beyond that it is a decompression bomb, and the response is cut.
+pub const MAX_DECODE_RATIO: u64 = 100;
+/// Decoded bytes always allowed, whatever the ratio.
+pub const DECODED_SLACK: u64 = 4 * 1024 * 1024;
 
 impl std::fmt::Debug for HttpSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -131,6 +158,10 @@ impl HttpSession {
             decoder: Decoder::Identity,
             redactor: None,
             tunnel: false,
+            tunnel_checked: false,
+            pending: None,
+            body_in: 0,
+            body_out: 0,
             plain: Vec::new(),
             masked: Vec::new(),
         }
@@ -144,6 +175,82 @@ impl HttpSession {
     /// Whether an allowed `CONNECT` turned the connection into an opaque tunnel.
     pub fn tunnel(&self) -> bool {
         self.tunnel
+    }
+
+    /// The first bytes the client sends into an allowed `CONNECT` tunnel: they must open a TLS
+    /// handshake (a ClientHello record). Anything else (plain HTTP, another protocol) would
+    /// carry requests past every check, so it ends the session.
+    pub fn tunnel_client(&mut self, data: &[u8]) -> Result<(), SessionError> {
+        if !self.tunnel {
+            return Err(SessionError::client("tunnel data without an allowed CONNECT"));
+        }
+        if self.tunnel_checked || data.is_empty() {
+            return Ok(());
+        }
+        // TLS record: handshake (22), version 3.x, then a ClientHello (1) once the header is in.
+        let ok = data[0] == 0x16 && data.get(1).is_none_or(|v| *v == 0x03) && data.get(5).is_none_or(|t| *t == 0x01);
+        if !ok {
+            return Err(SessionError::client(
+                "a CONNECT tunnel that does not start with a TLS ClientHello (plain traffic is not tunnelled uninspected)",
+            ));
+        }
+        self.tunnel_checked = data.len() >= 6;
+        Ok(())
+    }
+
+    /// Decides the allowed request again on the address its host resolved to (the host calls
+    /// this for each address before connecting): a name that resolves to a protected address
+    /// (cloud metadata, loopback) is refused like the address itself. On refusal the `403` is
+    /// in `out.to_client` and the request must not be sent.
+    pub fn decide_address(&mut self, addr: std::net::IpAddr, port: u16, out: &mut Output) -> bool {
+        let Some((scheme, path)) = self.pending.clone() else {
+            return true;
+        };
+        let host = match addr {
+            std::net::IpAddr::V4(v4) => v4.to_string(),
+            std::net::IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or_else(|| format!("[{v6}]"), |v4| v4.to_string()),
+        };
+        let url = format!("{scheme}://{host}:{port}{path}");
+        let headers: Vec<(&str, &[u8])> = Vec::new();
+        let request = Request::Http(HttpRequest {
+            method: &self.method,
+            url: &url,
+            headers: &headers,
+            body: None,
+        });
+        let target = self.target.clone().unwrap_or_else(|| Target::new(host.clone()));
+        let command = format!("{} {url}", self.method);
+        let d = self.guard.decide(&self.identity, &target, &request, &command, None);
+        if d.action == Action::Allow {
+            return true;
+        }
+        forbidden(&d, &mut out.to_client);
+        self.body = Body::Done;
+        self.tunnel = false;
+        self.pending = None;
+        false
+    }
+
+    /// The upstream could not be reached or did not answer in time: a `502` (or `504` when
+    /// `timeout`) with the reason, if no response head was sent yet. The host then closes the
+    /// connection.
+    pub fn upstream_failed(&mut self, why: &str, timeout: bool, out: &mut Output) {
+        if matches!(self.body, Body::Head) || (self.tunnel && !self.tunnel_checked) {
+            let (code, text) = if timeout {
+                (504, "Gateway Timeout")
+            } else {
+                (502, "Bad Gateway")
+            };
+            let body = serde_json::json!({ "error": format!("sluice: upstream: {why}") }).to_string();
+            let _ = write!(
+                out.to_client,
+                "HTTP/1.1 {code} {text}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+        self.body = Body::Done;
     }
 
     /// Whether the current response is complete (the host may then read the next request).
@@ -245,6 +352,16 @@ impl HttpSession {
         if host.is_empty() {
             return Err(SessionError::client("request without a host"));
         }
+        let host = crate::policy::normalize_host(&host);
+        if req
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("host"))
+            .count()
+            > 1
+        {
+            return Err(SessionError::client("more than one Host header"));
+        }
         let url = if connect {
             format!("https://{host}:{port}/")
         } else {
@@ -281,13 +398,27 @@ impl HttpSession {
                 .extend_from_slice(b"HTTP/1.1 200 Connection established\r\n\r\n");
             self.tunnel = true;
             self.upstream = Some((host, port));
+            self.pending = Some(("https", "/".to_string()));
             return Ok(());
         }
-        // Origin form, hop-by-hop headers dropped, one request per upstream connection.
+        // Origin form, hop-by-hop headers dropped, one request per upstream connection; the Host
+        // header is the one the request was decided on, whatever the client sent.
         let o = &mut out.to_server;
         write!(o, "{} {path} HTTP/1.1\r\n", req.method).map_err(|e| SessionError::client(e.to_string()))?;
+        let authority = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        };
+        if port == 80 {
+            write!(o, "Host: {authority}\r\n")
+        } else {
+            write!(o, "Host: {authority}:{port}\r\n")
+        }
+        .map_err(|e| SessionError::client(e.to_string()))?;
         for (n, v) in &headers {
             let hop = [
+                "host",
                 "connection",
                 "proxy-connection",
                 "keep-alive",
@@ -311,7 +442,10 @@ impl HttpSession {
         o.extend_from_slice(b"Connection: close\r\n\r\n");
         o.extend_from_slice(body);
         self.upstream = Some((host, port));
+        self.pending = Some(("http", path));
         self.body = Body::Head;
+        self.body_in = 0;
+        self.body_out = 0;
         Ok(())
     }
 
@@ -324,7 +458,8 @@ impl HttpSession {
         }
         let eof = data.is_empty();
         self.sbuf.extend_from_slice(data);
-        if let Body::Head = self.body {
+        // Interim (1xx) heads are relayed until the final one.
+        while let Body::Head = self.body {
             let mut headers = [http::EMPTY_HEADER; 96];
             let buf = std::mem::take(&mut self.sbuf);
             let parsed = match http::parse_response(&buf, &mut headers, &self.limits) {
@@ -371,23 +506,57 @@ impl HttpSession {
             }
             _ => Decoder::Identity,
         };
+        // The status line and every header (name and value, `Location` and `Set-Cookie`
+        // included) are server data: masked, one record so a secret split across headers is
+        // found too.
+        let drop = [
+            "connection",
+            "keep-alive",
+            "transfer-encoding",
+            "content-length",
+            "content-encoding",
+        ];
+        let kept: Vec<&http::Header<'_>> = resp
+            .headers
+            .iter()
+            .filter(|h| !drop.iter().any(|d| h.name.eq_ignore_ascii_case(d)))
+            .collect();
+        let mut fields: Vec<Option<&[u8]>> = vec![Some(resp.reason.as_bytes())];
+        for h in &kept {
+            fields.push(Some(h.name.as_bytes()));
+            fields.push(Some(h.value));
+        }
+        let (masked, changed) = self.guard.detector.redact_fields(&fields, &[]);
+        if changed > 0 {
+            self.guard.emit(&Event::Masked {
+                protocol: Protocol::Http,
+                count: changed,
+            });
+        }
+        let clean = |v: &[u8]| -> Vec<u8> { v.iter().copied().filter(|b| *b != b'\r' && *b != b'\n').collect() };
         let o = &mut out.to_client;
-        write!(o, "HTTP/1.1 {} {}\r\n", resp.status, resp.reason).map_err(|e| SessionError::server(e.to_string()))?;
-        for h in resp.headers {
-            let drop = [
-                "connection",
-                "keep-alive",
-                "transfer-encoding",
-                "content-length",
-                "content-encoding",
-            ];
-            if drop.iter().any(|d| h.name.eq_ignore_ascii_case(d)) {
+        o.extend_from_slice(format!("HTTP/1.1 {} ", resp.status).as_bytes());
+        o.extend_from_slice(&clean(masked[0].as_deref().unwrap_or_default()));
+        o.extend_from_slice(b"\r\n");
+        for pair in masked[1..].chunks(2) {
+            let name = clean(pair[0].as_deref().unwrap_or_default());
+            // A masked name would not be a token: such a header is dropped.
+            if name.is_empty() || !name.iter().all(|b| b.is_ascii_graphic() && *b != b':') {
                 continue;
             }
-            o.extend_from_slice(h.name.as_bytes());
+            o.extend_from_slice(&name);
             o.extend_from_slice(b": ");
-            o.extend_from_slice(h.value);
+            o.extend_from_slice(&clean(pair[1].as_deref().unwrap_or_default()));
             o.extend_from_slice(b"\r\n");
+        }
+        if (100..200).contains(&resp.status) {
+            // An interim response: the final one follows.
+            if resp.status == 101 {
+                return Err(SessionError::server("a protocol switch nothing asked for"));
+            }
+            o.extend_from_slice(b"\r\n");
+            self.body = Body::Head;
+            return Ok(());
         }
         if kind == BodyKind::None {
             o.extend_from_slice(b"Content-Length: 0\r\n\r\n");
@@ -410,11 +579,15 @@ impl HttpSession {
         let buf = std::mem::take(&mut self.sbuf);
         let mut at = 0;
         let dec_err = |e: std::io::Error| SessionError::server(format!("cannot decode the response body: {e}"));
+        let cap = (self.body_in + buf.len() as u64)
+            .saturating_mul(MAX_DECODE_RATIO)
+            .saturating_add(DECODED_SLACK)
+            .saturating_sub(self.body_out);
         match &mut self.body {
             Body::Head | Body::Done => {}
             Body::Length(left) => {
                 let n = (*left).min(buf.len() as u64) as usize;
-                self.decoder.feed(&buf[..n], &mut self.plain).map_err(dec_err)?;
+                self.decoder.feed(&buf[..n], &mut self.plain, cap).map_err(dec_err)?;
                 *left -= n as u64;
                 at = n;
                 done = *left == 0;
@@ -424,9 +597,12 @@ impl HttpSession {
             }
             Body::Chunked(dec) => loop {
                 match dec.next(&buf[at..]).map_err(|e| SessionError::server(e.to_string()))? {
+                    Status::Partial if eof => {
+                        return Err(SessionError::server("connection closed inside a chunked response body"));
+                    }
                     Status::Partial => break,
                     Status::Complete((Chunk::Data(d), n)) => {
-                        self.decoder.feed(d, &mut self.plain).map_err(dec_err)?;
+                        self.decoder.feed(d, &mut self.plain, cap).map_err(dec_err)?;
                         at += n;
                     }
                     Status::Complete((Chunk::End { .. }, n)) => {
@@ -437,7 +613,7 @@ impl HttpSession {
                 }
             },
             Body::UntilClose => {
-                self.decoder.feed(&buf, &mut self.plain).map_err(dec_err)?;
+                self.decoder.feed(&buf, &mut self.plain, cap).map_err(dec_err)?;
                 at = buf.len();
                 done = eof;
             }
@@ -445,6 +621,13 @@ impl HttpSession {
         self.sbuf = buf[at..].to_vec();
         if done {
             self.decoder.finish(&mut self.plain).map_err(dec_err)?;
+        }
+        self.body_in += at as u64;
+        self.body_out += self.plain.len() as u64;
+        if self.body_out > self.body_in.saturating_mul(MAX_DECODE_RATIO) + DECODED_SLACK {
+            return Err(SessionError::server(format!(
+                "the response body decodes to over {MAX_DECODE_RATIO} times its size (a decompression bomb)"
+            )));
         }
         self.masked.clear();
         if let Some(r) = self.redactor.as_mut() {

@@ -10,7 +10,11 @@
 //!   and stream, flushed at EOF or close. Because masking changes lengths, the session keeps its
 //!   own account of the client's channel window and holds back what does not fit until the
 //!   client grants more.
-//! - Keystrokes of an interactive shell are passed through: decide shells as a whole.
+//! - Keystrokes of an interactive shell, a subsystem's protocol and a port forward's stream are
+//!   opaque: `shell`, `subsystem` and channel opens other than `session` (`direct-tcpip` by its
+//!   `host:port`, agent, X11) are allowed only by a rule that names them, otherwise `uncertain`.
+//! - Every message type is handled explicitly; a channel the session did not see opened, a
+//!   server-initiated channel, or an unknown message ends the session or is refused.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -74,17 +78,73 @@ impl SshSession {
         }
     }
 
-    /// One message payload from the client.
+    /// One message payload from the client. Every message type is handled explicitly:
+    /// channel opens other than `session` (port forwards, agent and X11 channels) and global
+    /// forwarding requests are decided by policy (opaque: allowed only by a rule that names
+    /// them, otherwise `uncertain`); `exec`, `env`, `subsystem` and `shell` requests are
+    /// decided; data goes only to channels the session opened; anything else ends the session.
     pub fn client_message(&mut self, payload: &[u8], out: &mut SshOutput) -> Result<(), SessionError> {
         let m = ssh::parse_message(payload).map_err(|e| SessionError::client(e.to_string()))?;
         match m {
-            Message::ChannelOpen { sender, window, .. } => {
-                self.opening.insert(sender, u64::from(window));
+            Message::ChannelOpen {
+                channel_type,
+                sender,
+                window,
+                data,
+                ..
+            } => {
+                let kind =
+                    std::str::from_utf8(channel_type).map_err(|_| SessionError::client("channel type is not UTF-8"))?;
+                let (req, command) = match kind {
+                    "session" => (None, String::new()),
+                    "direct-tcpip" => {
+                        let (host, port) = forward_target(data)?;
+                        let host =
+                            std::str::from_utf8(host).map_err(|_| SessionError::client("forward host is not UTF-8"))?;
+                        let r = SshRequest::Forward { host, port };
+                        (Some(r), crate::policy::grant::describe_ssh(&r))
+                    }
+                    other => (Some(SshRequest::Channel(other)), format!("channel {other}")),
+                };
+                if let Some(r) = req {
+                    let d = self
+                        .guard
+                        .decide(&self.identity, &self.target, &Request::Ssh(r), &command, None);
+                    if d.action != Action::Allow {
+                        let mut f = Vec::new();
+                        let why = format!("sluice: {}: {}", refusal_verb(&d), d.reason);
+                        encode_open_failure(sender, &why, &mut f);
+                        out.to_client.push(f);
+                        return Ok(());
+                    }
+                }
+                if self.opening.insert(sender, u64::from(window)).is_some()
+                    || self.channels.values().any(|c| c.client_id == sender)
+                {
+                    return Err(SessionError::client(format!("channel {sender} opened twice")));
+                }
             }
             Message::WindowAdjust { recipient, bytes } => {
                 if let Some(c) = self.channels.get_mut(&recipient) {
                     c.window += u64::from(bytes);
                     flush(c, &mut out.to_client);
+                } else {
+                    return Err(SessionError::client(format!(
+                        "window adjust for unknown channel {recipient}"
+                    )));
+                }
+            }
+            Message::Data { recipient, .. } | Message::ExtendedData { recipient, .. } => {
+                // Stdin of a command, shell or forward that was decided when it was opened.
+                if !self.channels.contains_key(&recipient) {
+                    return Err(SessionError::client(format!("data for unknown channel {recipient}")));
+                }
+            }
+            Message::Eof(recipient) | Message::Close(recipient) => {
+                if !self.channels.contains_key(&recipient) {
+                    return Err(SessionError::client(format!(
+                        "EOF or close of unknown channel {recipient}"
+                    )));
                 }
             }
             Message::ChannelRequest {
@@ -92,6 +152,9 @@ impl SshSession {
                 want_reply,
                 request,
             } => {
+                if !self.channels.contains_key(&recipient) {
+                    return Err(SessionError::client(format!("request on unknown channel {recipient}")));
+                }
                 let (req, command) = match &request {
                     ChannelRequest::Exec(cmd) => {
                         let cmd =
@@ -108,7 +171,22 @@ impl SshSession {
                         (Some(SshRequest::Subsystem(s)), format!("subsystem {s}"))
                     }
                     ChannelRequest::Shell => (Some(SshRequest::Shell), "shell".to_string()),
-                    _ => (None, String::new()),
+                    // A terminal and its size carry no command.
+                    ChannelRequest::PtyReq { .. } | ChannelRequest::WindowChange { .. } => (None, String::new()),
+                    ChannelRequest::ExitStatus(_) | ChannelRequest::ExitSignal(_) => {
+                        return Err(SessionError::client("exit status from the client"));
+                    }
+                    // Agent and X11 forwarding, signals, anything else: by name.
+                    ChannelRequest::Other(name, _) => {
+                        let name =
+                            std::str::from_utf8(name).map_err(|_| SessionError::client("request name is not UTF-8"))?;
+                        if matches!(name, "signal" | "break" | "xon-xoff" | "eow@openssh.com") {
+                            (None, String::new())
+                        } else {
+                            (Some(SshRequest::Channel(name)), format!("channel {name}"))
+                        }
+                    }
+                    _ => return Err(SessionError::client("a channel request this session does not know")),
                 };
                 if let Some(r) = req {
                     let d = self
@@ -134,7 +212,36 @@ impl SshSession {
                     }
                 }
             }
-            _ => {}
+            Message::GlobalRequest { name, want_reply, .. } => {
+                let name = std::str::from_utf8(name).map_err(|_| SessionError::client("request name is not UTF-8"))?;
+                if !matches!(name, "keepalive@openssh.com" | "no-more-sessions@openssh.com") {
+                    // Remote forwards (`tcpip-forward`, `streamlocal-forward@openssh.com`) and
+                    // the rest: decided by name, like channel types.
+                    let r = SshRequest::Channel(name);
+                    let d = self.guard.decide(
+                        &self.identity,
+                        &self.target,
+                        &Request::Ssh(r),
+                        &format!("channel {name}"),
+                        None,
+                    );
+                    if d.action != Action::Allow {
+                        if want_reply {
+                            out.to_client.push(vec![REQUEST_FAILURE]);
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+            // Answers to the server's own requests.
+            Message::ChannelSuccess(_) | Message::ChannelFailure(_) => {}
+            Message::Other(REQUEST_SUCCESS | REQUEST_FAILURE, _) => {}
+            Message::ChannelOpenConfirmation { .. } | Message::ChannelOpenFailure { .. } => {
+                return Err(SessionError::client(
+                    "an answer to a channel open the server never sent through",
+                ));
+            }
+            _ => return Err(SessionError::client("a message type this session does not accept")),
         }
         out.to_server.push(payload.to_vec());
         Ok(())
@@ -145,7 +252,10 @@ impl SshSession {
         let m = ssh::parse_message(payload).map_err(|e| SessionError::server(e.to_string()))?;
         match m {
             Message::ChannelOpenConfirmation { recipient, sender } => {
-                let window = self.opening.remove(&recipient).unwrap_or(0);
+                let window = self
+                    .opening
+                    .remove(&recipient)
+                    .ok_or_else(|| SessionError::server(format!("confirmation of unknown channel {recipient}")))?;
                 self.channels.insert(
                     sender,
                     Channel {
@@ -202,11 +312,64 @@ impl SshSession {
                     self.channels.retain(|_, c| c.client_id != recipient);
                 }
             }
-            _ => {}
+            Message::ChannelOpenFailure {
+                recipient, description, ..
+            } => {
+                self.opening.remove(&recipient);
+                let masked = self.guard.detector.redact(description);
+                if let std::borrow::Cow::Owned(d) = masked {
+                    let mut f = Vec::new();
+                    encode_open_failure(recipient, &String::from_utf8_lossy(&d), &mut f);
+                    out.to_client.push(f);
+                    return Ok(());
+                }
+            }
+            Message::ChannelOpen { sender, .. } => {
+                // The server opening a channel to the client (a remote forward, agent or X11
+                // connection): nothing asked for one through this session.
+                let mut f = Vec::new();
+                encode_open_failure(sender, "sluice: channels from the server are not accepted", &mut f);
+                out.to_server.push(f);
+                return Ok(());
+            }
+            // Channel bookkeeping and the command's end: no text from the server's output.
+            Message::WindowAdjust { .. }
+            | Message::ChannelSuccess(_)
+            | Message::ChannelFailure(_)
+            | Message::GlobalRequest { .. }
+            | Message::Other(REQUEST_SUCCESS | REQUEST_FAILURE, _) => {}
+            Message::ChannelRequest { request, .. } => match request {
+                ChannelRequest::ExitStatus(_) | ChannelRequest::ExitSignal(_) => {}
+                ChannelRequest::Other(name, _) if name.ends_with(b"@openssh.com") => {}
+                _ => return Err(SessionError::server("a channel request the server does not send")),
+            },
+            _ => return Err(SessionError::server("a message type this session does not accept")),
         }
         out.to_client.push(payload.to_vec());
         Ok(())
     }
+}
+
+const REQUEST_SUCCESS: u8 = 81;
+const REQUEST_FAILURE: u8 = 82;
+
+/// The host and port of a `direct-tcpip` open (then the originator's address and port).
+fn forward_target(data: &[u8]) -> Result<(&[u8], u32), SessionError> {
+    let bad = || SessionError::client("malformed direct-tcpip channel open");
+    let n = u32::from_be_bytes(data.get(..4).ok_or_else(bad)?.try_into().map_err(|_| bad())?) as usize;
+    let host = data.get(4..4 + n).ok_or_else(bad)?;
+    let port = data.get(4 + n..8 + n).ok_or_else(bad)?;
+    Ok((host, u32::from_be_bytes([port[0], port[1], port[2], port[3]])))
+}
+
+/// SSH_MSG_CHANNEL_OPEN_FAILURE, administratively prohibited, with `why`.
+fn encode_open_failure(recipient: u32, why: &str, out: &mut Vec<u8>) {
+    out.push(92);
+    out.extend_from_slice(&recipient.to_be_bytes());
+    out.extend_from_slice(&1u32.to_be_bytes());
+    out.extend_from_slice(&(why.len() as u32).to_be_bytes());
+    out.extend_from_slice(why.as_bytes());
+    out.extend_from_slice(&0u32.to_be_bytes());
 }
 
 /// Sends queued output that fits the client's window.

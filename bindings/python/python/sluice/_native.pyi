@@ -299,7 +299,7 @@ class Engine:
         dialect: Literal["postgres", "postgresql", "mysql", "mariadb"] = "postgres",
         headers: Mapping[str, str] | None = None,
         body: bytes | str | None = None,
-        ssh: Literal["exec", "env", "subsystem", "shell"] = "exec",
+        ssh: Literal["exec", "env", "subsystem", "shell", "forward", "channel"] = "exec",
     ) -> Decision: ...
     def roles(self, identity: Identity | str) -> list[str]: ...
     def session(
