@@ -39,6 +39,26 @@ impl Detector {
         format!("[REDACTED:{id}:{}]", &fp[..6])
     }
 
+    /// Masks `raw` wherever `view`, a same-length reading of it (escape sequences turned into
+    /// the characters they stand for, say), holds a secret. The placeholders fingerprint the
+    /// secret as the view reads it.
+    pub(crate) fn redact_view<'a>(&self, raw: &'a [u8], view: &[u8]) -> Cow<'a, [u8]> {
+        debug_assert_eq!(raw.len(), view.len());
+        let spans = self.spans(view);
+        if spans.is_empty() {
+            return Cow::Borrowed(raw);
+        }
+        let mut out = Vec::with_capacity(raw.len() + spans.len() * 16);
+        let mut pos = 0;
+        for s in &spans {
+            out.extend_from_slice(&raw[pos..s.start]);
+            out.extend_from_slice(self.placeholder(&self.ids[s.id], &view[s.start..s.end]).as_bytes());
+            pos = s.end;
+        }
+        out.extend_from_slice(&raw[pos..]);
+        Cow::Owned(out)
+    }
+
     /// Writes `input[from..to]` to `out` with `spans` (sorted, inside the range) masked.
     fn write_masked(&self, input: &[u8], from: usize, to: usize, spans: &[Span], out: &mut Vec<u8>) {
         let mut pos = from;

@@ -66,8 +66,9 @@ struct Prepared {
 enum CopyOut {
     /// Not masked (the decision said so): passed as is.
     Plain,
-    /// Text or CSV format: one stream through the redactor.
-    Text(StreamRedactor<'static>),
+    /// Text or CSV format: one stream through the redactor, then each line read with COPY's
+    /// backslash escapes decoded.
+    Text(Box<CopyText>),
     /// Binary format: decoded into tuples, each field masked like a DataRow value.
     Binary(BinaryCopy),
 }
@@ -660,7 +661,7 @@ impl PgSession {
             Backend::CopyOutResponse(body) => {
                 self.copy_out = Some(match (mask, body.first()) {
                     (false, _) => CopyOut::Plain,
-                    (true, Some(0)) => CopyOut::Text(det.shared_stream_redactor()),
+                    (true, Some(0)) => CopyOut::Text(Box::new(CopyText::new(&det))),
                     (true, Some(1)) => CopyOut::Binary(BinaryCopy::default()),
                     _ => return Err(SessionError::server("COPY TO STDOUT in an unknown format")),
                 });
@@ -700,10 +701,7 @@ impl PgSession {
                 out.to_client.extend_from_slice(raw);
                 return Ok(0);
             }
-            Some(CopyOut::Text(r)) => {
-                r.feed(data, &mut self.scratch);
-                usize::from(self.scratch.as_slice() != data)
-            }
+            Some(CopyOut::Text(t)) => t.feed(det, data, &mut self.scratch)?,
             Some(CopyOut::Binary(b)) => b.feed(det, data, &mut self.scratch)?,
         };
         if !self.scratch.is_empty() {
@@ -715,7 +713,9 @@ impl PgSession {
     fn end_copy_out(&mut self, out: &mut Output) -> Result<(), SessionError> {
         self.scratch.clear();
         match self.copy_out.take() {
-            Some(CopyOut::Text(mut r)) => r.finish(&mut self.scratch),
+            Some(CopyOut::Text(mut t)) => {
+                t.finish(&self.guard.detector, &mut self.scratch);
+            }
             Some(CopyOut::Binary(b)) if !b.buf.is_empty() => {
                 return Err(SessionError::server("binary COPY data ended inside a tuple"));
             }
@@ -725,6 +725,108 @@ impl PgSession {
             pg::encode_copy_data(&self.scratch, &mut out.to_client);
         }
         Ok(())
+    }
+}
+
+/// The longest text COPY line held while it is incomplete.
+const MAX_COPY_LINE: usize = 16 * 1024 * 1024;
+
+/// Text (or CSV) COPY data. The stream redactor sees it as sent (a secret cut across CopyData
+/// messages, a key block across lines); then each complete line is read again with COPY's
+/// escapes decoded, so `\t` or `\n` before a value does not glue a letter to it.
+struct CopyText {
+    stream: StreamRedactor<'static>,
+    line: Vec<u8>,
+    view: Vec<u8>,
+    staged: Vec<u8>,
+}
+
+impl CopyText {
+    fn new(det: &Arc<Detector>) -> CopyText {
+        CopyText {
+            stream: det.shared_stream_redactor(),
+            line: Vec::new(),
+            view: Vec::new(),
+            staged: Vec::new(),
+        }
+    }
+
+    /// Appends the masked, complete lines of what is known so far to `out`; returns 1 when
+    /// anything was masked.
+    fn feed(&mut self, det: &Detector, data: &[u8], out: &mut Vec<u8>) -> Result<usize, SessionError> {
+        self.staged.clear();
+        self.stream.feed(data, &mut self.staged);
+        let mut changed = usize::from(memchr::memmem::find(&self.staged, b"[REDACTED:").is_some());
+        let staged = std::mem::take(&mut self.staged);
+        changed += self.lines(det, &staged, out);
+        self.staged = staged;
+        if self.line.len() > MAX_COPY_LINE {
+            return Err(SessionError::server("a COPY line over 16 MiB"));
+        }
+        Ok(changed.min(1))
+    }
+
+    fn finish(&mut self, det: &Detector, out: &mut Vec<u8>) {
+        let mut rest = Vec::new();
+        self.stream.finish(&mut rest);
+        self.lines(det, &rest, out);
+        if !self.line.is_empty() {
+            let line = std::mem::take(&mut self.line);
+            self.one_line(det, &line, out);
+        }
+    }
+
+    fn lines(&mut self, det: &Detector, data: &[u8], out: &mut Vec<u8>) -> usize {
+        let mut changed = 0;
+        let mut rest = data;
+        while let Some(nl) = memchr::memchr(b'\n', rest) {
+            let (head, tail) = rest.split_at(nl + 1);
+            if self.line.is_empty() {
+                changed += self.one_line(det, head, out);
+            } else {
+                let mut line = std::mem::take(&mut self.line);
+                line.extend_from_slice(head);
+                changed += self.one_line(det, &line, out);
+            }
+            rest = tail;
+        }
+        self.line.extend_from_slice(rest);
+        changed
+    }
+
+    fn one_line(&mut self, det: &Detector, line: &[u8], out: &mut Vec<u8>) -> usize {
+        if memchr::memchr(b'\\', line).is_none() {
+            out.extend_from_slice(line);
+            return 0;
+        }
+        // Same length: `\t` reads as " \t" (a space, then the character), `\\` as is.
+        self.view.clear();
+        self.view.extend_from_slice(line);
+        let mut i = 0;
+        while i + 1 < self.view.len() {
+            if self.view[i] == b'\\' {
+                let c = match self.view[i + 1] {
+                    b't' => Some(b'\t'),
+                    b'n' => Some(b'\n'),
+                    b'r' => Some(b'\r'),
+                    b'b' | b'f' | b'v' => Some(b' '),
+                    _ => None,
+                };
+                if let Some(c) = c {
+                    self.view[i] = b' ';
+                    self.view[i + 1] = c;
+                }
+                i += 2;
+            } else {
+                i += 1;
+            }
+        }
+        let view = std::mem::take(&mut self.view);
+        let masked = det.redact_view(line, &view);
+        let changed = usize::from(matches!(masked, Cow::Owned(_)));
+        out.extend_from_slice(&masked);
+        self.view = view;
+        changed
     }
 }
 

@@ -1,0 +1,16 @@
+//! The security oracle of `core/tests/support/oracle.rs` under coverage-guided fuzzing: the
+//! input is the script of one conversation (its first byte picks the protocol). A planted
+//! secret reaching the client, an undecided or refused command reaching the server, or a grant
+//! buying two executions is a crash.
+#![no_main]
+
+#[path = "../../core/tests/support/oracle.rs"]
+mod oracle;
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Err(v) = oracle::run(data) {
+        panic!("oracle: {v}");
+    }
+});
