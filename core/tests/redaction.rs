@@ -178,3 +178,27 @@ fn every_single_cut_of_a_dense_input_streams_the_same() {
     let all: Vec<usize> = (0..input.len()).collect();
     assert_eq!(stream(det(), input.as_bytes(), &all), one, "byte by byte");
 }
+
+/// A PEM key in base64 wrapped over many lines (`base64 -w 76`, PostgreSQL's `encode(…,
+/// 'base64')`) is masked whole, and the line after it is left alone.
+#[test]
+fn wrapped_base64_key_is_masked_whole() {
+    // Synthetic: base64 of a PEM header and random-looking body, wrapped at 76.
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKjMzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvuNMoSfm76oqFvAp8Gy0iz5sxjZmSnXyCdPEovGhLa0VzMaQ8s+CLOyS56YyCFGeJZ"
+    );
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, pem.as_bytes());
+    let wrapped: Vec<String> = b64
+        .as_bytes()
+        .chunks(76)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    let text = format!("key: {}\nOTHER=value\n", wrapped.join("\n"));
+    let det = Detector::builder().build().expect("detector");
+    let masked = String::from_utf8(det.redact(text.as_bytes()).into_owned()).expect("utf-8");
+    for line in &wrapped {
+        assert!(!masked.contains(line.as_str()), "{line} left in {masked}");
+    }
+    assert!(masked.ends_with("]\nOTHER=value\n"), "{masked}");
+}
