@@ -116,7 +116,8 @@ async fn main() -> std::process::ExitCode {
             session.abort_pending(&e.to_string(), &mut out);
             let _ = stdout.write_all(&out.to_client).await;
             let _ = stdout.flush().await;
-            return std::process::ExitCode::from(1);
+            // Exit at once: the runtime would otherwise wait for the blocked read of stdin.
+            std::process::exit(1);
         }
         if !out.to_server.is_empty() && child_in.write_all(&out.to_server).await.is_err() {
             break;
@@ -127,8 +128,12 @@ async fn main() -> std::process::ExitCode {
             break;
         }
     }
-    match child.wait().await {
-        Ok(s) => std::process::ExitCode::from(s.code().unwrap_or(1).clamp(0, 255) as u8),
-        Err(_) => std::process::ExitCode::from(1),
-    }
+    let code = match child.wait().await {
+        Ok(s) => s.code().unwrap_or(1).clamp(0, 255),
+        Err(_) => 1,
+    };
+    let _ = stdout.flush().await;
+    // Exit at once, closing stdout: the runtime would otherwise wait for a blocked read of a
+    // client's stdin that is still open.
+    std::process::exit(code)
 }

@@ -293,9 +293,10 @@ fn shannon(v: &[u8]) -> f64 {
 
 impl Detector {
     /// Masks the fields of one record (the values of a database row, the text items of a
-    /// message): each field on its own, then the fields joined end to end, so that a secret
-    /// split across adjacent fields (`SELECT substr(key, 1, 9), substr(key, 10)`) is masked in
-    /// every field that holds part of it. With `credential` (one flag per field, from the
+    /// message): each field on its own, then each field joined with the next two (empty and
+    /// missing fields skipped), so that a secret split across adjacent fields
+    /// (`SELECT substr(key, 1, 9), substr(key, 10)`) is masked in every field that holds part
+    /// of it. With `credential` (one flag per field, from the
     /// column names: [`credential_column`]), a value in a credential column that
     /// [looks like one](looks_like_credential) is masked even without a rule matching.
     ///
@@ -305,45 +306,43 @@ impl Detector {
         fields: &[Option<&'a [u8]>],
         credential: &[bool],
     ) -> (Vec<Option<Cow<'a, [u8]>>>, usize) {
-        let mut out: Vec<Option<Cow<'a, [u8]>>> = fields
+        // What to replace in each field: (start, end, placeholder), from its own findings and
+        // from findings of the fields joined end to end that cross a boundary.
+        let mut cuts: Vec<Vec<(usize, usize, String)>> = fields
             .iter()
-            .enumerate()
-            .map(|(i, f)| {
+            .map(|f| {
                 f.map(|v| {
-                    if credential.get(i).copied().unwrap_or(false) && looks_like_credential(v) {
-                        Cow::Owned(self.placeholder("credential-column", v).into_bytes())
-                    } else {
-                        self.redact(v)
-                    }
+                    self.spans(v)
+                        .iter()
+                        .map(|s| (s.start, s.end, self.placeholder(&self.ids[s.id], &v[s.start..s.end])))
+                        .collect()
                 })
+                .unwrap_or_default()
             })
             .collect();
-        // Secrets across field boundaries: scan the original values joined, and mask in each
-        // field the part of every finding that crosses a boundary.
         let present: Vec<(usize, &'a [u8])> = fields
             .iter()
             .enumerate()
             .filter_map(|(i, f)| f.filter(|v| !v.is_empty()).map(|v| (i, v)))
             .collect();
-        if present.len() >= 2 {
-            let mut joined = Vec::with_capacity(present.iter().map(|(_, v)| v.len()).sum());
-            let mut bounds = Vec::with_capacity(present.len());
-            for (i, v) in &present {
+        // Each field joined with the next ones (up to JOINED fields, so a secret cut in three is
+        // found): a window starts at a field so that its first byte follows a boundary.
+        const JOINED: usize = 3;
+        let mut joined = Vec::new();
+        let mut bounds = Vec::with_capacity(JOINED);
+        for k in 0..present.len().saturating_sub(1) {
+            joined.clear();
+            bounds.clear();
+            for (i, v) in &present[k..(k + JOINED).min(present.len())] {
                 bounds.push((*i, joined.len(), joined.len() + v.len()));
                 joined.extend_from_slice(v);
             }
-            let crossing: Vec<Span> = self
-                .spans(&joined)
-                .into_iter()
-                .filter(|s| {
-                    bounds
-                        .iter()
-                        .any(|&(_, a, b)| s.start < a && s.end > a || s.start < b && s.end > b)
-                })
-                .collect();
-            // Per field, the parts to replace: (from, to, placeholder), in field offsets.
-            let mut cuts: Vec<Vec<(usize, usize, String)>> = vec![Vec::new(); fields.len()];
-            for s in &crossing {
+            let first_end = bounds[0].2;
+            for s in self.spans(&joined) {
+                // Found from the window of the field it starts in, and only when it crosses.
+                if s.start >= first_end || s.end <= first_end {
+                    continue;
+                }
                 let ph = self.placeholder(&self.ids[s.id], &joined[s.start..s.end]);
                 for &(i, a, b) in &bounds {
                     let (from, to) = (s.start.max(a), s.end.min(b));
@@ -352,30 +351,40 @@ impl Detector {
                     }
                 }
             }
-            for (i, mut c) in cuts.into_iter().enumerate() {
-                let Some(v) = fields[i].filter(|_| !c.is_empty()) else {
-                    continue;
-                };
+        }
+        let mut changed = 0;
+        let out = fields
+            .iter()
+            .zip(cuts)
+            .enumerate()
+            .map(|(i, (f, mut c))| {
+                let v = (*f)?;
                 if credential.get(i).copied().unwrap_or(false) && looks_like_credential(v) {
-                    continue;
+                    changed += 1;
+                    return Some(Cow::Owned(self.placeholder("credential-column", v).into_bytes()));
                 }
-                c.sort_by_key(|x| x.0);
-                let mut m = Vec::with_capacity(v.len() + 32 * c.len());
+                if c.is_empty() {
+                    return Some(Cow::Borrowed(v));
+                }
+                changed += 1;
+                // Overlapping parts are merged: one placeholder (the first's) for their union.
+                c.sort_by_key(|x| (x.0, std::cmp::Reverse(x.1)));
+                let mut m = Vec::with_capacity(v.len() + 40 * c.len());
                 let mut pos = 0;
                 for (from, to, ph) in &c {
-                    let from = (*from).max(pos);
-                    m.extend_from_slice(&v[pos..from]);
-                    if *to > from {
+                    if *to <= pos {
+                        continue;
+                    }
+                    if *from >= pos {
+                        m.extend_from_slice(&v[pos..*from]);
                         m.extend_from_slice(ph.as_bytes());
                     }
-                    pos = pos.max(*to);
+                    pos = *to;
                 }
                 m.extend_from_slice(&v[pos..]);
-                // What the field holds besides the crossing secrets is masked on its own too.
-                out[i] = Some(Cow::Owned(self.redact(&m).into_owned()));
-            }
-        }
-        let changed = out.iter().filter(|f| matches!(f, Some(Cow::Owned(_)))).count();
+                Some(Cow::Owned(m))
+            })
+            .collect();
         (out, changed)
     }
 }

@@ -202,3 +202,46 @@ fn wrapped_base64_key_is_masked_whole() {
     }
     assert!(masked.ends_with("]\nOTHER=value\n"), "{masked}");
 }
+
+/// The fields of one record: a secret split across adjacent fields is masked in each, a secret
+/// inside one field is masked once, and credential-named columns mask what looks like one.
+#[test]
+fn redact_fields_joins_adjacent_fields() {
+    let det = Detector::builder().build().expect("detector");
+    let key = format!("sk_live_{}", "4eC39HqLyjWDarjtT1zdp7dc");
+    let (a, b) = key.split_at(15);
+    let fields = [Some(b"id-7".as_slice()), Some(a.as_bytes()), Some(b.as_bytes()), None];
+    let (out, changed) = det.redact_fields(&fields, &[]);
+    assert_eq!(changed, 2);
+    assert_eq!(out[0].as_deref(), Some(&b"id-7"[..]));
+    for f in &out[1..3] {
+        let f = String::from_utf8_lossy(f.as_deref().expect("present")).into_owned();
+        assert!(f.starts_with("[REDACTED:stripe"), "{f}");
+        assert!(!f.contains(&a[8..]) && !f.contains(b), "{f}");
+    }
+    assert!(out[3].is_none());
+
+    // A whole secret in one field next to another: one placeholder, not nested ones.
+    let one = format!("key {key}");
+    let (out, _) = det.redact_fields(&[Some(one.as_bytes()), Some(b"AKIA")], &[]);
+    let f = String::from_utf8_lossy(out[0].as_deref().expect("present")).into_owned();
+    assert_eq!(f.matches("[REDACTED:").count(), 1, "{f}");
+
+    // A credential column: a random-looking value is masked without any rule; a plain word or
+    // a number is not.
+    let cols = [true, true, false];
+    let (out, changed) = det.redact_fields(
+        &[Some(b"Xk29!pLq7#vv"), Some(b"12345678"), Some(b"Xk29!pLq7#vv")],
+        &cols,
+    );
+    assert_eq!(changed, 1);
+    assert!(
+        out[0]
+            .as_deref()
+            .is_some_and(|v| v.starts_with(b"[REDACTED:credential-column:"))
+    );
+    assert_eq!(out[1].as_deref(), Some(&b"12345678"[..]));
+    assert_eq!(out[2].as_deref(), Some(&b"Xk29!pLq7#vv"[..]));
+    assert!(sluice_core::credential_column(b"PASSWORD_HASH") && sluice_core::credential_column(b"apiKey"));
+    assert!(!sluice_core::credential_column(b"owner") && !sluice_core::credential_column(b"tokenizer"));
+}

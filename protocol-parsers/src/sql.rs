@@ -98,6 +98,8 @@ pub enum Kind {
     Explain,
     /// USE (MySQL).
     Use,
+    /// LISTEN, UNLISTEN, NOTIFY (PostgreSQL asynchronous notifications).
+    Listen,
     /// Anything else (VACUUM, LISTEN, …): reported, not guessed.
     Other,
 }
@@ -468,10 +470,26 @@ fn statement(toks: &[(Tok<'_>, usize)], span: (usize, usize), dialect: Dialect, 
         "execute" | "prepare" | "deallocate" => Kind::Execute,
         "explain" => Kind::Explain,
         "use" => Kind::Use,
+        "listen" | "unlisten" | "notify" if verb_at == 0 => Kind::Listen,
         _ => Kind::Other,
     };
     if s.kind == Kind::Other {
         s.certain = false;
+    }
+    if s.kind == Kind::Listen {
+        // Only the plain forms are understood: `LISTEN ch`, `UNLISTEN ch | *`,
+        // `NOTIFY ch [, 'payload']`; anything more is not guessed at.
+        let plain = match toks.get(1..).unwrap_or_default() {
+            [(Tok::Word(_) | Tok::Quoted(_), _)] => true,
+            [(Tok::Punct(b'*'), _)] => verb == "unlisten",
+            [
+                (Tok::Word(_) | Tok::Quoted(_), _),
+                (Tok::Punct(b','), _),
+                (Tok::Str(_), _),
+            ] => verb == "notify",
+            _ => false,
+        };
+        s.certain = plain;
     }
     // Relations and functions, by the keyword before them.
     let mut i = 0;

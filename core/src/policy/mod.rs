@@ -722,6 +722,7 @@ const SQL_KINDS: &[(&str, sluice_protocols::sql::Kind)] = {
         ("execute", Execute),
         ("explain", Explain),
         ("use", Use),
+        ("listen", Listen),
         ("other", Other),
     ]
 };

@@ -507,8 +507,8 @@ impl HttpSession {
             _ => Decoder::Identity,
         };
         // The status line and every header (name and value, `Location` and `Set-Cookie`
-        // included) are server data: masked, one record so a secret split across headers is
-        // found too.
+        // included) are server data: each masked. (Not joined: a header's name and the next
+        // value would read as `name=value` and cut the name.)
         let drop = [
             "connection",
             "keep-alive",
@@ -526,7 +526,14 @@ impl HttpSession {
             fields.push(Some(h.name.as_bytes()));
             fields.push(Some(h.value));
         }
-        let (masked, changed) = self.guard.detector.redact_fields(&fields, &[]);
+        let masked: Vec<Option<std::borrow::Cow<'_, [u8]>>> = fields
+            .iter()
+            .map(|f| f.map(|v| self.guard.detector.redact(v)))
+            .collect();
+        let changed = masked
+            .iter()
+            .filter(|m| matches!(m, Some(std::borrow::Cow::Owned(_))))
+            .count();
         if changed > 0 {
             self.guard.emit(&Event::Masked {
                 protocol: Protocol::Http,

@@ -403,8 +403,24 @@ impl PgServer {
         for _ in 0..1 + s.pick(3) {
             match s.pick(4) {
                 0 => {
+                    // Cut in two (or three), after a field that ends in a letter or digit.
                     let (a, b) = sec.split(s);
-                    pg::encode_data_row(&[Some(a.as_bytes()), Some(b.as_bytes())], reply);
+                    if s.pick(2) == 0 {
+                        let (b1, b2) = b.split_at(b.len() / 2);
+                        sec.fragments.push(b1.to_string());
+                        sec.fragments.push(b2.to_string());
+                        pg::encode_data_row(
+                            &[
+                                Some(b"id7"),
+                                Some(a.as_bytes()),
+                                Some(b1.as_bytes()),
+                                Some(b2.as_bytes()),
+                            ],
+                            reply,
+                        );
+                    } else {
+                        pg::encode_data_row(&[Some(b"7"), Some(a.as_bytes()), Some(b.as_bytes())], reply);
+                    }
                 }
                 1 => {
                     // A credential-named column holding a key no rule knows.
@@ -910,7 +926,7 @@ fn mcp_reply(s: &mut Script<'_>, sec: &mut Secrets, id: serde_json::Value) -> St
         0 => serde_json::json!({"jsonrpc":"2.0","id":id,"error":{"code":-32000,"message":v,"data":{"detail": v}}}),
         1 => {
             let (a, b) = sec.split(s);
-            serde_json::json!({"jsonrpc":"2.0","id":id,"result":{"content":[{"type":"text","text":a},{"type":"text","text":b}]}})
+            serde_json::json!({"jsonrpc":"2.0","id":id,"result":{"content":[{"type":"text","text":"part7"},{"type":"text","text":a},{"type":"text","text":b}]}})
         }
         2 => {
             let mut o = serde_json::Map::new();
