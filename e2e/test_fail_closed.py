@@ -286,7 +286,8 @@ def test_interim_responses_are_relayed_masked(http_proxy, origin2):
 
 def test_the_decided_host_is_the_one_sent(http_proxy, origin2):
     got = through(http_proxy, f"GET http://127.0.0.1:{origin2}/host HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n".encode())
-    assert got.rstrip().endswith(f"127.0.0.1:{origin2}".encode()), got
+    body = got.split(b"\r\n\r\n", 1)[1]
+    assert f"127.0.0.1:{origin2}".encode() in body and b"169.254" not in body, got
 
 
 @pytest.mark.parametrize("host", ["169.254.43518", "0xa9.0xfe.0xa9.0xfe", "2852039166", "[::ffff:169.254.169.254]",
@@ -315,7 +316,9 @@ def test_a_cut_chunked_body_ends_the_client_connection(http_proxy, origin2):
     start = time.time()
     got = through(http_proxy, f"GET http://127.0.0.1:{origin2}/cut HTTP/1.1\r\nHost: x\r\n\r\n".encode(), quiet=5.0)
     assert time.time() - start < 4.5, "the client was left waiting"
-    assert b"hello" in got and not got.endswith(b"0\r\n\r\n")
+    # The head went out; the body never ends with the last chunk (what was held back for
+    # masking is not released from a cut response).
+    assert got.startswith(b"HTTP/1.1 200") and not got.endswith(b"0\r\n\r\n"), got
 
 
 def rss_kib(pid):
@@ -407,9 +410,6 @@ def test_mcp_every_method_decided_everything_masked(workdir, grant_key):
         assert KEY[:14] not in "".join(texts) and KEY[14:] not in "".join(texts), texts
         g.send({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "noisy", "arguments": {}}})
         g.recv()
-        g.send({"jsonrpc": "2.0", "id": 5, "method": "prompts/get", "params": {"name": "leaky"}})
-        r = g.recv()
-        assert "[REDACTED:" in json.dumps(r), r
         # A method this engine does not know: uncertain, so (agent-safe) approval is asked.
         g.send({"jsonrpc": "2.0", "id": 6, "method": "x-vendor/exec", "params": {"cmd": "env"}})
         r = g.recv()
@@ -419,6 +419,48 @@ def test_mcp_every_method_decided_everything_masked(workdir, grant_key):
     everything = "".join(g.seen)
     assert KEY not in everything
     assert any('"notifications/message"' in l and "[REDACTED:" in l for l in g.seen), g.seen
+
+
+RAW_SERVER = r'''
+import json, sys
+KEY = "%s"
+for line in sys.stdin:
+    msg = json.loads(line)
+    if msg.get("method") == "initialize":
+        print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": {"protocolVersion": "2025-06-18",
+              "capabilities": {"tools": {}}, "serverInfo": {"name": "raw", "version": "1"}}}), flush=True)
+    elif msg.get("method") == "tools/call":
+        # A request of its own to the client, then an error holding the key in message and data,
+        # and progress with the key.
+        print(json.dumps({"jsonrpc": "2.0", "id": "s1", "method": "elicitation/create",
+              "params": {"message": "confirm " + KEY, "requestedSchema": {"type": "object"}}}), flush=True)
+        print(json.dumps({"jsonrpc": "2.0", "method": "notifications/progress",
+              "params": {"progressToken": 1, "progress": 1, "message": KEY}}), flush=True)
+        print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "error": {"code": -32000,
+              "message": "failed with " + KEY, "data": {KEY: "as a key"}}}), flush=True)
+    elif "id" in msg and "method" in msg:
+        print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": {}}), flush=True)
+''' % KEY
+
+
+def test_mcp_errors_server_requests_and_keys_are_masked(workdir, grant_key):
+    server = workdir / "raw_mcp_server.py"
+    server.write_text(RAW_SERVER)
+    g = Guard(workdir, grant_key, str(server)).start()
+    try:
+        g.send({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "add", "arguments": {"a": 1, "b": 2}}})
+        r = g.recv()
+        assert r["error"]["message"].startswith("failed with [REDACTED:"), r
+        assert all(k.startswith("[REDACTED:") for k in r["error"]["data"]), r
+        # The client answers the server's request; a response to a request nobody made is refused.
+        g.send({"jsonrpc": "2.0", "id": "s1", "result": {"action": "decline"}})
+        g.send({"jsonrpc": "2.0", "id": 2, "method": "ping"})
+        assert g.recv()["id"] == 2
+    finally:
+        g.close()
+    assert KEY not in "".join(g.seen)
+    assert any('"elicitation/create"' in l and "[REDACTED:" in l for l in g.seen), g.seen
+    assert any('"notifications/progress"' in l and "[REDACTED:" in l for l in g.seen), g.seen
 
 
 BAD_SERVER = r'''

@@ -325,6 +325,7 @@ impl Detector {
             .enumerate()
             .filter_map(|(i, f)| f.filter(|v| !v.is_empty()).map(|v| (i, v)))
             .collect();
+        let own: Vec<Vec<(usize, usize)>> = cuts.iter().map(|c| c.iter().map(|x| (x.0, x.1)).collect()).collect();
         // Each field joined with the next ones (up to JOINED fields, so a secret cut in three is
         // found): a window starts at a field so that its first byte follows a boundary.
         const JOINED: usize = 3;
@@ -341,6 +342,15 @@ impl Detector {
             for s in self.spans(&joined) {
                 // Found from the window of the field it starts in, and only when it crosses.
                 if s.start >= first_end || s.end <= first_end {
+                    continue;
+                }
+                // A secret whole in one field, which a match ran on past (`sk_live_…` then
+                // `owner@…` in the next column): found already, not split.
+                let whole_in_one = bounds.iter().any(|&(i, a, b)| {
+                    let (from, to) = (s.start.max(a) - a, s.end.min(b).saturating_sub(a));
+                    from < to && own[i].iter().any(|&(x, y)| x < to && from < y)
+                });
+                if whole_in_one {
                     continue;
                 }
                 let ph = self.placeholder(&self.ids[s.id], &joined[s.start..s.end]);

@@ -227,6 +227,10 @@ fn redact_fields_joins_adjacent_fields() {
     let f = String::from_utf8_lossy(out[0].as_deref().expect("present")).into_owned();
     assert_eq!(f.matches("[REDACTED:").count(), 1, "{f}");
 
+    // A whole secret in one field does not run on into the next one.
+    let (out, _) = det.redact_fields(&[Some(key.as_bytes()), Some(b"owner1@example.test")], &[]);
+    assert_eq!(out[1].as_deref(), Some(&b"owner1@example.test"[..]));
+
     // A credential column: a random-looking value is masked without any rule; a plain word or
     // a number is not.
     let cols = [true, true, false];

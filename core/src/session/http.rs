@@ -116,9 +116,9 @@ pub struct HttpSession {
     tunnel: bool,
     /// The first client bytes of a tunnel were checked (a TLS ClientHello).
     tunnel_checked: bool,
-    /// The allowed request waiting for its upstream: (scheme, path), for a decision on the
-    /// address its host resolves to.
-    pending: Option<(&'static str, String)>,
+    /// The allowed request waiting for its upstream: (scheme, host, path, allowed by a grant),
+    /// for a decision on the address its host resolves to.
+    pending: Option<(&'static str, String, String, bool)>,
     /// Bytes of the response body read (encoded) and decoded, for the decompression bound.
     body_in: u64,
     body_out: u64,
@@ -203,7 +203,7 @@ impl HttpSession {
     /// (cloud metadata, loopback) is refused like the address itself. On refusal the `403` is
     /// in `out.to_client` and the request must not be sent.
     pub fn decide_address(&mut self, addr: std::net::IpAddr, port: u16, out: &mut Output) -> bool {
-        let Some((scheme, path)) = self.pending.clone() else {
+        let Some((scheme, name, path, granted)) = self.pending.clone() else {
             return true;
         };
         let host = match addr {
@@ -212,6 +212,9 @@ impl HttpSession {
                 .to_ipv4_mapped()
                 .map_or_else(|| format!("[{v6}]"), |v4| v4.to_string()),
         };
+        if host.trim_matches(['[', ']']) == name {
+            return true; // decided on this address already
+        }
         let url = format!("{scheme}://{host}:{port}{path}");
         let headers: Vec<(&str, &[u8])> = Vec::new();
         let request = Request::Http(HttpRequest {
@@ -223,7 +226,8 @@ impl HttpSession {
         let target = self.target.clone().unwrap_or_else(|| Target::new(host.clone()));
         let command = format!("{} {url}", self.method);
         let d = self.guard.decide(&self.identity, &target, &request, &command, None);
-        if d.action == Action::Allow {
+        // A human approved this very request (by name): only a deny of the address stops it.
+        if d.action == Action::Allow || (granted && d.action == Action::RequireApproval) {
             return true;
         }
         forbidden(&d, &mut out.to_client);
@@ -397,8 +401,8 @@ impl HttpSession {
             out.to_client
                 .extend_from_slice(b"HTTP/1.1 200 Connection established\r\n\r\n");
             self.tunnel = true;
+            self.pending = Some(("https", host.clone(), "/".to_string(), grant.is_some()));
             self.upstream = Some((host, port));
-            self.pending = Some(("https", "/".to_string()));
             return Ok(());
         }
         // Origin form, hop-by-hop headers dropped, one request per upstream connection; the Host
@@ -441,8 +445,8 @@ impl HttpSession {
         }
         o.extend_from_slice(b"Connection: close\r\n\r\n");
         o.extend_from_slice(body);
+        self.pending = Some(("http", host.clone(), path, grant.is_some()));
         self.upstream = Some((host, port));
-        self.pending = Some(("http", path));
         self.body = Body::Head;
         self.body_in = 0;
         self.body_out = 0;
