@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the tests need and runs all of them. Used by `.ci/run` and by developers.
 # The Rust workspace (unit, property, doc and CLI tests, with a real redis-server for the grant
-# replay store), the rules' own examples, the policy schema and policy test cases, the Python
+# replay store; the security oracle over generated conversations), the rules' own examples, the policy schema and policy test cases, the Python
 # package (wheel built from source with maturin, then pytest against the installed wheel), the
 # end-to-end suites against real PostgreSQL, MariaDB and MCP servers, a scan of this repository
-# (it must be clean), and the detector evaluation when ../shared/eval exists.
+# (it must be clean), bounded fuzz runs of every session under the security oracle, and the
+# detector evaluation when ../shared/eval exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -95,6 +96,22 @@ python3 -m pytest -q e2e
 
 step "self-scan: the repository holds no secrets outside .sluiceignore'd fixtures"
 ./target/release/sluice scan .
+
+step "fuzz: every session under the security oracle, bounded (longer runs: see the README)"
+# cargo-fuzz from crates.io; libFuzzer needs the sanitizer flags of a nightly compiler, which
+# RUSTC_BOOTSTRAP=1 enables on stable.
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    cargo install --locked cargo-fuzz 2>&1 | tail -n 1
+fi
+(
+    cd fuzz
+    export RUSTC_BOOTSTRAP=1
+    cargo fuzz build 2>&1 | tail -n 1
+    for t in session_postgres session_mysql session_mcp session_http session_ssh oracle sessions; do
+        cargo fuzz run "$t" -- -max_total_time="${SLUICE_FUZZ_SECONDS:-20}" -max_len=4096 2>&1 |
+            grep -E '^(Done|==|SUMMARY)|panicked' | tail -n 2
+    done
+)
 
 step "benchmarks compile (run them with: cargo bench -p sluice-benches)"
 cargo bench -p sluice-benches --no-run --locked 2>&1 | tail -n 1

@@ -1,17 +1,23 @@
 //! An HTTP/1.1 session for a forward proxy (the agent sets `HTTP_PROXY`) or a reverse proxy.
 //!
 //! - **Requests** are read whole (head and body, up to 8 MiB, chunked bodies decoded) and
-//!   decided by method, host, path, headers and JSON body. A refusal is a `403` with a JSON body
-//!   (`{"error":…,"decision":{…}}`); the server never sees the request. An allowed request goes
-//!   upstream in origin form with `Connection: close` (one upstream connection per request:
-//!   [`HttpSession::upstream`] says where).
+//!   decided by method, host (its IP spellings normalised), path, headers and JSON body. A
+//!   refusal is a `403` with a JSON body (`{"error":…,"decision":{…}}`); the server never sees
+//!   the request. An allowed request goes upstream in origin form with the `Host` it was decided
+//!   on and `Connection: close` (one upstream connection per request: [`HttpSession::upstream`]
+//!   says where); the host decides it again on each resolved address
+//!   ([`HttpSession::decide_address`]) and reports upstream failures
+//!   ([`HttpSession::upstream_failed`]: `502`, `504`).
 //! - A grant rides in the `Sluice-Grant` request header on the retry (removed before forwarding).
-//! - **Responses** are masked: the body is decoded (chunked; `gzip`, `deflate`, `br`) and passed
-//!   through the streaming redactor, then sent chunked (`Content-Length` and `Content-Encoding`
-//!   dropped), so event streams flow as they arrive. A body in any other content coding is
-//!   refused with a `502`: never passed through unmasked.
-//! - `CONNECT` (HTTPS through the proxy) is decided by host and port only; the tunnel that
-//!   follows is opaque ([`HttpSession::tunnel`]): terminate TLS to inspect it.
+//! - **Responses** are masked: the status reason and every header name and value (interim `1xx`
+//!   heads too); the body is decoded (chunked; `gzip`, `deflate`, `br`, up to 100 times its size
+//!   plus 4 MiB) and passed through the streaming redactor, then sent chunked
+//!   (`Content-Length` and `Content-Encoding` dropped), so event streams flow as they arrive. A
+//!   body in any other content coding is refused with a `502`: never passed through unmasked. A
+//!   body the upstream cuts short is an error, so the client's response is cut too.
+//! - `CONNECT` (HTTPS through the proxy) is decided by host and port; the tunnel must start with
+//!   a TLS ClientHello ([`HttpSession::tunnel_client`]) and is then opaque
+//!   ([`HttpSession::tunnel`]): terminate TLS to inspect it.
 //! - Malformed messages (bad heads, request smuggling framings, oversized bodies) are a
 //!   [`SessionError`].
 

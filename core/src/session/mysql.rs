@@ -3,17 +3,25 @@
 //! - **Handshake**: the server's TLS and query-attributes capabilities are cleared in the
 //!   greeting the client sees (so clients in `ssl-mode=PREFERRED` stay in plain text and
 //!   `COM_QUERY` keeps its classic layout); the client's user and database become the identity
-//!   and target unless the host set them. Authentication passes through.
-//! - **Decisions**: `COM_QUERY` and `COM_STMT_PREPARE` are decided before they are forwarded
-//!   (executions of a prepared statement were decided when it was prepared). A refusal is an ERR
+//!   and target unless the host set them. Authentication passes through, packet by packet in
+//!   sequence: the client answers only what the server asked.
+//! - **One command at a time**: a command sent while another is answered (pipelined, or behind
+//!   the handshake) waits until that answer is complete; every reply packet must carry the next
+//!   sequence id.
+//! - **Decisions**: `COM_QUERY`, `COM_STMT_PREPARE` and `COM_INIT_DB` (as `USE`) are decided
+//!   before they are forwarded; executions, fetches and resets of a prepared statement are
+//!   forwarded only for statements prepared (and allowed) in this session, and a statement
+//!   prepared with a grant executes once. `COM_CHANGE_USER`, replication and the other commands
+//!   are refused. A refusal is an ERR
 //!   packet (1142, SQLSTATE 42000, the reason; for approvals the request as JSON) with the right
 //!   sequence id; the connection stays usable. (The approval request itself reaches the host through
 //!   the event hook: MySQL clients cut error messages at 512 bytes.)
 //! - **Grants**: `SET @sluice_grant = 'TOKEN'` (answered by the session, applies to the next
 //!   statement) or a leading `/*sluice-grant:TOKEN*/` comment (for clients that keep comments).
-//! - **Masking**: result rows of `COM_QUERY` (text) and `COM_STMT_EXECUTE` (binary; string
-//!   values by their column types) re-encoded with their new length prefixes and the same
-//!   sequence ids, across multiple result sets, and ERR messages.
+//! - **Masking**: result rows of `COM_QUERY` (text), `COM_STMT_EXECUTE` and `COM_STMT_FETCH`
+//!   (binary; string values by their column types), each value and adjacent values joined,
+//!   re-encoded with their new length prefixes and the same sequence ids, across multiple result
+//!   sets; column definitions (all six names); ERR messages; `COM_STATISTICS`.
 //! - Anything malformed or oversized (a command over 16 MiB) is a [`SessionError`].
 
 use std::borrow::Cow;

@@ -3,17 +3,29 @@
 //! - **Startup**: TLS and GSS encryption requests are refused (`N`; a proxy that terminates TLS
 //!   feeds the decrypted stream); the startup packet's `user` and `database` become the identity
 //!   and target unless the host set them.
+//! - **Authentication**: until the server's first `ReadyForQuery` the client may only answer
+//!   what the server asked (a password or SASL message).
 //! - **Decisions**: every simple `Query` and every extended-protocol `Parse` is decided before it
-//!   is forwarded. A refused statement never reaches the server: the client gets an
-//!   `ErrorResponse` (SQLSTATE `42501`, the reason; for approvals the request as JSON in DETAIL)
-//!   and `ReadyForQuery`, in order with the server's own replies, and the connection stays
-//!   usable. In an extended batch, the messages after a refused `Parse` are dropped up to `Sync`.
+//!   is forwarded; `Bind`, `Describe` and `Execute` are forwarded only for statements and portals
+//!   this session saw created by an allowed message (not by SQL `PREPARE` or `DECLARE`). A
+//!   refused statement never reaches the server: the client gets an `ErrorResponse` (SQLSTATE
+//!   `42501`, the reason; for approvals the request as JSON in DETAIL) and `ReadyForQuery`, in
+//!   order with the server's own replies, and the connection stays usable. In an extended batch,
+//!   the messages after a refused one are dropped up to `Sync`. COPY data is accepted only
+//!   between the server's `CopyInResponse` and the client's `CopyDone`/`CopyFail`; any other
+//!   message type (`FunctionCall`, a password after authentication) closes the session.
 //! - **Grants** on retry: a leading comment `/*sluice-grant:TOKEN*/ DROP TABLE t` (stripped
 //!   before deciding and forwarding), or `SET sluice.grant = 'TOKEN'` (answered by the session,
-//!   applies to the next statement).
-//! - **Masking**: `DataRow` values (re-framed with their new lengths), `ErrorResponse` and
-//!   `NoticeResponse` texts, and `COPY … TO STDOUT` data (through a streaming redactor, so a
-//!   secret split across `CopyData` messages is still masked).
+//!   applies to the next statement). A grant buys one execution: a statement prepared with one
+//!   can be bound once.
+//! - **Masking**, of every server message that carries text: `DataRow` values (each, and joined
+//!   with their neighbours: [`Detector::redact_fields`]; columns named like credentials by
+//!   [`crate::credential_column`]), `RowDescription` column names, every field of `ErrorResponse`
+//!   and `NoticeResponse`, `NotificationResponse`, `ParameterStatus`, command tags, and
+//!   `COPY … TO STDOUT` data: text through a streaming redactor (a secret split across
+//!   `CopyData` messages is still masked) and again per line with COPY's escapes decoded, binary
+//!   decoded into tuples and masked field by field. Each batch's replies are masked by the
+//!   decisions of its own statements; asynchronous messages whenever the policy masks.
 //! - Anything malformed or oversized from either side is a [`SessionError`].
 
 use std::borrow::Cow;
