@@ -272,23 +272,7 @@ pub fn looks_like_credential(value: &[u8]) -> bool {
     .iter()
     .filter(|c| **c)
     .count();
-    multiline_key || classes >= 2 || shannon(v) >= 3.0
-}
-
-fn shannon(v: &[u8]) -> f64 {
-    let mut counts = [0u32; 256];
-    for &b in v {
-        counts[usize::from(b)] += 1;
-    }
-    let n = v.len() as f64;
-    counts
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| {
-            let p = f64::from(c) / n;
-            -p * p.log2()
-        })
-        .sum()
+    multiline_key || classes >= 2 || crate::filters::entropy(v) >= 3.0
 }
 
 impl Detector {

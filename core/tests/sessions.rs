@@ -264,3 +264,240 @@ fn mcp_over_http_messages_and_sse_events() {
         "{text}"
     );
 }
+
+// ---- PostgreSQL and MySQL without a database: the closed state machines --------------------
+
+fn pg_msg(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![tag];
+    m.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+/// A PostgreSQL session past authentication (trust: AuthenticationOk at once).
+fn pg_ready() -> PgSession {
+    let mut s = PgSession::new(guard(), None, None);
+    let mut out = Output::default();
+    let mut startup = 196_608u32.to_be_bytes().to_vec();
+    startup.extend_from_slice(b"user\0agent\0database\0app\0\0");
+    let mut first = ((startup.len() + 4) as u32).to_be_bytes().to_vec();
+    first.extend_from_slice(&startup);
+    s.from_client(&first, &mut out).expect("startup");
+    let mut srv = pg_msg(b'R', &0u32.to_be_bytes());
+    srv.extend_from_slice(&pg_msg(b'Z', b"I"));
+    s.from_server(&srv, &mut out).expect("auth ok");
+    s
+}
+
+#[test]
+fn pg_a_message_before_authentication_ends_the_session() {
+    let mut s = PgSession::new(guard(), None, None);
+    let mut out = Output::default();
+    let mut startup = 196_608u32.to_be_bytes().to_vec();
+    startup.extend_from_slice(b"user\0agent\0\0");
+    let mut first = ((startup.len() + 4) as u32).to_be_bytes().to_vec();
+    first.extend_from_slice(&startup);
+    // A query pipelined behind the startup packet, before the server asked for anything.
+    first.extend_from_slice(&pg_msg(b'Q', b"SELECT * FROM pg_shadow\0"));
+    let err = s.from_client(&first, &mut out).expect_err("refused");
+    assert!(err.to_string().contains("did not ask for"), "{err}");
+    assert!(!out.to_server.windows(9).any(|w| w == b"pg_shadow"));
+}
+
+#[test]
+fn pg_bind_of_an_undecided_statement_is_refused_and_the_batch_dropped() {
+    let mut s = pg_ready();
+    let mut out = Output::default();
+    let mut batch = pg_msg(b'B', b"\0prepared_by_sql\0\0\0\0\0\0\0");
+    batch.extend_from_slice(&pg_msg(b'E', b"\0\0\0\0\0"));
+    batch.extend_from_slice(&pg_msg(b'S', b""));
+    s.from_client(&batch, &mut out).expect("handled");
+    assert!(out.to_server.is_empty(), "{:?}", out.to_server);
+    let reply = String::from_utf8_lossy(&out.to_client);
+    assert!(reply.contains("was not prepared through this session"), "{reply}");
+    assert!(out.to_client.ends_with(&pg_msg(b'Z', b"I")));
+}
+
+#[test]
+fn pg_notifications_parameters_and_column_names_are_masked() {
+    let mut s = pg_ready();
+    let key = secret();
+    let mut out = Output::default();
+    let mut srv = Vec::new();
+    let mut a = 42u32.to_be_bytes().to_vec();
+    a.extend_from_slice(format!("chan\0{key}\0").as_bytes());
+    srv.extend_from_slice(&pg_msg(b'A', &a));
+    srv.extend_from_slice(&pg_msg(b'S', format!("application_name\0{key}\0").as_bytes()));
+    let mut t = 1u16.to_be_bytes().to_vec();
+    t.extend_from_slice(format!("{key}\0").as_bytes());
+    t.extend_from_slice(&[0; 18]);
+    srv.extend_from_slice(&pg_msg(b'T', &t));
+    s.from_server(&srv, &mut out).expect("masked");
+    let seen = String::from_utf8_lossy(&out.to_client);
+    assert!(!seen.contains(&key), "{seen}");
+    assert_eq!(seen.matches("[REDACTED:").count(), 3, "{seen}");
+}
+
+#[test]
+fn pg_unknown_message_types_end_the_session() {
+    let mut s = pg_ready();
+    let mut out = Output::default();
+    // FunctionCall ('F'): calls a server function by OID, past any SQL analysis.
+    assert!(
+        s.from_client(&pg_msg(b'F', &[0, 0, 0x0a, 0x3c, 0, 0, 0, 0, 0, 0]), &mut out)
+            .is_err()
+    );
+    let mut s = pg_ready();
+    // CopyData from the server without a COPY in progress.
+    assert!(s.from_server(&pg_msg(b'd', b"x"), &mut out).is_err());
+    // A ReadyForQuery nothing asked for.
+    let mut s = pg_ready();
+    assert!(s.from_server(&pg_msg(b'Z', b"I"), &mut out).is_err());
+}
+
+fn my_packet(seq: u8, payload: &[u8]) -> Vec<u8> {
+    let mut p = (payload.len() as u32).to_le_bytes()[..3].to_vec();
+    p.push(seq);
+    p.extend_from_slice(payload);
+    p
+}
+
+/// A MySQL session past authentication (protocol 4.1, EOF packets not deprecated).
+fn my_ready() -> MySqlSession {
+    let mut s = MySqlSession::new(guard(), None, None);
+    let mut out = Output::default();
+    let mut g = vec![10];
+    g.extend_from_slice(b"10.11.0\0\x01\0\0\0abcdefgh\0");
+    g.extend_from_slice(&0xF7FFu16.to_le_bytes());
+    g.push(33);
+    g.extend_from_slice(&2u16.to_le_bytes());
+    g.extend_from_slice(&0x81BFu16.to_le_bytes());
+    g.push(21);
+    g.extend_from_slice(&[0; 10]);
+    g.extend_from_slice(b"ijklmnopqrst\0mysql_native_password\0");
+    s.from_server(&my_packet(0, &g), &mut out).expect("greeting");
+    let caps: u32 = 0x0200 | 0x8000 | 0x0008_0000;
+    let mut login = caps.to_le_bytes().to_vec();
+    login.extend_from_slice(&[0, 0, 0, 1, 33]);
+    login.extend_from_slice(&[0; 23]);
+    login.extend_from_slice(b"agent\0\0mysql_native_password\0");
+    s.from_client(&my_packet(1, &login), &mut out).expect("login");
+    s.from_server(&my_packet(2, &[0, 0, 0, 2, 0, 0, 0]), &mut out)
+        .expect("ok");
+    s
+}
+
+#[test]
+fn mysql_a_pipelined_command_waits_for_the_reply_before_it() {
+    let mut s = my_ready();
+    let key = secret();
+    let mut out = Output::default();
+    let mut both = my_packet(0, b"\x03SELECT api_key FROM vault");
+    both.extend_from_slice(&my_packet(0, b"\x0e"));
+    s.from_client(&both, &mut out).expect("query");
+    // Only the query went on; the ping waits.
+    assert_eq!(out.to_server, my_packet(0, b"\x03SELECT api_key FROM vault"));
+    // The result set: one column, its definition, EOF, a row with the key, EOF.
+    let mut def = Vec::new();
+    for n in [&b"def"[..], b"app", b"vault", b"vault", b"api_key", b"api_key"] {
+        def.push(n.len() as u8);
+        def.extend_from_slice(n);
+    }
+    def.extend_from_slice(&[0x0c, 33, 0, 0, 1, 0, 0, 0xFD, 0, 0, 0, 0, 0]);
+    let mut rs = my_packet(1, &[1]);
+    rs.extend_from_slice(&my_packet(2, &def));
+    rs.extend_from_slice(&my_packet(3, &[0xFE, 0, 0, 2, 0]));
+    let mut row = vec![key.len() as u8];
+    row.extend_from_slice(key.as_bytes());
+    rs.extend_from_slice(&my_packet(4, &row));
+    rs.extend_from_slice(&my_packet(5, &[0xFE, 0, 0, 2, 0]));
+    let mut out = Output::default();
+    s.from_server(&rs, &mut out).expect("result");
+    let seen = String::from_utf8_lossy(&out.to_client);
+    assert!(!seen.contains(&key) && seen.contains("[REDACTED:"), "{seen}");
+    // The reply is complete: now the ping goes on.
+    assert_eq!(out.to_server, my_packet(0, b"\x0e"));
+}
+
+#[test]
+fn mysql_change_user_is_refused_and_sequence_ids_are_checked() {
+    let mut s = my_ready();
+    let mut out = Output::default();
+    s.from_client(&my_packet(0, b"\x11root\0\0"), &mut out)
+        .expect("refused");
+    assert!(out.to_server.is_empty());
+    assert!(String::from_utf8_lossy(&out.to_client).contains("not allowed through this gateway"));
+    // A command that does not start at sequence id 0.
+    let mut s = my_ready();
+    assert!(s.from_client(&my_packet(3, b"\x03SELECT 1"), &mut out).is_err());
+    // A server packet out of sequence.
+    let mut s = my_ready();
+    let mut out = Output::default();
+    s.from_client(&my_packet(0, b"\x0e"), &mut out).expect("ping");
+    assert!(s.from_server(&my_packet(5, &[0, 0, 0, 2, 0, 0, 0]), &mut out).is_err());
+    // Execution of a statement this session never saw prepared.
+    let mut s = my_ready();
+    let mut out = Output::default();
+    s.from_client(&my_packet(0, &[0x17, 9, 0, 0, 0, 0, 1, 0, 0, 0]), &mut out)
+        .expect("refused");
+    assert!(out.to_server.is_empty());
+    assert!(String::from_utf8_lossy(&out.to_client).contains("not prepared through this session"));
+}
+
+#[test]
+fn ssh_port_forwards_and_server_channels_are_refused() {
+    let mut s = SshSession::new(guard(), Identity::new("agent"), Target::new("bastion"));
+    let mut out = SshOutput::default();
+    let mut open = vec![90];
+    string(&mut open, b"direct-tcpip");
+    open.extend_from_slice(&3u32.to_be_bytes());
+    open.extend_from_slice(&65536u32.to_be_bytes());
+    open.extend_from_slice(&32768u32.to_be_bytes());
+    string(&mut open, b"db.internal");
+    open.extend_from_slice(&5432u32.to_be_bytes());
+    string(&mut open, b"127.0.0.1");
+    open.extend_from_slice(&40000u32.to_be_bytes());
+    s.client_message(&open, &mut out).expect("decided");
+    assert!(out.to_server.is_empty(), "the forward reached the server");
+    assert_eq!(out.to_client.len(), 1);
+    assert_eq!(out.to_client[0][0], 92, "an open failure");
+    assert!(String::from_utf8_lossy(&out.to_client[0]).contains("forward db.internal:5432"));
+    // Data for a channel that was never opened.
+    let mut d = Vec::new();
+    ssh::encode_data(3, b"\x00\x00\x00\x08", &mut d);
+    assert!(s.client_message(&d, &mut out).is_err());
+    // A channel the server opens towards the client (a remote forward): refused to the server.
+    let mut s = SshSession::new(guard(), Identity::new("agent"), Target::new("bastion"));
+    let mut out = SshOutput::default();
+    let mut open = vec![90];
+    string(&mut open, b"forwarded-tcpip");
+    open.extend_from_slice(&[0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 128, 0]);
+    s.server_message(&open, &mut out).expect("refused");
+    assert!(out.to_client.is_empty());
+    assert_eq!(out.to_server[0][0], 92);
+}
+
+#[test]
+fn http_a_name_is_decided_again_on_its_address() {
+    let mut s = HttpSession::new(guard(), Identity::new("agent"), None);
+    let mut out = Output::default();
+    s.from_client(
+        b"GET http://metadata.example.test/latest/meta-data/iam/security-credentials/ HTTP/1.1\r\nHost: x\r\n\r\n",
+        &mut out,
+    )
+    .expect("allowed by name");
+    assert!(s.upstream().is_some());
+    let mut refusal = Output::default();
+    let metadata: std::net::IpAddr = "169.254.169.254".parse().expect("ip");
+    assert!(!s.decide_address(metadata, 80, &mut refusal));
+    let text = String::from_utf8_lossy(&refusal.to_client);
+    assert!(
+        text.starts_with("HTTP/1.1 403") && text.contains("cloud-metadata"),
+        "{text}"
+    );
+    // An ordinary address passes.
+    let mut s = HttpSession::new(guard(), Identity::new("agent"), None);
+    s.from_client(b"GET http://api.example.test/v1 HTTP/1.1\r\nHost: x\r\n\r\n", &mut out)
+        .expect("allowed");
+    assert!(s.decide_address("93.184.216.34".parse().expect("ip"), 80, &mut refusal));
+}

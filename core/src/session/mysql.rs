@@ -535,12 +535,22 @@ impl MySqlSession {
         let deprecate = self.deprecate_eof;
         let is_eof = |p: &[u8]| p.first() == Some(&0xFE) && if deprecate { p.len() < 0xFF_FFFF } else { p.len() < 9 };
         let bad = |e: mysql::Error| SessionError::server(e.to_string());
+        // An ERR ends the reply wherever a reply may end early; it is masked.
+        if first == Some(0xFF)
+            && matches!(
+                self.reply,
+                Reply::Simple | Reply::Start | Reply::Rows { .. } | Reply::Fetch | Reply::Prepare | Reply::FieldList
+            )
+        {
+            self.reply = Reply::Idle;
+            self.preparing = None;
+            return Ok(self.masked_err(p.seq, payload, raw, self.mask, out));
+        }
         let mut masked = 0;
         match self.reply {
             Reply::Idle | Reply::Infile => {}
             Reply::Simple => {
                 match first {
-                    Some(0xFF) => masked += self.masked_err(p.seq, payload, raw, self.mask, out),
                     Some(0x00 | 0xFE) => out.to_client.extend_from_slice(raw),
                     _ => return Err(SessionError::server("expected OK or ERR")),
                 }
@@ -556,10 +566,6 @@ impl MySqlSession {
                         // Another result may follow (its packets continue the sequence).
                         self.reply = after_ok(payload, Reply::Start);
                         out.to_client.extend_from_slice(raw);
-                    }
-                    Some(0xFF) => {
-                        self.reply = Reply::Idle;
-                        masked += self.masked_err(p.seq, payload, raw, self.mask, out);
                     }
                     // LOCAL INFILE: the client's file data follows.
                     Some(0xFB) if !self.binary => {
@@ -614,24 +620,22 @@ impl MySqlSession {
                 if is_eof(payload) {
                     self.reply = end_of_rows(payload, self.deprecate_eof);
                     out.to_client.extend_from_slice(raw);
-                } else if first == Some(0xFF) {
-                    self.reply = Reply::Idle;
-                    masked += self.masked_err(p.seq, payload, raw, self.mask, out);
                 } else {
                     masked += self.row(&det, p.seq, payload, columns, raw, out)?;
                 }
             }
+            // Rows of an open cursor, or column definitions of a table, until EOF.
+            Reply::Fetch | Reply::FieldList if is_eof(payload) => {
+                self.reply = Reply::Idle;
+                out.to_client.extend_from_slice(raw);
+            }
             Reply::Fetch => {
-                if is_eof(payload) {
-                    self.reply = Reply::Idle;
-                    out.to_client.extend_from_slice(raw);
-                } else if first == Some(0xFF) {
-                    self.reply = Reply::Idle;
-                    masked += self.masked_err(p.seq, payload, raw, self.mask, out);
-                } else {
-                    let n = self.types.len();
-                    masked += self.row(&det, p.seq, payload, n, raw, out)?;
-                }
+                let n = self.types.len();
+                masked += self.row(&det, p.seq, payload, n, raw, out)?;
+            }
+            Reply::FieldList => {
+                let def = mysql::parse_column_definition(payload).map_err(bad)?;
+                masked += self.masked_column(&det, p.seq, &def, raw, out);
             }
             Reply::Prepare => match first {
                 Some(0x00) if payload.len() >= 9 => {
@@ -651,11 +655,6 @@ impl MySqlSession {
                     }
                     out.to_client.extend_from_slice(raw);
                     self.reply = self.prepare_defs(params, columns, params > 0);
-                }
-                Some(0xFF) => {
-                    self.preparing = None;
-                    self.reply = Reply::Idle;
-                    masked += self.masked_err(p.seq, payload, raw, self.mask, out);
                 }
                 _ => return Err(SessionError::server("expected the prepare OK or ERR")),
             },
@@ -694,18 +693,6 @@ impl MySqlSession {
                             }
                         }
                     };
-                }
-            }
-            Reply::FieldList => {
-                if is_eof(payload) {
-                    self.reply = Reply::Idle;
-                    out.to_client.extend_from_slice(raw);
-                } else if first == Some(0xFF) {
-                    self.reply = Reply::Idle;
-                    masked += self.masked_err(p.seq, payload, raw, self.mask, out);
-                } else {
-                    let def = mysql::parse_column_definition(payload).map_err(bad)?;
-                    masked += self.masked_column(&det, p.seq, &def, raw, out);
                 }
             }
         }

@@ -288,6 +288,20 @@ impl PgSession {
                 )),
             };
         }
+        // After a refusal in an extended batch, the rest of it up to Sync is dropped.
+        if self.batch_failed.is_some()
+            && matches!(
+                m,
+                Frontend::Parse { .. }
+                    | Frontend::Bind { .. }
+                    | Frontend::Describe { .. }
+                    | Frontend::Execute { .. }
+                    | Frontend::Close { .. }
+                    | Frontend::Flush
+            )
+        {
+            return Ok(());
+        }
         match m {
             Frontend::Query(q) => {
                 let text = std::str::from_utf8(q).map_err(|_| SessionError::client("query is not UTF-8"))?;
@@ -323,9 +337,6 @@ impl PgSession {
                 query,
                 param_types,
             } => {
-                if self.batch_failed.is_some() {
-                    return Ok(());
-                }
                 let text = std::str::from_utf8(query).map_err(|_| SessionError::client("statement is not UTF-8"))?;
                 let (grant, sql) = split_grant_comment(text);
                 let d = self.decide(sql, grant);
@@ -350,56 +361,29 @@ impl PgSession {
                 }
             }
             Frontend::Bind { portal, statement, .. } => {
-                if self.batch_failed.is_some() {
-                    return Ok(());
+                let p = self.statements.get(statement).copied();
+                if let Some(p) = p {
+                    if p.granted {
+                        // A grant buys one execution: the statement cannot be bound again.
+                        self.statements.remove(statement);
+                    }
+                    self.portals.insert(portal.to_vec(), p.mask);
                 }
-                let Some(p) = self.statements.get(statement).copied() else {
-                    self.batch_failed = Some(undecided_error("statement", statement));
-                    return Ok(());
-                };
-                if p.granted {
-                    // A grant buys one execution: the statement cannot be bound again.
-                    self.statements.remove(statement);
-                }
-                self.portals.insert(portal.to_vec(), p.mask);
-                self.batch_mask(p.mask);
-                out.to_server.extend_from_slice(raw);
-                self.batch_forwarded = true;
+                self.forward_known(p.map(|p| p.mask), "statement", statement, raw, out);
             }
             Frontend::Execute { portal, .. } => {
-                if self.batch_failed.is_some() {
-                    return Ok(());
-                }
-                let Some(mask) = self.portals.get(portal).copied() else {
-                    self.batch_failed = Some(undecided_error("portal", portal));
-                    return Ok(());
-                };
-                self.batch_mask(mask);
-                out.to_server.extend_from_slice(raw);
-                self.batch_forwarded = true;
+                let known = self.portals.get(portal).copied();
+                self.forward_known(known, "portal", portal, raw, out);
             }
             Frontend::Describe { kind, name } => {
-                if self.batch_failed.is_some() {
-                    return Ok(());
-                }
-                let known = match kind {
-                    b'S' => self.statements.get(name).map(|p| p.mask),
-                    b'P' => self.portals.get(name).copied(),
+                let (known, what) = match kind {
+                    b'S' => (self.statements.get(name).map(|p| p.mask), "statement"),
+                    b'P' => (self.portals.get(name).copied(), "portal"),
                     _ => return Err(SessionError::client("Describe of neither a statement nor a portal")),
                 };
-                let Some(mask) = known else {
-                    let what = if kind == b'S' { "statement" } else { "portal" };
-                    self.batch_failed = Some(undecided_error(what, name));
-                    return Ok(());
-                };
-                self.batch_mask(mask);
-                out.to_server.extend_from_slice(raw);
-                self.batch_forwarded = true;
+                self.forward_known(known, what, name, raw, out);
             }
             Frontend::Close { kind, name } => {
-                if self.batch_failed.is_some() {
-                    return Ok(());
-                }
                 match kind {
                     b'S' => self.statements.remove(name).map(|_| ()),
                     b'P' => self.portals.remove(name).map(|_| ()),
@@ -408,11 +392,7 @@ impl PgSession {
                 out.to_server.extend_from_slice(raw);
                 self.batch_forwarded = true;
             }
-            Frontend::Flush => {
-                if self.batch_failed.is_none() {
-                    out.to_server.extend_from_slice(raw);
-                }
-            }
+            Frontend::Flush => out.to_server.extend_from_slice(raw),
             Frontend::Sync => {
                 let mask = self.open_mask.take();
                 match self.batch_failed.take() {
@@ -449,6 +429,20 @@ impl PgSession {
             _ => return Err(SessionError::client("a message type this session does not know")),
         }
         Ok(())
+    }
+
+    /// Forwards a message of the open batch that uses a statement or portal (`known`: its
+    /// masking; `None` when this session did not see it created by an allowed message, and then
+    /// the batch fails).
+    fn forward_known(&mut self, known: Option<bool>, what: &str, name: &[u8], raw: &[u8], out: &mut Output) {
+        match known {
+            Some(mask) => {
+                self.batch_mask(mask);
+                out.to_server.extend_from_slice(raw);
+                self.batch_forwarded = true;
+            }
+            None => self.batch_failed = Some(undecided_error(what, name)),
+        }
     }
 
     /// Adds a statement's masking to the open extended batch: masked if any of its statements is.
