@@ -218,8 +218,18 @@ pub fn credential_column(name: &[u8]) -> bool {
         b"connectionstring",
         b"dsn",
     ];
-    const NOT: &[&[u8]] = &[b"tokenizer", b"tokens_used", b"tokencount", b"secretname", b"secretid"];
-    if NOT.iter().any(|n| norm.as_slice() == *n) {
+    const NOT: &[&[u8]] = &[
+        b"tokenizer",
+        b"tokensused",
+        b"tokencount",
+        b"secretname",
+        b"secretid",
+        b"secretary",
+        b"passwordchangedat",
+        b"passwordupdatedat",
+        b"tokenexpiresat",
+    ];
+    if NOT.contains(&norm.as_slice()) {
         return false;
     }
     WORDS.iter().any(|w| norm.windows(w.len()).any(|x| x == *w))
