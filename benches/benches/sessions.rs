@@ -50,13 +50,17 @@ fn session(guard: &Arc<Guard>) -> PgSession {
     let mut srv = msg(b'R', &0u32.to_be_bytes());
     srv.extend_from_slice(&msg(b'Z', b"I"));
     s.from_server(&srv, &mut out).expect("auth");
-    s.from_client(&msg(b'Q', b"SELECT * FROM users\0"), &mut out).expect("query");
+    s.from_client(&msg(b'Q', b"SELECT * FROM users\0"), &mut out)
+        .expect("query");
     s
 }
 
 fn benches(c: &mut Criterion) {
     let det = Arc::new(Detector::builder().build().expect("detector"));
-    let guard = Arc::new(Guard::new(Arc::new(EngineHandle::new(Engine::agent_safe())), det.clone()));
+    let guard = Arc::new(Guard::new(
+        Arc::new(EngineHandle::new(Engine::agent_safe())),
+        det.clone(),
+    ));
     let (wire, values) = rows();
     let mut g = c.benchmark_group("postgres-session");
     g.throughput(Throughput::Bytes(wire.len() as u64));

@@ -38,6 +38,10 @@ pub const BUILTIN_RULES: &str = include_str!("../rules/builtin.toml");
 /// [`DetectorBuilder::fingerprint_key`], so that fingerprints cannot be brute-forced.
 const DEFAULT_KEY: [u8; 32] = *b"sluice-fingerprint-key-v1-public";
 
+/// The id of findings made from a column name rather than a rule: a value under a
+/// credential-named column of tabular text, or of a database row.
+pub const CREDENTIAL_COLUMN: &str = "credential-column";
+
 /// A stable, keyed fingerprint of a secret (BLAKE3 keyed hash, first 16 bytes). It identifies a
 /// secret without revealing it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -500,6 +504,8 @@ impl DetectorBuilder {
             labels.push((id, value));
         }
         let known = known::build(&labels)?;
+        ids.push(Arc::from(CREDENTIAL_COLUMN));
+        let table_id = ids.len() - 1;
 
         let context = rules
             .iter()
@@ -528,6 +534,8 @@ impl DetectorBuilder {
             key: self.key,
             context,
             max_reach,
+            tables: crate::tables::Tables::new(),
+            table_id,
         })
     }
 }
@@ -559,6 +567,10 @@ pub struct Detector {
     pub(crate) context: usize,
     /// The farthest any single-line window reaches from its hit, either way.
     max_reach: usize,
+    /// Tabular text (`psql`/`mysql` output, CSV, TSV): values under credential-named headers.
+    tables: crate::tables::Tables,
+    /// The id findings in credential columns are reported under (`credential-column`).
+    table_id: usize,
 }
 
 /// A keyword hit: where it starts and ends, and which keyword it is.
@@ -619,7 +631,24 @@ impl Detector {
     pub(crate) fn spans(&self, haystack: &[u8]) -> Vec<Span> {
         let mut hits = Vec::new();
         self.collect_hits(haystack, 0, &mut hits);
-        self.detect(haystack, &hits, 0, true).0
+        let mut spans = self.detect(haystack, &hits, 0, true).0;
+        if memchr::memchr(b'\n', haystack).is_some() {
+            let cells = self.tables.credential_cells(haystack);
+            if !cells.is_empty() {
+                for (start, end) in cells {
+                    if !spans.iter().any(|s| s.start < end && start < s.end) {
+                        spans.push(Span {
+                            id: self.table_id,
+                            start,
+                            end,
+                            context: end - start,
+                        });
+                    }
+                }
+                spans.sort_by_key(|s| s.start);
+            }
+        }
+        spans
     }
 
     /// The keyed fingerprint of `secret`.

@@ -53,9 +53,10 @@ pub mod policy;
 mod redact;
 pub mod rules;
 pub mod session;
+mod tables;
 mod validate;
 
-pub use detector::{BUILTIN_RULES, Detector, DetectorBuilder, Finding, Fingerprint};
+pub use detector::{BUILTIN_RULES, CREDENTIAL_COLUMN, Detector, DetectorBuilder, Finding, Fingerprint};
 pub use error::{Error, ErrorKind};
 pub use redact::{StreamRedactor, credential_column, looks_like_credential};
 pub use rules::{Limits, RuleInfo};

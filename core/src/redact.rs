@@ -365,7 +365,7 @@ impl Detector {
                 let v = (*f)?;
                 if credential.get(i).copied().unwrap_or(false) && looks_like_credential(v) {
                     changed += 1;
-                    return Some(Cow::Owned(self.placeholder("credential-column", v).into_bytes()));
+                    return Some(Cow::Owned(self.placeholder(crate::CREDENTIAL_COLUMN, v).into_bytes()));
                 }
                 if c.is_empty() {
                     return Some(Cow::Borrowed(v));
