@@ -357,6 +357,24 @@ def test_a_silent_upstream_is_a_504(workdir, grant_key, known_secret, origin2):
     assert got.startswith(b"HTTP/1.1 504"), got[:80]
 
 
+def test_a_slow_request_head_times_out(workdir, grant_key, known_secret):
+    """A client sending its head a byte at a time cannot hold the connection past the idle
+    timeout: it gets a 408 and the connection closes."""
+    proxy = start_proxy("http-proxy", workdir, grant_key, known_secret, "--idle-timeout", "1")
+    try:
+        start = time.time()
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as s:
+            # Half a head, a byte at a time, then a stall.
+            for b in b"GET http://127":
+                s.sendall(bytes([b]))
+                time.sleep(0.05)
+            got = read_all(s, 3.0)
+    finally:
+        stop(proxy)
+    assert got.startswith(b"HTTP/1.1 408"), got
+    assert time.time() - start < 6
+
+
 # ---- MCP -----------------------------------------------------------------------------------------
 
 class Guard:

@@ -54,6 +54,9 @@ async fn serve(mut client: TcpStream, mut session: HttpSession, t: Timeouts) -> 
     let mut buf = vec![0u8; 64 * 1024];
     let mut out = Output::default();
     let mut input: Vec<u8> = Vec::new();
+    // A whole request must arrive within the idle timeout (not each read: a client sending a
+    // byte at a time would otherwise hold the connection forever).
+    let mut deadline = tokio::time::Instant::now() + t.idle;
     loop {
         out.clear();
         let r = session.from_client(&input, &mut out);
@@ -66,14 +69,25 @@ async fn serve(mut client: TcpStream, mut session: HttpSession, t: Timeouts) -> 
             if session.tunnel() {
                 return Ok(());
             }
+            deadline = tokio::time::Instant::now() + t.idle;
             // A pipelined request may already be buffered.
             continue;
         }
         if !out.to_client.is_empty() {
+            deadline = tokio::time::Instant::now() + t.idle;
             continue; // a refusal; the next request may be buffered too
         }
-        let n = match timeout(t.idle, client.read(&mut buf)).await {
-            Err(_) => return Err("client idle or too slow to send a request: closed".into()),
+        let n = match tokio::time::timeout_at(deadline, client.read(&mut buf)).await {
+            Err(_) => {
+                // A request cut short gets a 408; an idle connection just closes.
+                if !input.is_empty() || session.has_partial_request() {
+                    let _ = client
+                        .write_all(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        .await;
+                }
+                let _ = client.shutdown().await;
+                return Err("client idle or too slow to send a request: closed".into());
+            }
             Ok(r) => r.map_err(|e| e.to_string())?,
         };
         if n == 0 {

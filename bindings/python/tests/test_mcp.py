@@ -134,3 +134,41 @@ def test_bad_input_closes_the_connection(caplog: pytest.LogCaptureFixture) -> No
         reached_server, to_client = asyncio.run(scenario())
     assert reached_server == [] and to_client == []
     assert "bad input from the client" in caplog.text
+
+
+def test_bad_server_output_answers_the_pending_request_then_closes(caplog: pytest.LogCaptureFixture) -> None:
+    """A server message that is not JSON-RPC 2.0 ends the connection, but first every request
+    still waiting gets a JSON-RPC error, so the client is never left hanging."""
+    import anyio
+
+    from sluice.mcp import guard_streams
+
+    class Raw:
+        def __init__(self, text: str) -> None:
+            self.text = text
+
+        def model_dump_json(self, **_: object) -> str:
+            return self.text
+
+    class Item:
+        def __init__(self, text: str) -> None:
+            self.message = Raw(text)
+            self.metadata = None
+
+    async def scenario() -> list:
+        client_send, read_stream = anyio.create_memory_object_stream(4)
+        write_stream, client_recv = anyio.create_memory_object_stream(4)
+        async with guard_streams(read_stream, write_stream, sluice.Engine()) as (server_reads, server_writes):
+            await client_send.send(Item('{"jsonrpc": "2.0", "id": 7, "method": "tools/list"}'))
+            async for _request in server_reads:
+                # No "jsonrpc": the session refuses it.
+                await server_writes.send(Item('{"id": 7, "result": {"tools": []}}'))
+                break
+        return [m async for m in client_recv]
+
+    with caplog.at_level("ERROR", logger="sluice.mcp"):
+        to_client = asyncio.run(scenario())
+    assert len(to_client) == 1, to_client
+    reply = json.loads(to_client[0].message.model_dump_json(by_alias=True, exclude_none=True))
+    assert reply["id"] == 7 and "closed" in reply["error"]["message"], reply
+    assert "bad input from the server" in caplog.text

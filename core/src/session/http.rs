@@ -263,6 +263,11 @@ impl HttpSession {
         self.body = Body::Done;
     }
 
+    /// Whether part of a request has arrived and the rest is awaited.
+    pub fn has_partial_request(&self) -> bool {
+        !self.cbuf.is_empty()
+    }
+
     /// Whether the current response is complete (the host may then read the next request).
     pub fn response_done(&self) -> bool {
         matches!(self.body, Body::Done)
