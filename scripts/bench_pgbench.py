@@ -2,7 +2,7 @@
 """pgbench select-only, direct and through pg-proxy (masking on, agent-safe policy): TPS ratio
 and added latency per query (p50, p99), from pgbench's per-transaction logs.
 
-    python3 scripts/bench_pgbench.py [--seconds 20] [--clients 4]
+    python3 scripts/bench_pgbench.py [--seconds 20] [--clients 4] [--rounds 2] [--baseline OTHER_PG_PROXY]
 
 Starts its own PostgreSQL 15 (initdb/pg_ctl, as the postgres user when run as root) and the
 pg-proxy example (build it first: cargo build --release -p sluice-examples --examples).
@@ -82,6 +82,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--baseline", metavar="PG_PROXY",
+                    help="another pg-proxy binary (an earlier build) measured in the same run, interleaved")
+    ap.add_argument("--rounds", type=int, default=2)
     a = ap.parse_args()
     work = pathlib.Path(tempfile.mkdtemp(prefix="sluice-pgbench-"))
     os.chmod(work, 0o777)
@@ -97,21 +100,36 @@ def main():
                        check=True, capture_output=True)
         proxy = subprocess.Popen([str(ROOT / "target/release/examples/pg-proxy"), "--listen",
                                   f"127.0.0.1:{proxy_port}", "--upstream", f"127.0.0.1:{port}", "--quiet"])
+        base_port = free_port()
+        base = a.baseline and subprocess.Popen([a.baseline, "--listen", f"127.0.0.1:{base_port}", "--upstream",
+                                                f"127.0.0.1:{port}", "--quiet"])
         time.sleep(0.5)
-        # Warm up both paths, then measure direct, proxied, direct, proxied and keep the best of each.
+        # Warm up every path, then measure them in turn and keep the best of each.
         pgbench(port, 3, a.clients, str(work), "warm-d")
         pgbench(proxy_port, 3, a.clients, str(work), "warm-p")
-        runs = {"direct": [], "proxy": []}
-        for i in range(2):
+        if base:
+            pgbench(base_port, 3, a.clients, str(work), "warm-b")
+        runs = {"direct": [], "proxy": [], "base": []}
+        for i in range(a.rounds):
             runs["direct"].append(pgbench(port, a.seconds, a.clients, str(work), f"d{i}"))
             runs["proxy"].append(pgbench(proxy_port, a.seconds, a.clients, str(work), f"p{i}"))
+            if base:
+                runs["base"].append(pgbench(base_port, a.seconds, a.clients, str(work), f"b{i}"))
         proxy.terminate()
+        if base:
+            base.terminate()
         (d_tps, d_lat), d_i = max((r, i) for i, r in enumerate(runs["direct"]))
         (p_tps, p_lat), p_i = max((r, i) for i, r in enumerate(runs["proxy"]))
         print(f"pgbench -S -M extended, {a.clients} clients, {a.seconds} s, scale 10")
         print(f"direct:      {d_tps:10.0f} tps   p50 {pct(d_lat, .5):5d} us   p99 {pct(d_lat, .99):5d} us")
         print(f"via proxy:   {p_tps:10.0f} tps   p50 {pct(p_lat, .5):5d} us   p99 {pct(p_lat, .99):5d} us")
         print(f"ratio:       {100 * p_tps / d_tps:.1f}% of direct TPS (target >= 85%)")
+        if base:
+            (b_tps, b_lat), _ = max((r, i) for i, r in enumerate(runs["base"]))
+            print(f"baseline:    {b_tps:10.0f} tps   p50 {pct(b_lat, .5):5d} us   p99 {pct(b_lat, .99):5d} us")
+            print(f"this build:  {100 * p_tps / b_tps:.1f}% of the baseline proxy's TPS"
+                  f" (every run, proxy/baseline: {[round(r[0]) for r in runs['proxy']]} / "
+                  f"{[round(r[0]) for r in runs['base']]})")
         print(f"added:       p50 {pct(p_lat, .5) - pct(d_lat, .5)} us, p99 {pct(p_lat, .99) - pct(d_lat, .99)} us"
               " per query (target <= 100 us at p99)")
         d, p = per_tx(f"d{d_i}"), per_tx(f"p{p_i}")
