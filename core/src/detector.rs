@@ -651,6 +651,11 @@ impl Detector {
         spans
     }
 
+    /// The known values, when any were registered.
+    pub(crate) fn known_values(&self) -> Option<&KnownValues> {
+        self.known.as_ref()
+    }
+
     /// The keyed fingerprint of `secret`.
     pub fn fingerprint(&self, secret: &[u8]) -> Fingerprint {
         let h = blake3::keyed_hash(&self.key, secret);

@@ -300,6 +300,36 @@ impl Detector {
         fields: &[Option<&'a [u8]>],
         credential: &[bool],
     ) -> (Vec<Option<Cow<'a, [u8]>>>, usize) {
+        // A value in a credential column that looks like one is masked whole.
+        let column = |i: usize, v: &[u8]| -> Option<Cow<'a, [u8]>> {
+            (credential.get(i).copied().unwrap_or(false) && looks_like_credential(v))
+                .then(|| Cow::Owned(self.placeholder(crate::CREDENTIAL_COLUMN, v).into_bytes()))
+        };
+        // Fast path: every finding starts from a keyword hit or a known value, so when the
+        // fields joined hold no keyword, no known value is registered and no field spans lines
+        // (tabular text), nothing but a credential column can change.
+        if self.known_values().is_none() {
+            let mut all = Vec::with_capacity(fields.iter().flatten().map(|v| v.len()).sum());
+            for v in fields.iter().flatten() {
+                all.extend_from_slice(v);
+            }
+            let mut hits = Vec::new();
+            self.collect_hits(&all, 0, &mut hits);
+            if hits.is_empty() && memchr::memchr(b'\n', &all).is_none() {
+                let mut changed = 0;
+                let out = fields
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| {
+                        let v = (*f)?;
+                        let m = column(i, v);
+                        changed += usize::from(m.is_some());
+                        Some(m.unwrap_or(Cow::Borrowed(v)))
+                    })
+                    .collect();
+                return (out, changed);
+            }
+        }
         // What to replace in each field: (start, end, placeholder), from its own findings and
         // from findings of the fields joined end to end that cross a boundary.
         let mut cuts: Vec<Vec<(usize, usize, String)>> = fields
@@ -363,9 +393,9 @@ impl Detector {
             .enumerate()
             .map(|(i, (f, mut c))| {
                 let v = (*f)?;
-                if credential.get(i).copied().unwrap_or(false) && looks_like_credential(v) {
+                if let Some(m) = column(i, v) {
                     changed += 1;
-                    return Some(Cow::Owned(self.placeholder(crate::CREDENTIAL_COLUMN, v).into_bytes()));
+                    return Some(m);
                 }
                 if c.is_empty() {
                     return Some(Cow::Borrowed(v));
