@@ -3,65 +3,50 @@
 //! ([`crate::credential_column`]) that [looks like one](crate::looks_like_credential) is a
 //! finding, even when no rule knows its format (`password | Xk29!pLq7#vv`).
 //!
-//! Only whole inputs are read this way (`scan`, `redact`): a stream is masked line by line and
-//! cannot know the header of a table that started before its window. Protocol sessions know the
-//! column names from the wire instead.
-
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+//! A header is the first line of the input or the line before a rule line (`----+----`,
+//! `+----+`), so CSV and TSV files are read by their first line. Only whole inputs are read this
+//! way (`scan`, `redact`): a stream is masked line by line and cannot know the header of a table
+//! that started before its window. Protocol sessions know the column names from the wire instead.
 
 use crate::{credential_column, looks_like_credential};
 
-/// Words one of which a header row must contain (the cheap search that finds candidates).
-const HEADER_WORDS: &[&str] = &[
-    "password",
-    "passwd",
-    "passphrase",
-    "pwd",
-    "secret",
-    "token",
-    "apikey",
-    "api_key",
-    "api-key",
-    "access_key",
-    "accesskey",
-    "private_key",
-    "privatekey",
-    "credential",
-    "key",
-    "dsn",
-];
-
-/// Finds credential-column header words.
-#[derive(Debug)]
-pub(crate) struct Tables {
-    words: AhoCorasick,
-}
+/// Finds tables: a header row is the first line of the input (CSV, TSV, `psql -A`) or the line
+/// just before a rule line (`----+----` of `psql`, `+----+` of `mysql`). Finding those costs a
+/// substring search, not a pass over every line.
+#[derive(Debug, Default)]
+pub(crate) struct Tables;
 
 impl Tables {
     pub(crate) fn new() -> Tables {
-        let words = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::LeftmostFirst)
-            .build(HEADER_WORDS)
-            .expect("fixed header words compile");
-        Tables { words }
+        Tables
     }
 
     /// The byte ranges of credential values in the tables of `hay`.
     pub(crate) fn credential_cells(&self, hay: &[u8]) -> Vec<(usize, usize)> {
+        let mut candidates = vec![0usize];
+        for pat in [&b"-+-"[..], b"+--"] {
+            for p in memchr::memmem::find_iter(hay, pat) {
+                let rule_start = line_start(hay, p);
+                if rule_start > 0
+                    && candidates.last() != Some(&line_start(hay, rule_start - 1))
+                    && is_rule_line(&hay[rule_start..line_end(hay, rule_start)])
+                {
+                    candidates.push(line_start(hay, rule_start - 1));
+                }
+            }
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
         let mut out = Vec::new();
         let mut next_line = 0; // lines before this were read already (as part of a table)
-        for m in self.words.find_iter(hay) {
-            if m.start() < next_line {
+        for start in candidates {
+            if start < next_line && start != 0 {
                 continue;
             }
-            let start = hay[..m.start()].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
             let end = line_end(hay, start);
-            let Some(header) = Header::parse(&hay[start..end]) else {
-                next_line = end;
-                continue;
-            };
-            next_line = self.rows(hay, end, &header, &mut out);
+            if let Some(header) = Header::parse(&hay[start..end]) {
+                next_line = self.rows(hay, end, &header, &mut out);
+            }
         }
         out
     }
@@ -93,6 +78,10 @@ impl Tables {
         }
         at
     }
+}
+
+fn line_start(hay: &[u8], at: usize) -> usize {
+    memchr::memrchr(b'\n', &hay[..at.min(hay.len())]).map_or(0, |p| p + 1)
 }
 
 fn line_end(hay: &[u8], from: usize) -> usize {
