@@ -1,7 +1,7 @@
 //! Tabular text: the header row names the columns. In `psql` output (aligned or `-A`), `mysql`
 //! tables, CSV and TSV with a header row, a value in a column named like a credential
 //! ([`crate::credential_column`]) that [looks like one](crate::looks_like_credential) is a
-//! finding, even when no rule knows its format (`password | Xk29!pLq7#vv`).
+//! finding, even when no rule knows its format.
 //!
 //! A header is the first line of the input or the line before a rule line (`----+----`,
 //! `+----+`), so CSV and TSV files are read by their first line. Only whole inputs are read this
