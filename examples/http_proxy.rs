@@ -38,6 +38,13 @@ struct Cli {
     /// Target name for decisions (default: each request's host).
     #[arg(long)]
     target: Option<String>,
+    /// Seconds a client may take to send a whole request (head and body), and a connection may
+    /// stay idle between requests.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    idle_timeout: u64,
+    /// Seconds to wait for the upstream's response (between reads).
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    upstream_timeout: u64,
     #[command(flatten)]
     common: Common,
 }
@@ -188,8 +195,8 @@ async fn main() -> std::process::ExitCode {
     log("http-proxy", &format!("listening on {}", cli.listen));
     let t = Timeouts {
         connect: cli.common.connect(),
-        idle: cli.common.idle(),
-        upstream: cli.common.upstream(),
+        idle: Duration::from_secs(cli.idle_timeout),
+        upstream: Duration::from_secs(cli.upstream_timeout),
     };
     loop {
         let (client, peer) = accept(&listener).await;

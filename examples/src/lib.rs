@@ -37,27 +37,12 @@ pub struct Common {
     /// Seconds to wait for an upstream connection.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub connect_timeout: u64,
-    /// Seconds a client may take to send a whole request head (and a connection may stay idle
-    /// between requests).
-    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
-    pub idle_timeout: u64,
-    /// Seconds to wait for the upstream's response (between reads).
-    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
-    pub upstream_timeout: u64,
 }
 
 impl Common {
     /// The connect timeout.
     pub fn connect(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.connect_timeout)
-    }
-    /// The idle / request-head timeout.
-    pub fn idle(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.idle_timeout)
-    }
-    /// The upstream response timeout.
-    pub fn upstream(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.upstream_timeout)
     }
 }
 
@@ -265,6 +250,7 @@ where
     loop {
         let (client, peer) = accept(&listener).await;
         let (guard, upstream, target, make) = (guard.clone(), args.upstream.clone(), target.clone(), make.clone());
+        let connect = args.common.connect();
         // One thread with its own single-threaded runtime per connection: a relay hop is mostly
         // wake-ups, and keeping both sockets of a connection on one thread avoids handing them
         // between workers.
@@ -277,9 +263,10 @@ where
                 let Ok(client) = TcpStream::from_std(client) else {
                     return;
                 };
-                match TcpStream::connect(&upstream).await {
-                    Ok(server) => relay(name, client, server, make(guard, target)).await,
-                    Err(e) => log(name, &format!("{peer}: cannot reach {upstream}: {e}")),
+                match tokio::time::timeout(connect, TcpStream::connect(&upstream)).await {
+                    Ok(Ok(server)) => relay(name, client, server, make(guard, target)).await,
+                    Ok(Err(e)) => log(name, &format!("{peer}: cannot reach {upstream}: {e}")),
+                    Err(_) => log(name, &format!("{peer}: connecting to {upstream} timed out")),
                 }
             });
         });
