@@ -146,15 +146,21 @@ async fn upstream(
     };
     if session.tunnel() {
         // The first client bytes must open TLS: plain traffic is not tunnelled uninspected.
-        let n = match timeout(t.idle, client.read(buf)).await {
-            Ok(Ok(n)) => n,
-            _ => return Err("tunnel: the client sent nothing".into()),
-        };
-        if let Err(e) = session.tunnel_client(&buf[..n]) {
-            let _ = client.shutdown().await;
-            return Err(e.to_string());
+        // They are held until the check is complete, however the client cuts them.
+        let mut head = Vec::new();
+        let deadline = tokio::time::Instant::now() + t.idle;
+        while !session.tunnel_checked() {
+            let n = match tokio::time::timeout_at(deadline, client.read(buf)).await {
+                Ok(Ok(n)) if n > 0 => n,
+                _ => return Err("tunnel: the client did not start a TLS handshake in time".into()),
+            };
+            if let Err(e) = session.tunnel_client(&buf[..n]) {
+                let _ = client.shutdown().await;
+                return Err(e.to_string());
+            }
+            head.extend_from_slice(&buf[..n]);
         }
-        server.write_all(&buf[..n]).await.map_err(|e| e.to_string())?;
+        server.write_all(&head).await.map_err(|e| e.to_string())?;
         tokio::io::copy_bidirectional(client, &mut server)
             .await
             .map_err(|e| e.to_string())?;

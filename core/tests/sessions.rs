@@ -501,3 +501,24 @@ fn http_a_name_is_decided_again_on_its_address() {
         .expect("allowed");
     assert!(s.decide_address("93.184.216.34".parse().expect("ip"), 80, &mut refusal));
 }
+
+#[test]
+fn http_a_connect_tunnel_must_open_with_tls_however_the_bytes_are_cut() {
+    let connect = b"CONNECT api.example.test:443 HTTP/1.1\r\nHost: api.example.test:443\r\n\r\n";
+    let mut out = Output::default();
+    // Plain HTTP after one byte that looks like TLS: refused on the bytes that follow.
+    let mut s = HttpSession::new(guard(), Identity::new("agent"), None);
+    s.from_client(connect, &mut out).expect("allowed");
+    assert!(s.tunnel());
+    s.tunnel_client(&[0x16]).expect("so far a TLS record");
+    assert!(!s.tunnel_checked());
+    assert!(s.tunnel_client(b"GET / HTTP/1.1\r\n").is_err());
+    // A ClientHello record header cut in three pieces: checked once six bytes are in.
+    let mut s = HttpSession::new(guard(), Identity::new("agent"), None);
+    s.from_client(connect, &mut out).expect("allowed");
+    for piece in [&[0x16u8, 0x03][..], &[0x01, 0x02], &[0x00, 0x01, 0x00, 0x01]] {
+        assert!(!s.tunnel_checked());
+        s.tunnel_client(piece).expect("a ClientHello");
+    }
+    assert!(s.tunnel_checked());
+}

@@ -122,6 +122,8 @@ pub struct HttpSession {
     tunnel: bool,
     /// The first client bytes of a tunnel were checked (a TLS ClientHello).
     tunnel_checked: bool,
+    /// The first client bytes of a tunnel, until there are enough to check.
+    tunnel_head: Vec<u8>,
     /// The allowed request waiting for its upstream: (scheme, host, path, allowed by a grant),
     /// for a decision on the address its host resolves to.
     pending: Option<(&'static str, String, String, bool)>,
@@ -165,6 +167,7 @@ impl HttpSession {
             redactor: None,
             tunnel: false,
             tunnel_checked: false,
+            tunnel_head: Vec::new(),
             pending: None,
             body_in: 0,
             body_out: 0,
@@ -185,23 +188,35 @@ impl HttpSession {
 
     /// The first bytes the client sends into an allowed `CONNECT` tunnel: they must open a TLS
     /// handshake (a ClientHello record). Anything else (plain HTTP, another protocol) would
-    /// carry requests past every check, so it ends the session.
+    /// carry requests past every check, so it ends the session. Bytes may come in pieces: the
+    /// check is made on the first six, however they are cut; until [`HttpSession::tunnel_checked`]
+    /// the host must hold what the client sent, not forward it.
     pub fn tunnel_client(&mut self, data: &[u8]) -> Result<(), SessionError> {
         if !self.tunnel {
             return Err(SessionError::client("tunnel data without an allowed CONNECT"));
         }
-        if self.tunnel_checked || data.is_empty() {
+        if self.tunnel_checked {
             return Ok(());
         }
-        // TLS record: handshake (22), version 3.x, then a ClientHello (1) once the header is in.
-        let ok = data[0] == 0x16 && data.get(1).is_none_or(|v| *v == 0x03) && data.get(5).is_none_or(|t| *t == 0x01);
+        let need = 6 - self.tunnel_head.len();
+        self.tunnel_head.extend_from_slice(&data[..need.min(data.len())]);
+        let h = &self.tunnel_head;
+        // TLS record: handshake (22), version 3.x, length (2), then a ClientHello (1).
+        let ok = h.first().is_none_or(|b| *b == 0x16)
+            && h.get(1).is_none_or(|v| *v == 0x03)
+            && h.get(5).is_none_or(|t| *t == 0x01);
         if !ok {
             return Err(SessionError::client(
                 "a CONNECT tunnel that does not start with a TLS ClientHello (plain traffic is not tunnelled uninspected)",
             ));
         }
-        self.tunnel_checked = data.len() >= 6;
+        self.tunnel_checked = h.len() == 6;
         Ok(())
+    }
+
+    /// Whether the start of the tunnel was checked: what the client sent may now go upstream.
+    pub fn tunnel_checked(&self) -> bool {
+        self.tunnel_checked
     }
 
     /// Decides the allowed request again on the address its host resolved to (the host calls
