@@ -522,3 +522,26 @@ fn http_a_connect_tunnel_must_open_with_tls_however_the_bytes_are_cut() {
     }
     assert!(s.tunnel_checked());
 }
+
+#[test]
+fn pg_sync_during_copy_in_owes_no_ready_for_query() {
+    let mut s = pg_ready();
+    let mut out = Output::default();
+    s.from_client(&pg_msg(b'Q', b"COPY t FROM STDIN\0"), &mut out)
+        .expect("allowed");
+    s.from_server(&pg_msg(b'G', &[0, 0, 1, 0, 0]), &mut out)
+        .expect("copy in");
+    let mut data = pg_msg(b'd', b"1\n");
+    data.extend_from_slice(&pg_msg(b'S', b""));
+    data.extend_from_slice(&pg_msg(b'c', b""));
+    s.from_client(&data, &mut out).expect("copy data");
+    let mut done = pg_msg(b'C', b"COPY 1\0");
+    done.extend_from_slice(&pg_msg(b'Z', b"I"));
+    s.from_server(&done, &mut out).expect("done");
+    // Nothing is owed now: a refusal is answered at once, not queued behind a lost Sync.
+    let mut out = Output::default();
+    s.from_client(&pg_msg(b'Q', b"SELECT * FROM pg_shadow\0"), &mut out)
+        .expect("refused");
+    assert!(out.to_server.is_empty());
+    assert!(out.to_client.ends_with(&pg_msg(b'Z', b"I")), "{:?}", out.to_client);
+}

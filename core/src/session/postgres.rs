@@ -270,12 +270,10 @@ impl PgSession {
             // Between the server's CopyInResponse and the client's CopyDone or CopyFail: COPY
             // data of a statement that was decided, and nothing else.
             return match m {
+                // The server ignores Flush and Sync during COPY FROM STDIN: no ReadyForQuery
+                // is owed for them.
                 Frontend::CopyData(_) | Frontend::Flush | Frontend::Sync => {
                     out.to_server.extend_from_slice(raw);
-                    if matches!(m, Frontend::Sync) {
-                        self.rfq_expected += 1;
-                        self.batches.push_back((self.rfq_expected, None));
-                    }
                     Ok(())
                 }
                 Frontend::CopyDone | Frontend::CopyFail(_) => {
