@@ -320,33 +320,15 @@ impl MySqlSession {
                     mysql::encode_packet(1, &[&[0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00]], &mut out.to_client);
                     return Ok(());
                 }
-                let (grant, sql) = split_grant_comment(text);
-                let d = self.decide(sql, grant);
-                if d.action != Action::Allow {
-                    refuse(&d, &mut out.to_client);
-                    return Ok(());
-                }
-                self.expect(Reply::Start, d.mask);
-                if grant.is_some() {
-                    mysql::encode_packet(0, &[&[0x03], sql.as_bytes()], &mut out.to_server);
-                } else {
-                    out.to_server.extend_from_slice(raw);
+                if let Some((mask, _)) = self.forward_decided(0x03, text, raw, out) {
+                    self.expect(Reply::Start, mask);
                 }
             }
             mysql::Command::StmtPrepare(q) => {
                 let text = std::str::from_utf8(q).map_err(|_| SessionError::client("statement is not UTF-8"))?;
-                let (grant, sql) = split_grant_comment(text);
-                let d = self.decide(sql, grant);
-                if d.action != Action::Allow {
-                    refuse(&d, &mut out.to_client);
-                    return Ok(());
-                }
-                self.expect(Reply::Prepare, d.mask);
-                self.preparing = Some((d.mask, grant.is_some()));
-                if grant.is_some() {
-                    mysql::encode_packet(0, &[&[0x16], sql.as_bytes()], &mut out.to_server);
-                } else {
-                    out.to_server.extend_from_slice(raw);
+                if let Some((mask, granted)) = self.forward_decided(0x16, text, raw, out) {
+                    self.expect(Reply::Prepare, mask);
+                    self.preparing = Some((mask, granted));
                 }
             }
             mysql::Command::StmtExecute { statement_id, .. } => {
@@ -446,6 +428,24 @@ impl MySqlSession {
         }
         out.to_server.extend_from_slice(raw);
         Ok(())
+    }
+
+    /// Decides the statement of a `COM_QUERY` or `COM_STMT_PREPARE` (`code`), with the grant of
+    /// its leading comment. Allowed: forwarded (without the comment), and its masking and whether
+    /// a grant allowed it are returned. Refused: the ERR goes to the client and `None` back.
+    fn forward_decided(&mut self, code: u8, text: &str, raw: &[u8], out: &mut Output) -> Option<(bool, bool)> {
+        let (grant, sql) = split_grant_comment(text);
+        let d = self.decide(sql, grant);
+        if d.action != Action::Allow {
+            refuse(&d, &mut out.to_client);
+            return None;
+        }
+        if grant.is_some() {
+            mysql::encode_packet(0, &[&[code], sql.as_bytes()], &mut out.to_server);
+        } else {
+            out.to_server.extend_from_slice(raw);
+        }
+        Some((d.mask, grant.is_some()))
     }
 
     /// A command goes to the server: its reply is expected from sequence id 1.
