@@ -1,0 +1,425 @@
+//! The hand-written fast path: simple commands joined by `|`, `;`, `&&`, `||`, `&` and newlines,
+//! with quotes, escapes, `$VAR`, `$(…)`, backticks, globs and plain redirections. Anything else
+//! (reserved words, groups, subshells, `${…}`, here-documents, process substitution, braces, …)
+//! is not its business: it says so and the grammar front end takes the whole line.
+//!
+//! It lexes the whole line before feeding the back end, so that a line it gives up on leaves no
+//! trace.
+
+use super::build::{Builder, Flow, Redir, Simple, Word};
+use super::{Error, ErrorKind};
+
+/// Words that are syntax in command position.
+const RESERVED: &[&str] = &[
+    "if", "then", "else", "elif", "fi", "do", "done", "case", "esac", "while", "until", "for", "in", "function",
+    "select", "coproc", "time", "!", "[[", "]]", "{", "}",
+];
+
+/// Not in the subset: the grammar decides.
+struct NotMine;
+
+enum Step {
+    Err(Error),
+    Bail,
+}
+
+impl From<Error> for Step {
+    fn from(e: Error) -> Step {
+        Step::Err(e)
+    }
+}
+
+impl From<NotMine> for Step {
+    fn from(_: NotMine) -> Step {
+        Step::Bail
+    }
+}
+
+/// A lexed word with the command substitutions it holds.
+struct Lexed {
+    word: Word,
+    subs: Vec<(String, usize)>,
+}
+
+struct Lexer<'a> {
+    s: &'a [u8],
+    pos: usize,
+    variables: Vec<String>,
+}
+
+fn is_meta(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'<' | b'>' | b'(' | b')')
+}
+
+impl Lexer<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.pos).copied()
+    }
+
+    fn at(&self, off: usize) -> Option<u8> {
+        self.s.get(self.pos + off).copied()
+    }
+
+    fn unterminated(&self, at: usize) -> Step {
+        Step::Err(Error::new(ErrorKind::Unterminated, at))
+    }
+
+    /// `$name`, `$1`, `$?`, `$(…)` at `pos` (which is at `$`).
+    fn dollar(&mut self, w: &mut Lexed) -> Result<(), Step> {
+        let start = self.pos;
+        self.pos += 1;
+        match self.peek() {
+            Some(b'(') => {
+                if self.at(1) == Some(b'(') {
+                    return Err(Step::Bail);
+                }
+                // The body up to the matching `)`, outside single quotes; anything that could
+                // hide a parenthesis from this count is the grammar's business.
+                let mut depth = 0usize;
+                let mut i = self.pos;
+                let end = loop {
+                    match self.s.get(i) {
+                        None => return Err(self.unterminated(start)),
+                        Some(b'"' | b'`' | b'\\' | b'#' | b'<') => return Err(Step::Bail),
+                        Some(b'\'') => {
+                            let close = self.s[i + 1..].iter().position(|&b| b == b'\'');
+                            match close {
+                                Some(c) => i += c + 1,
+                                None => return Err(self.unterminated(i)),
+                            }
+                        }
+                        Some(b'(') => depth += 1,
+                        Some(b')') => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break i;
+                            }
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                };
+                let body = String::from_utf8_lossy(&self.s[self.pos + 1..end]).into_owned();
+                w.subs.push((body, self.pos + 1));
+                self.pos = end + 1;
+            }
+            Some(b) if b.is_ascii_alphabetic() || b == b'_' => {
+                let name_start = self.pos;
+                while self.peek().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                    self.pos += 1;
+                }
+                self.variables
+                    .push(String::from_utf8_lossy(&self.s[name_start..self.pos]).into_owned());
+            }
+            Some(b) if b.is_ascii_digit() || b"@*#?$!-".contains(&b) => self.pos += 1,
+            Some(b'{' | b'\'' | b'"') => return Err(Step::Bail),
+            _ => {
+                // A lone `$` is literal.
+                w.word.text.push('$');
+                return Ok(());
+            }
+        }
+        w.word
+            .text
+            .push_str(&String::from_utf8_lossy(&self.s[start..self.pos]));
+        w.word.unresolved = true;
+        Ok(())
+    }
+
+    fn backtick(&mut self, w: &mut Lexed) -> Result<(), Step> {
+        let start = self.pos;
+        let Some(len) = self.s[self.pos + 1..].iter().position(|&b| b == b'`') else {
+            return Err(self.unterminated(start));
+        };
+        let end = self.pos + 1 + len;
+        let body = &self.s[self.pos + 1..end];
+        if body.iter().any(|&b| matches!(b, b'\\' | b'"' | b'\'')) {
+            return Err(Step::Bail);
+        }
+        w.subs.push((String::from_utf8_lossy(body).into_owned(), start + 1));
+        w.word
+            .text
+            .push_str(&String::from_utf8_lossy(&self.s[start..=end]));
+        w.word.unresolved = true;
+        self.pos = end + 1;
+        Ok(())
+    }
+
+    /// One word at `pos`, or None at a metacharacter.
+    fn word(&mut self) -> Result<Option<Lexed>, Step> {
+        let mut w = Lexed {
+            word: Word::default(),
+            subs: Vec::new(),
+        };
+        let start = self.pos;
+        while let Some(b) = self.peek() {
+            if is_meta(b) {
+                if b == b'(' || b == b')' {
+                    return Err(Step::Bail);
+                }
+                break;
+            }
+            match b {
+                b'\\' => {
+                    match self.at(1) {
+                        None => return Err(Step::Bail),
+                        Some(b'\n') => return Err(Step::Bail),
+                        Some(n) if n >= 0x80 => return Err(Step::Bail),
+                        Some(n) => w.word.text.push(n as char),
+                    }
+                    self.pos += 2;
+                }
+                b'\'' => {
+                    let Some(end) = self.s[self.pos + 1..].iter().position(|&b| b == b'\'') else {
+                        return Err(self.unterminated(self.pos));
+                    };
+                    w.word
+                        .text
+                        .push_str(&String::from_utf8_lossy(&self.s[self.pos + 1..self.pos + 1 + end]));
+                    self.pos += end + 2;
+                }
+                b'"' => {
+                    let q = self.pos;
+                    self.pos += 1;
+                    loop {
+                        match self.peek() {
+                            None => return Err(self.unterminated(q)),
+                            Some(b'"') => {
+                                self.pos += 1;
+                                break;
+                            }
+                            Some(b'\\') => return Err(Step::Bail),
+                            Some(b'$') => self.dollar(&mut w)?,
+                            Some(b'`') => self.backtick(&mut w)?,
+                            Some(_) => {
+                                let run = self.s[self.pos..]
+                                    .iter()
+                                    .position(|&c| matches!(c, b'"' | b'\\' | b'$' | b'`'))
+                                    .unwrap_or(self.s.len() - self.pos);
+                                w.word
+                                    .text
+                                    .push_str(&String::from_utf8_lossy(&self.s[self.pos..self.pos + run]));
+                                self.pos += run;
+                            }
+                        }
+                    }
+                }
+                b'$' => self.dollar(&mut w)?,
+                b'`' => self.backtick(&mut w)?,
+                b'{' | b'}' | b'!' => return Err(Step::Bail),
+                b'*' | b'?' | b'[' => {
+                    w.word.text.push(b as char);
+                    w.word.unresolved = true;
+                    self.pos += 1;
+                }
+                _ => {
+                    // Keep UTF-8 intact: copy the whole run of plain bytes.
+                    let run = self.s[self.pos..]
+                        .iter()
+                        .position(|&c| is_meta(c) || b"\\'\"$`*?[{}!".contains(&c))
+                        .unwrap_or(self.s.len() - self.pos);
+                    w.word
+                        .text
+                        .push_str(&String::from_utf8_lossy(&self.s[self.pos..self.pos + run]));
+                    self.pos += run;
+                }
+            }
+        }
+        Ok((self.pos > start).then_some(w))
+    }
+
+    fn blanks(&mut self) {
+        while self.peek().is_some_and(|b| b == b' ' || b == b'\t') {
+            self.pos += 1;
+        }
+        if self.peek() == Some(b'#') {
+            while self.peek().is_some_and(|b| b != b'\n') {
+                self.pos += 1;
+            }
+        }
+    }
+
+    /// A redirection at `pos` (at `<`, `>` or `&>`).
+    fn redirect(&mut self, cmd: &mut Cmd) -> Result<(), Step> {
+        let both = self.peek() == Some(b'&');
+        if both {
+            self.pos += 1;
+        }
+        let op = self.peek();
+        self.pos += 1;
+        let kind = match (op, self.peek()) {
+            (Some(b'>'), Some(b'>')) => {
+                self.pos += 1;
+                1
+            }
+            (Some(b'>'), Some(b'&')) | (Some(b'<'), Some(b'&')) if !both => {
+                self.pos += 1;
+                // `>&2`, `<&0`, `>&-`: a descriptor.
+                let d = self.word()?;
+                if !d.is_some_and(|d| d.subs.is_empty() && d.word.text.bytes().all(|b| b.is_ascii_digit() || b == b'-')) {
+                    return Err(Step::Bail);
+                }
+                cmd.redirs.push((Redir::Dup, Vec::new()));
+                return Ok(());
+            }
+            (Some(b'>'), Some(b'|' | b'&')) | (Some(b'<'), Some(b'<' | b'>' | b'&')) => return Err(Step::Bail),
+            (Some(b'>'), _) => 1,
+            _ => 0,
+        };
+        self.blanks();
+        let Some(w) = self.word()? else { return Err(Step::Bail) };
+        let r = if kind == 1 { Redir::Write(w.word) } else { Redir::Read(w.word) };
+        cmd.redirs.push((r, w.subs));
+        Ok(())
+    }
+}
+
+struct Cmd {
+    words: Vec<Lexed>,
+    assignments: Vec<(String, Lexed)>,
+    redirs: Vec<(Redir, Vec<(String, usize)>)>,
+    piped: bool,
+}
+
+/// Analyses `script` into `b` if it is in the subset; `Ok(false)` if it is not (nothing was
+/// fed to `b`).
+pub(super) fn analyze(script: &str, b: &mut Builder<'_>) -> Result<bool, Error> {
+    let mut lx = Lexer {
+        s: script.as_bytes(),
+        pos: 0,
+        variables: Vec::new(),
+    };
+    let cmds = match lex(&mut lx) {
+        Ok(c) => c,
+        Err(Step::Bail) => return Ok(false),
+        Err(Step::Err(e)) => return Err(e),
+    };
+    b.out.variables.append(&mut lx.variables);
+    let mut prev: Option<Flow> = None;
+    for c in cmds {
+        let mut simple = Simple::default();
+        for (k, v) in c.assignments {
+            for (body, at) in &v.subs {
+                b.nested(body, *at)?;
+            }
+            simple.assignments.push((k, v.word));
+        }
+        for w in c.words {
+            for (body, at) in &w.subs {
+                b.nested(body, *at)?;
+            }
+            simple.words.push(w.word);
+        }
+        for (r, subs) in c.redirs {
+            for (body, at) in &subs {
+                b.nested(body, *at)?;
+            }
+            simple.redirs.push(r);
+        }
+        let stdin = if c.piped { prev.take() } else { None };
+        prev = Some(b.simple(simple, stdin)?);
+    }
+    Ok(true)
+}
+
+fn lex(lx: &mut Lexer<'_>) -> Result<Vec<Cmd>, Step> {
+    let mut cmds = Vec::new();
+    let mut piped = false;
+    loop {
+        lx.blanks();
+        match lx.peek() {
+            None => {
+                if piped {
+                    return Err(Step::Bail);
+                }
+                return Ok(cmds);
+            }
+            Some(b'\n' | b';' | b'&') => {
+                if piped || (lx.peek() == Some(b';') && lx.at(1) == Some(b';')) {
+                    return Err(Step::Bail);
+                }
+                lx.pos += 1;
+                if lx.s[lx.pos - 1] == b'&' && lx.peek() == Some(b'&') {
+                    lx.pos += 1;
+                }
+                continue;
+            }
+            Some(b'|') => {
+                if lx.at(1) == Some(b'|') {
+                    lx.pos += 2;
+                    continue;
+                }
+                return Err(Step::Bail);
+            }
+            _ => {}
+        }
+        let mut cmd = Cmd {
+            words: Vec::new(),
+            assignments: Vec::new(),
+            redirs: Vec::new(),
+            piped,
+        };
+        loop {
+            lx.blanks();
+            match lx.peek() {
+                None | Some(b'\n' | b';') => break,
+                Some(b'&') if lx.at(1) == Some(b'>') => lx.redirect(&mut cmd)?,
+                Some(b'&') => break,
+                Some(b'|') => break,
+                Some(b'(' | b')') => return Err(Step::Bail),
+                Some(b'<' | b'>') => lx.redirect(&mut cmd)?,
+                Some(d) if d.is_ascii_digit() && matches!(lx.at(1), Some(b'<' | b'>')) => {
+                    lx.pos += 1;
+                    lx.redirect(&mut cmd)?;
+                }
+                _ => {
+                    let Some(w) = lx.word()? else { return Err(Step::Bail) };
+                    let t = &w.word.text;
+                    let assignment = cmd.words.is_empty()
+                        && t.find('=').is_some_and(|i| {
+                            i > 0
+                                && !t.as_bytes()[0].is_ascii_digit()
+                                && t[..i].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                        });
+                    if cmd.words.is_empty() && !assignment && (RESERVED.contains(&t.as_str()) || t.contains('=') && t.contains('[')) {
+                        return Err(Step::Bail);
+                    }
+                    if assignment {
+                        let (k, v) = t.split_once('=').unwrap_or_default();
+                        let (k, v) = (k.to_string(), v.to_string());
+                        // `a=~/x`: the tilde after `=` expands, a subtlety left to the grammar.
+                        if v.starts_with('~') {
+                            return Err(Step::Bail);
+                        }
+                        cmd.assignments.push((
+                            k,
+                            Lexed {
+                                word: Word {
+                                    text: v,
+                                    ..w.word
+                                },
+                                subs: w.subs,
+                            },
+                        ));
+                    } else {
+                        cmd.words.push(w);
+                    }
+                }
+            }
+        }
+        if cmd.words.is_empty() && cmd.assignments.is_empty() && cmd.redirs.is_empty() {
+            return Err(Step::Bail);
+        }
+        // Separator after the command.
+        lx.blanks();
+        piped = false;
+        if lx.peek() == Some(b'|') && lx.at(1) != Some(b'|') {
+            if lx.at(1) == Some(b'&') {
+                return Err(Step::Bail);
+            }
+            lx.pos += 1;
+            piped = true;
+        }
+        cmds.push(cmd);
+    }
+}
