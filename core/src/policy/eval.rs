@@ -227,12 +227,27 @@ impl ShellView {
     /// The view of an analysis, with variables assigned a plain value on the same line
     /// (`K=~/.s; cat ${K}sh/id_rsa`) substituted.
     fn from_analysis(mut a: shell::Analysis) -> ShellView {
+        // `K=v cmd`, `K=v`, and `export K=v` (also `declare`, `local`, `readonly`, `typeset`).
+        let exported = a
+            .commands
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c.program(),
+                    Some("export" | "declare" | "local" | "readonly" | "typeset")
+                )
+            })
+            .flat_map(|c| c.argv[1..].iter())
+            .filter_map(|w| w.split_once('='))
+            .filter(|(k, _)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            .map(|(k, v)| (k.to_string(), v.to_string()));
         let assigned: Vec<(String, String)> = a
             .commands
             .iter()
             .flat_map(|c| c.assignments.iter())
-            .filter(|(_, v)| !has_expansion(v))
             .cloned()
+            .chain(exported)
+            .filter(|(_, v)| !has_expansion(v))
             .collect();
         if !assigned.is_empty() {
             for c in &mut a.commands {
@@ -264,6 +279,22 @@ struct Views<'r> {
     ssh: Option<SshRequest<'r>>,
     /// Set when the input could not be analysed at all: the reason.
     unparsed: Option<String>,
+}
+
+impl Views<'_> {
+    /// A shell analysis as views: its commands, and what it could not see (which makes the
+    /// request not understood, as an input that does not parse is).
+    fn shell_analysis(&mut self, a: Result<shell::Analysis, shell::Error>) {
+        match a {
+            Ok(a) => {
+                if !a.opaque.is_empty() {
+                    self.unparsed = Some(a.opaque.join("; "));
+                }
+                self.shell = Some(ShellView::from_analysis(a));
+            }
+            Err(e) => self.unparsed = Some(e.to_string()),
+        }
+    }
 }
 
 struct HttpView {
@@ -518,17 +549,11 @@ impl Engine {
             return v;
         }
         match *request {
-            Request::Shell(cmd) => match shell::analyze(cmd, &limits) {
-                Ok(a) => v.shell = Some(ShellView::from_analysis(a)),
-                Err(e) => v.unparsed = Some(e.to_string()),
-            },
+            Request::Shell(cmd) => v.shell_analysis(shell::analyze(cmd, &limits)),
             Request::Ssh(op) => {
                 v.ssh = Some(op);
                 if let SshRequest::Exec(cmd) = op {
-                    match shell::analyze(cmd, &limits) {
-                        Ok(a) => v.shell = Some(ShellView::from_analysis(a)),
-                        Err(e) => v.unparsed = Some(e.to_string()),
-                    }
+                    v.shell_analysis(shell::analyze(cmd, &limits));
                 }
             }
             Request::Sql { text, dialect } => match sql::analyze(text, dialect) {
@@ -585,9 +610,8 @@ impl Engine {
                         w.iter().map(|x| shell_quote(x)).collect::<Vec<_>>().join(" ")
                     }
                 });
-                match script.map(|c| shell::analyze(&c, &shell::Limits::default())) {
-                    Some(Ok(a)) => v.shell = Some(ShellView::from_analysis(a)),
-                    Some(Err(e)) => v.unparsed = Some(e.to_string()),
+                match script {
+                    Some(c) => v.shell_analysis(shell::analyze(&c, &shell::Limits::default())),
                     None => v.unparsed = Some(format!("shell tool `{tool}` without a command argument")),
                 }
             } else if let Some(paths) = arg(&self.file_tools) {
@@ -766,6 +790,7 @@ impl Engine {
             unresolved: Vec::new(),
             assignments: Vec::new(),
             depth: 0,
+            cwd: None,
         };
         let s = &self.sets;
         let line_paths: Vec<PathFact> = view
@@ -821,6 +846,19 @@ impl Engine {
                         facts::path_operand(a)
                     };
                     if let Some(pf) = p.and_then(PathFact::new) {
+                        pf.add_to(&s.paths, &mut f.paths, !inert);
+                        f.path_facts.push(pf);
+                    }
+                    // After `cd DIR` on the line, a relative operand is also `DIR/operand`.
+                    // A directory only known at run time stands for one unknown component.
+                    if let (Some(dir), Some(p)) = (&cmd.cwd, p)
+                        && !p.starts_with(['/', '~', '$'])
+                        && let Some(pf) = PathFact::new(&if is_dynamic(dir) {
+                            format!("$CWD/{p}")
+                        } else {
+                            format!("{dir}/{p}")
+                        })
+                    {
                         pf.add_to(&s.paths, &mut f.paths, !inert);
                         f.path_facts.push(pf);
                     }
