@@ -303,11 +303,15 @@ struct HttpView {
     path: String,
     headers: Vec<(String, String)>,
     json: Option<Value>,
+    /// Why a body is there but could not be read as JSON.
+    json_unread: Option<&'static str>,
 }
 
 struct McpView {
     tool: Option<String>,
     arguments: Value,
+    /// Arguments were sent but could not be read.
+    arguments_unread: bool,
 }
 
 /// The outcome of one rule against one request.
@@ -582,14 +586,13 @@ impl Engine {
             }
         };
         if let Some(call) = call {
-            let arguments: Value = call
-                .arguments
-                .and_then(|a| serde_json::from_str(a.get()).ok())
-                .unwrap_or(Value::Null);
+            let parsed = call.arguments.map(|a| serde_json::from_str::<Value>(a.get()));
+            let arguments_unread = matches!(parsed, Some(Err(_)));
+            let arguments: Value = parsed.and_then(Result::ok).unwrap_or(Value::Null);
             let tool = call.name.to_string();
             // The mapped argument's words: a string is one word, an array many.
             let arg = |maps: &[super::ToolMap]| -> Option<Option<Vec<String>>> {
-                let map = maps.iter().find(|t| t.tool.is_match(tool.as_bytes()))?;
+                let map = maps.iter().find(|t| t.tool.is_match(tool.to_lowercase().as_bytes()))?;
                 Some(map.arguments.iter().find_map(|p| {
                     match arguments.pointer(p) {
                         Some(Value::String(s)) => Some(vec![s.clone()]),
@@ -623,6 +626,7 @@ impl Engine {
             v.mcp = Some(McpView {
                 tool: Some(tool),
                 arguments,
+                arguments_unread,
             });
         } else if let Ok(Some(read)) = m.resource_read() {
             if let Some(path) = read.uri.strip_prefix("file://") {
@@ -631,11 +635,13 @@ impl Engine {
             v.mcp = Some(McpView {
                 tool: None,
                 arguments: Value::Null,
+                arguments_unread: false,
             });
         } else {
             v.mcp = Some(McpView {
                 tool: None,
                 arguments: Value::Null,
+                arguments_unread: false,
             });
         }
     }
@@ -1106,17 +1112,20 @@ impl Engine {
             t = t.min(Tri::from(h.headers.iter().any(|(n, v)| n == name && any(globs, v))));
         }
         for (ptr, globs) in &c.json {
-            t = t.min(Tri::from(
-                h.json
-                    .as_ref()
-                    .and_then(|j| j.pointer(ptr))
-                    .is_some_and(|v| value_matches(v, globs)),
-            ));
+            t = t.min(match (&h.json, h.json_unread) {
+                (None, Some(_)) => Tri::Maybe,
+                (j, _) => Tri::from(
+                    j.as_ref()
+                        .and_then(|j| j.pointer(ptr))
+                        .is_some_and(|v| value_matches(v, globs, false)),
+                ),
+            });
         }
-        Outcome {
-            tri: t,
-            evidence: format!("{} {}{}", h.method, h.host.as_deref().unwrap_or(""), h.path),
+        let mut evidence = format!("{} {}{}", h.method, h.host.as_deref().unwrap_or(""), h.path);
+        if let (false, Some(why)) = (c.json.is_empty(), h.json_unread) {
+            evidence.push_str(&format!("; {why}"));
         }
+        Outcome { tri: t, evidence }
     }
 
     fn eval_mcp(&self, c: &McpCond, m: &McpView) -> Outcome {
@@ -1127,13 +1136,16 @@ impl Engine {
                 evidence: String::new(),
             };
         };
+        // Tool names and argument patterns match case-insensitively (compiled lowercase).
         let mut hits = Hits::new(&s.tools);
-        hits.literal(&s.tools, tool);
+        hits.literal(&s.tools, &tool.to_lowercase());
         let mut t = hits.test(&c.tools);
         for (ptr, globs) in &c.arguments {
-            t = t.min(Tri::from(
-                m.arguments.pointer(ptr).is_some_and(|v| value_matches(v, globs)),
-            ));
+            t = t.min(if m.arguments_unread {
+                Tri::Maybe
+            } else {
+                Tri::from(m.arguments.pointer(ptr).is_some_and(|v| value_matches(v, globs, true)))
+            });
         }
         Outcome {
             tri: t,
@@ -1236,10 +1248,13 @@ fn name_forms(name: &str, mut f: impl FnMut(&str)) {
     }
 }
 
-fn value_matches(v: &Value, globs: &[Glob]) -> bool {
+/// Whether a JSON value (a string, or any element of an array) matches; `fold`: compare in
+/// lowercase (the globs were compiled lowercase).
+fn value_matches(v: &Value, globs: &[Glob], fold: bool) -> bool {
     match v {
+        Value::String(s) if fold => any(globs, &s.to_lowercase()),
         Value::String(s) => any(globs, s),
-        Value::Array(a) => a.iter().any(|x| value_matches(x, globs)),
+        Value::Array(a) => a.iter().any(|x| value_matches(x, globs, fold)),
         other => any(globs, &other.to_string()),
     }
 }
@@ -1287,12 +1302,25 @@ fn http_view(h: &HttpRequest<'_>) -> HttpView {
             facts::normalize_host(host)
         });
     }
-    let json = h.body.and_then(|b| serde_json::from_slice(b).ok());
+    // A body the engine cannot read as JSON (compressed, not JSON, nested past the parser's
+    // limit) leaves a JSON condition on it undecided, never passed.
+    let encoded = headers
+        .iter()
+        .any(|(n, v)| n == "content-encoding" && !v.trim().eq_ignore_ascii_case("identity"));
+    let (json, json_unread) = match h.body.filter(|b| !b.iter().all(u8::is_ascii_whitespace)) {
+        None => (None, None),
+        Some(_) if encoded => (None, Some("the body is compressed")),
+        Some(b) => match serde_json::from_slice(b) {
+            Ok(v) => (Some(v), None),
+            Err(_) => (None, Some("the body is not JSON the engine can read")),
+        },
+    };
     HttpView {
         method: h.method.to_ascii_uppercase(),
         host,
         path,
         headers,
         json,
+        json_unread,
     }
 }

@@ -915,10 +915,14 @@ fn compile(origin: &str, doc: PolicyDoc) -> Result<Engine, PolicyError> {
             None => None,
             Some(m) => {
                 let mp = format!("{wp}.mcp");
+                let lower = |v: &[String]| v.iter().map(|s| s.to_lowercase()).collect::<Vec<_>>();
+                let lower_values = |m: &BTreeMap<String, Vec<String>>| {
+                    m.iter().map(|(k, v)| (k.clone(), lower(v))).collect::<BTreeMap<_, _>>()
+                };
                 wants |= Protocol::Mcp.bit();
                 Some(McpCond {
-                    tools: c.add("tools", &format!("{mp}.tools"), &m.tools)?,
-                    arguments: c.multimap(&format!("{mp}.arguments"), &m.arguments, pointer)?,
+                    tools: c.add("tools", &format!("{mp}.tools"), &lower(&m.tools))?,
+                    arguments: c.multimap(&format!("{mp}.arguments"), &lower_values(&m.arguments), pointer)?,
                 })
             }
         };
@@ -984,7 +988,7 @@ fn compile(origin: &str, doc: PolicyDoc) -> Result<Engine, PolicyError> {
                     return Err(c.err(format!("tools.{name}[{i}].arguments"), "name at least one argument"));
                 }
                 Ok(ToolMap {
-                    tool: c.glob(&format!("tools.{name}"), i, &t.tool)?,
+                    tool: c.glob(&format!("tools.{name}"), i, &t.tool.to_lowercase())?,
                     arguments: t.arguments.iter().map(|a| pointer(a)).collect(),
                 })
             })
