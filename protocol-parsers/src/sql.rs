@@ -72,7 +72,7 @@ pub enum Kind {
     Create,
     /// ALTER.
     Alter,
-    /// DROP.
+    /// DROP, and ALTER statements that drop or truncate (a column, a constraint, a partition).
     Drop,
     /// TRUNCATE.
     Truncate,
@@ -451,6 +451,14 @@ fn statement(toks: &[(Tok<'_>, usize)], span: (usize, usize), dialect: Dialect, 
         "load" => Kind::Copy,
         "create" | "alter" | "drop" if matches!(next, "role" | "user" | "group") => Kind::Role,
         "create" => Kind::Create,
+        // `ALTER … DROP …` and `ALTER … TRUNCATE PARTITION` remove data like a DROP does.
+        "alter"
+            if toks[verb_at + 1..]
+                .iter()
+                .any(|(t, _)| matches!(t, Tok::Word(x) if matches!(&**x, "drop" | "truncate"))) =>
+        {
+            Kind::Drop
+        }
         "alter" => Kind::Alter,
         "drop" => Kind::Drop,
         "truncate" => Kind::Truncate,

@@ -208,8 +208,14 @@ impl Lexer<'_> {
                 b'`' => self.backtick(&mut w)?,
                 b'{' | b'}' | b'!' => return Err(Step::Bail),
                 b'*' | b'?' | b'[' => {
+                    // `[` opens a class only when a `]` follows in the word (`[ -f x ]` is a program).
+                    let class = b != b'['
+                        || self.s[self.pos + 1..]
+                            .iter()
+                            .take_while(|&&c| !is_meta(c))
+                            .any(|&c| c == b']');
                     w.word.text.push(b as char);
-                    w.word.unresolved = true;
+                    w.word.unresolved |= class;
                     self.pos += 1;
                 }
                 _ => {

@@ -418,7 +418,7 @@ impl<'a> Walker<'a, '_, '_> {
             let source = src.get(p.start_index..p.end_index).unwrap_or("");
             match &p.piece {
                 WordPiece::Text(t) => {
-                    if !quoted && t.bytes().any(|b| matches!(b, b'*' | b'?' | b'[')) {
+                    if !quoted && is_glob(t) {
                         w.unresolved = true;
                     }
                     push(&mut w, &mut alts, t);
@@ -561,6 +561,11 @@ fn join_words(ws: Vec<Word>) -> Word {
         first.unresolved |= w.unresolved;
     }
     first
+}
+
+/// Whether unquoted text holds a glob: `*`, `?`, or a `[` closed later (`[` alone is a program).
+fn is_glob(t: &str) -> bool {
+    t.bytes().any(|b| b == b'*' || b == b'?') || t.find('[').is_some_and(|i| t[i + 1..].contains(']'))
 }
 
 /// `$'…'` escapes.
