@@ -284,16 +284,13 @@ struct Views<'r> {
 impl Views<'_> {
     /// A shell analysis as views: its commands, and what it could not see (which makes the
     /// request not understood, as an input that does not parse is).
-    fn shell_analysis(&mut self, a: Result<shell::Analysis, shell::Error>) {
-        match a {
-            Ok(a) => {
-                if !a.opaque.is_empty() {
-                    self.unparsed = Some(a.opaque.join("; "));
-                }
-                self.shell = Some(ShellView::from_analysis(a));
-            }
-            Err(e) => self.unparsed = Some(e.to_string()),
+    /// A line that does not parse is not understood either, and what parses in it still counts.
+    fn shell_analysis(&mut self, script: &str) {
+        let a = shell::analyze_lenient(script, &shell::Limits::default());
+        if !a.opaque.is_empty() {
+            self.unparsed = Some(a.opaque.join("; "));
         }
+        self.shell = Some(ShellView::from_analysis(a));
     }
 }
 
@@ -538,7 +535,6 @@ impl Engine {
     /// Parses and analyses the request into the views rules look at.
     fn views<'r>(&self, request: &Request<'r>) -> Views<'r> {
         let mut v = Views::default();
-        let limits = shell::Limits::default();
         if let Request::Mcp(msg) = *request
             && let Ok(m) = mcp::parse_message(msg)
             && let Some(method) = m.method.as_deref()
@@ -553,11 +549,11 @@ impl Engine {
             return v;
         }
         match *request {
-            Request::Shell(cmd) => v.shell_analysis(shell::analyze(cmd, &limits)),
+            Request::Shell(cmd) => v.shell_analysis(cmd),
             Request::Ssh(op) => {
                 v.ssh = Some(op);
                 if let SshRequest::Exec(cmd) = op {
-                    v.shell_analysis(shell::analyze(cmd, &limits));
+                    v.shell_analysis(cmd);
                 }
             }
             Request::Sql { text, dialect } => match sql::analyze(text, dialect) {
@@ -614,7 +610,7 @@ impl Engine {
                     }
                 });
                 match script {
-                    Some(c) => v.shell_analysis(shell::analyze(&c, &shell::Limits::default())),
+                    Some(c) => v.shell_analysis(&c),
                     None => v.unparsed = Some(format!("shell tool `{tool}` without a command argument")),
                 }
             } else if let Some(paths) = arg(&self.file_tools) {

@@ -267,7 +267,48 @@ impl<'l> Builder<'l> {
 
     /// Like [`Builder::nested`] for text that may not be shell at all (string literals of other
     /// languages): what does not parse is ignored.
-    fn nested_tolerant(&mut self, text: &str) {
+    pub fn nested_tolerant(&mut self, text: &str) {
+        if self.depth + 1 > self.limits.max_depth {
+            return;
+        }
+        let mut child = Builder::new(self.limits, self.depth + 1, self.cwd.clone());
+        let ok = match super::fast::analyze(text, &mut child) {
+            Ok(true) => true,
+            Ok(false) => {
+                child = Builder::new(self.limits, self.depth + 1, self.cwd.clone());
+                super::grammar::analyze(text, &mut child).is_ok()
+            }
+            Err(_) => false,
+        };
+        if ok {
+            self.merge(child.out);
+        } else {
+            self.pieces(text);
+        }
+    }
+
+    /// What parses in text that does not: the text cut at newlines and operators (as written,
+    /// then with quotes removed), each piece without the reserved word that may open it.
+    pub fn pieces(&mut self, text: &str) {
+        let unquoted: String = text.chars().filter(|c| !matches!(c, '\'' | '"')).collect();
+        for t in [text, unquoted.as_str()] {
+            for piece in t.split(['\n', ';', '&', '|', '(', ')', '`', '{', '}']) {
+                let mut piece = piece.trim_start();
+                while let Some((first, rest)) = piece.split_once(char::is_whitespace)
+                    && matches!(first, "then" | "do" | "else" | "elif" | "if" | "while" | "until" | "!" | "time")
+                {
+                    piece = rest.trim_start();
+                }
+                if piece.is_empty() {
+                    continue;
+                }
+                self.nested_tolerant_once(piece);
+            }
+        }
+    }
+
+    /// Analyses a piece, ignoring it if it does not parse.
+    fn nested_tolerant_once(&mut self, text: &str) {
         if self.depth + 1 > self.limits.max_depth {
             return;
         }

@@ -53,22 +53,24 @@ pub(super) fn analyze(script: &str, b: &mut Builder<'_>) -> Result<(), Error> {
     let program = parser.parse_program().map_err(|e| parse_error(script, &e))?;
     let mut w = Walker {
         b,
+        src: script,
         opts: &opts,
         functions: HashMap::new(),
-        called: Vec::new(),
+        walked: Vec::new(),
         calls: 0,
     };
     for list in &program.complete_commands {
         w.list(list, None)?;
     }
-    // A function never called on the line is still analysed once, where it was defined.
-    let uncalled: Vec<_> = w
+    // A function never called on the line is still analysed once (and the functions its body
+    // defines, until none is left).
+    while let Some(body) = w
         .functions
-        .iter()
-        .filter(|(n, _)| !w.called.contains(n))
-        .map(|(_, body)| *body)
-        .collect();
-    for body in uncalled {
+        .values()
+        .copied()
+        .find(|b| !w.walked.iter().any(|x| std::ptr::eq(*x, *b)))
+    {
+        w.walked.push(body);
         w.compound(&body.0, None)?;
     }
     Ok(())
@@ -76,9 +78,11 @@ pub(super) fn analyze(script: &str, b: &mut Builder<'_>) -> Result<(), Error> {
 
 struct Walker<'a, 'b, 'l> {
     b: &'b mut Builder<'l>,
+    src: &'a str,
     opts: &'a brush_parser::ParserOptions,
     functions: HashMap<String, &'a ast::FunctionBody>,
-    called: Vec<String>,
+    /// Function bodies analysed at least once.
+    walked: Vec<&'a ast::FunctionBody>,
     calls: usize,
 }
 
@@ -156,6 +160,12 @@ impl<'a> Walker<'a, '_, '_> {
         use ast::CompoundCommand as C;
         match c {
             C::Arithmetic(a) => {
+                // brush reads `( ( cmd ) )` as `(( cmd ))`; bash runs two subshells.
+                let text = self.src.get(a.loc.start.index..a.loc.end.index).unwrap_or("");
+                if !text.starts_with("((") && text.len() >= 2 {
+                    self.b.nested(&text[1..text.len() - 1], a.loc.start.index + 1)?;
+                    return Ok(Flow::Unknown);
+                }
                 self.arith(&a.expr.value)?;
                 Ok(Flow::Unknown)
             }
@@ -232,7 +242,7 @@ impl<'a> Walker<'a, '_, '_> {
         if let Some(name) = simple.words.first().map(|w| w.text.clone())
             && let Some(body) = self.functions.get(name.as_str()).copied()
         {
-            self.called.push(name.clone());
+            self.walked.push(body);
             self.calls += 1;
             if self.calls > 16 * self.b.limits.max_depth {
                 return Err(Error::new(ErrorKind::TooLarge, 0));
@@ -461,6 +471,10 @@ impl<'a> Walker<'a, '_, '_> {
                     push(&mut w, &mut alts, source);
                 }
                 WordPiece::ArithmeticExpression(e) => {
+                    // `$( (cmd) )` is a command substitution holding a subshell.
+                    if !source.starts_with("$((") && source.len() > 3 {
+                        self.b.nested(&source[2..source.len() - 1], 0)?;
+                    }
                     self.arith_text(&e.value)?;
                     w.unresolved = true;
                     push(&mut w, &mut alts, source);

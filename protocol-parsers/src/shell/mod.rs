@@ -146,6 +146,25 @@ pub fn analyze(script: &str, limits: &Limits) -> Result<Analysis, Error> {
     analyze_at(script, limits, 0).map(|(a, _)| a)
 }
 
+/// Analyses a command line that may not parse: the analysis if it does; otherwise one whose
+/// `opaque` names the error, with the commands found in what does parse when the line is cut at
+/// newlines and operators (once as written, once with quotes removed). For policy: a line that
+/// does not parse is not understood, and yet what can be seen in it still counts (a denial in a
+/// line with an unterminated here-document is a denial).
+pub fn analyze_lenient(script: &str, limits: &Limits) -> Analysis {
+    match analyze(script, limits) {
+        Ok(a) => a,
+        Err(e) => {
+            let mut b = build::Builder::new(limits, 0, None);
+            b.opaque(e.to_string());
+            if script.len() <= limits.max_len {
+                b.pieces(script);
+            }
+            b.finish()
+        }
+    }
+}
+
 /// Analyses with the front end it would use, and says which (for tests and benchmarks).
 #[doc(hidden)]
 pub fn analyze_with(script: &str, limits: &Limits, frontend: Option<Frontend>) -> Result<(Analysis, Frontend), Error> {

@@ -301,3 +301,10 @@ mod differential {
         }
     }
 }
+
+#[test]
+fn spaced_parentheses_are_subshells_not_arithmetic() {
+    assert!(has("( ( env ) )", &["env"]));
+    assert!(has("echo $( (printenv) )", &["printenv"]));
+    assert_eq!(programs("(( x = 1 ))"), Vec::<String>::new());
+}
