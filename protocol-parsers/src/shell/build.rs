@@ -254,15 +254,33 @@ impl<'l> Builder<'l> {
         }
         let mut child = Builder::new(self.limits, self.depth + 1, self.cwd.clone());
         child.written = self.written.clone();
-        let fast = super::fast::analyze(script, &mut child).map_err(|e| Error::new(e.kind, e.offset + at))?;
-        if !fast {
+        let mut result = super::fast::analyze(script, &mut child);
+        if matches!(result, Ok(false)) {
             child = Builder::new(self.limits, self.depth + 1, self.cwd.clone());
             child.written = self.written.clone();
-            super::grammar::analyze(script, &mut child).map_err(|e| Error::new(e.kind, e.offset + at))?;
+            result = super::grammar::analyze(script, &mut child).map(|()| true);
         }
-        let out = child.last_output.clone();
-        self.merge(child.out);
-        Ok(out)
+        match result {
+            Ok(_) => {
+                let out = child.last_output.clone();
+                let unclear = !child.out.opaque.is_empty();
+                self.merge(child.out);
+                if unclear {
+                    // Part of it was not understood, and a grammar can misread what is around
+                    // such a part: what parses in its pieces counts as well.
+                    self.pieces(script);
+                }
+                Ok(out)
+            }
+            Err(e) if e.kind == ErrorKind::TooLarge => Err(Error::new(e.kind, e.offset + at)),
+            Err(e) => {
+                // A script that will run but does not parse: not understood, and what parses in
+                // it still counts.
+                self.opaque(format!("a script run on this line does not parse ({e})"));
+                self.pieces(script);
+                Ok(Flow::Unknown)
+            }
+        }
     }
 
     /// Like [`Builder::nested`] for text that may not be shell at all (string literals of other
@@ -292,13 +310,14 @@ impl<'l> Builder<'l> {
     pub fn pieces(&mut self, text: &str) {
         let unquoted: String = text.chars().filter(|c| !matches!(c, '\'' | '"')).collect();
         for t in [text, unquoted.as_str()] {
-            for piece in t.split(['\n', ';', '&', '|', '(', ')', '`', '{', '}']) {
+            for piece in t.split(['\n', ';', '&', '(', ')', '`', '{', '}']) {
                 let mut piece = piece.trim_start();
                 while let Some((first, rest)) = piece.split_once(char::is_whitespace)
                     && matches!(first, "then" | "do" | "else" | "elif" | "if" | "while" | "until" | "!" | "time")
                 {
                     piece = rest.trim_start();
                 }
+                let piece = piece.trim_end_matches(['\\', ' ', '\t']);
                 if piece.is_empty() {
                     continue;
                 }

@@ -49,8 +49,16 @@ fn parse_error(script: &str, e: &brush_parser::ParseError) -> Error {
 /// Parses `script` and feeds it to `b`.
 pub(super) fn analyze(script: &str, b: &mut Builder<'_>) -> Result<(), Error> {
     let opts = options();
-    let mut parser = brush_parser::Parser::new(std::io::Cursor::new(script.as_bytes()), &opts);
-    let program = parser.parse_program().map_err(|e| parse_error(script, &e))?;
+    let parse = |text: &str| brush_parser::Parser::new(std::io::Cursor::new(text.as_bytes()), &opts).parse_program();
+    let program = match parse(script) {
+        Ok(p) => p,
+        Err(e) => {
+            // bash runs a here-document that is never closed to the end of the input (with a
+            // warning): close the open ones and read it as bash does.
+            let closed = close_here_documents(script).ok_or_else(|| parse_error(script, &e))?;
+            parse(&closed).map_err(|_| parse_error(script, &e))?
+        }
+    };
     let mut w = Walker {
         b,
         src: script,
@@ -575,6 +583,39 @@ fn join_words(ws: Vec<Word>) -> Word {
         first.unresolved |= w.unresolved;
     }
     first
+}
+
+/// The script with a closing line appended for each here-document delimiter it names, if it
+/// names any.
+fn close_here_documents(script: &str) -> Option<String> {
+    let mut delims = Vec::new();
+    let mut rest = script;
+    while let Some(i) = rest.find("<<") {
+        rest = &rest[i + 2..];
+        if rest.starts_with('<') {
+            rest = &rest[1..];
+            continue;
+        }
+        let word = rest.trim_start_matches('-').trim_start();
+        let word: String = word
+            .chars()
+            .take_while(|c| !c.is_whitespace() && !matches!(c, ';' | '|' | '&' | '<' | '>' | '(' | ')'))
+            .filter(|c| !matches!(c, '\'' | '"' | '\\'))
+            .collect();
+        if !word.is_empty() {
+            delims.push(word);
+        }
+    }
+    if delims.is_empty() {
+        return None;
+    }
+    let mut out = script.to_string();
+    for d in delims.iter().rev() {
+        out.push('\n');
+        out.push_str(d);
+    }
+    out.push('\n');
+    Some(out)
 }
 
 /// Whether unquoted text holds a glob: `*`, `?`, or a `[` closed later (`[` alone is a program).

@@ -148,12 +148,25 @@ pub fn analyze(script: &str, limits: &Limits) -> Result<Analysis, Error> {
 
 /// Analyses a command line that may not parse: the analysis if it does; otherwise one whose
 /// `opaque` names the error, with the commands found in what does parse when the line is cut at
-/// newlines and operators (once as written, once with quotes removed). For policy: a line that
+/// newlines and operators (once as written, once with quotes removed). A line with opaque parts
+/// gets those pieces' commands added too. For policy: a line that
 /// does not parse is not understood, and yet what can be seen in it still counts (a denial in a
 /// line with an unterminated here-document is a denial).
 pub fn analyze_lenient(script: &str, limits: &Limits) -> Analysis {
     match analyze(script, limits) {
-        Ok(a) => a,
+        Ok(a) if a.opaque.is_empty() => a,
+        Ok(a) => {
+            // Part of the line was not understood (and a grammar can misread the rest around
+            // it): what parses in its pieces counts as well.
+            let mut b = build::Builder::new(limits, 0, None);
+            b.pieces(script);
+            let mut extra = b.finish();
+            let mut a = a;
+            a.commands.append(&mut extra.commands);
+            a.reads.append(&mut extra.reads);
+            a.writes.append(&mut extra.writes);
+            a
+        }
         Err(e) => {
             let mut b = build::Builder::new(limits, 0, None);
             b.opaque(e.to_string());
