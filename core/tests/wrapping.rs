@@ -102,7 +102,10 @@ fn py(s: &str) -> String {
 fn simple(c: &str) -> bool {
     let first = c.split_whitespace().next().unwrap_or("");
     !c.contains(['|', '&', ';', '>', '<', '\n', '(', '{', '`'])
-        && !matches!(first, "!" | "if" | "for" | "while" | "case" | "function" | "time" | "coproc")
+        && !matches!(
+            first,
+            "!" | "if" | "for" | "while" | "case" | "function" | "time" | "coproc"
+        )
 }
 
 /// Wrappers: (name, applies to compound commands, how it wraps C).
@@ -169,7 +172,9 @@ const WRAPPERS: &[Wrap] = &[
             sq(&format!("import subprocess; subprocess.run({}, shell=True)", py(c)))
         )
     }),
-    ("perl system", true, |c| format!("perl -e {}", sq(&format!("system({})", py(c))))),
+    ("perl system", true, |c| {
+        format!("perl -e {}", sq(&format!("system({})", py(c))))
+    }),
     ("node execSync", true, |c| {
         format!(
             "node -e {}",
@@ -205,7 +210,12 @@ fn every_wrapper_decides_at_least_as_strictly_as_what_it_wraps() {
         }
     }
     assert!(checked > 3000, "{checked}");
-    assert!(failures.is_empty(), "{} of {checked} loosened:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} loosened:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]

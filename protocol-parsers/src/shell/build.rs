@@ -38,20 +38,76 @@ pub(super) enum Redir {
     Dup,
 }
 
-/// A simple command as a front end found it.
+/// A simple command as a front end found it, laid out as the command it becomes (so that its
+/// words move once).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Simple {
-    pub words: Vec<Word>,
-    pub assignments: Vec<(String, Word)>,
+    pub argv: Vec<String>,
+    pub unresolved: Vec<usize>,
+    /// Other spellings of `argv[i]`.
+    pub variants: Vec<(usize, String)>,
+    /// What the process substitution at `argv[i]` outputs.
+    pub outputs: Vec<(usize, Flow)>,
+    pub assignments: Vec<(String, String)>,
+    /// Whether an assigned value could not be resolved.
+    pub assigned_unresolved: bool,
     pub redirs: Vec<Redir>,
 }
 
+impl Simple {
+    /// Appends a word to argv.
+    pub fn push(&mut self, w: Word) {
+        let i = self.argv.len();
+        if w.unresolved {
+            self.unresolved.push(i);
+        }
+        for v in w.variants {
+            self.variants.push((i, v));
+        }
+        if let Some(o) = w.output {
+            self.outputs.push((i, o));
+        }
+        self.argv.push(w.text);
+    }
+
+    /// Appends a word with nothing but its text.
+    pub fn push_plain(&mut self, text: String, unresolved: bool) {
+        if unresolved {
+            self.unresolved.push(self.argv.len());
+        }
+        self.argv.push(text);
+    }
+
+    /// Appends an assignment before the command.
+    pub fn assign(&mut self, name: String, value: Word) {
+        self.assigned_unresolved |= value.unresolved;
+        self.assignments.push((name, value.text));
+    }
+}
+
 /// Shells: a `-c` string, a script operand or standard input is run as shell.
-const SHELLS: &[&str] = &["sh", "bash", "zsh", "dash", "ksh", "ash", "mksh", "yash", "fish", "rbash", "busybox-sh"];
+const SHELLS: &[&str] = &[
+    "sh",
+    "bash",
+    "zsh",
+    "dash",
+    "ksh",
+    "ash",
+    "mksh",
+    "yash",
+    "fish",
+    "rbash",
+    "busybox-sh",
+];
 
 /// Plain wrappers: the command follows their options. Each with the options that take a value.
 const WRAPPERS: &[(&str, &[&str])] = &[
-    ("sudo", &["-u", "-g", "-h", "-p", "-C", "-D", "-r", "-t", "-U", "-T", "--user", "--group", "--chdir"]),
+    (
+        "sudo",
+        &[
+            "-u", "-g", "-h", "-p", "-C", "-D", "-r", "-t", "-U", "-T", "--user", "--group", "--chdir",
+        ],
+    ),
     ("doas", &["-u", "-C"]),
     ("nohup", &[]),
     ("time", &["-o", "-f", "--output", "--format"]),
@@ -65,14 +121,22 @@ const WRAPPERS: &[(&str, &[&str])] = &[
     ("unbuffer", &[]),
     ("caffeinate", &["-t", "-w"]),
     ("chrt", &[]),
-    ("strace", &["-o", "-e", "-p", "-s", "-u", "-a", "-b", "-E", "-I", "-O", "-S", "-P", "-X"]),
+    (
+        "strace",
+        &[
+            "-o", "-e", "-p", "-s", "-u", "-a", "-b", "-E", "-I", "-O", "-S", "-P", "-X",
+        ],
+    ),
     ("ltrace", &["-o", "-e", "-p", "-s", "-u", "-a", "-n"]),
     ("firejail", &[]),
     ("proxychains", &["-f"]),
     ("proxychains4", &["-f"]),
     ("torsocks", &[]),
     ("fakeroot", &[]),
-    ("systemd-run", &["-p", "-u", "--unit", "--property", "--uid", "--gid", "-E", "--setenv"]),
+    (
+        "systemd-run",
+        &["-p", "-u", "--unit", "--property", "--uid", "--gid", "-E", "--setenv"],
+    ),
     ("catchsegv", &[]),
     ("valgrind", &[]),
     ("xvfb-run", &["-a", "-n", "-s"]),
@@ -134,16 +198,20 @@ pub(super) struct Builder<'l> {
 }
 
 fn base(program: &str) -> &str {
-    program.rsplit('/').next().unwrap_or(program)
+    program.rfind('/').map_or(program, |i| &program[i + 1..])
+}
+
+/// `python3`, `python3.12`, `perl5.36`, `node20`: the family name without the version.
+fn family(p: &str) -> &str {
+    p.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.')
 }
 
 fn interpreter(program: &str) -> Option<&'static [&'static str]> {
     let p = base(program);
-    // `python3`, `python3.12`, `perl5.36`, `node20`: the family name and a version.
-    let family = p.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    let family = family(p);
     INTERPRETERS
         .iter()
-        .find(|(name, _)| *name == p || *name == family || (name.len() > 3 && p.starts_with(name) && *name == "python"))
+        .find(|(name, _)| *name == p || *name == family)
         .map(|(_, opts)| *opts)
 }
 
@@ -199,11 +267,15 @@ fn unescape(s: &str) -> String {
             Some('t') => out.push('\t'),
             Some('\\') => out.push('\\'),
             Some('x') => {
-                let h: String = std::iter::from_fn(|| it.next_if(char::is_ascii_hexdigit)).take(2).collect();
+                let h: String = std::iter::from_fn(|| it.next_if(char::is_ascii_hexdigit))
+                    .take(2)
+                    .collect();
                 out.push(u8::from_str_radix(&h, 16).map_or('?', char::from));
             }
             Some('0') => {
-                let o: String = std::iter::from_fn(|| it.next_if(|c| ('0'..='7').contains(c))).take(3).collect();
+                let o: String = std::iter::from_fn(|| it.next_if(|c| ('0'..='7').contains(c)))
+                    .take(3)
+                    .collect();
                 out.push(u8::from_str_radix(&o, 8).map_or('\0', char::from));
             }
             Some(other) => {
@@ -313,7 +385,10 @@ impl<'l> Builder<'l> {
             for piece in t.split(['\n', ';', '&', '(', ')', '`', '{', '}']) {
                 let mut piece = piece.trim_start();
                 while let Some((first, rest)) = piece.split_once(char::is_whitespace)
-                    && matches!(first, "then" | "do" | "else" | "elif" | "if" | "while" | "until" | "!" | "time")
+                    && matches!(
+                        first,
+                        "then" | "do" | "else" | "elif" | "if" | "while" | "until" | "!" | "time"
+                    )
                 {
                     piece = rest.trim_start();
                 }
@@ -380,30 +455,15 @@ impl<'l> Builder<'l> {
                 Redir::Dup => {}
             }
         }
-        let mut cmd = Command {
+        self.out.uncertain |= s.assigned_unresolved || !s.unresolved.is_empty();
+        let cmd = Command {
+            argv: s.argv,
+            unresolved: s.unresolved,
+            assignments: s.assignments,
             depth: self.depth,
             cwd: self.cwd.clone(),
-            ..Command::default()
         };
-        for (k, v) in &s.assignments {
-            self.out.uncertain |= v.unresolved;
-            cmd.assignments.push((k.clone(), v.text.clone()));
-        }
-        let mut variants: Vec<(usize, &str)> = Vec::new();
-        let mut outputs: Vec<(usize, &Flow)> = Vec::new();
-        for w in &s.words {
-            if w.unresolved {
-                cmd.unresolved.push(cmd.argv.len());
-                self.out.uncertain = true;
-            }
-            for v in &w.variants {
-                variants.push((cmd.argv.len(), v));
-            }
-            if let Some(o) = &w.output {
-                outputs.push((cmd.argv.len(), o));
-            }
-            cmd.argv.push(w.text.clone());
-        }
+        let (variants, outputs) = (s.variants, s.outputs);
         if cmd.argv.is_empty() {
             if !cmd.assignments.is_empty() {
                 self.out.commands.push(cmd);
@@ -414,14 +474,14 @@ impl<'l> Builder<'l> {
         // A word that may take another spelling: the command once more with it.
         for (i, v) in variants.into_iter().take(MAX_VARIANTS) {
             let mut c = cmd.clone();
-            c.argv[i] = v.to_string();
+            let dynamic = dynamic(&v);
+            c.argv[i] = v;
             c.unresolved.retain(|&u| u != i);
-            if dynamic(v) {
+            if dynamic {
                 c.unresolved.push(i);
             }
             self.out.commands.push(c);
         }
-        let outputs: Vec<(usize, Flow)> = outputs.into_iter().map(|(i, f)| (i, f.clone())).collect();
         let out = self.unwrap(cmd, stdin, &outputs)?;
         self.last_output = out.clone();
         Ok(out)
@@ -429,6 +489,12 @@ impl<'l> Builder<'l> {
 
     /// Records a command and looks through it to the commands it runs.
     fn unwrap(&mut self, cmd: Command, stdin: Option<Flow>, outputs: &[(usize, Flow)]) -> Result<Flow, Error> {
+        // Most commands run nothing else: recorded as they are, without copies.
+        if !cmd.unresolved.contains(&0) && !runs_others(base(&cmd.argv[0])) && !cmd.argv[0].contains('/') {
+            let out = Self::output(base(&cmd.argv[0]), &cmd.argv, &cmd.unresolved, stdin);
+            self.out.commands.push(cmd);
+            return Ok(out);
+        }
         let argv = cmd.argv.clone();
         let unresolved = cmd.unresolved.clone();
         let depth = cmd.depth;
@@ -560,7 +626,21 @@ impl<'l> Builder<'l> {
                 Ok(Flow::Unknown)
             }
             "xargs" => {
-                let i = operand(1, &["-n", "-s", "-P", "-L", "-I", "-E", "-d", "-a", "--max-args", "--delimiter"]);
+                let i = operand(
+                    1,
+                    &[
+                        "-n",
+                        "-s",
+                        "-P",
+                        "-L",
+                        "-I",
+                        "-E",
+                        "-d",
+                        "-a",
+                        "--max-args",
+                        "--delimiter",
+                    ],
+                );
                 if i < argv.len() {
                     self.out.uncertain = true; // its arguments come from stdin
                     self.unwrap_inner(rest(i), None, &rest_outputs(i))?;
@@ -597,7 +677,11 @@ impl<'l> Builder<'l> {
             }
             "taskset" => {
                 let i = operand(1, &[]);
-                let i = if argv[1..i].iter().any(|a| a.contains('p')) { argv.len() } else { i + 1 };
+                let i = if argv[1..i].iter().any(|a| a.contains('p')) {
+                    argv.len()
+                } else {
+                    i + 1
+                };
                 if i < argv.len() {
                     return self.unwrap_inner(rest(i), stdin, &rest_outputs(i));
                 }
@@ -644,8 +728,8 @@ impl<'l> Builder<'l> {
                 let i = operand(
                     1,
                     &[
-                        "-p", "-i", "-l", "-o", "-F", "-J", "-L", "-R", "-D", "-b", "-c", "-E", "-e", "-m", "-O", "-Q", "-S",
-                        "-W", "-w", "-B", "-I", "-M",
+                        "-p", "-i", "-l", "-o", "-F", "-J", "-L", "-R", "-D", "-b", "-c", "-E", "-e", "-m", "-O", "-Q",
+                        "-S", "-W", "-w", "-B", "-I", "-M",
                     ],
                 );
                 if i + 1 < argv.len() {
@@ -663,7 +747,19 @@ impl<'l> Builder<'l> {
                 Ok(Flow::Unknown)
             }
             "docker" | "podman" | "nerdctl" if argv.get(1).is_some_and(|a| a == "exec") => {
-                let i = operand(2, &["-e", "--env", "-u", "--user", "-w", "--workdir", "--env-file", "--detach-keys"]);
+                let i = operand(
+                    2,
+                    &[
+                        "-e",
+                        "--env",
+                        "-u",
+                        "--user",
+                        "-w",
+                        "--workdir",
+                        "--env-file",
+                        "--detach-keys",
+                    ],
+                );
                 if i + 1 < argv.len() {
                     return self.unwrap_inner(rest(i + 1), stdin, &rest_outputs(i + 1));
                 }
@@ -819,7 +915,9 @@ impl<'l> Builder<'l> {
         let literals = code_literals(&code);
         if !literals.is_empty() {
             let mut c = Command {
-                argv: std::iter::once(argv[0].clone()).chain(literals.iter().cloned()).collect(),
+                argv: std::iter::once(argv[0].clone())
+                    .chain(literals.iter().cloned())
+                    .collect(),
                 depth: self.depth + 1,
                 cwd: self.cwd.clone(),
                 ..Command::default()
@@ -868,7 +966,11 @@ impl<'l> Builder<'l> {
                 }
                 Flow::Known(out)
             }
-            "cat" | "tee" if argv[1..].iter().all(|a| a == "-" || (program == "tee" && a.starts_with('-'))) => {
+            "cat" | "tee"
+                if argv[1..]
+                    .iter()
+                    .all(|a| a == "-" || (program == "tee" && a.starts_with('-'))) =>
+            {
                 stdin.unwrap_or(Flow::Unknown)
             }
             "base64" | "base32" if argv[1..].iter().any(|a| matches!(a.as_str(), "-d" | "--decode" | "-D")) => {
@@ -888,7 +990,12 @@ impl<'l> Builder<'l> {
                 }
             }
             "rev" => match stdin {
-                Some(Flow::Known(t)) => Flow::Known(t.lines().map(|l| l.chars().rev().collect::<String>()).collect::<Vec<_>>().join("\n")),
+                Some(Flow::Known(t)) => Flow::Known(
+                    t.lines()
+                        .map(|l| l.chars().rev().collect::<String>())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ),
                 _ => Flow::Unknown,
             },
             _ => Flow::Unknown,
@@ -906,7 +1013,10 @@ impl<'l> Builder<'l> {
     }
 
     fn chdir(&mut self, program: &str, args: &[String], unresolved: &[usize]) {
-        let operand = args.iter().position(|a| !a.starts_with('-') || a == "-").map(|i| (i, &args[i]));
+        let operand = args
+            .iter()
+            .position(|a| !a.starts_with('-') || a == "-")
+            .map(|i| (i, &args[i]));
         match (program, operand) {
             ("popd", _) => self.cwd = self.dirs.pop().unwrap_or(None),
             (_, None) if program == "cd" => self.cwd = Some("~".to_string()),
@@ -927,11 +1037,138 @@ impl<'l> Builder<'l> {
     }
 }
 
+/// Whether a program may run other commands or code (the ones `unwrap` looks through).
+fn runs_others(p: &str) -> bool {
+    matches!(
+        p,
+        "sh" | "bash"
+            | "zsh"
+            | "dash"
+            | "ksh"
+            | "ash"
+            | "mksh"
+            | "yash"
+            | "fish"
+            | "rbash"
+            | "busybox-sh"
+            | "sudo"
+            | "doas"
+            | "nohup"
+            | "time"
+            | "nice"
+            | "ionice"
+            | "stdbuf"
+            | "command"
+            | "exec"
+            | "builtin"
+            | "setsid"
+            | "unbuffer"
+            | "caffeinate"
+            | "chrt"
+            | "strace"
+            | "ltrace"
+            | "firejail"
+            | "proxychains"
+            | "proxychains4"
+            | "torsocks"
+            | "fakeroot"
+            | "systemd-run"
+            | "catchsegv"
+            | "valgrind"
+            | "xvfb-run"
+            | "dbus-run-session"
+            | "busybox"
+            | "toybox"
+            | "runuser"
+            | "chronic"
+            | "nsenter"
+            | "unshare"
+            | "eval"
+            | "source"
+            | "."
+            | "env"
+            | "xargs"
+            | "find"
+            | "timeout"
+            | "taskset"
+            | "chroot"
+            | "flock"
+            | "watch"
+            | "parallel"
+            | "script"
+            | "su"
+            | "sg"
+            | "ssh"
+            | "autossh"
+            | "mosh"
+            | "kubectl"
+            | "oc"
+            | "docker"
+            | "podman"
+            | "nerdctl"
+            | "alias"
+            | "cd"
+            | "pushd"
+            | "popd"
+    ) || matches!(
+        family(p),
+        "python"
+            | "pypy"
+            | "perl"
+            | "node"
+            | "nodejs"
+            | "bun"
+            | "deno"
+            | "ruby"
+            | "php"
+            | "lua"
+            | "luajit"
+            | "Rscript"
+            | "julia"
+            | "osascript"
+            | "pwsh"
+            | "powershell"
+            | "tclsh"
+            | "php-cgi"
+            | "groovy"
+            | "scala"
+            | "elixir"
+            | "erl"
+            | "awk"
+            | "gawk"
+            | "mawk"
+            | "nawk"
+    )
+}
+
 fn is_c_option(a: &str) -> bool {
-    a == "-c" || a == "--command" || a.starts_with("--command=") || (a.starts_with('-') && !a.starts_with("--") && a.ends_with('c') && a.len() <= 4)
+    a == "-c"
+        || a == "--command"
+        || a.starts_with("--command=")
+        || (a.starts_with('-') && !a.starts_with("--") && a.ends_with('c') && a.len() <= 4)
 }
 
 /// Whether text holds something the shell would expand.
 pub(super) fn dynamic(w: &str) -> bool {
     w.bytes().any(|b| matches!(b, b'$' | b'`' | b'*' | b'?' | b'['))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quick_check_knows_every_program_unwrap_looks_through() {
+        for p in SHELLS
+            .iter()
+            .chain(WRAPPERS.iter().map(|(w, _)| w))
+            .chain(INTERPRETERS.iter().map(|(i, _)| i))
+        {
+            assert!(runs_others(p), "{p}");
+        }
+        for p in ["python3.12", "perl5.36", "node20"] {
+            assert!(runs_others(p) && interpreter(p).is_some(), "{p}");
+        }
+        assert!(!runs_others("cargo") && !runs_others("git"));
+    }
 }

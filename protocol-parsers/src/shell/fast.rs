@@ -37,8 +37,19 @@ impl From<NotMine> for Step {
 
 /// A lexed word with the command substitutions it holds.
 struct Lexed {
-    word: Word,
+    text: String,
+    unresolved: bool,
     subs: Vec<(String, usize)>,
+}
+
+impl Lexed {
+    fn word(self) -> Word {
+        Word {
+            text: self.text,
+            unresolved: self.unresolved,
+            ..Word::default()
+        }
+    }
 }
 
 struct Lexer<'a> {
@@ -50,6 +61,18 @@ struct Lexer<'a> {
 fn is_meta(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'<' | b'>' | b'(' | b')')
 }
+
+/// Bytes that end a run of plain word text: metacharacters, quotes, expansions, globs, braces.
+const STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let stops = b" \t\n;&|<>()\\'\"$`*?[{}!";
+    let mut i = 0;
+    while i < stops.len() {
+        t[stops[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
 
 impl Lexer<'_> {
     fn peek(&self) -> Option<u8> {
@@ -115,14 +138,12 @@ impl Lexer<'_> {
             Some(b'{' | b'\'' | b'"') => return Err(Step::Bail),
             _ => {
                 // A lone `$` is literal.
-                w.word.text.push('$');
+                w.text.push('$');
                 return Ok(());
             }
         }
-        w.word
-            .text
-            .push_str(&String::from_utf8_lossy(&self.s[start..self.pos]));
-        w.word.unresolved = true;
+        w.text.push_str(&String::from_utf8_lossy(&self.s[start..self.pos]));
+        w.unresolved = true;
         Ok(())
     }
 
@@ -137,10 +158,8 @@ impl Lexer<'_> {
             return Err(Step::Bail);
         }
         w.subs.push((String::from_utf8_lossy(body).into_owned(), start + 1));
-        w.word
-            .text
-            .push_str(&String::from_utf8_lossy(&self.s[start..=end]));
-        w.word.unresolved = true;
+        w.text.push_str(&String::from_utf8_lossy(&self.s[start..=end]));
+        w.unresolved = true;
         self.pos = end + 1;
         Ok(())
     }
@@ -148,7 +167,8 @@ impl Lexer<'_> {
     /// One word at `pos`, or None at a metacharacter.
     fn word(&mut self) -> Result<Option<Lexed>, Step> {
         let mut w = Lexed {
-            word: Word::default(),
+            text: String::new(),
+            unresolved: false,
             subs: Vec::new(),
         };
         let start = self.pos;
@@ -165,7 +185,7 @@ impl Lexer<'_> {
                         None => return Err(Step::Bail),
                         Some(b'\n') => return Err(Step::Bail),
                         Some(n) if n >= 0x80 => return Err(Step::Bail),
-                        Some(n) => w.word.text.push(n as char),
+                        Some(n) => w.text.push(n as char),
                     }
                     self.pos += 2;
                 }
@@ -173,8 +193,7 @@ impl Lexer<'_> {
                     let Some(end) = self.s[self.pos + 1..].iter().position(|&b| b == b'\'') else {
                         return Err(self.unterminated(self.pos));
                     };
-                    w.word
-                        .text
+                    w.text
                         .push_str(&String::from_utf8_lossy(&self.s[self.pos + 1..self.pos + 1 + end]));
                     self.pos += end + 2;
                 }
@@ -196,8 +215,7 @@ impl Lexer<'_> {
                                     .iter()
                                     .position(|&c| matches!(c, b'"' | b'\\' | b'$' | b'`'))
                                     .unwrap_or(self.s.len() - self.pos);
-                                w.word
-                                    .text
+                                w.text
                                     .push_str(&String::from_utf8_lossy(&self.s[self.pos..self.pos + run]));
                                 self.pos += run;
                             }
@@ -214,18 +232,17 @@ impl Lexer<'_> {
                             .iter()
                             .take_while(|&&c| !is_meta(c))
                             .any(|&c| c == b']');
-                    w.word.text.push(b as char);
-                    w.word.unresolved |= class;
+                    w.text.push(b as char);
+                    w.unresolved |= class;
                     self.pos += 1;
                 }
                 _ => {
                     // Keep UTF-8 intact: copy the whole run of plain bytes.
                     let run = self.s[self.pos..]
                         .iter()
-                        .position(|&c| is_meta(c) || b"\\'\"$`*?[{}!".contains(&c))
+                        .position(|&c| STOP[c as usize])
                         .unwrap_or(self.s.len() - self.pos);
-                    w.word
-                        .text
+                    w.text
                         .push_str(&String::from_utf8_lossy(&self.s[self.pos..self.pos + run]));
                     self.pos += run;
                 }
@@ -262,10 +279,10 @@ impl Lexer<'_> {
                 self.pos += 1;
                 // `>&2`, `<&0`, `>&-`: a descriptor.
                 let d = self.word()?;
-                if !d.is_some_and(|d| d.subs.is_empty() && d.word.text.bytes().all(|b| b.is_ascii_digit() || b == b'-')) {
+                if !d.is_some_and(|d| d.subs.is_empty() && d.text.bytes().all(|b| b.is_ascii_digit() || b == b'-')) {
                     return Err(Step::Bail);
                 }
-                cmd.redirs.push((Redir::Dup, Vec::new()));
+                cmd.simple.redirs.push(Redir::Dup);
                 return Ok(());
             }
             (Some(b'>'), Some(b'|' | b'&')) | (Some(b'<'), Some(b'<' | b'>' | b'&')) => return Err(Step::Bail),
@@ -273,17 +290,24 @@ impl Lexer<'_> {
             _ => 0,
         };
         self.blanks();
-        let Some(w) = self.word()? else { return Err(Step::Bail) };
-        let r = if kind == 1 { Redir::Write(w.word) } else { Redir::Read(w.word) };
-        cmd.redirs.push((r, w.subs));
+        let Some(mut w) = self.word()? else {
+            return Err(Step::Bail);
+        };
+        cmd.subs.append(&mut w.subs);
+        let r = if kind == 1 {
+            Redir::Write(w.word())
+        } else {
+            Redir::Read(w.word())
+        };
+        cmd.simple.redirs.push(r);
         Ok(())
     }
 }
 
 struct Cmd {
-    words: Vec<Lexed>,
-    assignments: Vec<(String, Lexed)>,
-    redirs: Vec<(Redir, Vec<(String, usize)>)>,
+    simple: Simple,
+    /// Command substitutions, in the order they appear.
+    subs: Vec<(String, usize)>,
     piped: bool,
 }
 
@@ -303,27 +327,11 @@ pub(super) fn analyze(script: &str, b: &mut Builder<'_>) -> Result<bool, Error> 
     b.out.variables.append(&mut lx.variables);
     let mut prev: Option<Flow> = None;
     for c in cmds {
-        let mut simple = Simple::default();
-        for (k, v) in c.assignments {
-            for (body, at) in &v.subs {
-                b.nested(body, *at)?;
-            }
-            simple.assignments.push((k, v.word));
-        }
-        for w in c.words {
-            for (body, at) in &w.subs {
-                b.nested(body, *at)?;
-            }
-            simple.words.push(w.word);
-        }
-        for (r, subs) in c.redirs {
-            for (body, at) in &subs {
-                b.nested(body, *at)?;
-            }
-            simple.redirs.push(r);
+        for (body, at) in &c.subs {
+            b.nested(body, *at)?;
         }
         let stdin = if c.piped { prev.take() } else { None };
-        prev = Some(b.simple(simple, stdin)?);
+        prev = Some(b.simple(c.simple, stdin)?);
     }
     Ok(true)
 }
@@ -360,9 +368,8 @@ fn lex(lx: &mut Lexer<'_>) -> Result<Vec<Cmd>, Step> {
             _ => {}
         }
         let mut cmd = Cmd {
-            words: Vec::new(),
-            assignments: Vec::new(),
-            redirs: Vec::new(),
+            simple: Simple::default(),
+            subs: Vec::new(),
             piped,
         };
         loop {
@@ -379,15 +386,20 @@ fn lex(lx: &mut Lexer<'_>) -> Result<Vec<Cmd>, Step> {
                     lx.redirect(&mut cmd)?;
                 }
                 _ => {
-                    let Some(w) = lx.word()? else { return Err(Step::Bail) };
-                    let t = &w.word.text;
-                    let assignment = cmd.words.is_empty()
+                    let Some(mut w) = lx.word()? else {
+                        return Err(Step::Bail);
+                    };
+                    let t = &w.text;
+                    let assignment = cmd.simple.argv.is_empty()
                         && t.find('=').is_some_and(|i| {
                             i > 0
                                 && !t.as_bytes()[0].is_ascii_digit()
                                 && t[..i].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
                         });
-                    if cmd.words.is_empty() && !assignment && (RESERVED.contains(&t.as_str()) || t.contains('=') && t.contains('[')) {
+                    if cmd.simple.argv.is_empty()
+                        && !assignment
+                        && (RESERVED.contains(&t.as_str()) || t.contains('=') && t.contains('['))
+                    {
                         return Err(Step::Bail);
                     }
                     if assignment {
@@ -397,23 +409,23 @@ fn lex(lx: &mut Lexer<'_>) -> Result<Vec<Cmd>, Step> {
                         if v.starts_with('~') {
                             return Err(Step::Bail);
                         }
-                        cmd.assignments.push((
+                        cmd.subs.append(&mut w.subs);
+                        cmd.simple.assign(
                             k,
-                            Lexed {
-                                word: Word {
-                                    text: v,
-                                    ..w.word
-                                },
-                                subs: w.subs,
+                            Word {
+                                text: v,
+                                unresolved: w.unresolved,
+                                ..Word::default()
                             },
-                        ));
+                        );
                     } else {
-                        cmd.words.push(w);
+                        cmd.subs.append(&mut w.subs);
+                        cmd.simple.push_plain(w.text, w.unresolved);
                     }
                 }
             }
         }
-        if cmd.words.is_empty() && cmd.assignments.is_empty() && cmd.redirs.is_empty() {
+        if cmd.simple.argv.is_empty() && cmd.simple.assignments.is_empty() && cmd.simple.redirs.is_empty() {
             return Err(Step::Bail);
         }
         // Separator after the command.

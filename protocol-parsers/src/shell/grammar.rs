@@ -34,7 +34,9 @@ fn parse_error(script: &str, e: &brush_parser::ParseError) -> Error {
         P::ParsingNear(p) => Error::new(ErrorKind::Syntax, p.index),
         P::ParsingAtEndOfInput => Error::new(ErrorKind::Unterminated, script.len()),
         P::Tokenizing { position, inner } => {
-            let at = position.as_ref().map_or(script.len(), |p| offset_of(script, p.line, p.column));
+            let at = position
+                .as_ref()
+                .map_or(script.len(), |p| offset_of(script, p.line, p.column));
             let text = inner.to_string();
             let kind = if text.contains("unterminated") {
                 ErrorKind::Unterminated
@@ -240,14 +242,15 @@ impl<'a> Walker<'a, '_, '_> {
             self.item(item, &mut simple)?;
         }
         if let Some(name) = &s.word_or_name {
-            let words = self.word(&name.value)?;
-            simple.words.extend(words);
+            for w in self.word(&name.value)? {
+                simple.push(w);
+            }
         }
         for item in s.suffix.iter().flat_map(|p| p.0.iter()) {
             self.item(item, &mut simple)?;
         }
         // A call of a function defined on this line: its body runs here.
-        if let Some(name) = simple.words.first().map(|w| w.text.clone())
+        if let Some(name) = simple.argv.first().cloned()
             && let Some(body) = self.functions.get(name.as_str()).copied()
         {
             self.walked.push(body);
@@ -256,7 +259,7 @@ impl<'a> Walker<'a, '_, '_> {
                 return Err(Error::new(ErrorKind::TooLarge, 0));
             }
             self.b.out.commands.push(super::Command {
-                argv: simple.words.iter().map(|w| w.text.clone()).collect(),
+                argv: simple.argv.clone(),
                 depth: self.b.depth,
                 cwd: self.b.cwd.clone(),
                 ..super::Command::default()
@@ -274,17 +277,18 @@ impl<'a> Walker<'a, '_, '_> {
     fn item(&mut self, item: &'a ast::CommandPrefixOrSuffixItem, simple: &mut Simple) -> Result<(), Error> {
         match item {
             ast::CommandPrefixOrSuffixItem::Word(w) => {
-                let words = self.word(&w.value)?;
-                simple.words.extend(words);
+                for w in self.word(&w.value)? {
+                    simple.push(w);
+                }
             }
             ast::CommandPrefixOrSuffixItem::IoRedirect(io) => self.redirect(io, simple)?,
             ast::CommandPrefixOrSuffixItem::AssignmentWord(a, _) => {
                 let (name, value) = self.assignment(a)?;
-                if simple.words.is_empty() {
-                    simple.assignments.push((name, value));
+                if simple.argv.is_empty() {
+                    simple.assign(name, value);
                 } else {
                     // `declare X=…`, `export X=…`: an argument.
-                    simple.words.push(Word {
+                    simple.push(Word {
                         text: format!("{name}={}", value.text),
                         ..value
                     });
@@ -292,7 +296,7 @@ impl<'a> Walker<'a, '_, '_> {
             }
             ast::CommandPrefixOrSuffixItem::ProcessSubstitution(_, sub) => {
                 let out = self.process_substitution(sub)?;
-                simple.words.push(Word {
+                simple.push(Word {
                     text: "/dev/fd/63".to_string(),
                     unresolved: true,
                     variants: Vec::new(),
@@ -372,10 +376,14 @@ impl<'a> Walker<'a, '_, '_> {
             },
             R::HereDocument(_, doc) => {
                 let text = if doc.requires_expansion {
-                    let pieces = word::parse_heredoc(&doc.doc.value, self.opts)
-                        .map_err(|_| Error::new(ErrorKind::Syntax, 0))?;
+                    let pieces =
+                        word::parse_heredoc(&doc.doc.value, self.opts).map_err(|_| Error::new(ErrorKind::Syntax, 0))?;
                     let w = self.pieces(&doc.doc.value, &pieces, false)?;
-                    if w.unresolved { Flow::Unknown } else { Flow::Known(w.text) }
+                    if w.unresolved {
+                        Flow::Unknown
+                    } else {
+                        Flow::Known(w.text)
+                    }
                 } else {
                     Flow::Known(doc.doc.value.clone())
                 };
@@ -383,9 +391,11 @@ impl<'a> Walker<'a, '_, '_> {
             }
             R::HereString(_, w) => {
                 let w = join_words(self.word(&w.value)?);
-                simple
-                    .redirs
-                    .push(Redir::Input(if w.unresolved { Flow::Unknown } else { Flow::Known(w.text + "\n") }));
+                simple.redirs.push(Redir::Input(if w.unresolved {
+                    Flow::Unknown
+                } else {
+                    Flow::Known(w.text + "\n")
+                }));
             }
             R::OutputAndError(w, _) => {
                 let w = join_words(self.word(&w.value)?);
@@ -469,7 +479,11 @@ impl<'a> Walker<'a, '_, '_> {
                 }
                 WordPiece::EscapeSequence(e) => {
                     let c = e.strip_prefix('\\').unwrap_or(e);
-                    let c = if quoted && !matches!(c, "$" | "`" | "\"" | "\\" | "\n") { e.as_str() } else { c };
+                    let c = if quoted && !matches!(c, "$" | "`" | "\"" | "\\" | "\n") {
+                        e.as_str()
+                    } else {
+                        c
+                    };
                     let c = if c == "\n" { "" } else { c };
                     push(&mut w, &mut alts, c);
                 }
@@ -522,17 +536,29 @@ impl<'a> Walker<'a, '_, '_> {
     fn parameter(&mut self, pe: &ParameterExpr) -> Result<(Option<String>, Vec<String>), Error> {
         use ParameterExpr as P;
         let param = |p: &word::Parameter| match p {
-            word::Parameter::Named(n) | word::Parameter::NamedWithIndex { name: n, .. } | word::Parameter::NamedWithAllIndices { name: n, .. } => {
-                Some(n.clone())
-            }
+            word::Parameter::Named(n)
+            | word::Parameter::NamedWithIndex { name: n, .. }
+            | word::Parameter::NamedWithAllIndices { name: n, .. } => Some(n.clone()),
             _ => None,
         };
         let mut values = Vec::new();
         let (p, inner): (&word::Parameter, Vec<&str>) = match pe {
             P::Parameter { parameter, .. } | P::ParameterLength { parameter, .. } => (parameter, vec![]),
-            P::UseDefaultValues { parameter, default_value: v, .. }
-            | P::AssignDefaultValues { parameter, default_value: v, .. }
-            | P::UseAlternativeValue { parameter, alternative_value: v, .. } => {
+            P::UseDefaultValues {
+                parameter,
+                default_value: v,
+                ..
+            }
+            | P::AssignDefaultValues {
+                parameter,
+                default_value: v,
+                ..
+            }
+            | P::UseAlternativeValue {
+                parameter,
+                alternative_value: v,
+                ..
+            } => {
                 if let Some(v) = v {
                     let w = self.one_word(v)?;
                     values.push(w.text.clone());
@@ -540,17 +566,33 @@ impl<'a> Walker<'a, '_, '_> {
                 }
                 (parameter, vec![])
             }
-            P::IndicateErrorIfNullOrUnset { parameter, error_message: v, .. } => (parameter, v.iter().map(String::as_str).collect()),
+            P::IndicateErrorIfNullOrUnset {
+                parameter,
+                error_message: v,
+                ..
+            } => (parameter, v.iter().map(String::as_str).collect()),
             P::RemoveSmallestSuffixPattern { parameter, pattern, .. }
             | P::RemoveLargestSuffixPattern { parameter, pattern, .. }
             | P::RemoveSmallestPrefixPattern { parameter, pattern, .. }
-            | P::RemoveLargestPrefixPattern { parameter, pattern, .. } => (parameter, pattern.iter().map(String::as_str).collect()),
-            P::Substring { parameter, offset, length, .. } => {
+            | P::RemoveLargestPrefixPattern { parameter, pattern, .. } => {
+                (parameter, pattern.iter().map(String::as_str).collect())
+            }
+            P::Substring {
+                parameter,
+                offset,
+                length,
+                ..
+            } => {
                 let mut v = vec![offset.value.as_str()];
                 v.extend(length.iter().map(|l| l.value.as_str()));
                 (parameter, v)
             }
-            P::ReplaceSubstring { parameter, pattern, replacement, .. } => {
+            P::ReplaceSubstring {
+                parameter,
+                pattern,
+                replacement,
+                ..
+            } => {
                 let mut v = vec![pattern.as_str()];
                 v.extend(replacement.iter().map(String::as_str));
                 (parameter, v)
@@ -642,11 +684,15 @@ fn ansi_c(t: &str) -> String {
             Some('\'') => out.push('\''),
             Some('"') => out.push('"'),
             Some('x') => {
-                let h: String = std::iter::from_fn(|| it.next_if(char::is_ascii_hexdigit)).take(2).collect();
+                let h: String = std::iter::from_fn(|| it.next_if(char::is_ascii_hexdigit))
+                    .take(2)
+                    .collect();
                 out.push(u8::from_str_radix(&h, 16).map_or('?', char::from));
             }
             Some('u' | 'U') => {
-                let h: String = std::iter::from_fn(|| it.next_if(char::is_ascii_hexdigit)).take(8).collect();
+                let h: String = std::iter::from_fn(|| it.next_if(char::is_ascii_hexdigit))
+                    .take(8)
+                    .collect();
                 out.push(u32::from_str_radix(&h, 16).ok().and_then(char::from_u32).unwrap_or('?'));
             }
             Some(d @ '0'..='7') => {
