@@ -211,7 +211,7 @@ fn errors_and_limits() {
         Err(ErrorKind::TooLarge)
     );
     let nested = "sh -c 'sh -c id'";
-    assert!(analyze(&nested, &Limits::default()).is_ok());
+    assert!(analyze(nested, &Limits::default()).is_ok());
 }
 
 #[test]
