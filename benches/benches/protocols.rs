@@ -97,6 +97,24 @@ fn shell_bench(c: &mut Criterion) {
             black_box(a.commands.len())
         })
     });
+    // The same line through the bash grammar (brush-parser) rather than the fast path: the
+    // cost of the grammar. And a compound line, which only the grammar takes.
+    g.bench_function("typical-command-grammar", |b| {
+        b.iter(|| {
+            let (a, _) =
+                shell::analyze_with(black_box(cmd), &limits, Some(shell::Frontend::Grammar)).expect("analyses");
+            assert_eq!(a.commands.len(), 4);
+            black_box(a.commands.len())
+        })
+    });
+    let compound = "if [ -f Cargo.toml ]; then cargo test 2>&1 | tail -5; else npm test; fi";
+    g.bench_function("compound-command", |b| {
+        b.iter(|| {
+            let a = shell::analyze(black_box(compound), &limits).expect("analyses");
+            assert_eq!(a.commands.len(), 4);
+            black_box(a.commands.len())
+        })
+    });
     g.finish();
 }
 

@@ -659,8 +659,13 @@ impl Engine {
             for f in facts {
                 mark(&f.program, &ix.by_program);
                 mark(&f.paths, &ix.by_path);
-                if ix.by_arg.iter().any(|v| !v.is_empty()) {
-                    mark(self.args_hits(f), &ix.by_arg);
+                if self.sets.key_args.len() > 0 {
+                    let mut h = Hits::new(&self.sets.key_args);
+                    let assigned = f.cmd.assignments.iter().map(|(_, v)| v);
+                    for a in f.argv.iter().skip(1).chain(assigned) {
+                        h.word(&self.sets.key_args, a, !f.inert);
+                    }
+                    mark(&h, &ix.by_arg);
                 }
                 mark(&f.variables, &ix.by_variable);
             }

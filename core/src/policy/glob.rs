@@ -471,10 +471,10 @@ pub(crate) fn skip_expansion(w: &[u8], i: usize) -> usize {
     }
 }
 
-/// A set of glob ids: inline up to 256, on the heap beyond.
+/// A set of glob ids: inline up to 512, on the heap beyond.
 #[derive(Debug, Clone)]
 pub(crate) struct Bits {
-    inline: [u64; 4],
+    inline: [u64; 8],
     heap: Vec<u64>,
     any: bool,
 }
@@ -482,8 +482,8 @@ pub(crate) struct Bits {
 impl Bits {
     pub(crate) fn new(n: usize) -> Bits {
         Bits {
-            inline: [0; 4],
-            heap: if n > 256 { vec![0; n.div_ceil(64)] } else { Vec::new() },
+            inline: [0; 8],
+            heap: if n > 512 { vec![0; n.div_ceil(64)] } else { Vec::new() },
             any: false,
         }
     }

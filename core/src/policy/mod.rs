@@ -353,6 +353,9 @@ pub(crate) struct ShellCond {
     /// The ids of all the sequences' first words (they are added together).
     pub command_programs: Range<usize>,
     pub args: Range<usize>,
+    /// For a rule keyed by its arguments (no programs, commands or paths): the same patterns in
+    /// the small `key_args` set, which every command is matched against to find candidates.
+    pub key_args: Range<usize>,
     pub flags: Range<usize>,
     pub paths: Range<usize>,
     pub not_paths: Vec<Glob>,
@@ -412,6 +415,7 @@ pub(crate) struct Role {
 pub(crate) struct Sets {
     pub programs: GlobSet,
     pub args: GlobSet,
+    pub key_args: GlobSet,
     pub flags: GlobSet,
     pub paths: GlobSet,
     pub writes: GlobSet,
@@ -836,7 +840,14 @@ fn compile(origin: &str, doc: PolicyDoc) -> Result<Engine, PolicyError> {
                 }
                 wants |= Protocol::Shell.bit() | Protocol::Ssh.bit() | Protocol::Mcp.bit();
                 let command_programs = first_id..c.globs.get("programs").map_or(0, Vec::len);
+                let keyed_by_args = s.programs.is_empty() && s.commands.is_empty() && s.paths.is_empty();
+                let key_args = if keyed_by_args {
+                    c.add("key_args", &format!("{sp}.args"), &s.args)?
+                } else {
+                    0..0
+                };
                 Some(ShellCond {
+                    key_args,
                     command_programs,
                     programs: c.add("programs", &format!("{sp}.programs"), &s.programs)?,
                     not_programs: c.add("programs", &format!("{sp}.not_programs"), &s.not_programs)?,
@@ -999,6 +1010,7 @@ fn compile(origin: &str, doc: PolicyDoc) -> Result<Engine, PolicyError> {
     let sets = Sets {
         programs: c.set("programs")?,
         args: c.set("args")?,
+        key_args: c.set("key_args")?,
         flags: c.set("flags")?,
         paths: c.set("paths")?,
         writes: c.set("writes")?,
@@ -1028,7 +1040,7 @@ fn compile(origin: &str, doc: PolicyDoc) -> Result<Engine, PolicyError> {
     let mut index = Index {
         by_program: vec![Vec::new(); sets.programs.len()],
         by_path: vec![Vec::new(); sets.paths.len()],
-        by_arg: vec![Vec::new(); sets.args.len()],
+        by_arg: vec![Vec::new(); sets.key_args.len()],
         by_variable: vec![Vec::new(); sets.variables.len()],
         ..Index::default()
     };
@@ -1038,7 +1050,7 @@ fn compile(origin: &str, doc: PolicyDoc) -> Result<Engine, PolicyError> {
                 (ShellKey::Program, c.programs.clone()),
                 (ShellKey::Program, c.command_programs.clone()),
                 (ShellKey::Path, c.paths.clone()),
-                (ShellKey::Arg, c.args.clone()),
+                (ShellKey::Arg, c.key_args.clone()),
                 (ShellKey::Variable, c.variables.clone()),
             ]
             .into_iter()

@@ -337,7 +337,7 @@ pub(super) fn analyze(script: &str, b: &mut Builder<'_>) -> Result<bool, Error> 
 }
 
 fn lex(lx: &mut Lexer<'_>) -> Result<Vec<Cmd>, Step> {
-    let mut cmds = Vec::new();
+    let mut cmds = Vec::with_capacity(4);
     let mut piped = false;
     loop {
         lx.blanks();
@@ -368,7 +368,10 @@ fn lex(lx: &mut Lexer<'_>) -> Result<Vec<Cmd>, Step> {
             _ => {}
         }
         let mut cmd = Cmd {
-            simple: Simple::default(),
+            simple: Simple {
+                argv: Vec::with_capacity(4),
+                ..Simple::default()
+            },
             subs: Vec::new(),
             piped,
         };
