@@ -648,6 +648,45 @@ impl<'l> Builder<'l> {
                 Ok(Flow::Unknown)
             }
             "find" => {
+                // `{}` stands for each file found: the search roots joined with what `-name`
+                // or `-path` asks for, as a glob (`find ~ -name id_rsa -exec cat {} \;` reads
+                // `~/**/id_rsa`).
+                let roots: Vec<&str> = argv[1..]
+                    .iter()
+                    .take_while(|a| !a.starts_with('-') && !matches!(a.as_str(), "(" | "!" | ","))
+                    .map(String::as_str)
+                    .collect();
+                let roots = if roots.is_empty() { vec!["."] } else { roots };
+                // A `-name` glob (`'*.rs'`) would stand for too much: only literal names count.
+                let names: Vec<String> = argv
+                    .windows(2)
+                    .filter(|w| match w[0].as_str() {
+                        "-name" | "-iname" => !dynamic(&w[1]),
+                        "-path" | "-ipath" | "-wholename" => true,
+                        _ => false,
+                    })
+                    .map(|w| {
+                        if w[0].ends_with("path") || w[0] == "-wholename" {
+                            w[1].trim_start_matches("./")
+                                .trim_start_matches('*')
+                                .trim_start_matches('/')
+                                .to_string()
+                        } else {
+                            w[1].clone()
+                        }
+                    })
+                    .collect();
+                let found: Vec<String> = roots
+                    .iter()
+                    .flat_map(|r| {
+                        let r = r.trim_end_matches('/');
+                        if names.is_empty() {
+                            Vec::new()
+                        } else {
+                            names.iter().map(|n| format!("{r}/**/{n}")).collect()
+                        }
+                    })
+                    .collect();
                 let mut from = 1;
                 while let Some(off) = argv[from..]
                     .iter()
@@ -662,6 +701,21 @@ impl<'l> Builder<'l> {
                         let mut c = rest(i + 1);
                         c.argv.truncate(end - i - 1);
                         c.unresolved.retain(|&u| u < c.argv.len());
+                        // Once as written, and once per file pattern in place of `{}`.
+                        let holders: Vec<usize> = (0..c.argv.len()).filter(|&k| c.argv[k].contains("{}")).collect();
+                        if !holders.is_empty() {
+                            for f in found.iter().take(MAX_VARIANTS) {
+                                let mut v = c.clone();
+                                for &k in &holders {
+                                    v.argv[k] = v.argv[k].replace("{}", f);
+                                    if !v.unresolved.contains(&k) {
+                                        v.unresolved.push(k);
+                                    }
+                                }
+                                v.cwd = self.cwd.clone();
+                                self.out.commands.push(v);
+                            }
+                        }
                         self.unwrap_inner(c, None, &[])?;
                     }
                     from = end;

@@ -361,6 +361,18 @@ mod differential {
 }
 
 #[test]
+fn find_exec_placeholders_stand_for_the_files_found() {
+    assert!(has("find ~ -name id_rsa -exec cat {} \\;", &["cat", "~/**/id_rsa"]));
+    assert!(has(
+        "find ~ /root -name id_rsa -exec cat {} +",
+        &["cat", "/root/**/id_rsa"]
+    ));
+    // A `-name` glob is not a file name: only the command as written.
+    let r = a("find . -name '*.rs' -exec rustfmt {} +");
+    assert_eq!(r.commands.iter().filter(|c| c.program() == Some("rustfmt")).count(), 1);
+}
+
+#[test]
 fn spaced_parentheses_are_subshells_not_arithmetic() {
     assert!(has("( ( env ) )", &["env"]));
     assert!(has("echo $( (printenv) )", &["printenv"]));
