@@ -2,17 +2,35 @@
 //! read after arbitrary shell text is never allowed.
 #![no_main]
 
+#[path = "contain.rs"]
+mod contain;
+
 use libfuzzer_sys::fuzz_target;
 use sluice_core::policy::{Action, Dialect, Engine, Identity, Request, Target};
 
 fuzz_target!(|data: &[u8]| {
+    contain::brush_panics_are_caught();
     let Ok(text) = std::str::from_utf8(data) else { return };
     let e = Engine::agent_safe();
     let id = Identity::new("fuzz");
     let t = Target::new("t");
     let _ = e.decide(&id, &t, &Request::Shell(text));
-    let _ = e.decide(&id, &t, &Request::Sql { text, dialect: Dialect::Postgres });
-    let _ = e.decide(&id, &t, &Request::Sql { text, dialect: Dialect::MySql });
+    let _ = e.decide(
+        &id,
+        &t,
+        &Request::Sql {
+            text,
+            dialect: Dialect::Postgres,
+        },
+    );
+    let _ = e.decide(
+        &id,
+        &t,
+        &Request::Sql {
+            text,
+            dialect: Dialect::MySql,
+        },
+    );
     let _ = e.decide(&id, &t, &Request::Mcp(data));
     // Whatever comes before, a following `; cat ~/.aws/credentials` is not allowed (a prefix
     // may leave a quote or substitution open: then the whole line is uncertain, not allowed).

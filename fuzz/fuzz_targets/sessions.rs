@@ -2,6 +2,9 @@
 //! output, never a panic.
 #![no_main]
 
+#[path = "contain.rs"]
+mod contain;
+
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
@@ -24,6 +27,7 @@ fn guard() -> Arc<Guard> {
 }
 
 fuzz_target!(|data: &[u8]| {
+    contain::brush_panics_are_caught();
     if data.len() < 2 {
         return;
     }

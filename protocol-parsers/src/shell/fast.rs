@@ -135,7 +135,7 @@ impl Lexer<'_> {
                     .push(String::from_utf8_lossy(&self.s[name_start..self.pos]).into_owned());
             }
             Some(b) if b.is_ascii_digit() || b"@*#?$!-".contains(&b) => self.pos += 1,
-            Some(b'{' | b'\'' | b'"') => return Err(Step::Bail),
+            Some(b'{' | b'\'' | b'"' | b'[') => return Err(Step::Bail),
             _ => {
                 // A lone `$` is literal.
                 w.text.push('$');
@@ -227,11 +227,24 @@ impl Lexer<'_> {
                 b'{' | b'}' | b'!' => return Err(Step::Bail),
                 b'*' | b'?' | b'[' => {
                     // `[` opens a class only when a `]` follows in the word (`[ -f x ]` is a program).
-                    let class = b != b'['
-                        || self.s[self.pos + 1..]
-                            .iter()
-                            .take_while(|&&c| !is_meta(c))
-                            .any(|&c| c == b']');
+                    let mut class = b != b'[';
+                    if b == b'[' && self.pos > 0 && self.s[self.pos - 1] == b'$' {
+                        // `$[…]`, `$$[…]`: arithmetic to some readers.
+                        return Err(Step::Bail);
+                    }
+                    if b == b'[' {
+                        for &c in self.s[self.pos + 1..].iter().take_while(|&&c| !is_meta(c)) {
+                            match c {
+                                b']' => {
+                                    class = true;
+                                    break;
+                                }
+                                // Whether a quoted `]` closes the class: the grammar's business.
+                                b'\'' | b'"' | b'\\' | b'$' | b'`' => return Err(Step::Bail),
+                                _ => {}
+                            }
+                        }
+                    }
                     w.text.push(b as char);
                     w.unresolved |= class;
                     self.pos += 1;
@@ -314,6 +327,12 @@ struct Cmd {
 /// Analyses `script` into `b` if it is in the subset; `Ok(false)` if it is not (nothing was
 /// fed to `b`).
 pub(super) fn analyze(script: &str, b: &mut Builder<'_>) -> Result<bool, Error> {
+    if script
+        .bytes()
+        .any(|b| (b < 0x20 && b != b'\t' && b != b'\n') || b == 0x7f)
+    {
+        return Ok(false);
+    }
     let mut lx = Lexer {
         s: script.as_bytes(),
         pos: 0,
@@ -389,16 +408,36 @@ fn lex(lx: &mut Lexer<'_>) -> Result<Vec<Cmd>, Step> {
                     lx.redirect(&mut cmd)?;
                 }
                 _ => {
+                    let start = lx.pos;
                     let Some(mut w) = lx.word()? else {
                         return Err(Step::Bail);
                     };
                     let t = &w.text;
+                    // `~+`, `~-`, `~1`: the directory stack, the grammar's business.
+                    if lx.s[start] == b'~'
+                        && lx
+                            .s
+                            .get(start + 1)
+                            .is_some_and(|c| matches!(c, b'+' | b'-' | b'0'..=b'9'))
+                    {
+                        return Err(Step::Bail);
+                    }
+                    // `99<file`: a descriptor number, not a word.
+                    if matches!(lx.peek(), Some(b'<' | b'>')) && lx.s[start..lx.pos].iter().all(u8::is_ascii_digit) {
+                        return Err(Step::Bail);
+                    }
+                    // An assignment's name is written plainly: `\EE=x` and `"A"=x` are commands.
+                    let raw = &lx.s[start..lx.pos];
                     let assignment = cmd.simple.argv.is_empty()
-                        && t.find('=').is_some_and(|i| {
+                        && raw.iter().position(|&b| b == b'=').is_some_and(|i| {
                             i > 0
-                                && !t.as_bytes()[0].is_ascii_digit()
-                                && t[..i].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                                && !raw[0].is_ascii_digit()
+                                && raw[..i].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
                         });
+                    if cmd.simple.argv.is_empty() && !assignment && t.contains('=') {
+                        // Quoting around a would-be name: the grammar decides.
+                        return Err(Step::Bail);
+                    }
                     if cmd.simple.argv.is_empty()
                         && !assignment
                         && (RESERVED.contains(&t.as_str()) || t.contains('=') && t.contains('['))

@@ -11,6 +11,19 @@ use super::{Error, ErrorKind};
 
 /// The most words one brace expansion may produce before it is left unresolved.
 const MAX_BRACE_WORDS: usize = 64;
+/// The longest run of unspaced `(` handed to brush-parser.
+const MAX_PARENS: usize = 6;
+/// The most `{` in a word handed to brush-parser's brace parser.
+const MAX_BRACES: usize = 6;
+
+/// Whether a word may hold a brace expansion: a `{` with a `,` or `..` before a later `}`.
+fn may_expand_braces(text: &str) -> bool {
+    text.match_indices('{').any(|(i, _)| {
+        let rest = &text[i + 1..];
+        rest.find('}')
+            .is_some_and(|j| rest[..j].contains(',') || rest[..j].contains(".."))
+    })
+}
 
 fn options() -> brush_parser::ParserOptions {
     brush_parser::ParserOptions {
@@ -50,8 +63,42 @@ fn parse_error(script: &str, e: &brush_parser::ParseError) -> Error {
 
 /// Parses `script` and feeds it to `b`.
 pub(super) fn analyze(script: &str, b: &mut Builder<'_>) -> Result<(), Error> {
+    // Control characters other than tab and newline are no part of a command an agent means
+    // to run, and brush-parser 0.4 loops without bound on some (`<<\r<#`): refused up front.
+    if let Some(at) = script
+        .bytes()
+        .position(|b| (b < 0x20 && b != b'\t' && b != b'\n') || b == 0x7f)
+    {
+        return Err(Error::new(ErrorKind::Syntax, at));
+    }
+    // brush-parser's time grows exponentially with unspaced `((` (a run of 14 `(` takes 1.5 ms,
+    // each two more ×4): nobody writes more than a few.
+    if let Some(at) = script.find(&"(".repeat(MAX_PARENS + 1)) {
+        return Err(Error::new(ErrorKind::TooLarge, at));
+    }
+    if script.as_bytes().windows(2).filter(|w| w == b"((").count() > MAX_PARENS {
+        return Err(Error::new(ErrorKind::TooLarge, script.find("((").unwrap_or(0)));
+    }
+    // A descriptor number beyond `i32` before a redirection panics in brush-parser 0.4.
+    let mut run = 0;
+    for (i, &c) in script.as_bytes().iter().enumerate() {
+        if c.is_ascii_digit() {
+            run += 1;
+        } else {
+            if run > 9 && matches!(c, b'<' | b'>') {
+                return Err(Error::new(ErrorKind::Syntax, i - run));
+            }
+            run = 0;
+        }
+    }
     let opts = options();
-    let parse = |text: &str| brush_parser::Parser::new(std::io::Cursor::new(text.as_bytes()), &opts).parse_program();
+    // And should another input make it panic, that input is not understood: the host lives on.
+    let parse = |text: &str| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            brush_parser::Parser::new(std::io::Cursor::new(text.as_bytes()), &opts).parse_program()
+        }))
+        .unwrap_or(Err(brush_parser::ParseError::ParsingAtEndOfInput))
+    };
     let program = match parse(script) {
         Ok(p) => p,
         Err(e) => {
@@ -172,7 +219,7 @@ impl<'a> Walker<'a, '_, '_> {
             C::Arithmetic(a) => {
                 // brush reads `( ( cmd ) )` as `(( cmd ))`; bash runs two subshells.
                 let text = self.src.get(a.loc.start.index..a.loc.end.index).unwrap_or("");
-                if !text.starts_with("((") && text.len() >= 2 {
+                if !text.starts_with("((") && text.starts_with('(') && text.ends_with(')') && text.len() >= 2 {
                     self.b.nested(&text[1..text.len() - 1], a.loc.start.index + 1)?;
                     return Ok(Flow::Unknown);
                 }
@@ -283,7 +330,10 @@ impl<'a> Walker<'a, '_, '_> {
             }
             ast::CommandPrefixOrSuffixItem::IoRedirect(io) => self.redirect(io, simple)?,
             ast::CommandPrefixOrSuffixItem::AssignmentWord(a, _) => {
-                let (name, value) = self.assignment(a)?;
+                let (mut name, value) = self.assignment(a)?;
+                if a.append {
+                    name.push('+');
+                }
                 if simple.argv.is_empty() {
                     simple.assign(name, value);
                 } else {
@@ -407,7 +457,17 @@ impl<'a> Walker<'a, '_, '_> {
 
     /// A word's expansions: brace expansion first, then each resulting word.
     fn word(&mut self, text: &str) -> Result<Vec<Word>, Error> {
-        if text.contains('{')
+        // brush-parser's brace parser takes time exponential in unmatched `{` (16 take a
+        // second): only a word that can hold an expansion is given to it, and one with many
+        // braces is left unresolved.
+        let braces = text.bytes().filter(|&b| b == b'{').count();
+        if braces > MAX_BRACES && may_expand_braces(text) {
+            let mut w = self.one_word(text)?;
+            w.unresolved = true;
+            return Ok(vec![w]);
+        }
+        if braces > 0
+            && may_expand_braces(text)
             && let Ok(Some(parts)) = word::parse_brace_expansions(text, self.opts)
         {
             let expanded = expand_braces(&parts);
@@ -494,7 +554,11 @@ impl<'a> Walker<'a, '_, '_> {
                 }
                 WordPiece::ArithmeticExpression(e) => {
                     // `$( (cmd) )` is a command substitution holding a subshell.
-                    if !source.starts_with("$((") && source.len() > 3 {
+                    if source.starts_with("$(")
+                        && !source.starts_with("$((")
+                        && source.ends_with(')')
+                        && source.len() > 3
+                    {
                         self.b.nested(&source[2..source.len() - 1], 0)?;
                     }
                     self.arith_text(&e.value)?;

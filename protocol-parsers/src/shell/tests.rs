@@ -378,3 +378,38 @@ fn spaced_parentheses_are_subshells_not_arithmetic() {
     assert!(has("echo $( (printenv) )", &["printenv"]));
     assert_eq!(programs("(( x = 1 ))"), Vec::<String>::new());
 }
+
+#[test]
+fn many_braces_stay_cheap() {
+    // With brush-parser's brace parser these would not finish: 2^40 steps.
+    let a = analyze(&format!("cat x{}", "{".repeat(40)), &Limits::default()).expect("analyses");
+    assert_eq!(a.commands.len(), 1);
+    let a = analyze(
+        &format!("cat {}a,b{}", "{".repeat(20), "}".repeat(20)),
+        &Limits::default(),
+    )
+    .expect("analyses");
+    assert!(a.commands[0].unresolved == [1], "{a:?}");
+}
+
+#[test]
+fn a_huge_descriptor_number_is_refused_not_a_panic() {
+    let s = "6666666666666666666666<=x";
+    assert_eq!(
+        analyze(s, &Limits::default()).map_err(|e| e.kind()),
+        Err(ErrorKind::Syntax)
+    );
+}
+
+#[test]
+fn control_characters_are_refused() {
+    // brush-parser 0.4 allocates without bound on `<<\r<#`; such input never reaches it.
+    for s in ["9[<<\r<#[\n[", "<<\x0c<#", "ls\r", "cat x\x00"] {
+        assert_eq!(
+            analyze(s, &Limits::default()).map_err(|e| e.kind()),
+            Err(ErrorKind::Syntax),
+            "{s:?}"
+        );
+        assert!(!analyze_lenient(s, &Limits::default()).opaque.is_empty());
+    }
+}
