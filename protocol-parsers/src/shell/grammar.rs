@@ -79,6 +79,26 @@ pub(super) fn analyze(script: &str, b: &mut Builder<'_>) -> Result<(), Error> {
     if script.as_bytes().windows(2).filter(|w| w == b"((").count() > MAX_PARENS {
         return Err(Error::new(ErrorKind::TooLarge, script.find("((").unwrap_or(0)));
     }
+    // A here-document delimiter with an expansion in it (`<<"$((…`) sends brush-parser 0.4 into
+    // a search exponential in what follows; real delimiters are plain words (`EOF`, `'END'`).
+    let mut rest = script;
+    while let Some(i) = rest.find("<<") {
+        let after = &rest[i + 2..];
+        if let Some(string) = after.strip_prefix('<') {
+            // A here-string: its word is data, not a delimiter.
+            rest = string;
+            continue;
+        }
+        let after = after.trim_start_matches('-').trim_start();
+        let delim: &str = after
+            .split([' ', '\t', '\n', ';', '|', '&', '<', '>'])
+            .next()
+            .unwrap_or("");
+        if delim.contains(['$', '`', '(']) {
+            return Err(Error::new(ErrorKind::Syntax, script.len() - rest.len() + i));
+        }
+        rest = &rest[i + 2..];
+    }
     // A descriptor number beyond `i32` before a redirection panics in brush-parser 0.4.
     let mut run = 0;
     for (i, &c) in script.as_bytes().iter().enumerate() {

@@ -393,6 +393,18 @@ fn many_braces_stay_cheap() {
 }
 
 #[test]
+fn an_expansion_in_a_here_document_delimiter_is_refused() {
+    // brush-parser 0.4 searches for seconds on this one.
+    let s = "cat <<-\"$((   ??\\x?   ";
+    assert_eq!(
+        analyze(s, &Limits::default()).map_err(|e| e.kind()),
+        Err(ErrorKind::Syntax)
+    );
+    assert!(has("cat <<'EOF'\nx\nEOF\n", &["cat"]));
+    assert!(has("wc -l <<< \"$(date)\"", &["date"]));
+}
+
+#[test]
 fn a_huge_descriptor_number_is_refused_not_a_panic() {
     let s = "6666666666666666666666<=x";
     assert_eq!(
