@@ -324,14 +324,13 @@ impl<'l> Builder<'l> {
         if script.len() > self.limits.max_len {
             return Err(Error::new(ErrorKind::TooLarge, at));
         }
-        let mut child = Builder::new(self.limits, self.depth + 1, self.cwd.clone());
-        child.written = self.written.clone();
-        let mut result = super::fast::analyze(script, &mut child);
-        if matches!(result, Ok(false)) {
-            child = Builder::new(self.limits, self.depth + 1, self.cwd.clone());
-            child.written = self.written.clone();
-            result = super::grammar::analyze(script, &mut child).map(|()| true);
-        }
+        let (child, result) = Builder::run(
+            self.limits,
+            self.depth + 1,
+            self.cwd.clone(),
+            self.written.clone(),
+            script,
+        );
         match result {
             Ok(_) => {
                 let out = child.last_output.clone();
@@ -355,24 +354,33 @@ impl<'l> Builder<'l> {
         }
     }
 
-    /// Like [`Builder::nested`] for text that may not be shell at all (string literals of other
-    /// languages): what does not parse is ignored.
-    pub fn nested_tolerant(&mut self, text: &str) {
-        if self.depth + 1 > self.limits.max_depth {
-            return;
-        }
-        let mut child = Builder::new(self.limits, self.depth + 1, self.cwd.clone());
-        let ok = match super::fast::analyze(text, &mut child) {
-            Ok(true) => true,
+    /// Analyses `script` into a new builder: by the fast path if it takes the line, else by the
+    /// grammar. Returns the builder and which front end analysed it (or why neither could).
+    pub fn run(
+        limits: &'l Limits,
+        depth: usize,
+        cwd: Option<String>,
+        written: Vec<String>,
+        script: &str,
+    ) -> (Builder<'l>, Result<super::Frontend, Error>) {
+        let mut b = Builder::new(limits, depth, cwd.clone());
+        b.written = written.clone();
+        match super::fast::analyze(script, &mut b) {
+            Ok(true) => (b, Ok(super::Frontend::Fast)),
             Ok(false) => {
-                child = Builder::new(self.limits, self.depth + 1, self.cwd.clone());
-                super::grammar::analyze(text, &mut child).is_ok()
+                let mut b = Builder::new(limits, depth, cwd);
+                b.written = written;
+                let r = super::grammar::analyze(script, &mut b).map(|()| super::Frontend::Grammar);
+                (b, r)
             }
-            Err(_) => false,
-        };
-        if ok {
-            self.merge(child.out);
-        } else {
+            Err(e) => (b, Err(e)),
+        }
+    }
+
+    /// Like [`Builder::nested`] for text that may not be shell at all (string literals of other
+    /// languages): what does not parse is cut into pieces, and what parses of those counts.
+    pub fn nested_tolerant(&mut self, text: &str) {
+        if self.depth < self.limits.max_depth && !self.nested_tolerant_once(text) {
             self.pieces(text);
         }
     }
@@ -401,23 +409,16 @@ impl<'l> Builder<'l> {
         }
     }
 
-    /// Analyses a piece, ignoring it if it does not parse.
-    fn nested_tolerant_once(&mut self, text: &str) {
+    /// Analyses a piece one level deeper and merges it; whether it parsed.
+    fn nested_tolerant_once(&mut self, text: &str) -> bool {
         if self.depth + 1 > self.limits.max_depth {
-            return;
+            return false;
         }
-        let mut child = Builder::new(self.limits, self.depth + 1, self.cwd.clone());
-        let ok = match super::fast::analyze(text, &mut child) {
-            Ok(true) => true,
-            Ok(false) => {
-                child = Builder::new(self.limits, self.depth + 1, self.cwd.clone());
-                super::grammar::analyze(text, &mut child).is_ok()
-            }
-            Err(_) => false,
-        };
-        if ok {
+        let (child, result) = Builder::run(self.limits, self.depth + 1, self.cwd.clone(), Vec::new(), text);
+        if result.is_ok() {
             self.merge(child.out);
         }
+        result.is_ok()
     }
 
     fn merge(&mut self, inner: Analysis) {

@@ -205,14 +205,8 @@ fn analyze_at(script: &str, limits: &Limits, depth: usize) -> Result<(Analysis, 
     if script.len() > limits.max_len {
         return Err(Error::new(ErrorKind::TooLarge, limits.max_len));
     }
-    let mut b = build::Builder::new(limits, depth, None);
-    let used = if fast::analyze(script, &mut b)? {
-        Frontend::Fast
-    } else {
-        b = build::Builder::new(limits, depth, None);
-        grammar::analyze(script, &mut b)?;
-        Frontend::Grammar
-    };
+    let (b, used) = build::Builder::run(limits, depth, None, Vec::new(), script);
+    let used = used?;
     Ok((b.finish(), used))
 }
 
