@@ -318,10 +318,12 @@ fn custom_policy_conditions() {
     );
     // A JSON condition over a body the engine cannot read is undecided, never a pass: the
     // bulk-delete approval is asked for, not skipped.
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
     for (headers, body) in [
         (&[][..], &b"{\"op\":\"delete\",\"filter\":{\"all\":true}"[..]),
         (&[][..], &b"op=delete&filter=all"[..]),
         (&[("Content-Encoding", &b"gzip"[..])][..], &b"\x1f\x8b\x08\x00"[..]),
+        (&[][..], deep.as_bytes()),
     ] {
         let d = e.decide(
             &dev,
@@ -335,18 +337,6 @@ fn custom_policy_conditions() {
         );
         assert_eq!((d.action, d.uncertain), (Action::RequireApproval, true), "{}", d.reason);
     }
-    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
-    let d = e.decide(
-        &dev,
-        &staging,
-        &Request::Http(HttpRequest {
-            method: "POST",
-            url: "https://api.example.test/jobs",
-            headers: &[],
-            body: Some(deep.as_bytes()),
-        }),
-    );
-    assert_eq!((d.action, d.uncertain), (Action::RequireApproval, true), "{}", d.reason);
 
     let mcp = |s: &'static str| Request::Mcp(s.as_bytes());
     // Tool names and argument patterns match whatever the case.
