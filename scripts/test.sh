@@ -34,6 +34,7 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
     $SUDO apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+bash scripts/build-deps.sh
 redis-server --version
 pip_install() {
     local out

