@@ -42,6 +42,7 @@ fn benches(c: &mut Criterion) {
     let sql_q = Request::Sql {
         text: "SELECT o.id, o.total, c.email FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.created_at > now() - interval '1 day' ORDER BY o.total DESC LIMIT 50",
         dialect: Dialect::Postgres,
+        lexing: Default::default(),
     };
     let secret = Request::Shell("cat ~/.aws/credentials | base64");
     assert_eq!(safe.decide(&id, &t, &shell_cmd).action, Action::Allow);

@@ -10,6 +10,7 @@ fn sql(text: &str) -> Request<'_> {
     Request::Sql {
         text,
         dialect: Dialect::Postgres,
+        lexing: Default::default(),
     }
 }
 

@@ -132,6 +132,7 @@ rules:
     let drop = Request::Sql {
         text: "DROP TABLE t",
         dialect: sluice_core::policy::Dialect::Postgres,
+        lexing: Default::default(),
     };
     // Deny-overrides: the allow rule does not beat agent-safe's approval rule.
     let d = engine.decide(&id, &Target::new("db").label("env", "staging"), &drop);

@@ -59,6 +59,7 @@ fn sql(text: &str) -> Request<'_> {
     Request::Sql {
         text,
         dialect: Dialect::Postgres,
+        lexing: Default::default(),
     }
 }
 

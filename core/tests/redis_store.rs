@@ -64,6 +64,7 @@ fn a_fleet_shares_single_use() {
     let drop = Request::Sql {
         text: "DROP TABLE t",
         dialect: Dialect::Postgres,
+        lexing: Default::default(),
     };
     let proxy = |prefix: &str| {
         let store = RedisStore::new(&url, prefix).expect("client");

@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
         &Request::Sql {
             text,
             dialect: Dialect::Postgres,
+            lexing: Default::default(),
         },
     );
     let _ = e.decide(
@@ -29,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
         &Request::Sql {
             text,
             dialect: Dialect::MySql,
+            lexing: Default::default(),
         },
     );
     let _ = e.decide(&id, &t, &Request::Mcp(data));

@@ -100,6 +100,7 @@ impl OwnedRequest {
             Protocol::Sql => f(&Request::Sql {
                 text: c,
                 dialect: self.dialect,
+                lexing: Default::default(),
             }),
             Protocol::Mcp => f(&Request::Mcp(c.as_bytes())),
             Protocol::Ssh => {

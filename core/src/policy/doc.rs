@@ -220,6 +220,8 @@ pub(crate) struct SqlDoc {
     pub missing_where: Option<bool>,
     #[serde(default)]
     pub copy: Vec<String>,
+    #[serde(default)]
+    pub languages: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -353,8 +353,19 @@ impl Engine {
     /// Decides on a request. Never fails: what cannot be analysed follows the policy's
     /// `uncertain` setting.
     pub fn decide(&self, identity: &Identity, target: &Target, request: &Request<'_>) -> Decision {
-        let protocol = request.protocol();
         let views = self.views(request);
+        let changes_lexing = views.sql.as_ref().is_some_and(|(s, _)| {
+            flatten(s)
+                .iter()
+                .any(|st| st.sets.iter().any(|p| sql::LEXING_PARAMETERS.contains(&p.as_str())))
+        });
+        let mut d = self.decide_views(identity, target, request, views);
+        d.changes_lexing = changes_lexing;
+        d
+    }
+
+    fn decide_views(&self, identity: &Identity, target: &Target, request: &Request<'_>, views: Views<'_>) -> Decision {
+        let protocol = request.protocol();
         let held: Vec<bool> = self.roles.iter().map(|r| has_role(r, identity)).collect();
 
         let flat: Vec<Stmt<'_>> = views
@@ -529,6 +540,7 @@ impl Engine {
             approval,
             mask: self.masking,
             uncertain,
+            changes_lexing: false,
         }
     }
 
@@ -556,7 +568,7 @@ impl Engine {
                     v.shell_analysis(cmd);
                 }
             }
-            Request::Sql { text, dialect } => match sql::analyze(text, dialect) {
+            Request::Sql { text, dialect, lexing } => match sql::analyze_in(text, dialect, &lexing) {
                 Ok(stmts) => v.sql = Some((stmts, text)),
                 Err(e) => v.unparsed = Some(e.to_string()),
             },
@@ -1069,6 +1081,9 @@ impl Engine {
                 None => None,
             };
             t = t.min(Tri::from(kind.is_some_and(|k| c.copy.contains(&k))));
+        }
+        if !c.languages.is_empty() {
+            t = t.min(Tri::from(st.languages.iter().any(|l| c.languages.contains(l))));
         }
         t
     }

@@ -18,7 +18,7 @@
 //!
 //! let engine = Engine::agent_safe();
 //! let (me, db) = (Identity::new("agent-7"), Target::new("orders-db"));
-//! let drop = Request::Sql { text: "DROP TABLE old_orders", dialect: sluice_core::policy::Dialect::Postgres };
+//! let drop = Request::Sql { text: "DROP TABLE old_orders", dialect: sluice_core::policy::Dialect::Postgres, lexing: Default::default() };
 //! let d = engine.decide(&me, &db, &drop);
 //! assert_eq!(d.action, Action::RequireApproval);
 //!

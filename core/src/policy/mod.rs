@@ -52,7 +52,7 @@ use serde::Serialize;
 
 pub use doc::Action;
 pub use grant::{ApprovalRequest, Approver};
-pub use sluice_protocols::sql::Dialect;
+pub use sluice_protocols::sql::{Dialect, Lexing};
 
 use doc::{ApprovalDoc, PolicyDoc, RuleDoc};
 use glob::{Glob, GlobSet};
@@ -238,6 +238,9 @@ pub enum Request<'a> {
         text: &'a str,
         /// Its dialect.
         dialect: Dialect,
+        /// The session settings it is lexed under (`standard_conforming_strings`, MySQL's
+        /// `sql_mode`); `Default::default()` for the servers' defaults.
+        lexing: Lexing,
     },
     /// An HTTP request.
     Http(HttpRequest<'a>),
@@ -276,6 +279,11 @@ pub struct Decision {
     pub mask: bool,
     /// Whether the decision rests on something the analysis could not resolve.
     pub uncertain: bool,
+    /// SQL: the request sets a parameter that changes how later SQL is lexed
+    /// ([`sluice_protocols::sql::LEXING_PARAMETERS`]); a session reads nothing more until the
+    /// server has answered it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub changes_lexing: bool,
 }
 
 /// Why a policy document was rejected, and where.
@@ -373,6 +381,8 @@ pub(crate) struct SqlCond {
     pub functions: Range<usize>,
     pub missing_where: Option<bool>,
     pub copy: Vec<&'static str>,
+    /// Languages of code created or run (`c`, `internal`, `plpython3u`), lowercase.
+    pub languages: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -904,6 +914,7 @@ fn compile(origin: &str, doc: PolicyDoc) -> Result<Engine, PolicyError> {
                     functions: c.add("functions", &format!("{sp}.functions"), &lower(&s.functions))?,
                     missing_where: s.missing_where,
                     copy,
+                    languages: lower(&s.languages),
                 })
             }
         };

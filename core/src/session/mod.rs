@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use crate::Detector;
 use crate::policy::grant::GrantVerifier;
-use crate::policy::{Action, Decision, EngineHandle, Identity, Protocol, Request, Target};
+use crate::policy::{Action, Decision, EngineHandle, Identity, Lexing, Protocol, Request, Target};
 
 /// Something a session did, for the recorder, logs and metrics.
 #[derive(Debug, Clone, Copy)]
@@ -142,6 +142,34 @@ impl Guard {
                 }
                 d
             }
+        };
+        self.emit(&Event::Decision {
+            protocol: request.protocol(),
+            identity,
+            target,
+            command,
+            decision: &d,
+        });
+        d
+    }
+
+    /// Refuses `request` for a reason of the session's (not the policy's), and reports it.
+    pub fn refuse(
+        &self,
+        identity: &Identity,
+        target: &Target,
+        request: &Request<'_>,
+        command: &str,
+        reason: String,
+    ) -> Decision {
+        let d = Decision {
+            action: Action::Deny,
+            rule: None,
+            reason,
+            approval: None,
+            mask: true,
+            uncertain: true,
+            changes_lexing: false,
         };
         self.emit(&Event::Decision {
             protocol: request.protocol(),
@@ -273,16 +301,71 @@ struct SqlState {
     identity: Option<Identity>,
     target: Option<Target>,
     pending_grant: Option<String>,
+    /// The lexing settings the server reported (PostgreSQL `ParameterStatus`).
+    lexing: Lexing,
+    /// A client encoding other than UTF-8 and plain ASCII: text with other bytes is not read.
+    foreign_encoding: Option<String>,
+    /// A statement that changes lexing settings (or one not understood) was forwarded: until
+    /// the server has answered it (PostgreSQL: this many `ReadyForQuery` seen), statements would
+    /// be read under settings not yet known, and are refused.
+    settle_at: Option<u64>,
 }
 
 impl SqlState {
     /// Decides on one statement, with a grant from its comment or from an earlier `SET`.
-    fn decide(&mut self, guard: &Guard, sql: &str, grant: Option<&str>, dialect: crate::policy::Dialect) -> Decision {
+    /// `answered_by`: the number of the server reply that will answer it (to hold later
+    /// statements until then when it changes lexing settings).
+    fn decide(
+        &mut self,
+        guard: &Guard,
+        sql: &str,
+        grant: Option<&str>,
+        dialect: crate::policy::Dialect,
+        answered_by: u64,
+    ) -> Decision {
         let pending = self.pending_grant.take();
         let grant = grant.or(pending.as_deref());
         let identity = self.identity.get_or_insert_with(|| Identity::new(""));
         let target = self.target.get_or_insert_with(|| Target::new(""));
-        guard.decide(identity, target, &Request::Sql { text: sql, dialect }, sql, grant)
+        let request = Request::Sql {
+            text: sql,
+            dialect,
+            lexing: self.lexing,
+        };
+        let refuse = if self.settle_at.is_some() {
+            Some("an earlier statement changes how SQL is read (or was not fully understood) and the server has not answered it yet; send this one after that answer".to_string())
+        } else {
+            self.foreign_encoding.as_ref().filter(|_| !sql.is_ascii()).map(|e| {
+                format!("the session's client_encoding is {e}: only UTF8 text (or plain ASCII) is read; set client_encoding to UTF8")
+            })
+        };
+        if let Some(reason) = refuse {
+            return guard.refuse(identity, target, &request, sql, reason);
+        }
+        let d = guard.decide(identity, target, &request, sql, grant);
+        if d.action == Action::Allow && (d.changes_lexing || d.uncertain) {
+            self.settle_at = Some(answered_by);
+        }
+        d
+    }
+
+    /// The server reported a parameter (PostgreSQL `ParameterStatus`).
+    fn parameter(&mut self, name: &[u8], value: &[u8]) {
+        match name {
+            b"standard_conforming_strings" => self.lexing.standard_conforming_strings = value != b"off",
+            b"client_encoding" => {
+                let v = String::from_utf8_lossy(value).to_ascii_uppercase();
+                self.foreign_encoding = (!matches!(v.as_str(), "UTF8" | "UTF-8" | "UNICODE")).then_some(v);
+            }
+            _ => {}
+        }
+    }
+
+    /// The server has answered this many statements (PostgreSQL: `ReadyForQuery` seen).
+    fn answered(&mut self, n: u64) {
+        if self.settle_at.is_some_and(|k| n >= k) {
+            self.settle_at = None;
+        }
     }
 }
 

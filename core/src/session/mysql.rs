@@ -147,7 +147,7 @@ impl MySqlSession {
             sql: SqlState {
                 identity,
                 target,
-                pending_grant: None,
+                ..SqlState::default()
             },
             phase: Phase::Greeting,
             deprecate_eof: false,
@@ -460,7 +460,27 @@ impl MySqlSession {
     }
 
     fn decide(&mut self, sql: &str, grant: Option<&str>) -> Decision {
-        self.sql.decide(&self.guard, sql, grant, Dialect::MySql)
+        // MySQL reports no sql_mode changes: a statement that sets it is refused, so the
+        // session's lexing never changes under the analyser.
+        let d = self.sql.decide(&self.guard, sql, grant, Dialect::MySql, 0);
+        self.sql.settle_at = None;
+        if d.changes_lexing && d.action == crate::policy::Action::Allow {
+            let identity = self.sql.identity.get_or_insert_with(|| Identity::new(""));
+            let target = self.sql.target.get_or_insert_with(|| Target::new(""));
+            let request = crate::policy::Request::Sql {
+                text: sql,
+                dialect: Dialect::MySql,
+                lexing: self.sql.lexing,
+            };
+            return self.guard.refuse(
+                identity,
+                target,
+                &request,
+                sql,
+                "changing sql_mode (or the character set) changes how SQL is read, which this session does not follow; set it in the server's configuration".into(),
+            );
+        }
+        d
     }
 
     /// Handles one server packet; returns how many values it masked.

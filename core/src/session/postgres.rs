@@ -139,7 +139,7 @@ impl PgSession {
             sql: SqlState {
                 identity,
                 target,
-                pending_grant: None,
+                ..SqlState::default()
             },
             phase: Phase::Startup,
             limits: Limits::default(),
@@ -449,7 +449,10 @@ impl PgSession {
     }
 
     fn decide(&mut self, sql: &str, grant: Option<&str>) -> Decision {
-        self.sql.decide(&self.guard, sql, grant, Dialect::Postgres)
+        // The ReadyForQuery that answers it: the next one asked for (by this Query, or by the
+        // Sync that ends this extended batch).
+        let answered_by = self.rfq_expected + 1;
+        self.sql.decide(&self.guard, sql, grant, Dialect::Postgres, answered_by)
     }
 
     /// Whether what the server sends now is masked: by the decision of the statement it
@@ -490,6 +493,11 @@ impl PgSession {
     /// decided here, by phase: passed (types that carry no text), masked, or refused.
     fn backend(&mut self, m: Backend<'_>, raw: &[u8], out: &mut Output) -> Result<usize, SessionError> {
         let det = Arc::clone(&self.guard.detector);
+        // Settings that change how SQL is read, whenever the server reports them (at startup:
+        // from the startup packet's `options` too; later: SET, set_config, function SET clauses).
+        if let Backend::ParameterStatus { name, value } = &m {
+            self.sql.parameter(name, value);
+        }
         match self.phase {
             Phase::Startup => return Err(SessionError::server("data before the client's startup packet")),
             Phase::Auth { ok, .. } => {
@@ -572,6 +580,7 @@ impl PgSession {
                 }
                 out.to_client.extend_from_slice(raw);
                 self.rfq_seen = n;
+                self.sql.answered(n);
                 while self
                     .injections
                     .front()

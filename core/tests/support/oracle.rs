@@ -110,7 +110,11 @@ fn grant_for(sql: &str, dialect: Dialect, target: &str) -> String {
     let d = Engine::agent_safe().decide(
         &Identity::new("agent"),
         &Target::new(target),
-        &Request::Sql { text: sql, dialect },
+        &Request::Sql {
+            text: sql,
+            dialect,
+            lexing: Default::default(),
+        },
     );
     let req = d.approval.expect("an approval request");
     grant::issue(grant_key(), &req, &[grant::Approver::new("alice")], grant::now()).expect("a grant")

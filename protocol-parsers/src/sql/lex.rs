@@ -606,7 +606,24 @@ fn set_parameters(toks: &[(Tok<'_>, usize)], verb_at: usize, s: &mut Statement) 
                         // `@@session.x`: the scope is followed by a dot.
                         continue;
                     }
-                    "names" | "character" | "charset" => s.sets.push("client_encoding".into()),
+                    "names" | "character" | "charset" => {
+                        // The value: after `SET NAMES`, `SET CHARSET`, `SET CHARACTER SET`.
+                        let v = toks[i + 1..].iter().find_map(|(t, _)| match t {
+                            Tok::Word(x) if x != "set" => Some(x.to_string()),
+                            Tok::Str(x) | Tok::Quoted(x) => Some(x.to_ascii_lowercase()),
+                            _ => None,
+                        });
+                        // Character sets where every byte below 0x80 is ASCII do not change how
+                        // quotes and backslashes are read; the others (GBK, SJIS, BIG5 …) do.
+                        let same_lexing = v.as_deref().is_some_and(|v| {
+                            matches!(
+                                v,
+                                "utf8" | "utf8mb4" | "utf8mb3" | "latin1" | "ascii" | "binary" | "default"
+                            )
+                        });
+                        s.sets
+                            .push(if same_lexing { "names" } else { "client_encoding" }.into());
+                    }
                     name => s.sets.push(name.to_string()),
                 }
                 at = None;
@@ -864,6 +881,10 @@ pub(super) fn fast(sql: &str, lx: &Lexing) -> Option<Vec<Statement>> {
     }
     let mut s = statement(&toks, (0, sql.len()), Dialect::Postgres, lx, 0);
     if !s.certain || !s.nested.is_empty() {
+        return None;
+    }
+    // Calls the grammar reads into (SQL text run, relations named in strings, parameters set).
+    if s.functions.iter().any(|f| super::pg::special_function(f)) {
         return None;
     }
     // A keyword where a name was expected (`select true join from x`): the scan misread it.

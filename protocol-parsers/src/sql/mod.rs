@@ -266,12 +266,10 @@ pub fn analyze_with(sql: &str, lexing: &Lexing, frontend: Frontend) -> Result<Op
     }
 }
 
-/// Statements after one that changes lexing settings were split and read under the old ones:
-/// not certain.
+/// Statements after one that changes lexing settings were split and read under the old ones,
+/// and after one not understood anything may have changed: not certain.
 fn after_lexing_change(stmts: &mut [Statement]) {
-    let changes = |s: &Statement| {
-        s.sets.iter().any(|p| LEXING_PARAMETERS.contains(&p.as_str())) || !s.certain && s.kind == Kind::Set
-    };
+    let changes = |s: &Statement| s.sets.iter().any(|p| LEXING_PARAMETERS.contains(&p.as_str())) || !s.certain;
     if let Some(first) = stmts.iter().position(changes) {
         for s in &mut stmts[first + 1..] {
             s.certain = false;

@@ -23,7 +23,7 @@ const BUILTIN_OPERATORS: &[&str] = &[
 ];
 
 /// Functions whose argument is SQL text they run: the text is analysed when it is a literal.
-const RUNS_SQL: &[&str] = &[
+pub(super) const RUNS_SQL: &[&str] = &[
     "query_to_xml",
     "query_to_xmlschema",
     "query_to_xml_and_xmlschema",
@@ -35,10 +35,10 @@ const RUNS_SQL: &[&str] = &[
 ];
 
 /// Functions whose first argument names a relation they read whole.
-const READS_RELATION: &[&str] = &["table_to_xml", "table_to_xmlschema", "table_to_xml_and_xmlschema"];
+pub(super) const READS_RELATION: &[&str] = &["table_to_xml", "table_to_xmlschema", "table_to_xml_and_xmlschema"];
 
 /// Functions that read a whole schema or database: what they read is not named in the call.
-const READS_ALL: &[&str] = &[
+pub(super) const READS_ALL: &[&str] = &[
     "schema_to_xml",
     "schema_to_xmlschema",
     "schema_to_xml_and_xmlschema",
@@ -47,6 +47,11 @@ const READS_ALL: &[&str] = &[
     "database_to_xml_and_xmlschema",
     "cursor_to_xml",
 ];
+
+/// Whether the grammar reads more into a call of this function than its name.
+pub(super) fn special_function(name: &str) -> bool {
+    RUNS_SQL.contains(&name) || READS_RELATION.contains(&name) || READS_ALL.contains(&name) || name == "set_config"
+}
 
 /// Analyses every statement of `sql` with PostgreSQL's grammar.
 pub(super) fn analyze(sql: &str, lx: &Lexing, depth: usize) -> Result<Vec<Statement>, Error> {
