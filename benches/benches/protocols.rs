@@ -129,6 +129,31 @@ fn sql_bench(c: &mut Criterion) {
             black_box(s.len())
         })
     });
+    // The same query through PostgreSQL's grammar (what every statement the fast path declines
+    // costs).
+    let lx = sql::Lexing::default();
+    assert!(
+        sql::analyze_with(q, &lx, sql::Frontend::Fast).expect("ok").is_some(),
+        "the fast path answers"
+    );
+    g.bench_function("typical-query-grammar", |b| {
+        b.iter(|| {
+            let s = sql::analyze_with(black_box(q), &lx, sql::Frontend::Grammar)
+                .expect("analyses")
+                .expect("grammar answers");
+            assert_eq!((s.len(), s[0].reads.len()), (1, 2));
+            black_box(s.len())
+        })
+    });
+    // A function with a PL/pgSQL body: the body's statements are parsed too.
+    let f = "CREATE FUNCTION audit_touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE audit SET touched = now() WHERE id = NEW.id; RETURN NEW; END $$";
+    g.bench_function("plpgsql-function", |b| {
+        b.iter(|| {
+            let s = sql::analyze(black_box(f), sql::Dialect::Postgres).expect("analyses");
+            assert_eq!(s[0].nested.len(), 2);
+            black_box(s.len())
+        })
+    });
     g.finish();
 }
 

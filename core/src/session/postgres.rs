@@ -236,6 +236,30 @@ impl PgSession {
                 if self.sql.target.is_none() {
                     self.sql.target = Some(Target::new(text("database").unwrap_or(user)));
                 }
+                // A role taken at startup (`role=…`, `options=-c role=…`, session_authorization)
+                // is a role change like `SET ROLE`, decided before the connection is made.
+                if let Startup::Startup { params, .. } = &m {
+                    let role = params.iter().find_map(|(k, v)| {
+                        let k = String::from_utf8_lossy(k).to_ascii_lowercase();
+                        let v = String::from_utf8_lossy(v);
+                        let lv = v.to_ascii_lowercase();
+                        let named = matches!(k.as_str(), "role" | "session_authorization");
+                        let in_options =
+                            k == "options" && (lv.contains("role") || lv.contains("session_authorization"));
+                        (named || in_options).then(|| format!("{k}={v}"))
+                    });
+                    if let Some(role) = role {
+                        let sql = "SET ROLE startup_parameter";
+                        let d = self.decide(sql, None);
+                        if d.action != Action::Allow {
+                            let mut d = d;
+                            d.reason = format!("the startup parameter `{role}` changes the role: {}", d.reason);
+                            out.to_client.extend_from_slice(&error_response(&d));
+                            self.phase = Phase::Ended;
+                            return;
+                        }
+                    }
+                }
                 out.to_server.extend_from_slice(raw);
                 // The server ends authentication with a ReadyForQuery.
                 self.rfq_expected += 1;
