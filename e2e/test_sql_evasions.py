@@ -50,7 +50,7 @@ PG_EVASIONS = {
         "SET standard_conforming_strings = off", "SELECT 'a\\' b '; DROP TABLE victim; -- '"],
     "lexing: set_config, then the statement": [
         "SELECT set_config('standard_conforming_strings', 'off', false)",
-        "SELECT 'a\\' , 1; DELETE FROM victim; -- '"],
+        "SELECT 'a\\' b '; DELETE FROM victim; -- '"],
     "body: SQL function": ["CREATE FUNCTION evil() RETURNS void LANGUAGE sql AS 'DROP TABLE victim'",
                            "SELECT evil()"],
     "body: BEGIN ATOMIC": ["CREATE FUNCTION evil() RETURNS int LANGUAGE sql BEGIN ATOMIC DELETE FROM victim; "
@@ -59,8 +59,7 @@ PG_EVASIONS = {
                        "SELECT evil()"],
     "body: DO with an escaped EXECUTE string": ["DO $$ BEGIN EXECUTE E'SELECT 1\\x3b DROP TABLE victim'; END $$"],
     "body: DO with a built EXECUTE string": ["DO $$ BEGIN EXECUTE 'DROP TABLE ' || 'victim'; END $$"],
-    "body: rule": ["CREATE RULE r_evil AS ON INSERT TO victim DO ALSO DELETE FROM victim",
-                   "INSERT INTO victim VALUES (4)"],
+    "body: rule": ["CREATE RULE r_evil AS ON INSERT TO victim DO ALSO DELETE FROM victim"],
     "body: internal function": ["CREATE FUNCTION rf(text) RETURNS text LANGUAGE internal AS 'pg_read_file_v2'"],
     "hidden delete: writable CTE": ["WITH x AS (DELETE FROM victim RETURNING *) SELECT count(*) FROM x"],
     "hidden delete: CTE in a subquery position": [
@@ -157,8 +156,9 @@ def my_rows(mariadb):
 
 MY_EVASIONS = [
     "SELECT 1--1; DROP TABLE victim",
-    "SELECT 1 /*!50000 ; DROP TABLE victim */",
-    "SELECT 1 /*M!100000 ; DROP TABLE victim */",
+    "/*!50000 DROP TABLE victim */",
+    "/*M!100000 DROP TABLE victim */",
+    "SELECT 1 /*!50000 , (SELECT 1) */; /*!DELETE FROM victim*/",
     "SET STATEMENT max_statement_time=100 FOR DROP TABLE victim",
     "SET STATEMENT max_statement_time=100 FOR DELETE FROM victim",
     "SET sql_mode = 'NO_BACKSLASH_ESCAPES'; SELECT 'a\\\\'; DROP TABLE victim; -- '",
