@@ -164,6 +164,10 @@ MY_EVASIONS = [
     "SET sql_mode = 'NO_BACKSLASH_ESCAPES'; SELECT 'a\\\\'; DROP TABLE victim; -- '",
     "SET @@session.sql_mode = 'ANSI_QUOTES'",
     "SET NAMES gbk",
+    "CREATE PROCEDURE evil() DROP TABLE victim; CALL evil()",
+    "CREATE EVENT evil ON SCHEDULE AT CURRENT_TIMESTAMP DO DELETE FROM victim",
+    "PREPARE s FROM 'DROP TABLE victim'; EXECUTE s",
+    "SELECT * FROM victim INTO OUTFILE '/tmp/sluice-evasion-out'",
 ]
 
 

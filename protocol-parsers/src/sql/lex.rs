@@ -249,7 +249,8 @@ fn name(toks: &[(Tok<'_>, usize)], mut i: usize) -> Option<(String, usize)> {
 /// Words that begin a statement.
 const VERBS: &[&str] = &[
     "select", "insert", "update", "delete", "merge", "copy", "create", "alter", "drop", "truncate", "grant", "revoke",
-    "set", "show", "call", "do", "execute", "explain", "with", "values", "table", "replace", "load",
+    "set", "show", "call", "do", "execute", "explain", "with", "values", "table", "replace", "load", "prepare",
+    "rename",
 ];
 
 const NOT_RELATIONS: &[&str] = &[
@@ -473,6 +474,16 @@ fn statement(
                         }
                     }
                 }
+                // MySQL `SELECT … INTO OUTFILE|DUMPFILE 'path'` writes a server-side file.
+                "into"
+                    if dialect == Dialect::MySql
+                        && matches!(w(i + 1), Some("outfile" | "dumpfile"))
+                        && matches!(toks.get(i + 2), Some((Tok::Str(_), _))) =>
+                {
+                    if let Some((Tok::Str(f), _)) = toks.get(i + 2) {
+                        s.copy_target = Some(CopyTarget::File(f.clone()));
+                    }
+                }
                 "into" if matches!(s.kind, Kind::Insert | Kind::Merge | Kind::Select) => {
                     if let Some((n, _)) = target(i) {
                         s.writes.push(n);
@@ -570,6 +581,47 @@ fn statement(
             // EXECUTE of a prepared name or a built string: not knowable here.
             _ => s.certain = false,
         },
+        // MySQL `PREPARE s FROM 'text'`: the text is the statement; `FROM @var` is not knowable.
+        Kind::Execute if verb == "prepare" => {
+            match toks
+                .iter()
+                .position(|(t, _)| matches!(t, Tok::Word(x) if x == "from"))
+                .and_then(|k| toks.get(k + 1))
+            {
+                Some((Tok::Str(body), _)) if depth < MAX_NESTING && toks.len() == verb_at + 4 => {
+                    match analyze_at(body, dialect, lx, depth + 1) {
+                        Ok(inner) => s.nested = inner,
+                        Err(_) => s.certain = false,
+                    }
+                }
+                _ => s.certain = false,
+            }
+        }
+        // MySQL stored programs (`CREATE [DEFINER = …] PROCEDURE|FUNCTION|TRIGGER|EVENT … body`):
+        // every statement verb in the body starts a statement analysed as one (the pieces after
+        // a `;` inside the body are statements of this string anyway).
+        Kind::Create
+            if dialect == Dialect::MySql
+                && toks.iter().any(|(t, _)| {
+                    matches!(t, Tok::Word(x) if matches!(&**x, "procedure" | "function" | "trigger" | "event"))
+                }) =>
+        {
+            let header_end = toks
+                .iter()
+                .position(|(t, _)| matches!(t, Tok::Word(x) if matches!(&**x, "procedure" | "function" | "trigger" | "event")))
+                .unwrap_or(0)
+                + 2;
+            for k in header_end..toks.len() {
+                let trigger_event = k > 0 && matches!(&toks[k - 1].0, Tok::Word(p) if matches!(&**p, "before" | "after"));
+                if let Tok::Word(x) = &toks[k].0
+                    && VERBS.contains(&&**x)
+                    && !trigger_event
+                    && depth < MAX_NESTING
+                {
+                    s.nested.push(statement(&toks[k..], span, dialect, lx, depth + 1));
+                }
+            }
+        }
         Kind::Explain => {
             let inner_at = toks.iter().position(|(t, _)| matches!(t, Tok::Word(x) if matches!(&**x, "select" | "insert" | "update" | "delete" | "merge" | "with" | "values" | "table")));
             if let Some(k) = inner_at {

@@ -272,3 +272,48 @@ fn lexing_follows_the_session() {
         assert!(s[0].certain && !s[1].certain, "{q}: {s:?}");
     }
 }
+
+#[test]
+fn mysql_bodies_prepare_and_outfile() {
+    let my = |q: &str| analyze(q, Dialect::MySql).expect("tokenizes");
+    for (q, kind) in [
+        ("CREATE PROCEDURE p() BEGIN DROP TABLE t; END", Kind::Drop),
+        ("CREATE DEFINER = root@localhost PROCEDURE p() DROP TABLE t", Kind::Drop),
+        ("CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO DELETE FROM t", Kind::Delete),
+        (
+            "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW DELETE FROM x",
+            Kind::Delete,
+        ),
+        (
+            "CREATE FUNCTION f() RETURNS INT BEGIN TRUNCATE t; RETURN 1; END",
+            Kind::Truncate,
+        ),
+        ("PREPARE s FROM 'DROP TABLE t'", Kind::Drop),
+    ] {
+        let s = my(q);
+        assert!(all(&s).iter().any(|n| n.kind == kind), "{q}: {s:?}");
+    }
+    assert!(!my("PREPARE s FROM @q")[0].certain);
+    let s = my("SELECT * FROM t INTO OUTFILE '/tmp/x'");
+    assert_eq!(s[0].copy_target, Some(CopyTarget::File("/tmp/x".into())));
+    // `--` before a non-space is not a comment; `/*M!` is executed.
+    assert_eq!(my("SELECT 1--1; DROP TABLE t").len(), 2);
+    assert!(
+        my("SELECT 1 /*M!100000 ; DROP TABLE t */")
+            .iter()
+            .any(|n| n.kind == Kind::Drop)
+    );
+    let s = my("SET STATEMENT max_statement_time = 1 FOR DROP TABLE t");
+    assert!(all(&s).iter().any(|n| n.kind == Kind::Drop), "{s:?}");
+    // sql_mode and foreign character sets change lexing; utf8mb4 does not.
+    assert_eq!(my("SET @@session.sql_mode = 'ANSI_QUOTES'")[0].sets, ["sql_mode"]);
+    assert_eq!(my("SET NAMES gbk")[0].sets, ["client_encoding"]);
+    assert_eq!(my("SET NAMES utf8mb4")[0].sets, ["names"]);
+    let ansi = Lexing {
+        ansi_quotes: true,
+        backslash_escapes: false,
+        ..Lexing::default()
+    };
+    let s = analyze_in("SELECT \"a\\\" FROM t; DROP TABLE x", Dialect::MySql, &ansi).expect("ok");
+    assert!(s.iter().any(|n| n.kind == Kind::Drop), "{s:?}");
+}
