@@ -186,3 +186,42 @@ def test_postgres_startup_role_needs_approval(postgres, pg_proxy, param):
                        text=True, env={"PATH": "/usr/bin:/bin", **postgres["env"]}, timeout=60)
     assert "changes the role" in r.stderr, r.stderr
     assert "pg_read_server_files" not in r.stdout, r.stdout
+
+
+@pytest.fixture()
+def creds(postgres):
+    from conftest import synthetic_stripe_key
+    key = synthetic_stripe_key()
+    with direct_pg(postgres) as c:
+        c.execute("DROP TABLE IF EXISTS credentials")
+        c.execute("CREATE TABLE credentials (id int primary key, service text, secret text)")
+        c.execute("INSERT INTO credentials VALUES (1, 'billing', %s)", (key,))
+    yield key
+    with direct_pg(postgres) as c:
+        c.execute("DROP TABLE IF EXISTS credentials")
+
+
+SECRET_COMPUTATIONS = [
+    "SELECT reverse(secret) FROM credentials",
+    "SELECT substr(secret, 1, 12), substr(secret, 13) FROM credentials",
+    "SELECT encode(secret::bytea, 'base64') FROM credentials",
+    "SELECT id FROM credentials WHERE secret LIKE 'sk\\_%'",
+    "SELECT id FROM credentials WHERE substr(secret, 1, 1) = 's'",
+    "SELECT row_to_json(c) FROM credentials c",
+    "SELECT x FROM (SELECT secret AS x FROM credentials) s",
+    "SELECT secret FROM credentials ORDER BY 1",
+    "SELECT string_agg(secret, '') FROM credentials",
+]
+
+
+@pytest.mark.parametrize("q", SECRET_COMPUTATIONS)
+def test_postgres_computation_on_secret_columns_is_refused(postgres, pg_proxy, creds, q):
+    r = psql(postgres, pg_proxy, q)
+    assert "sluice: denied: computing on a secret column" in r.stderr, (q, r.stderr)
+    assert creds not in r.stdout and creds[::-1] not in r.stdout and creds[:12] not in r.stdout, r.stdout
+
+
+def test_postgres_secret_column_read_bare_comes_back_masked(postgres, pg_proxy, creds):
+    r = psql(postgres, pg_proxy, "SELECT id, service, secret FROM credentials WHERE id = 1", check=True)
+    assert "1|billing|[REDACTED:" in r.stdout, r.stdout
+    assert creds not in r.stdout

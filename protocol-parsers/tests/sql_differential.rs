@@ -148,9 +148,10 @@ fn view(s: &[sql::Statement]) -> Vec<String> {
             writes.sort();
             let bounded = matches!(s.kind, Kind::Update | Kind::Delete) && s.has_where;
             format!(
-                "{:?} reads={reads:?} writes={writes:?} functions={:?} bounded={bounded} certain={} nested={} cte={}",
+                "{:?} reads={reads:?} writes={writes:?} functions={:?} computed={:?} bounded={bounded} certain={} nested={} cte={}",
                 s.kind,
                 s.functions,
+                s.computed,
                 s.certain,
                 s.nested.len(),
                 s.writable_cte

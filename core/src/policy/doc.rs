@@ -222,6 +222,10 @@ pub(crate) struct SqlDoc {
     pub copy: Vec<String>,
     #[serde(default)]
     pub languages: Vec<String>,
+    #[serde(default)]
+    pub secret_columns: Vec<String>,
+    #[serde(default)]
+    pub except_columns: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1085,7 +1085,26 @@ impl Engine {
         if !c.languages.is_empty() {
             t = t.min(Tri::from(st.languages.iter().any(|l| c.languages.contains(l))));
         }
+        if !c.secret_columns.is_empty() {
+            t = t.min(Tri::from(st.computed.iter().any(|col| self.secret_column(c, col))));
+        }
         t
+    }
+
+    /// Whether a computed column (`schema.table.column`, `table.column`, `table.*`) is secret:
+    /// one of its forms (with and without the schema) matches a secret glob and none an excepted
+    /// one. A whole row (`table.*`) is secret when a glob names the table's columns (`*api_keys.*`).
+    fn secret_column(&self, c: &SqlCond, col: &str) -> bool {
+        let set = &self.sets.columns;
+        let lower = col.to_ascii_lowercase();
+        let secret = |form: &str| {
+            let mut h = Hits::new(set);
+            h.literal(set, form);
+            h.test(&c.secret_columns) == Tri::Yes
+                && (c.except_columns.is_empty() || h.test(&c.except_columns) != Tri::Yes)
+        };
+        secret(&lower)
+            || (lower.matches('.').count() >= 2 && lower.split_once('.').is_some_and(|(_, rest)| secret(rest)))
     }
 
     /// The SQL condition on a request: the strongest over its statements, nested ones included.

@@ -383,6 +383,10 @@ pub(crate) struct SqlCond {
     pub copy: Vec<&'static str>,
     /// Languages of code created or run (`c`, `internal`, `plpython3u`), lowercase.
     pub languages: Vec<String>,
+    /// Columns (`schema.table.column` globs, in the `columns` set) no computation may use, and
+    /// those excepted.
+    pub secret_columns: Range<usize>,
+    pub except_columns: Range<usize>,
 }
 
 #[derive(Debug, Default)]
@@ -432,6 +436,7 @@ pub(crate) struct Sets {
     pub variables: GlobSet,
     pub relations: GlobSet,
     pub functions: GlobSet,
+    pub columns: GlobSet,
     pub hosts: GlobSet,
     pub http_paths: GlobSet,
     pub tools: GlobSet,
@@ -915,6 +920,8 @@ fn compile(origin: &str, doc: PolicyDoc) -> Result<Engine, PolicyError> {
                     missing_where: s.missing_where,
                     copy,
                     languages: lower(&s.languages),
+                    secret_columns: c.add("columns", &format!("{sp}.secret_columns"), &lower(&s.secret_columns))?,
+                    except_columns: c.add("columns", &format!("{sp}.except_columns"), &lower(&s.except_columns))?,
                 })
             }
         };
@@ -1028,6 +1035,7 @@ fn compile(origin: &str, doc: PolicyDoc) -> Result<Engine, PolicyError> {
         variables: c.set("variables")?,
         relations: c.set("relations")?,
         functions: c.set("functions")?,
+        columns: c.set("columns")?,
         hosts: c.set("hosts")?,
         http_paths: c.set("http_paths")?,
         tools: c.set("tools")?,

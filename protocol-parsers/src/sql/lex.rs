@@ -769,6 +769,12 @@ const FAST_DECLINES: &[&str] = &[
     "values",
     "ordinality",
     "merge_action",
+    "over",
+    "partition",
+    "next",
+    "ties",
+    "range",
+    "groups",
 ];
 
 /// Words that are keywords where the scan expects a name.
@@ -895,6 +901,9 @@ pub(super) fn fast(sql: &str, lx: &Lexing) -> Option<Vec<Statement>> {
         let level = in_from.len() - 1;
         match t {
             Tok::Word(w) => {
+                if PG_KEYWORDS_DECLINED.binary_search(&&**w).is_ok() {
+                    return None;
+                }
                 let part_of_insert =
                     verb == "insert" && in_from.len() == 1 && (w == "values" || (w == "into" && i == 1));
                 if (FAST_DECLINES.contains(&&**w) && !part_of_insert)
@@ -928,7 +937,7 @@ pub(super) fn fast(sql: &str, lx: &Lexing) -> Option<Vec<Statement>> {
             _ => {}
         }
     }
-    if in_from.len() != 1 {
+    if in_from.len() != 1 || !keywords_in_place(&toks, verb) {
         return None;
     }
     let mut s = statement(&toks, (0, sql.len()), Dialect::Postgres, lx, 0);
@@ -955,6 +964,7 @@ pub(super) fn fast(sql: &str, lx: &Lexing) -> Option<Vec<Statement>> {
             return None;
         }
     }
+    s.computed = fast_columns(&toks, verb)?;
     Some(vec![s])
 }
 
@@ -1015,4 +1025,503 @@ fn where_bounds(toks: &[(Tok<'_>, usize)]) -> bool {
         }
         _ => false,
     })
+}
+
+/// Words that are never column names in the fast path's statements.
+const NOT_COLUMNS: &[&str] = &[
+    "and",
+    "as",
+    "asc",
+    "by",
+    "case",
+    "cross",
+    "delete",
+    "desc",
+    "else",
+    "end",
+    "escape",
+    "false",
+    "first",
+    "from",
+    "full",
+    "group",
+    "having",
+    "ilike",
+    "in",
+    "inner",
+    "insert",
+    "into",
+    "is",
+    "isnull",
+    "join",
+    "last",
+    "left",
+    "like",
+    "limit",
+    "not",
+    "notnull",
+    "null",
+    "nulls",
+    "offset",
+    "on",
+    "or",
+    "order",
+    "outer",
+    "right",
+    "select",
+    "set",
+    "then",
+    "true",
+    "unknown",
+    "update",
+    "values",
+    "when",
+    "where",
+    "default",
+    "distinct",
+    "fetch",
+    "next",
+    "only",
+    "over",
+    "partition",
+    "rows",
+    "first",
+    "ties",
+    "with",
+];
+
+/// The fast path's [`Statement::computed`]: the relations in scope (FROM/JOIN items, the
+/// statement's target, with aliases), then every column reference resolved the way the grammar
+/// resolves it; a root SELECT's target items that are just a column (or `*`, `t.*`) are read
+/// bare. `None` where a token could be read two ways (a label without `AS`, a position in
+/// ORDER/GROUP BY): the grammar decides.
+fn fast_columns(toks: &[(Tok<'_>, usize)], verb: &str) -> Option<Vec<String>> {
+    let word = |i: usize| match toks.get(i) {
+        Some((Tok::Word(w), _)) => Some(&**w),
+        _ => None,
+    };
+    let punct = |i: usize, p: u8| matches!(toks.get(i), Some((Tok::Punct(x), _)) if *x == p);
+    // A dotted name at `i`: its parts, whether it ends in `.*`, and the index after it.
+    let dotted = |mut i: usize| {
+        let mut parts = Vec::new();
+        let mut star = false;
+        loop {
+            match toks.get(i) {
+                Some((Tok::Word(w), _)) => parts.push(w.to_string()),
+                Some((Tok::Punct(b'*'), _)) if !parts.is_empty() => {
+                    star = true;
+                    i += 1;
+                    break;
+                }
+                _ => break,
+            }
+            i += 1;
+            if punct(i, b'.') {
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        (parts, star, i)
+    };
+    // Scope: the relations after FROM, JOIN, UPDATE, INTO, with their aliases; positions of
+    // names that are not columns (relations, aliases, labels, assignment targets, the INSERT
+    // column list).
+    let mut scope: Vec<(String, String)> = Vec::new();
+    let mut skip = vec![false; toks.len()];
+    let mut i = 0;
+    while i < toks.len() {
+        let introduces = match word(i) {
+            Some("from" | "join") => true,
+            Some("update") => i == 0,
+            Some("into") => verb == "insert" && i == 1,
+            _ => false,
+        };
+        if introduces {
+            let (parts, _, mut j) = dotted(i + 1);
+            skip[i + 1..j].fill(true);
+            if parts.is_empty() {
+                return None;
+            }
+            // `FROM t *` (a table and its descendants) reads differently.
+            if punct(j, b'*') {
+                return None;
+            }
+            let rel = parts.join(".");
+            let mut alias = parts.last().cloned().unwrap_or_default();
+            if word(j) == Some("as") {
+                skip[j] = true;
+                j += 1;
+            }
+            if let Some(a) = word(j).filter(|a| !NOT_COLUMNS.contains(a) && !KEYWORDS.contains(a)) {
+                alias = a.to_string();
+                skip[j] = true;
+                j += 1;
+            }
+            scope.push((alias, rel));
+            // INSERT INTO t (a, b): the column list names targets.
+            if verb == "insert" && punct(j, b'(') {
+                let mut k = j + 1;
+                while k < toks.len() && !punct(k, b')') {
+                    skip[k] = true;
+                    k += 1;
+                }
+                j = k;
+            }
+            i = j;
+            continue;
+        }
+        i += 1;
+    }
+    // UPDATE … SET a = …, b = …: the assigned names.
+    if verb == "update"
+        && let Some(set) = toks.iter().position(|(t, _)| matches!(t, Tok::Word(w) if w == "set"))
+    {
+        let mut level = 0i32;
+        let mut k = set + 1;
+        let mut item_start = true;
+        while k < toks.len() {
+            match &toks[k].0 {
+                Tok::Punct(b'(') => level += 1,
+                Tok::Punct(b')') => level -= 1,
+                Tok::Punct(b',') if level == 0 => {
+                    item_start = true;
+                    k += 1;
+                    continue;
+                }
+                Tok::Word(w) if level == 0 && matches!(&**w, "from" | "where" | "returning") => break,
+                Tok::Word(_) if item_start && level == 0 => skip[k] = true,
+                _ => {}
+            }
+            item_start = false;
+            k += 1;
+        }
+    }
+    let resolve = |q: &str| {
+        scope
+            .iter()
+            .rev()
+            .find(|(a, _)| a == q)
+            .map_or_else(|| q.to_string(), |(_, r)| r.clone())
+    };
+    let mut out = Vec::new();
+    let emit = |parts: &[String], star: bool, out: &mut Vec<String>| match (parts, star) {
+        ([q], true) => out.push(format!("{}.*", resolve(q))),
+        ([col], false) => {
+            if scope.is_empty() {
+                out.push(col.clone());
+            }
+            out.extend(scope.iter().map(|(_, r)| format!("{r}.{col}")));
+            if scope.iter().any(|(a, _)| a == col) {
+                out.push(format!("{}.*", resolve(col)));
+            }
+        }
+        ([q, col], false) => out.push(format!("{}.{col}", resolve(q))),
+        (more, false) => out.push(more.join(".")),
+        (more, true) => out.push(format!("{}.*", more.join("."))),
+    };
+    // The root SELECT's target list: bare items.
+    let from = toks
+        .iter()
+        .position(|(t, _)| matches!(t, Tok::Word(w) if w == "from"))
+        .unwrap_or(toks.len());
+    let by_position = toks
+        .windows(2)
+        .any(|w| matches!((&w[0].0, &w[1].0), (Tok::Word(b), Tok::Num) if b == "by"))
+        || {
+            // `ORDER BY a, 2`: a number as an item of a BY list.
+            let mut in_by = false;
+            let mut found = false;
+            for (k, (t, _)) in toks.iter().enumerate() {
+                match t {
+                    Tok::Word(w) if w == "by" => in_by = true,
+                    Tok::Word(w) if matches!(&**w, "limit" | "offset" | "having" | "order" | "group" | "fetch") => {
+                        in_by = false
+                    }
+                    Tok::Num if in_by && k > 0 && punct(k - 1, b',') => found = true,
+                    _ => {}
+                }
+            }
+            found
+        };
+    let plain = verb == "select" && !by_position && word(1) != Some("distinct") && word(1) != Some("all");
+    let mut k = 1;
+    if verb == "select" {
+        // Items of the target list, split at top-level commas.
+        let mut level = 0i32;
+        let mut start = 1;
+        for e in 1..=from {
+            let end_item = e == from || (level == 0 && punct(e, b','));
+            if e < from {
+                match toks[e].0 {
+                    Tok::Punct(b'(') => level += 1,
+                    Tok::Punct(b')') => level -= 1,
+                    _ => {}
+                }
+            }
+            if !end_item {
+                continue;
+            }
+            let item = start..e;
+            start = e + 1;
+            // `expr AS label`: the label is no column.
+            let mut body_end = item.end;
+            if let Some(a) = (item.start..item.end).find(|&x| word(x) == Some("as")) {
+                skip[a..item.end].fill(true);
+                body_end = a;
+            }
+            // A label without AS (`count(*) n`, `a b`) reads two ways: the grammar's.
+            for x in item.start + 1..body_end {
+                // After a dot, any word (`t.on`) or `*` is a name.
+                let after_dot = x >= 2 && punct(x - 2, b'.');
+                let prev_ends_expr = matches!(&toks[x - 1].0, Tok::Num | Tok::Str(_) | Tok::Punct(b')'))
+                    || (after_dot && matches!(&toks[x - 1].0, Tok::Word(_) | Tok::Punct(b'*')))
+                    || matches!(&toks[x - 1].0, Tok::Word(p) if !matches!(
+                        &**p,
+                        "select" | "distinct" | "all" | "and" | "or" | "not" | "is" | "in" | "like" | "ilike"
+                            | "escape" | "case" | "when" | "then" | "else" | "as" | "by" | "on"
+                    ));
+                // Words that may follow an expression; any other is a label (PostgreSQL takes
+                // most keywords as bare labels too).
+                let prev_word = match &toks[x - 1].0 {
+                    Tok::Word(p) => Some(&**p),
+                    _ => None,
+                };
+                let continues = |w: &str| match w {
+                    "from" | "as" | "and" | "or" | "is" | "not" | "in" | "like" | "ilike" | "escape" | "isnull"
+                    | "notnull" | "then" | "else" | "end" | "when" => true,
+                    "null" | "true" | "false" | "unknown" => matches!(prev_word, Some("is" | "not")),
+                    _ => false,
+                };
+                if let Tok::Word(w) = &toks[x].0
+                    && prev_ends_expr
+                    && !continues(w)
+                    && !(x >= 2 && punct(x - 1, b'.'))
+                {
+                    return None;
+                }
+            }
+            let (parts, star, after) = dotted(item.start);
+            let lone_star = punct(item.start, b'*') && item.start + 1 == body_end;
+            let whole = lone_star || (after == body_end && !parts.is_empty());
+            if plain && whole {
+                let whole_row = !star && parts.len() == 1 && scope.iter().any(|(a, _)| *a == parts[0]);
+                let column = !parts.is_empty() && !NOT_COLUMNS.contains(&parts[0].as_str());
+                if lone_star || star || (column && !whole_row) {
+                    skip[item.start..body_end].fill(true);
+                }
+            } else if lone_star {
+                out.extend(scope.iter().map(|(_, r)| format!("{r}.*")));
+                skip[item.start] = true;
+            }
+        }
+        k = 1;
+    }
+    // Every other column reference is computed on.
+    while k < toks.len() {
+        if skip[k] {
+            k += 1;
+            continue;
+        }
+        let Some(w) = word(k) else {
+            k += 1;
+            continue;
+        };
+        let (parts, star, after) = dotted(k);
+        let call = punct(after, b'(');
+        let typed_literal = matches!(toks.get(after), Some((Tok::Str(_) | Tok::Num, _)));
+        let after_cast = k >= 1 && punct(k - 1, b':');
+        let after_dot = k >= 1 && punct(k - 1, b'.');
+        if NOT_COLUMNS.contains(&w) || KEYWORDS.contains(&w) || call || after_cast || after_dot {
+            k = after.max(k + 1);
+            continue;
+        }
+        if typed_literal {
+            // `interval '1 day'`, `date '…'`: a type name.
+            k = after;
+            continue;
+        }
+        emit(&parts, star, &mut out);
+        k = after;
+    }
+    out.sort();
+    out.dedup();
+    Some(out)
+}
+
+/// PostgreSQL's reserved, column-name and type/function-name keywords (`pg_get_keywords()` of
+/// PostgreSQL 15 with `catcode` R, C, T, and the JSON ones 18's grammar adds) other than the ones
+/// the fast path reads (unreserved keywords are identifiers wherever the fast path reads one): a statement using any of them as a word goes to the
+/// grammar (a keyword may be a column in one place and syntax in another). Sorted.
+const PG_KEYWORDS_DECLINED: &[&str] = &[
+    "all",
+    "analyse",
+    "analyze",
+    "any",
+    "array",
+    "asymmetric",
+    "authorization",
+    "between",
+    "bigint",
+    "binary",
+    "bit",
+    "boolean",
+    "both",
+    "cast",
+    "char",
+    "character",
+    "check",
+    "coalesce",
+    "collate",
+    "collation",
+    "column",
+    "concurrently",
+    "constraint",
+    "create",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_schema",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "dec",
+    "decimal",
+    "default",
+    "deferrable",
+    "do",
+    "except",
+    "exists",
+    "extract",
+    "fetch",
+    "float",
+    "for",
+    "foreign",
+    "freeze",
+    "grant",
+    "greatest",
+    "grouping",
+    "initially",
+    "inout",
+    "int",
+    "integer",
+    "intersect",
+    "json",
+    "json_array",
+    "json_arrayagg",
+    "json_exists",
+    "json_object",
+    "json_objectagg",
+    "json_query",
+    "json_scalar",
+    "json_serialize",
+    "json_table",
+    "json_value",
+    "lateral",
+    "leading",
+    "least",
+    "localtime",
+    "localtimestamp",
+    "merge_action",
+    "national",
+    "natural",
+    "nchar",
+    "none",
+    "normalize",
+    "nullif",
+    "numeric",
+    "only",
+    "out",
+    "overlaps",
+    "overlay",
+    "placing",
+    "position",
+    "precision",
+    "primary",
+    "real",
+    "references",
+    "returning",
+    "row",
+    "session_user",
+    "setof",
+    "similar",
+    "smallint",
+    "some",
+    "substring",
+    "symmetric",
+    "table",
+    "tablesample",
+    "time",
+    "timestamp",
+    "to",
+    "trailing",
+    "treat",
+    "trim",
+    "union",
+    "unique",
+    "user",
+    "using",
+    "varchar",
+    "variadic",
+    "verbose",
+    "window",
+    "with",
+    "xmlattributes",
+    "xmlconcat",
+    "xmlelement",
+    "xmlexists",
+    "xmlforest",
+    "xmlnamespaces",
+    "xmlparse",
+    "xmlpi",
+    "xmlroot",
+    "xmlserialize",
+    "xmltable",
+];
+
+/// Whether the keywords the fast path reads as syntax stand where they are syntax: PostgreSQL
+/// also takes unreserved keywords (`by`, `set`, `first`, …) as names and most keywords as bare
+/// labels, which a token scan cannot tell apart.
+fn keywords_in_place(toks: &[(Tok<'_>, usize)], verb: &str) -> bool {
+    let word = |i: usize| match toks.get(i) {
+        Some((Tok::Word(w), _)) => Some(&**w),
+        _ => None,
+    };
+    let mut case_depth = 0usize;
+    let mut sets = 0;
+    for (i, (t, _)) in toks.iter().enumerate() {
+        let Tok::Word(w) = t else { continue };
+        let prev = i.checked_sub(1).and_then(word);
+        let prev_str = i > 0 && matches!(toks[i - 1].0, Tok::Str(_));
+        let next = toks.get(i + 1).map(|(t, _)| t);
+        // An operator keyword with nothing after it is a label (`SELECT x IS`).
+        let ends = matches!(next, None | Some(Tok::Punct(b',' | b')'))) || word(i + 1) == Some("from");
+        let ok = match &**w {
+            "by" => matches!(prev, Some("order" | "group")),
+            "first" | "last" => prev == Some("nulls"),
+            "nulls" => matches!(word(i + 1), Some("first" | "last")),
+            "escape" => prev_str && matches!(next, Some(Tok::Str(_))),
+            "set" => {
+                sets += 1;
+                verb == "update" && sets == 1
+            }
+            "unknown" => matches!(prev, Some("is" | "not")),
+            "interval" => matches!(next, Some(Tok::Str(_))),
+            "case" => {
+                case_depth += 1;
+                true
+            }
+            "end" if case_depth > 0 => {
+                case_depth -= 1;
+                true
+            }
+            "end" | "when" | "then" | "else" => case_depth > 0,
+            "and" | "or" | "is" | "not" | "in" | "like" | "ilike" => !ends,
+            _ => true,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    case_depth == 0
 }

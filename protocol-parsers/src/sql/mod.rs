@@ -172,6 +172,13 @@ pub struct Statement {
     /// Languages of code this statement creates or runs (`CREATE FUNCTION … LANGUAGE c`, `DO`),
     /// lowercased.
     pub languages: Vec<String>,
+    /// Columns a computation uses (functions, casts, operators, `WHERE`/`JOIN`/`ORDER BY`/
+    /// `GROUP BY`, aggregates, `DISTINCT`, set operations, anything written elsewhere), as
+    /// `relation.column` with aliases resolved (an unqualified column once per relation in
+    /// scope); `relation.*` for a whole-row reference. Only a column that is a whole item of a
+    /// top-level SELECT's target list is read bare and not listed. PostgreSQL only (empty for
+    /// MySQL).
+    pub computed: Vec<String>,
     /// False when something could not be analysed statically (dynamic EXECUTE, unknown kind).
     pub certain: bool,
 }
@@ -191,6 +198,7 @@ impl Statement {
             nested: Vec::new(),
             sets: Vec::new(),
             languages: Vec::new(),
+            computed: Vec::new(),
             certain: true,
         }
     }

@@ -216,6 +216,9 @@ impl Cx<'_> {
         // Every node of the statement, for relations, calls, operators and inner statements.
         self.walk(body, &mut w, ty == "SelectStmt");
         let mut s = w.s;
+        let mut cols = Columns::default();
+        cols.statement(ty, body, self.depth == 0);
+        s.computed = cols.out;
         if s.nested.iter().any(|n| !n.certain) {
             s.certain = false;
         }
@@ -225,6 +228,7 @@ impl Cx<'_> {
             &mut s.functions,
             &mut s.sets,
             &mut s.languages,
+            &mut s.computed,
         ] {
             list.sort();
             list.dedup();
@@ -713,4 +717,194 @@ fn alter_drops(b: &Value) -> bool {
             drops.iter().any(|d| sub == Some(*d as i64))
         })
     })
+}
+
+/// The columns computations use (see [`Statement::computed`]): a walk with the relations in
+/// scope (alias → relation) of each enclosing query.
+#[derive(Default)]
+struct Columns {
+    scopes: Vec<Vec<(String, String)>>,
+    out: Vec<String>,
+}
+
+impl Columns {
+    /// A statement: only a root SELECT may read columns bare.
+    fn statement(&mut self, ty: &str, b: &Value, root: bool) {
+        match ty {
+            "SelectStmt" => self.select(b, root),
+            // `COPY (query) TO STDOUT` sends rows like a SELECT (masked alike).
+            "CopyStmt" if root && b["filename"].as_str().is_none_or(str::is_empty) => {
+                match typed(&b["query"]) {
+                    Some(("SelectStmt", q)) => self.select(q, true),
+                    _ => self.visit(b),
+                }
+            }
+            "UpdateStmt" | "DeleteStmt" | "InsertStmt" | "MergeStmt" => {
+                let mut scope = Vec::new();
+                add_range(&b["relation"], &mut scope);
+                for k in ["from_clause", "using_clause"] {
+                    for item in b[k].as_array().map(Vec::as_slice).unwrap_or_default() {
+                        add_from(item, &mut scope);
+                    }
+                }
+                if ty == "MergeStmt" {
+                    add_from(&b["source_relation"], &mut scope);
+                }
+                self.scopes.push(scope);
+                self.visit(b);
+                self.scopes.pop();
+            }
+            _ => self.visit(b),
+        }
+    }
+
+    /// A SELECT: its FROM items are in scope for everything in it.
+    fn select(&mut self, b: &Value, top: bool) {
+        let mut scope = Vec::new();
+        for item in b["from_clause"].as_array().map(Vec::as_slice).unwrap_or_default() {
+            add_from(item, &mut scope);
+        }
+        self.scopes.push(scope);
+        // Bare reads: a plain SELECT (no set operation, no DISTINCT, not sorted or grouped by
+        // target position), columns that are a whole target item.
+        let by_position = |k: &str| {
+            b[k].as_array().is_some_and(|a| {
+                a.iter().any(|x| {
+                    let e = x["node"]["SortBy"]["node"].clone();
+                    matches!(typed(&e), Some(("AConst", _))) || matches!(typed(x), Some(("AConst", _)))
+                })
+            })
+        };
+        let plain = top
+            && b["op"].as_i64() == Some(1)
+            && b["distinct_clause"].as_array().is_none_or(Vec::is_empty)
+            && b["into_clause"].is_null()
+            && !by_position("sort_clause")
+            && !by_position("group_clause");
+        if let Some(obj) = b.as_object() {
+            for (k, v) in obj {
+                if k == "larg" || k == "rarg" {
+                    // The sides of a set operation (UNION compares rows): SELECTs of their own.
+                    if v.is_object() {
+                        self.select(v, false);
+                    }
+                } else if k == "target_list" && plain {
+                    for t in v.as_array().map(Vec::as_slice).unwrap_or_default() {
+                        let val = &t["node"]["ResTarget"]["val"];
+                        match typed(val) {
+                            // A named column or `t.*` / `*`: read bare. A lone name that is a
+                            // relation in scope is a whole row (`SELECT k FROM api_keys k`):
+                            // computed on.
+                            Some(("ColumnRef", c)) => {
+                                let parts = strings(&c["fields"]);
+                                let whole_row =
+                                    !has_star(c) && parts.len() == 1 && self.in_scope().any(|(a, _)| *a == parts[0]);
+                                if whole_row {
+                                    self.visit(t);
+                                }
+                            }
+                            _ => self.visit(t),
+                        }
+                    }
+                } else {
+                    self.visit(v);
+                }
+            }
+        }
+        self.scopes.pop();
+    }
+
+    fn visit(&mut self, v: &Value) {
+        match v {
+            Value::Object(o) => match typed(v) {
+                Some(("SelectStmt", b)) => self.select(b, false),
+                Some((t, b)) if t.ends_with("Stmt") => self.statement(t, b, false),
+                Some(("ColumnRef", c)) => self.column(c),
+                Some((_, b)) => self.visit(b),
+                None => o.values().for_each(|x| self.visit(x)),
+            },
+            Value::Array(a) => a.iter().for_each(|x| self.visit(x)),
+            _ => {}
+        }
+    }
+
+    /// The relations in scope, innermost first.
+    fn in_scope(&self) -> impl Iterator<Item = &(String, String)> {
+        self.scopes.iter().rev().flatten()
+    }
+
+    fn resolve(&self, qualifier: &str) -> String {
+        self.in_scope()
+            .find(|(alias, _)| alias == qualifier)
+            .map_or_else(|| qualifier.to_string(), |(_, rel)| rel.clone())
+    }
+
+    /// A column used in a computation.
+    fn column(&mut self, c: &Value) {
+        let parts = strings(&c["fields"]);
+        let star = has_star(c);
+        let mut found = Vec::new();
+        match (parts.as_slice(), star) {
+            ([], true) => found.extend(self.in_scope().map(|(_, r)| format!("{r}.*"))),
+            ([q], true) => found.push(format!("{}.*", self.resolve(q))),
+            ([col], false) => {
+                // A column of any relation in scope, or a whole row of the one so named.
+                let rels: Vec<String> = self.in_scope().map(|(_, r)| r.clone()).collect();
+                if rels.is_empty() {
+                    found.push(col.clone());
+                }
+                found.extend(rels.iter().map(|r| format!("{r}.{col}")));
+                if self.in_scope().any(|(a, _)| a == col) {
+                    found.push(format!("{}.*", self.resolve(col)));
+                }
+            }
+            ([q, col], false) => found.push(format!("{}.{col}", self.resolve(q))),
+            (more, false) => found.push(more.join(".")),
+            (more, true) => found.push(format!("{}.*", more.join("."))),
+        }
+        self.out.extend(found);
+    }
+}
+
+fn has_star(c: &Value) -> bool {
+    c["fields"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|n| matches!(typed(n), Some(("AStar", _)))))
+}
+
+/// A FROM item's relations: `(alias or name, relation)`.
+fn add_from(item: &Value, scope: &mut Vec<(String, String)>) {
+    match typed(item) {
+        Some(("RangeVar", _)) | None => add_range(item, scope),
+        Some(("JoinExpr", j)) => {
+            add_from(&j["larg"], scope);
+            add_from(&j["rarg"], scope);
+        }
+        Some(("RangeSubselect" | "RangeFunction" | "RangeTableFunc" | "RangeTableSample", r)) => {
+            if let Some(a) = r["alias"]["aliasname"].as_str() {
+                scope.push((a.to_string(), a.to_string()));
+            }
+            if let Some(("RangeVar", _)) = typed(&r["relation"]) {
+                add_range(&r["relation"], scope);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn add_range(v: &Value, scope: &mut Vec<(String, String)>) {
+    let o = match typed(v) {
+        Some(("RangeVar", b)) => b.as_object(),
+        _ => v.as_object(),
+    };
+    if let Some(o) = o
+        && o.contains_key("relname")
+    {
+        let rel = range_var(o);
+        let name = o
+            .get("alias")
+            .and_then(|a| a["aliasname"].as_str())
+            .map_or_else(|| o["relname"].as_str().unwrap_or("").to_string(), str::to_string);
+        scope.push((name, rel));
+    }
 }

@@ -317,3 +317,37 @@ fn mysql_bodies_prepare_and_outfile() {
     let s = analyze_in("SELECT \"a\\\" FROM t; DROP TABLE x", Dialect::MySql, &ansi).expect("ok");
     assert!(s.iter().any(|n| n.kind == Kind::Drop), "{s:?}");
 }
+
+#[test]
+fn computations_on_columns() {
+    let c = |q: &str| all(&pg(q)).iter().flat_map(|s| s.computed.clone()).collect::<Vec<_>>();
+    // Read bare: nothing computed.
+    assert!(c("SELECT key, k.owner, k.*, * FROM api_keys k").is_empty());
+    assert_eq!(c("SELECT key FROM api_keys WHERE id = 1"), ["api_keys.id"]);
+    for (q, col) in [
+        ("SELECT reverse(key) FROM api_keys", "api_keys.key"),
+        (
+            "SELECT substr(k.key, 1, 4) FROM public.api_keys k",
+            "public.api_keys.key",
+        ),
+        ("SELECT key::bytea FROM api_keys", "api_keys.key"),
+        ("SELECT id FROM api_keys WHERE key LIKE 'sk_live_a%'", "api_keys.key"),
+        ("SELECT 1 FROM api_keys a JOIN t ON t.x = a.key", "api_keys.key"),
+        ("SELECT key FROM api_keys ORDER BY key", "api_keys.key"),
+        ("SELECT key FROM api_keys ORDER BY 1", "api_keys.key"),
+        ("SELECT DISTINCT key FROM api_keys", "api_keys.key"),
+        ("SELECT key FROM api_keys UNION SELECT 'x'", "api_keys.key"),
+        ("SELECT max(key) FROM api_keys", "api_keys.key"),
+        ("SELECT row_to_json(k) FROM api_keys k", "api_keys.*"),
+        ("SELECT k FROM api_keys k", "api_keys.*"),
+        ("SELECT x FROM (SELECT key AS x FROM api_keys) s", "api_keys.key"),
+        ("WITH s AS (SELECT key FROM api_keys) SELECT * FROM s", "api_keys.key"),
+        ("INSERT INTO mine SELECT key FROM api_keys", "api_keys.key"),
+        ("UPDATE t SET a = k.key FROM api_keys k", "api_keys.key"),
+        ("SELECT (SELECT key FROM api_keys LIMIT 1)", "api_keys.key"),
+        ("DO $$ BEGIN PERFORM key FROM api_keys; END $$", "api_keys.key"),
+    ] {
+        let got = c(q);
+        assert!(got.iter().any(|x| x == col), "{q}: {got:?}");
+    }
+}
