@@ -146,11 +146,11 @@ fn sql_bench(c: &mut Criterion) {
         })
     });
     // A function with a PL/pgSQL body: the body's statements are parsed too.
-    let f = "CREATE FUNCTION audit_touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE audit SET touched = now() WHERE id = NEW.id; RETURN NEW; END $$";
+    let f = "CREATE FUNCTION audit_touch(k int) RETURNS int LANGUAGE plpgsql AS $$ BEGIN UPDATE audit SET touched = now() WHERE id = k; RETURN k; END $$";
     g.bench_function("plpgsql-function", |b| {
         b.iter(|| {
             let s = sql::analyze(black_box(f), sql::Dialect::Postgres).expect("analyses");
-            assert_eq!(s[0].nested.len(), 2);
+            assert!(s[0].certain && s[0].nested.iter().any(|n| n.kind == sql::Kind::Update));
             black_box(s.len())
         })
     });

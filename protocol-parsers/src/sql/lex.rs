@@ -687,21 +687,42 @@ fn set_parameters(toks: &[(Tok<'_>, usize)], verb_at: usize, s: &mut Statement) 
     s.sets.dedup();
 }
 
-/// Words that make the fast path hand the statement to the grammar: forms the grammar reads
-/// differently from a token scan (special function-call syntax, SQL value functions, type
-/// names with modifiers), clauses that bring relations or statements the scan does not follow,
-/// and anything that is not plain DML.
+/// Words that make the fast path hand the statement to the grammar:
+/// forms the grammar reads differently from a token scan (special function-call syntax, SQL
+/// value functions, type names with modifiers), clauses that bring relations or statements the
+/// scan does not follow, anything that is not plain DML; and PostgreSQL's reserved,
+/// column-name and type/function-name keywords (`pg_get_keywords()` of PostgreSQL 15 with
+/// `catcode` R, C, T, and the JSON ones 18's grammar adds) but those the fast path reads
+/// (unreserved keywords are identifiers wherever the fast path reads one; a keyword may be a
+/// column in one place and syntax in another).
 const FAST_DECLINES: &[&str] = &[
     "all",
+    "analyse",
+    "analyze",
     "any",
     "array",
+    "asymmetric",
     "at",
+    "authorization",
     "between",
+    "bigint",
+    "binary",
+    "bit",
+    "boolean",
+    "both",
     "cast",
+    "char",
+    "character",
+    "check",
+    "coalesce",
     "collate",
     "collation",
+    "column",
+    "concurrently",
     "conflict",
+    "constraint",
     "copy",
+    "create",
     "current_catalog",
     "current_date",
     "current_role",
@@ -709,16 +730,30 @@ const FAST_DECLINES: &[&str] = &[
     "current_time",
     "current_timestamp",
     "current_user",
+    "dec",
+    "decimal",
+    "default",
+    "deferrable",
     "do",
     "except",
     "execute",
     "exists",
     "extract",
+    "fetch",
     "filter",
+    "float",
     "for",
+    "foreign",
+    "freeze",
     "from_",
+    "grant",
     "greatest",
     "grouping",
+    "groups",
+    "initially",
+    "inout",
+    "int",
+    "integer",
     "intersect",
     "into",
     "json",
@@ -733,48 +768,78 @@ const FAST_DECLINES: &[&str] = &[
     "json_table",
     "json_value",
     "lateral",
+    "leading",
     "least",
     "localtime",
     "localtimestamp",
     "merge",
+    "merge_action",
+    "national",
     "natural",
+    "nchar",
+    "next",
+    "none",
     "normalize",
     "nullif",
+    "numeric",
     "only",
     "operator",
-    "overlay",
+    "ordinality",
+    "out",
+    "over",
     "overlaps",
+    "overlay",
+    "partition",
+    "placing",
     "position",
+    "precision",
+    "primary",
+    "range",
+    "real",
     "recursive",
+    "references",
     "returning",
     "row",
     "rows",
     "session_user",
+    "setof",
     "similar",
+    "smallint",
     "some",
     "substring",
+    "symmetric",
     "system_user",
     "table",
     "tablesample",
+    "ties",
+    "time",
+    "timestamp",
+    "to",
+    "trailing",
     "treat",
     "trim",
     "union",
+    "unique",
     "user",
     "using",
+    "values",
+    "varchar",
     "variadic",
+    "verbose",
     "window",
     "with",
     "within",
-    "coalesce",
-    "values",
-    "ordinality",
-    "merge_action",
-    "over",
-    "partition",
-    "next",
-    "ties",
-    "range",
-    "groups",
+    "xmlattributes",
+    "xmlconcat",
+    "xmlelement",
+    "xmlexists",
+    "xmlforest",
+    "xmlnamespaces",
+    "xmlparse",
+    "xmlpi",
+    "xmlroot",
+    "xmlserialize",
+    "xmltable",
 ];
 
 /// Words that are keywords where the scan expects a name.
@@ -785,15 +850,18 @@ const KEYWORDS: &[&str] = &[
     "by",
     "case",
     "cross",
+    "default",
     "delete",
     "desc",
     "distinct",
     "else",
     "end",
+    "false",
     "from",
     "full",
     "group",
     "having",
+    "ilike",
     "in",
     "inner",
     "insert",
@@ -802,7 +870,6 @@ const KEYWORDS: &[&str] = &[
     "join",
     "left",
     "like",
-    "ilike",
     "limit",
     "not",
     "null",
@@ -811,22 +878,31 @@ const KEYWORDS: &[&str] = &[
     "or",
     "order",
     "outer",
+    "over",
+    "partition",
     "right",
     "select",
     "set",
     "then",
     "true",
-    "false",
     "update",
     "when",
     "where",
-    "over",
-    "partition",
-    "default",
 ];
 
 /// The characters PostgreSQL operators are made of.
 const OPERATOR_CHARS: &[u8] = b"+-*/<>=~!@#%^&|`?:";
+
+/// [`OPERATOR_CHARS`] as a table.
+const IS_OPERATOR_CHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < OPERATOR_CHARS.len() {
+        t[OPERATOR_CHARS[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
 
 /// The operators the fast path reads (`::` is a cast); any other run of operator characters
 /// goes to the grammar.
@@ -871,10 +947,10 @@ pub(super) fn fast(sql: &str, lx: &Lexing) -> Option<Vec<Statement>> {
             }
             // An operator: one PostgreSQL ships with (comments start with an operator
             // character too); others are the grammar's to check.
-            _ if OPERATOR_CHARS.contains(&c) => {
+            _ if IS_OPERATOR_CHAR[c as usize] => {
                 let end = b[i..body.len()]
                     .iter()
-                    .position(|x| !OPERATOR_CHARS.contains(x))
+                    .position(|&x| !IS_OPERATOR_CHAR[x as usize])
                     .map_or(body.len(), |p| i + p);
                 if !FAST_OPERATORS.contains(&&body[i..end]) {
                     return None;
@@ -895,18 +971,20 @@ pub(super) fn fast(sql: &str, lx: &Lexing) -> Option<Vec<Statement>> {
     if !matches!(verb, "select" | "insert" | "update" | "delete") {
         return None;
     }
+    // Each word's class, looked up once.
+    let cls: Vec<u8> = toks
+        .iter()
+        .map(|(t, _)| if let Tok::Word(w) = t { class(w) } else { 0 })
+        .collect();
     // In a FROM list (by parenthesis level): a comma there is a join the scan does not follow.
     let mut in_from = vec![false];
     for (i, (t, _)) in toks.iter().enumerate() {
         let level = in_from.len() - 1;
         match t {
             Tok::Word(w) => {
-                if PG_KEYWORDS_DECLINED.binary_search(&&**w).is_ok() {
-                    return None;
-                }
                 let part_of_insert =
                     verb == "insert" && in_from.len() == 1 && (w == "values" || (w == "into" && i == 1));
-                if (FAST_DECLINES.contains(&&**w) && !part_of_insert)
+                if (cls[i] & DECLINED != 0 && !part_of_insert)
                     || (i > 0 && matches!(&**w, "select" | "insert" | "update" | "delete"))
                 {
                     return None;
@@ -953,7 +1031,7 @@ pub(super) fn fast(sql: &str, lx: &Lexing) -> Option<Vec<Statement>> {
         .iter()
         .chain(&s.writes)
         .chain(&s.functions)
-        .any(|n| n.split('.').any(|p| KEYWORDS.contains(&p)))
+        .any(|n| n.split('.').any(|p| class(p) & KEYWORD != 0))
     {
         return None;
     }
@@ -964,7 +1042,7 @@ pub(super) fn fast(sql: &str, lx: &Lexing) -> Option<Vec<Statement>> {
             return None;
         }
     }
-    s.computed = fast_columns(&toks, verb)?;
+    s.computed = fast_columns(&toks, &cls, verb)?;
     Some(vec![s])
 }
 
@@ -1035,12 +1113,15 @@ const NOT_COLUMNS: &[&str] = &[
     "by",
     "case",
     "cross",
+    "default",
     "delete",
     "desc",
+    "distinct",
     "else",
     "end",
     "escape",
     "false",
+    "fetch",
     "first",
     "from",
     "full",
@@ -1050,6 +1131,7 @@ const NOT_COLUMNS: &[&str] = &[
     "in",
     "inner",
     "insert",
+    "interval",
     "into",
     "is",
     "isnull",
@@ -1058,35 +1140,31 @@ const NOT_COLUMNS: &[&str] = &[
     "left",
     "like",
     "limit",
+    "next",
     "not",
     "notnull",
     "null",
     "nulls",
     "offset",
     "on",
+    "only",
     "or",
     "order",
     "outer",
+    "over",
+    "partition",
     "right",
+    "rows",
     "select",
     "set",
     "then",
+    "ties",
     "true",
     "unknown",
     "update",
     "values",
     "when",
     "where",
-    "default",
-    "distinct",
-    "fetch",
-    "next",
-    "only",
-    "over",
-    "partition",
-    "rows",
-    "first",
-    "ties",
     "with",
 ];
 
@@ -1095,7 +1173,7 @@ const NOT_COLUMNS: &[&str] = &[
 /// resolves it; a root SELECT's target items that are just a column (or `*`, `t.*`) are read
 /// bare. `None` where a token could be read two ways (a label without `AS`, a position in
 /// ORDER/GROUP BY): the grammar decides.
-fn fast_columns(toks: &[(Tok<'_>, usize)], verb: &str) -> Option<Vec<String>> {
+fn fast_columns(toks: &[(Tok<'_>, usize)], cls: &[u8], verb: &str) -> Option<Vec<String>> {
     let word = |i: usize| match toks.get(i) {
         Some((Tok::Word(w), _)) => Some(&**w),
         _ => None,
@@ -1103,11 +1181,11 @@ fn fast_columns(toks: &[(Tok<'_>, usize)], verb: &str) -> Option<Vec<String>> {
     let punct = |i: usize, p: u8| matches!(toks.get(i), Some((Tok::Punct(x), _)) if *x == p);
     // A dotted name at `i`: its parts, whether it ends in `.*`, and the index after it.
     let dotted = |mut i: usize| {
-        let mut parts = Vec::new();
+        let mut parts: Vec<&str> = Vec::new();
         let mut star = false;
         loop {
             match toks.get(i) {
-                Some((Tok::Word(w), _)) => parts.push(w.to_string()),
+                Some((Tok::Word(w), _)) => parts.push(&**w),
                 Some((Tok::Punct(b'*'), _)) if !parts.is_empty() => {
                     star = true;
                     i += 1;
@@ -1148,12 +1226,12 @@ fn fast_columns(toks: &[(Tok<'_>, usize)], verb: &str) -> Option<Vec<String>> {
                 return None;
             }
             let rel = parts.join(".");
-            let mut alias = parts.last().cloned().unwrap_or_default();
+            let mut alias = parts.last().map(|p| p.to_string()).unwrap_or_default();
             if word(j) == Some("as") {
                 skip[j] = true;
                 j += 1;
             }
-            if let Some(a) = word(j).filter(|a| !NOT_COLUMNS.contains(a) && !KEYWORDS.contains(a)) {
+            if let Some(a) = word(j).filter(|_| cls[j] & NOT_COLUMN == 0) {
                 alias = a.to_string();
                 skip[j] = true;
                 j += 1;
@@ -1205,11 +1283,11 @@ fn fast_columns(toks: &[(Tok<'_>, usize)], verb: &str) -> Option<Vec<String>> {
             .map_or_else(|| q.to_string(), |(_, r)| r.clone())
     };
     let mut out = Vec::new();
-    let emit = |parts: &[String], star: bool, out: &mut Vec<String>| match (parts, star) {
+    let emit = |parts: &[&str], star: bool, out: &mut Vec<String>| match (parts, star) {
         ([q], true) => out.push(format!("{}.*", resolve(q))),
         ([col], false) => {
             if scope.is_empty() {
-                out.push(col.clone());
+                out.push(col.to_string());
             }
             out.extend(scope.iter().map(|(_, r)| format!("{r}.{col}")));
             if scope.iter().any(|(a, _)| a == col) {
@@ -1305,8 +1383,8 @@ fn fast_columns(toks: &[(Tok<'_>, usize)], verb: &str) -> Option<Vec<String>> {
             let lone_star = punct(item.start, b'*') && item.start + 1 == body_end;
             let whole = lone_star || (after == body_end && !parts.is_empty());
             if plain && whole {
-                let whole_row = !star && parts.len() == 1 && scope.iter().any(|(a, _)| *a == parts[0]);
-                let column = !parts.is_empty() && !NOT_COLUMNS.contains(&parts[0].as_str());
+                let whole_row = !star && parts.len() == 1 && scope.iter().any(|(a, _)| a == parts[0]);
+                let column = !parts.is_empty() && cls[item.start] & NOT_COLUMN == 0;
                 if lone_star || star || (column && !whole_row) {
                     skip[item.start..body_end].fill(true);
                 }
@@ -1323,16 +1401,16 @@ fn fast_columns(toks: &[(Tok<'_>, usize)], verb: &str) -> Option<Vec<String>> {
             k += 1;
             continue;
         }
-        let Some(w) = word(k) else {
+        if word(k).is_none() || cls[k] & NOT_COLUMN != 0 {
             k += 1;
             continue;
-        };
+        }
         let (parts, star, after) = dotted(k);
         let call = punct(after, b'(');
         let typed_literal = matches!(toks.get(after), Some((Tok::Str(_) | Tok::Num, _)));
         let after_cast = k >= 1 && punct(k - 1, b':');
         let after_dot = k >= 1 && punct(k - 1, b'.');
-        if NOT_COLUMNS.contains(&w) || KEYWORDS.contains(&w) || call || after_cast || after_dot {
+        if call || after_cast || after_dot {
             k = after.max(k + 1);
             continue;
         }
@@ -1348,136 +1426,6 @@ fn fast_columns(toks: &[(Tok<'_>, usize)], verb: &str) -> Option<Vec<String>> {
     out.dedup();
     Some(out)
 }
-
-/// PostgreSQL's reserved, column-name and type/function-name keywords (`pg_get_keywords()` of
-/// PostgreSQL 15 with `catcode` R, C, T, and the JSON ones 18's grammar adds) other than the ones
-/// the fast path reads (unreserved keywords are identifiers wherever the fast path reads one): a statement using any of them as a word goes to the
-/// grammar (a keyword may be a column in one place and syntax in another). Sorted.
-const PG_KEYWORDS_DECLINED: &[&str] = &[
-    "all",
-    "analyse",
-    "analyze",
-    "any",
-    "array",
-    "asymmetric",
-    "authorization",
-    "between",
-    "bigint",
-    "binary",
-    "bit",
-    "boolean",
-    "both",
-    "cast",
-    "char",
-    "character",
-    "check",
-    "coalesce",
-    "collate",
-    "collation",
-    "column",
-    "concurrently",
-    "constraint",
-    "create",
-    "current_catalog",
-    "current_date",
-    "current_role",
-    "current_schema",
-    "current_time",
-    "current_timestamp",
-    "current_user",
-    "dec",
-    "decimal",
-    "default",
-    "deferrable",
-    "do",
-    "except",
-    "exists",
-    "extract",
-    "fetch",
-    "float",
-    "for",
-    "foreign",
-    "freeze",
-    "grant",
-    "greatest",
-    "grouping",
-    "initially",
-    "inout",
-    "int",
-    "integer",
-    "intersect",
-    "json",
-    "json_array",
-    "json_arrayagg",
-    "json_exists",
-    "json_object",
-    "json_objectagg",
-    "json_query",
-    "json_scalar",
-    "json_serialize",
-    "json_table",
-    "json_value",
-    "lateral",
-    "leading",
-    "least",
-    "localtime",
-    "localtimestamp",
-    "merge_action",
-    "national",
-    "natural",
-    "nchar",
-    "none",
-    "normalize",
-    "nullif",
-    "numeric",
-    "only",
-    "out",
-    "overlaps",
-    "overlay",
-    "placing",
-    "position",
-    "precision",
-    "primary",
-    "real",
-    "references",
-    "returning",
-    "row",
-    "session_user",
-    "setof",
-    "similar",
-    "smallint",
-    "some",
-    "substring",
-    "symmetric",
-    "table",
-    "tablesample",
-    "time",
-    "timestamp",
-    "to",
-    "trailing",
-    "treat",
-    "trim",
-    "union",
-    "unique",
-    "user",
-    "using",
-    "varchar",
-    "variadic",
-    "verbose",
-    "window",
-    "with",
-    "xmlattributes",
-    "xmlconcat",
-    "xmlelement",
-    "xmlexists",
-    "xmlforest",
-    "xmlnamespaces",
-    "xmlparse",
-    "xmlpi",
-    "xmlroot",
-    "xmlserialize",
-    "xmltable",
-];
 
 /// Whether the keywords the fast path reads as syntax stand where they are syntax: PostgreSQL
 /// also takes unreserved keywords (`by`, `set`, `first`, …) as names and most keywords as bare
@@ -1524,4 +1472,48 @@ fn keywords_in_place(toks: &[(Tok<'_>, usize)], verb: &str) -> bool {
         }
     }
     case_depth == 0
+}
+
+const DECLINED: u8 = 1;
+const NOT_COLUMN: u8 = 2;
+const KEYWORD: u8 = 4;
+
+/// What the fast path's word lists say of a word (bits: [`DECLINED`], [`NOT_COLUMN`],
+/// [`KEYWORD`]), by one hash lookup.
+fn class(w: &str) -> u8 {
+    type Map = std::collections::HashMap<&'static str, u8, std::hash::BuildHasherDefault<Fnv>>;
+    static CLASSES: std::sync::OnceLock<Map> = std::sync::OnceLock::new();
+    let map = CLASSES.get_or_init(|| {
+        let mut m = Map::default();
+        for (list, bit) in [
+            (FAST_DECLINES, DECLINED),
+            (NOT_COLUMNS, NOT_COLUMN),
+            (KEYWORDS, KEYWORD),
+        ] {
+            for w in list {
+                *m.entry(*w).or_insert(0) |= bit;
+            }
+        }
+        m
+    });
+    map.get(w).copied().unwrap_or(0)
+}
+
+/// FNV-1a: the word lists are fixed and short words hash in a few nanoseconds (SipHash's
+/// resistance to chosen collisions buys nothing for a fixed table).
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
 }

@@ -733,12 +733,10 @@ impl Columns {
         match ty {
             "SelectStmt" => self.select(b, root),
             // `COPY (query) TO STDOUT` sends rows like a SELECT (masked alike).
-            "CopyStmt" if root && b["filename"].as_str().is_none_or(str::is_empty) => {
-                match typed(&b["query"]) {
-                    Some(("SelectStmt", q)) => self.select(q, true),
-                    _ => self.visit(b),
-                }
-            }
+            "CopyStmt" if root && b["filename"].as_str().is_none_or(str::is_empty) => match typed(&b["query"]) {
+                Some(("SelectStmt", q)) => self.select(q, true),
+                _ => self.visit(b),
+            },
             "UpdateStmt" | "DeleteStmt" | "InsertStmt" | "MergeStmt" => {
                 let mut scope = Vec::new();
                 add_range(&b["relation"], &mut scope);

@@ -351,3 +351,23 @@ fn computations_on_columns() {
         assert!(got.iter().any(|x| x == col), "{q}: {got:?}");
     }
 }
+
+#[test]
+fn plpgsql_the_parser_cannot_read_is_not_certain() {
+    // libpg_query's PL/pgSQL parser emits invalid JSON for trigger functions (pg_query 18.1):
+    // such a body is not analysed, so it is not certain.
+    let s = pg("CREATE FUNCTION t() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM x; RETURN NEW; END $$");
+    assert!(!s[0].certain, "{s:?}");
+}
+
+#[test]
+fn plpgsql_bodies_are_read() {
+    let s = pg(
+        "CREATE FUNCTION audit_touch(k int) RETURNS int LANGUAGE plpgsql AS $$ BEGIN UPDATE audit SET touched = now() WHERE id = k; RETURN k; END $$",
+    );
+    assert!(s[0].certain, "{s:?}");
+    assert!(
+        s[0].nested.iter().any(|n| n.kind == Kind::Update && n.has_where),
+        "{s:?}"
+    );
+}
