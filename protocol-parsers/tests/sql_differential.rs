@@ -353,3 +353,69 @@ fn fast_path_agrees_on_typical_statements() {
     );
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
 }
+
+/// MySQL's and MariaDB's own SQL files (`/usr/share/mysql`: system tables, the sys schema, help
+/// tables), when installed, and the MySQL statements of the policy cases.
+fn mysql_corpus() -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/usr/share/mysql") {
+        let mut paths: Vec<_> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+            .collect();
+        paths.sort();
+        for p in paths {
+            if let Ok(text) = std::fs::read_to_string(&p) {
+                files.push((p.display().to_string(), text));
+            }
+        }
+    } else {
+        eprintln!("note: /usr/share/mysql not found; no MySQL files are compared");
+    }
+    files
+}
+
+#[test]
+fn mysql_statement_kinds_agree_with_sqlparser() {
+    use sqlparser::dialect::MySqlDialect;
+    let (mut compared, mut agreed) = (0usize, 0usize);
+    let mut disagreements = Vec::new();
+    for (name, text) in mysql_corpus() {
+        // DELIMITER lines are the mysql client's, not SQL.
+        if text.contains("DELIMITER") || text.contains("delimiter") {
+            continue;
+        }
+        let Ok(stmts) = sql::analyze(&text, Dialect::MySql) else {
+            continue;
+        };
+        for s in stmts {
+            let src = &text[s.span.0..s.span.1];
+            let Ok(theirs) = Parser::parse_sql(&MySqlDialect {}, src) else {
+                continue;
+            };
+            let [one] = theirs.as_slice() else { continue };
+            let Some(kind) = their_kind(one) else { continue };
+            compared += 1;
+            if kind == s.kind {
+                agreed += 1;
+            } else {
+                disagreements.push(format!(
+                    "{name}: ours {:?}, sqlparser {kind:?}: {}",
+                    s.kind,
+                    src.chars().take(100).collect::<String>()
+                ));
+            }
+        }
+    }
+    eprintln!("MySQL: compared {compared} statements, {agreed} agree");
+    if std::path::Path::new("/usr/share/mysql").exists() {
+        assert!(compared >= 100, "too few MySQL statements compared: {compared}");
+    }
+    assert!(
+        agreed * 100 >= compared * 98,
+        "{} disagreements:\n{}",
+        disagreements.len(),
+        disagreements.join("\n")
+    );
+}

@@ -371,3 +371,26 @@ fn plpgsql_bodies_are_read() {
         "{s:?}"
     );
 }
+
+#[test]
+fn deep_nesting_is_refused_not_a_crash() {
+    // On a thread with a small stack, as a proxy's worker threads have.
+    let h = std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(|| {
+            for n in [100, 1_000, 10_000, 100_000] {
+                for q in [
+                    format!("SELECT {}1{}", "(".repeat(n), ")".repeat(n)),
+                    format!("SELECT {}1{}", "f(".repeat(n), ")".repeat(n)),
+                    format!("SELECT {}1{}", "(SELECT ".repeat(n), ")".repeat(n)),
+                    format!("SELECT {}", "- ".repeat(n) + "1"),
+                    format!("SELECT 1 {}", "+ 1 ".repeat(n)),
+                ] {
+                    let _ = analyze_with(&q, &Lexing::default(), Frontend::Grammar);
+                    let _ = analyze(&q, Dialect::Postgres);
+                }
+            }
+        })
+        .expect("spawns");
+    h.join().expect("no panic");
+}
