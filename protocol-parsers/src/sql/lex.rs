@@ -18,7 +18,7 @@ enum Tok<'a> {
 
 fn tokenize<'a>(s: &'a str, d: Dialect, lx: &Lexing) -> Result<Vec<(Tok<'a>, usize)>, Error> {
     let b = s.as_bytes();
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(s.len() / 4 + 4);
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
