@@ -354,11 +354,12 @@ impl Engine {
     /// `uncertain` setting.
     pub fn decide(&self, identity: &Identity, target: &Target, request: &Request<'_>) -> Decision {
         let views = self.views(request);
-        let changes_lexing = views.sql.as_ref().is_some_and(|(s, _)| {
-            flatten(s)
-                .iter()
-                .any(|st| st.sets.iter().any(|p| sql::LEXING_PARAMETERS.contains(&p.as_str())))
-        });
+        fn changes(stmts: &[sql::Statement]) -> bool {
+            stmts.iter().any(|st| {
+                st.sets.iter().any(|p| sql::LEXING_PARAMETERS.contains(&p.as_str())) || changes(&st.nested)
+            })
+        }
+        let changes_lexing = views.sql.as_ref().is_some_and(|(s, _)| changes(s));
         let mut d = self.decide_views(identity, target, request, views);
         d.changes_lexing = changes_lexing;
         d
@@ -1096,7 +1097,14 @@ impl Engine {
     /// one. A whole row (`table.*`) is secret when a glob names the table's columns (`*api_keys.*`).
     fn secret_column(&self, c: &SqlCond, col: &str) -> bool {
         let set = &self.sets.columns;
-        let lower = col.to_ascii_lowercase();
+        let lower = if col.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(col.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(col)
+        };
+        if c.secret_prefilter.as_ref().is_some_and(|p| !p.is_match(lower.as_bytes())) {
+            return false;
+        }
         let secret = |form: &str| {
             let mut h = Hits::new(set);
             h.literal(set, form);
@@ -1266,6 +1274,9 @@ fn statement_evidence(st: &sql::Statement, text: &str) -> String {
 
 /// Every statement, nested ones (DO blocks, EXECUTE strings) after their parent.
 fn flatten(stmts: &[sql::Statement]) -> Vec<&sql::Statement> {
+    if stmts.iter().all(|s| s.nested.is_empty()) {
+        return stmts.iter().collect();
+    }
     let mut out = Vec::new();
     let mut stack: Vec<&sql::Statement> = stmts.iter().rev().collect();
     while let Some(st) = stack.pop() {

@@ -6,6 +6,7 @@
 //! Syntax: `*` any run without `/`, `?` one byte other than `/`, `**` any run, `**/` zero or more
 //! whole directories, `[abc]`/`[a-z]`/`[!x]` classes, `\x` a literal `x`.
 
+use aho_corasick::AhoCorasick;
 use regex_automata::meta::Regex;
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, MatchKind, PatternSet};
@@ -191,6 +192,9 @@ pub(crate) struct Glob {
     core: Option<String>,
     /// The text a glob without wildcards matches.
     literal: Option<Vec<u8>>,
+    /// The longest run of literal bytes: every text the glob matches contains it (empty when
+    /// the glob has no literal byte).
+    required: Vec<u8>,
 }
 
 impl Glob {
@@ -217,8 +221,16 @@ impl Glob {
         let p = pattern.as_bytes();
         let mut nfa = Nfa::new();
         let mut re = String::from("(?s-u:");
+        let (mut run, mut required) = (Vec::new(), Vec::new());
         let mut i = 0;
         while i < p.len() {
+            // A wildcard or class ends a literal run.
+            if matches!(p[i], b'*' | b'?' | b'[') {
+                if run.len() > required.len() {
+                    required = std::mem::take(&mut run);
+                }
+                run.clear();
+            }
             match p[i] {
                 b'*' if p.get(i + 1) == Some(&b'*') => {
                     if p.get(i + 2) == Some(&b'/') {
@@ -261,17 +273,22 @@ impl Glob {
                     };
                     nfa.byte(Set::Byte(c));
                     push_literal(&mut re, c);
+                    run.push(c);
                     i += 2;
                     continue;
                 }
                 c => {
                     nfa.byte(Set::Byte(c));
                     push_literal(&mut re, c);
+                    run.push(c);
                 }
             }
             i += 1;
         }
         re.push_str(")$");
+        if run.len() > required.len() {
+            required = run;
+        }
         let core = pattern
             .strip_prefix('*')
             .and_then(|p| p.strip_suffix('*'))
@@ -291,6 +308,7 @@ impl Glob {
             nfa,
             core,
             literal,
+            required,
         })
     }
 }
@@ -530,20 +548,36 @@ impl Bits {
     }
 }
 
+/// A matcher of the literals the globs require, when each has one (and there are any): a text
+/// it does not match matches none of the globs.
+pub(crate) fn required_literals<'g>(globs: impl Iterator<Item = &'g Glob>) -> Option<AhoCorasick> {
+    let required: Vec<&[u8]> = globs
+        .map(|g| Some(g.required.as_slice()).filter(|r| !r.is_empty()))
+        .collect::<Option<_>>()?;
+    if required.is_empty() {
+        return None;
+    }
+    // Building fails only past size limits far beyond a policy's; then there is no prefilter.
+    AhoCorasick::new(required).ok()
+}
+
 /// Many globs compiled into one anchored multi-pattern regex, plus their NFAs.
 #[derive(Debug, Clone)]
 pub(crate) struct GlobSet {
     /// Globs without wildcards, by their text.
-    literals: std::collections::HashMap<Vec<u8>, Vec<usize>>,
+    literals: rustc_hash::FxHashMap<Vec<u8>, Vec<usize>>,
     /// The other globs, as one multi-pattern regex, and the glob id of each of its patterns.
     regex: Option<Regex>,
+    /// When every glob of the regex has a required literal: those literals. A text containing
+    /// none of them matches no glob of the regex, which then need not run.
+    prefilter: Option<AhoCorasick>,
     regex_ids: Vec<usize>,
     globs: Vec<Glob>,
 }
 
 impl GlobSet {
     pub(crate) fn new(globs: Vec<Glob>) -> Result<GlobSet, String> {
-        let mut literals: std::collections::HashMap<Vec<u8>, Vec<usize>> = std::collections::HashMap::new();
+        let mut literals: rustc_hash::FxHashMap<Vec<u8>, Vec<usize>> = Default::default();
         let mut patterns = Vec::new();
         let mut regex_ids = Vec::new();
         for (id, g) in globs.iter().enumerate() {
@@ -554,6 +588,7 @@ impl GlobSet {
                 regex_ids.push(id);
             }
         }
+        let prefilter = required_literals(regex_ids.iter().map(|&id| &globs[id]));
         let regex = if patterns.is_empty() {
             None
         } else {
@@ -568,6 +603,7 @@ impl GlobSet {
         Ok(GlobSet {
             literals,
             regex,
+            prefilter,
             regex_ids,
             globs,
         })
@@ -583,10 +619,15 @@ impl GlobSet {
             // Reused pattern sets, by capacity: matching allocates nothing.
             static SCRATCH: std::cell::RefCell<Vec<PatternSet>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        if let Some(ids) = self.literals.get(text) {
+        if !self.literals.is_empty()
+            && let Some(ids) = self.literals.get(text)
+        {
             ids.iter().for_each(|&id| out.insert(id));
         }
         let Some(re) = &self.regex else { return };
+        if self.prefilter.as_ref().is_some_and(|p| !p.is_match(text)) {
+            return;
+        }
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             let n = self.regex_ids.len();
@@ -706,5 +747,38 @@ mod tests {
         assert!(!g("**/.env").intersects(&w("$DIR/main.rs")));
         assert!(g("\\*").intersects(&w("*")));
         assert!(!g("/").intersects(&w("*")));
+    }
+
+    #[test]
+    fn required_literals() {
+        let r = |p: &str| String::from_utf8(Glob::text(p).expect("glob").required).expect("utf8");
+        assert_eq!(r("*.password"), ".password");
+        assert_eq!(r("*api_keys.*"), "api_keys.");
+        assert_eq!(r("ab*[xy]cde?f"), "cde");
+        assert_eq!(r("a\\*bc"), "a*bc");
+        assert_eq!(r("*"), "");
+        assert_eq!(String::from_utf8(Glob::new("**/.ssh/id_*").expect("glob").required).expect("utf8"), ".ssh/id_");
+    }
+
+    proptest::proptest! {
+        /// The literal prefilter never hides a match: a set of several globs (sharing one
+        /// regex and one prefilter) reports exactly the globs whose NFA matches.
+        #[test]
+        fn set_agrees_with_each_glob(
+            pats in proptest::collection::vec("[ab.*?/]{1,6}", 1..5),
+            text in "[ab./]{0,10}",
+            path in proptest::bool::ANY,
+        ) {
+            let globs: Vec<Glob> = pats
+                .iter()
+                .map(|p| if path { Glob::new(p) } else { Glob::text(p) }.expect("glob"))
+                .collect();
+            let set = GlobSet::new(globs.clone()).expect("set");
+            let mut out = Bits::new(globs.len());
+            set.matches_into(text.as_bytes(), &mut out);
+            for (id, g) in globs.iter().enumerate() {
+                proptest::prop_assert_eq!(out.contains(id), g.nfa.is_match(text.as_bytes()), "{} on {}", pats[id], text);
+            }
+        }
     }
 }

@@ -387,6 +387,8 @@ pub(crate) struct SqlCond {
     /// those excepted.
     pub secret_columns: Range<usize>,
     pub except_columns: Range<usize>,
+    /// The literals every secret column glob requires: a column containing none is not secret.
+    pub secret_prefilter: Option<aho_corasick::AhoCorasick>,
 }
 
 #[derive(Debug, Default)]
@@ -912,6 +914,7 @@ fn compile(origin: &str, doc: PolicyDoc) -> Result<Engine, PolicyError> {
                 }
                 let lower = |v: &[String]| v.iter().map(|s| s.to_ascii_lowercase()).collect::<Vec<_>>();
                 wants |= Protocol::Sql.bit();
+                let secret = c.add("columns", &format!("{sp}.secret_columns"), &lower(&s.secret_columns))?;
                 Some(SqlCond {
                     kinds,
                     relations: c.add("relations", &format!("{sp}.relations"), &lower(&s.relations))?,
@@ -920,8 +923,9 @@ fn compile(origin: &str, doc: PolicyDoc) -> Result<Engine, PolicyError> {
                     missing_where: s.missing_where,
                     copy,
                     languages: lower(&s.languages),
-                    secret_columns: c.add("columns", &format!("{sp}.secret_columns"), &lower(&s.secret_columns))?,
+                    secret_columns: secret.clone(),
                     except_columns: c.add("columns", &format!("{sp}.except_columns"), &lower(&s.except_columns))?,
+                    secret_prefilter: glob::required_literals(c.globs.get("columns").map_or(&[][..], |g| &g[secret]).iter()),
                 })
             }
         };

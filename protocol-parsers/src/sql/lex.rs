@@ -7,8 +7,8 @@ use super::{CopyTarget, Dialect, Error, Kind, Lexing, Statement};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Tok<'a> {
-    /// A word, lowercased (borrowed from the input when it already was).
-    Word(Cow<'a, str>),
+    /// A word, lowercased (borrowed from the lowercased input).
+    Word(&'a str),
     Quoted(String),
     Str(String),
     Num,
@@ -16,7 +16,9 @@ enum Tok<'a> {
     Semi,
 }
 
-fn tokenize<'a>(s: &'a str, d: Dialect, lx: &Lexing) -> Result<Vec<(Tok<'a>, usize)>, Error> {
+/// The tokens of `s`; `lower` is `s` in ASCII lowercase (one copy for all the words).
+fn tokenize<'a>(s: &str, lower: &'a str, d: Dialect, lx: &Lexing) -> Result<Vec<(Tok<'a>, usize)>, Error> {
+    debug_assert_eq!(s.len(), lower.len());
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(s.len() / 4 + 4);
     let mut i = 0;
@@ -75,7 +77,7 @@ fn tokenize<'a>(s: &'a str, d: Dialect, lx: &Lexing) -> Result<Vec<(Tok<'a>, usi
                 let e_prefix = d == Dialect::Postgres
                     && out
                         .last()
-                        .is_some_and(|(t, p): &(Tok<'_>, usize)| *p + 1 == i && matches!(t, Tok::Word(w) if w == "e"));
+                        .is_some_and(|(t, p): &(Tok<'_>, usize)| *p + 1 == i && matches!(t, Tok::Word(w) if *w == "e"));
                 if e_prefix {
                     out.pop(); // the E of E'…' was read as a word
                 }
@@ -137,13 +139,7 @@ fn tokenize<'a>(s: &'a str, d: Dialect, lx: &Lexing) -> Result<Vec<(Tok<'a>, usi
                 {
                     i += 1;
                 }
-                let w = &s[start..i];
-                let w = if w.bytes().any(|b| b.is_ascii_uppercase()) {
-                    Cow::Owned(w.to_ascii_lowercase())
-                } else {
-                    Cow::Borrowed(w)
-                };
-                out.push((Tok::Word(w), start));
+                out.push((Tok::Word(&lower[start..i]), start));
             }
             _ if c.is_ascii_digit() => {
                 while b.get(i).is_some_and(|&x| x.is_ascii_alphanumeric() || x == b'.') {
@@ -204,7 +200,8 @@ pub(super) fn analyze(sql: &str, dialect: Dialect, lx: &Lexing) -> Result<Vec<St
 }
 
 fn analyze_at(sql: &str, dialect: Dialect, lx: &Lexing, depth: usize) -> Result<Vec<Statement>, Error> {
-    let toks = tokenize(sql, dialect, lx)?;
+    let lower = sql.to_ascii_lowercase();
+    let toks = tokenize(sql, &lower, dialect, lx)?;
     let mut out = Vec::new();
     for stmt in toks.split(|(t, _)| *t == Tok::Semi) {
         if stmt.is_empty() {
@@ -229,13 +226,18 @@ fn word<'t>(t: Option<&'t (Tok<'_>, usize)>) -> Option<&'t str> {
 
 /// A possibly qualified name starting at `i`: the name and the index after it.
 fn name(toks: &[(Tok<'_>, usize)], mut i: usize) -> Option<(String, usize)> {
-    let mut parts = Vec::new();
+    let (mut name, mut parts) = (String::new(), 0);
     loop {
-        match toks.get(i) {
-            Some((Tok::Word(w), _)) => parts.push(w.to_string()),
-            Some((Tok::Quoted(q), _)) => parts.push(q.clone()),
+        let part = match toks.get(i) {
+            Some((Tok::Word(w), _)) => *w,
+            Some((Tok::Quoted(q), _)) => q.as_str(),
             _ => break,
+        };
+        if parts > 0 {
+            name.push('.');
         }
+        name.push_str(part);
+        parts += 1;
         i += 1;
         if matches!(toks.get(i), Some((Tok::Punct(b'.'), _))) {
             i += 1;
@@ -243,7 +245,7 @@ fn name(toks: &[(Tok<'_>, usize)], mut i: usize) -> Option<(String, usize)> {
             break;
         }
     }
-    (!parts.is_empty()).then(|| (parts.join("."), i))
+    (parts > 0).then_some((name, i))
 }
 
 /// Words that begin a statement.
@@ -374,7 +376,7 @@ fn statement(
         set_parameters(toks, verb_at, &mut s);
         // MariaDB `SET STATEMENT var = v [, …] FOR statement`: the statement runs.
         if next == "statement"
-            && let Some(k) = toks.iter().position(|(t, _)| matches!(t, Tok::Word(x) if x == "for"))
+            && let Some(k) = toks.iter().position(|(t, _)| matches!(t, Tok::Word(x) if *x == "for"))
         {
             s.nested.push(statement(&toks[k + 1..], span, dialect, lx, depth + 1));
         }
@@ -385,7 +387,7 @@ fn statement(
         let (t, _) = &toks[i];
         if let Tok::Word(x) = t {
             // A function: a name followed by `(` that is not a keyword introducing a list.
-            let after_into = i > 0 && matches!(&toks[i - 1].0, Tok::Word(p) if p == "into" || p == "table");
+            let after_into = i > 0 && matches!(&toks[i - 1].0, Tok::Word(p) if *p == "into" || *p == "table");
             if matches!(toks.get(i + 1), Some((Tok::Punct(b'('), _)))
                 && !after_into
                 && !matches!(
@@ -465,9 +467,9 @@ fn statement(
                 name(toks, j).filter(|(n, _)| !NOT_RELATIONS.contains(&n.as_str()))
             };
             match &**x {
-                "from" | "join" if !(s.kind == Kind::Copy && x == "from") => {
+                "from" | "join" if !(s.kind == Kind::Copy && *x == "from") => {
                     if let Some((n, _)) = target(i) {
-                        if s.kind == Kind::Delete && x == "from" && s.writes.is_empty() {
+                        if s.kind == Kind::Delete && *x == "from" && s.writes.is_empty() {
                             s.writes.push(n);
                         } else {
                             s.reads.push(n);
@@ -519,13 +521,13 @@ fn statement(
         // COPY x [(cols)] FROM|TO {STDIN|STDOUT|'file'|PROGRAM 'cmd'}; LOAD DATA [LOCAL] INFILE 'f'.
         for (j, (t, _)) in toks.iter().enumerate() {
             match t {
-                Tok::Word(x) if x == "from" || x == "to" || x == "infile" => {
-                    s.copy_from = x != "to";
+                Tok::Word(x) if *x == "from" || *x == "to" || *x == "infile" => {
+                    s.copy_from = *x != "to";
                     let target = match (toks.get(j + 1), toks.get(j + 2)) {
-                        (Some((Tok::Word(p), _)), Some((Tok::Str(cmd), _))) if p == "program" => {
+                        (Some((Tok::Word(p), _)), Some((Tok::Str(cmd), _))) if *p == "program" => {
                             Some(CopyTarget::Program(cmd.clone()))
                         }
-                        (Some((Tok::Word(p), _)), _) if p == "stdin" || p == "stdout" => Some(CopyTarget::Client),
+                        (Some((Tok::Word(p), _)), _) if *p == "stdin" || *p == "stdout" => Some(CopyTarget::Client),
                         (Some((Tok::Str(f), _)), _) => {
                             Some(if toks.iter().any(|(t, _)| *t == Tok::Word("local".into())) {
                                 CopyTarget::Client
@@ -585,7 +587,7 @@ fn statement(
         Kind::Execute if verb == "prepare" => {
             match toks
                 .iter()
-                .position(|(t, _)| matches!(t, Tok::Word(x) if x == "from"))
+                .position(|(t, _)| matches!(t, Tok::Word(x) if *x == "from"))
                 .and_then(|k| toks.get(k + 1))
             {
                 Some((Tok::Str(body), _)) if depth < MAX_NESTING && toks.len() == verb_at + 4 => {
@@ -634,7 +636,7 @@ fn statement(
         s.certain = false;
     }
     // PL/pgSQL bodies may EXECUTE strings built at run time.
-    if toks.iter().any(|(t, _)| matches!(t, Tok::Word(x) if x == "execute")) && s.kind != Kind::Execute {
+    if toks.iter().any(|(t, _)| matches!(t, Tok::Word(x) if *x == "execute")) && s.kind != Kind::Execute {
         s.certain = false;
     }
     s.functions.sort();
@@ -661,7 +663,7 @@ fn set_parameters(toks: &[(Tok<'_>, usize)], verb_at: usize, s: &mut Statement) 
                     "names" | "character" | "charset" => {
                         // The value: after `SET NAMES`, `SET CHARSET`, `SET CHARACTER SET`.
                         let v = toks[i + 1..].iter().find_map(|(t, _)| match t {
-                            Tok::Word(x) if x != "set" => Some(x.to_string()),
+                            Tok::Word(x) if *x != "set" => Some(x.to_string()),
                             Tok::Str(x) | Tok::Quoted(x) => Some(x.to_ascii_lowercase()),
                             _ => None,
                         });
@@ -963,7 +965,8 @@ pub(super) fn fast(sql: &str, lx: &Lexing) -> Option<Vec<Statement>> {
         }
         i += 1;
     }
-    let toks = tokenize(body, Dialect::Postgres, lx).ok()?;
+    let lower = body.to_ascii_lowercase();
+    let toks = tokenize(body, &lower, Dialect::Postgres, lx).ok()?;
     let verb = match toks.first() {
         Some((Tok::Word(w), _)) => &**w,
         _ => return None,
@@ -983,7 +986,7 @@ pub(super) fn fast(sql: &str, lx: &Lexing) -> Option<Vec<Statement>> {
         match t {
             Tok::Word(w) => {
                 let part_of_insert =
-                    verb == "insert" && in_from.len() == 1 && (w == "values" || (w == "into" && i == 1));
+                    verb == "insert" && in_from.len() == 1 && (*w == "values" || (*w == "into" && i == 1));
                 if (cls[i] & DECLINED != 0 && !part_of_insert)
                     || (i > 0 && matches!(&**w, "select" | "insert" | "update" | "delete"))
                 {
@@ -1038,7 +1041,7 @@ pub(super) fn fast(sql: &str, lx: &Lexing) -> Option<Vec<Statement>> {
     if matches!(s.kind, Kind::Update | Kind::Delete) {
         // A WHERE that seems to bound nothing (`WHERE true`) is the grammar's to judge.
         s.has_where = where_bounds(&toks);
-        if !s.has_where && toks.iter().any(|(t, _)| matches!(t, Tok::Word(x) if x == "where")) {
+        if !s.has_where && toks.iter().any(|(t, _)| matches!(t, Tok::Word(x) if *x == "where")) {
             return None;
         }
     }
@@ -1050,7 +1053,7 @@ pub(super) fn fast(sql: &str, lx: &Lexing) -> Option<Vec<Statement>> {
 /// (a call, a typed literal), not after `::` (a type), and not a keyword. A clause of constants
 /// (`WHERE true`, `WHERE 1 = 1`) bounds nothing.
 fn where_bounds(toks: &[(Tok<'_>, usize)]) -> bool {
-    let Some(w) = toks.iter().position(|(t, _)| matches!(t, Tok::Word(x) if x == "where")) else {
+    let Some(w) = toks.iter().position(|(t, _)| matches!(t, Tok::Word(x) if *x == "where")) else {
         return false;
     };
     (w + 1..toks.len()).any(|i| match &toks[i].0 {
@@ -1173,21 +1176,52 @@ const NOT_COLUMNS: &[&str] = &[
 /// resolves it; a root SELECT's target items that are just a column (or `*`, `t.*`) are read
 /// bare. `None` where a token could be read two ways (a label without `AS`, a position in
 /// ORDER/GROUP BY): the grammar decides.
-fn fast_columns(toks: &[(Tok<'_>, usize)], cls: &[u8], verb: &str) -> Option<Vec<String>> {
+/// A dotted name in the token stream: its parts, whether it ends in `.*`, the index after it.
+struct Dotted<'a> {
+    parts: [&'a str; 4],
+    n: usize,
+    star: bool,
+    end: usize,
+}
+
+impl<'a> Dotted<'a> {
+    fn parts(&self) -> &[&'a str] {
+        &self.parts[..self.n]
+    }
+}
+
+/// `a.b`, built in one allocation.
+fn dot(a: &str, b: &str) -> String {
+    let mut s = String::with_capacity(a.len() + 1 + b.len());
+    s.push_str(a);
+    s.push('.');
+    s.push_str(b);
+    s
+}
+
+fn fast_columns<'a>(toks: &[(Tok<'a>, usize)], cls: &[u8], verb: &str) -> Option<Vec<String>> {
     let word = |i: usize| match toks.get(i) {
         Some((Tok::Word(w), _)) => Some(&**w),
         _ => None,
     };
     let punct = |i: usize, p: u8| matches!(toks.get(i), Some((Tok::Punct(x), _)) if *x == p);
-    // A dotted name at `i`: its parts, whether it ends in `.*`, and the index after it.
+    // A dotted name at `i` (`None` past four parts, more than PostgreSQL allows).
     let dotted = |mut i: usize| {
-        let mut parts: Vec<&str> = Vec::new();
-        let mut star = false;
+        let mut d = Dotted {
+            parts: [""; 4],
+            n: 0,
+            star: false,
+            end: i,
+        };
         loop {
             match toks.get(i) {
-                Some((Tok::Word(w), _)) => parts.push(&**w),
-                Some((Tok::Punct(b'*'), _)) if !parts.is_empty() => {
-                    star = true;
+                Some((Tok::Word(w), _)) if d.n < 4 => {
+                    d.parts[d.n] = w;
+                    d.n += 1;
+                }
+                Some((Tok::Word(_), _)) => return None,
+                Some((Tok::Punct(b'*'), _)) if d.n > 0 => {
+                    d.star = true;
                     i += 1;
                     break;
                 }
@@ -1200,12 +1234,13 @@ fn fast_columns(toks: &[(Tok<'_>, usize)], cls: &[u8], verb: &str) -> Option<Vec
                 break;
             }
         }
-        (parts, star, i)
+        d.end = i;
+        Some(d)
     };
     // Scope: the relations after FROM, JOIN, UPDATE, INTO, with their aliases; positions of
     // names that are not columns (relations, aliases, labels, assignment targets, the INSERT
     // column list).
-    let mut scope: Vec<(String, String)> = Vec::new();
+    let mut scope: Vec<(&str, Cow<'_, str>)> = Vec::new();
     let mut skip = vec![false; toks.len()];
     let mut i = 0;
     while i < toks.len() {
@@ -1216,7 +1251,8 @@ fn fast_columns(toks: &[(Tok<'_>, usize)], cls: &[u8], verb: &str) -> Option<Vec
             _ => false,
         };
         if introduces {
-            let (parts, _, mut j) = dotted(i + 1);
+            let d = dotted(i + 1)?;
+            let (parts, mut j) = (d.parts(), d.end);
             skip[i + 1..j].fill(true);
             if parts.is_empty() {
                 return None;
@@ -1225,14 +1261,17 @@ fn fast_columns(toks: &[(Tok<'_>, usize)], cls: &[u8], verb: &str) -> Option<Vec
             if punct(j, b'*') {
                 return None;
             }
-            let rel = parts.join(".");
-            let mut alias = parts.last().map(|p| p.to_string()).unwrap_or_default();
+            let rel = match parts {
+                [one] => Cow::Borrowed(*one),
+                more => Cow::Owned(more.join(".")),
+            };
+            let mut alias = parts[parts.len() - 1];
             if word(j) == Some("as") {
                 skip[j] = true;
                 j += 1;
             }
             if let Some(a) = word(j).filter(|_| cls[j] & NOT_COLUMN == 0) {
-                alias = a.to_string();
+                alias = a;
                 skip[j] = true;
                 j += 1;
             }
@@ -1253,7 +1292,7 @@ fn fast_columns(toks: &[(Tok<'_>, usize)], cls: &[u8], verb: &str) -> Option<Vec
     }
     // UPDATE … SET a = …, b = …: the assigned names.
     if verb == "update"
-        && let Some(set) = toks.iter().position(|(t, _)| matches!(t, Tok::Word(w) if w == "set"))
+        && let Some(set) = toks.iter().position(|(t, _)| matches!(t, Tok::Word(w) if *w == "set"))
     {
         let mut level = 0i32;
         let mut k = set + 1;
@@ -1275,44 +1314,38 @@ fn fast_columns(toks: &[(Tok<'_>, usize)], cls: &[u8], verb: &str) -> Option<Vec
             k += 1;
         }
     }
-    let resolve = |q: &str| {
-        scope
-            .iter()
-            .rev()
-            .find(|(a, _)| a == q)
-            .map_or_else(|| q.to_string(), |(_, r)| r.clone())
-    };
-    let mut out = Vec::new();
-    let emit = |parts: &[&str], star: bool, out: &mut Vec<String>| match (parts, star) {
-        ([q], true) => out.push(format!("{}.*", resolve(q))),
+    let resolve = |q: &'a str| -> &str { scope.iter().rev().find(|(a, _)| *a == q).map_or(q, |(_, r)| r) };
+    let mut out = Vec::with_capacity(16);
+    let emit = |parts: &[&'a str], star: bool, out: &mut Vec<String>| match (parts, star) {
+        ([q], true) => out.push(dot(resolve(q), "*")),
         ([col], false) => {
             if scope.is_empty() {
                 out.push(col.to_string());
             }
-            out.extend(scope.iter().map(|(_, r)| format!("{r}.{col}")));
+            out.extend(scope.iter().map(|(_, r)| dot(r, col)));
             if scope.iter().any(|(a, _)| a == col) {
-                out.push(format!("{}.*", resolve(col)));
+                out.push(dot(resolve(col), "*"));
             }
         }
-        ([q, col], false) => out.push(format!("{}.{col}", resolve(q))),
+        ([q, col], false) => out.push(dot(resolve(q), col)),
         (more, false) => out.push(more.join(".")),
-        (more, true) => out.push(format!("{}.*", more.join("."))),
+        (more, true) => out.push(dot(&more.join("."), "*")),
     };
     // The root SELECT's target list: bare items.
     let from = toks
         .iter()
-        .position(|(t, _)| matches!(t, Tok::Word(w) if w == "from"))
+        .position(|(t, _)| matches!(t, Tok::Word(w) if *w == "from"))
         .unwrap_or(toks.len());
     let by_position = toks
         .windows(2)
-        .any(|w| matches!((&w[0].0, &w[1].0), (Tok::Word(b), Tok::Num) if b == "by"))
+        .any(|w| matches!((&w[0].0, &w[1].0), (Tok::Word(b), Tok::Num) if *b == "by"))
         || {
             // `ORDER BY a, 2`: a number as an item of a BY list.
             let mut in_by = false;
             let mut found = false;
             for (k, (t, _)) in toks.iter().enumerate() {
                 match t {
-                    Tok::Word(w) if w == "by" => in_by = true,
+                    Tok::Word(w) if *w == "by" => in_by = true,
                     Tok::Word(w) if matches!(&**w, "limit" | "offset" | "having" | "order" | "group" | "fetch") => {
                         in_by = false
                     }
@@ -1379,17 +1412,18 @@ fn fast_columns(toks: &[(Tok<'_>, usize)], cls: &[u8], verb: &str) -> Option<Vec
                     return None;
                 }
             }
-            let (parts, star, after) = dotted(item.start);
+            let d = dotted(item.start)?;
+            let (parts, star, after) = (d.parts(), d.star, d.end);
             let lone_star = punct(item.start, b'*') && item.start + 1 == body_end;
             let whole = lone_star || (after == body_end && !parts.is_empty());
             if plain && whole {
-                let whole_row = !star && parts.len() == 1 && scope.iter().any(|(a, _)| a == parts[0]);
+                let whole_row = !star && parts.len() == 1 && scope.iter().any(|(a, _)| *a == parts[0]);
                 let column = !parts.is_empty() && cls[item.start] & NOT_COLUMN == 0;
                 if lone_star || star || (column && !whole_row) {
                     skip[item.start..body_end].fill(true);
                 }
             } else if lone_star {
-                out.extend(scope.iter().map(|(_, r)| format!("{r}.*")));
+                out.extend(scope.iter().map(|(_, r)| dot(r, "*")));
                 skip[item.start] = true;
             }
         }
@@ -1405,7 +1439,8 @@ fn fast_columns(toks: &[(Tok<'_>, usize)], cls: &[u8], verb: &str) -> Option<Vec
             k += 1;
             continue;
         }
-        let (parts, star, after) = dotted(k);
+        let d = dotted(k)?;
+        let (parts, star, after) = (d.parts(), d.star, d.end);
         let call = punct(after, b'(');
         let typed_literal = matches!(toks.get(after), Some((Tok::Str(_) | Tok::Num, _)));
         let after_cast = k >= 1 && punct(k - 1, b':');
@@ -1419,7 +1454,7 @@ fn fast_columns(toks: &[(Tok<'_>, usize)], cls: &[u8], verb: &str) -> Option<Vec
             k = after;
             continue;
         }
-        emit(&parts, star, &mut out);
+        emit(parts, star, &mut out);
         k = after;
     }
     out.sort();
