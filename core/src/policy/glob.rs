@@ -557,8 +557,14 @@ pub(crate) fn required_literals<'g>(globs: impl Iterator<Item = &'g Glob>) -> Op
     if required.is_empty() {
         return None;
     }
-    // Building fails only past size limits far beyond a policy's; then there is no prefilter.
-    AhoCorasick::new(required).ok()
+    // A DFA without its own prefilter: the texts are short names and paths, where a rare-byte
+    // scan costs more than it skips. Building fails only past size limits far beyond a
+    // policy's; then there is no prefilter.
+    AhoCorasick::builder()
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+        .prefilter(false)
+        .build(required)
+        .ok()
 }
 
 /// Many globs compiled into one anchored multi-pattern regex, plus their NFAs.

@@ -16,6 +16,18 @@ enum Tok<'a> {
     Semi,
 }
 
+/// Bytes that continue a word: ASCII letters, digits, `_`, `$` and any non-ASCII byte.
+static IS_WORD_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
+        c += 1;
+    }
+    t
+};
+
 /// The tokens of `s`; `lower` is `s` in ASCII lowercase (one copy for all the words).
 fn tokenize<'a>(s: &str, lower: &'a str, d: Dialect, lx: &Lexing) -> Result<Vec<(Tok<'a>, usize)>, Error> {
     debug_assert_eq!(s.len(), lower.len());
@@ -133,10 +145,7 @@ fn tokenize<'a>(s: &str, lower: &'a str, d: Dialect, lx: &Lexing) -> Result<Vec<
                 i += 1;
             }
             _ if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
-                while b
-                    .get(i)
-                    .is_some_and(|&x| x.is_ascii_alphanumeric() || x == b'_' || x == b'$' || x >= 0x80)
-                {
+                while i < b.len() && IS_WORD_BYTE[b[i] as usize] {
                     i += 1;
                 }
                 out.push((Tok::Word(&lower[start..i]), start));
@@ -906,6 +915,24 @@ const IS_OPERATOR_CHAR: [bool; 256] = {
     t
 };
 
+/// Bytes the fast path's first scan looks at: what declines it outright, the starts of
+/// literals and parameters, and operator characters.
+static SPECIAL_TO_FAST: [bool; 256] = {
+    let mut t = IS_OPERATOR_CHAR;
+    let mut c = 0x80;
+    while c < 256 {
+        t[c] = true;
+        c += 1;
+    }
+    let mut k = 0;
+    let special = b"\"\\`;\0$'[]{}";
+    while k < special.len() {
+        t[special[k] as usize] = true;
+        k += 1;
+    }
+    t
+};
+
 /// The operators the fast path reads (`::` is a cast); any other run of operator characters
 /// goes to the grammar.
 const FAST_OPERATORS: &[&str] = &[
@@ -926,6 +953,11 @@ pub(super) fn fast(sql: &str, lx: &Lexing) -> Option<Vec<Statement>> {
     let body = trimmed.strip_suffix(';').unwrap_or(trimmed);
     let mut i = 0;
     while i < body.len() {
+        // Most bytes need no look: skip them a table lookup at a time.
+        if !SPECIAL_TO_FAST[b[i] as usize] {
+            i += 1;
+            continue;
+        }
         let c = b[i];
         let prev = i.checked_sub(1).map(|p| b[p]);
         let ident = |p: Option<u8>| p.is_some_and(|p| p.is_ascii_alphanumeric() || p == b'_' || p == b'$');
@@ -1514,12 +1546,11 @@ const NOT_COLUMN: u8 = 2;
 const KEYWORD: u8 = 4;
 
 /// What the fast path's word lists say of a word (bits: [`DECLINED`], [`NOT_COLUMN`],
-/// [`KEYWORD`]), by one hash lookup.
+/// [`KEYWORD`]), by one hash lookup (Fx: the table is fixed, and a lookup cannot degrade it).
 fn class(w: &str) -> u8 {
-    type Map = std::collections::HashMap<&'static str, u8, std::hash::BuildHasherDefault<Fnv>>;
-    static CLASSES: std::sync::OnceLock<Map> = std::sync::OnceLock::new();
-    let map = CLASSES.get_or_init(|| {
-        let mut m = Map::default();
+    static CLASSES: std::sync::OnceLock<(rustc_hash::FxHashMap<&'static str, u8>, usize)> = std::sync::OnceLock::new();
+    let (map, longest) = CLASSES.get_or_init(|| {
+        let mut m = rustc_hash::FxHashMap::default();
         for (list, bit) in [
             (FAST_DECLINES, DECLINED),
             (NOT_COLUMNS, NOT_COLUMN),
@@ -1529,26 +1560,11 @@ fn class(w: &str) -> u8 {
                 *m.entry(*w).or_insert(0) |= bit;
             }
         }
-        m
+        let longest = m.keys().map(|k| k.len()).max().unwrap_or(0);
+        (m, longest)
     });
+    if w.len() > *longest {
+        return 0;
+    }
     map.get(w).copied().unwrap_or(0)
-}
-
-/// FNV-1a: the word lists are fixed and short words hash in a few nanoseconds (SipHash's
-/// resistance to chosen collisions buys nothing for a fixed table).
-#[derive(Default)]
-struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
-        for &b in bytes {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
 }
