@@ -66,6 +66,14 @@ else
     echo "rustfmt not installed: formatting not checked"
 fi
 
+step "lints and API docs (clippy and rustdoc, warnings are errors)"
+if cargo clippy --version >/dev/null 2>&1; then
+    cargo clippy --workspace --all-targets --locked -- -D warnings 2>&1 | tail -n 1
+else
+    echo "clippy not installed: lints not checked"
+fi
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked 2>&1 | tail -n 1
+
 step "build (release, with the example proxies)"
 # The Python module is built by maturin below (as an extension module, with its own flags).
 cargo build --release --workspace --exclude sluice-python --locked --bins --examples 2>&1 | tail -n 3

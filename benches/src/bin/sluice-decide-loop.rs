@@ -25,7 +25,10 @@ fn main() {
     let laptop = Target::new("laptop");
     let db = Target::new("orders").label("env", "prod");
     let (target, request) = match which.as_str() {
-        "shell" => (&laptop, Request::Shell("cargo test --workspace --locked 2>&1 | tail -20")),
+        "shell" => (
+            &laptop,
+            Request::Shell("cargo test --workspace --locked 2>&1 | tail -20"),
+        ),
         "sql" => (
             &db,
             Request::Sql {
@@ -45,6 +48,9 @@ fn main() {
         black_box(engine.decide(&id, target, black_box(&request)));
     }
     if n > 0 {
-        eprintln!("{which}: {:.3} µs per decision (wall clock)", t0.elapsed().as_secs_f64() * 1e6 / n as f64);
+        eprintln!(
+            "{which}: {:.3} µs per decision (wall clock)",
+            t0.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
     }
 }

@@ -355,9 +355,9 @@ impl Engine {
     pub fn decide(&self, identity: &Identity, target: &Target, request: &Request<'_>) -> Decision {
         let views = self.views(request);
         fn changes(stmts: &[sql::Statement]) -> bool {
-            stmts.iter().any(|st| {
-                st.sets.iter().any(|p| sql::LEXING_PARAMETERS.contains(&p.as_str())) || changes(&st.nested)
-            })
+            stmts
+                .iter()
+                .any(|st| st.sets.iter().any(|p| sql::LEXING_PARAMETERS.contains(&p.as_str())) || changes(&st.nested))
         }
         let changes_lexing = views.sql.as_ref().is_some_and(|(s, _)| changes(s));
         let mut d = self.decide_views(identity, target, request, views);
@@ -1102,7 +1102,10 @@ impl Engine {
         } else {
             std::borrow::Cow::Borrowed(col)
         };
-        if c.secret_prefilter.as_ref().is_some_and(|p| !p.is_match(lower.as_bytes())) {
+        if c.secret_prefilter
+            .as_ref()
+            .is_some_and(|p| !p.is_match(lower.as_bytes()))
+        {
             return false;
         }
         let secret = |form: &str| {

@@ -763,7 +763,10 @@ mod tests {
         assert_eq!(r("ab*[xy]cde?f"), "cde");
         assert_eq!(r("a\\*bc"), "a*bc");
         assert_eq!(r("*"), "");
-        assert_eq!(String::from_utf8(Glob::new("**/.ssh/id_*").expect("glob").required).expect("utf8"), ".ssh/id_");
+        assert_eq!(
+            String::from_utf8(Glob::new("**/.ssh/id_*").expect("glob").required).expect("utf8"),
+            ".ssh/id_"
+        );
     }
 
     proptest::proptest! {

@@ -925,7 +925,9 @@ fn compile(origin: &str, doc: PolicyDoc) -> Result<Engine, PolicyError> {
                     languages: lower(&s.languages),
                     secret_columns: secret.clone(),
                     except_columns: c.add("columns", &format!("{sp}.except_columns"), &lower(&s.except_columns))?,
-                    secret_prefilter: glob::required_literals(c.globs.get("columns").map_or(&[][..], |g| &g[secret]).iter()),
+                    secret_prefilter: glob::required_literals(
+                        c.globs.get("columns").map_or(&[][..], |g| &g[secret]).iter(),
+                    ),
                 })
             }
         };

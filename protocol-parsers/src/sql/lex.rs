@@ -537,13 +537,11 @@ fn statement(
                             Some(CopyTarget::Program(cmd.clone()))
                         }
                         (Some((Tok::Word(p), _)), _) if *p == "stdin" || *p == "stdout" => Some(CopyTarget::Client),
-                        (Some((Tok::Str(f), _)), _) => {
-                            Some(if toks.iter().any(|(t, _)| *t == Tok::Word("local".into())) {
-                                CopyTarget::Client
-                            } else {
-                                CopyTarget::File(f.clone())
-                            })
-                        }
+                        (Some((Tok::Str(f), _)), _) => Some(if toks.iter().any(|(t, _)| *t == Tok::Word("local")) {
+                            CopyTarget::Client
+                        } else {
+                            CopyTarget::File(f.clone())
+                        }),
                         _ => None,
                     };
                     if target.is_some() {
@@ -1085,7 +1083,10 @@ pub(super) fn fast(sql: &str, lx: &Lexing) -> Option<Vec<Statement>> {
 /// (a call, a typed literal), not after `::` (a type), and not a keyword. A clause of constants
 /// (`WHERE true`, `WHERE 1 = 1`) bounds nothing.
 fn where_bounds(toks: &[(Tok<'_>, usize)]) -> bool {
-    let Some(w) = toks.iter().position(|(t, _)| matches!(t, Tok::Word(x) if *x == "where")) else {
+    let Some(w) = toks
+        .iter()
+        .position(|(t, _)| matches!(t, Tok::Word(x) if *x == "where"))
+    else {
         return false;
     };
     (w + 1..toks.len()).any(|i| match &toks[i].0 {

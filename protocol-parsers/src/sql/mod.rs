@@ -8,10 +8,10 @@
 //! Backends:
 //! - **PostgreSQL**: PostgreSQL's own parser (`libpg_query` through the `pg_query` crate) reads
 //!   every statement, under the session's lexing settings ([`Lexing`]). A hand-written fast path
-//!   ([`lex`]) answers for the plain single statements applications send most (a SELECT, INSERT,
+//!   (`lex`) answers for the plain single statements applications send most (a SELECT, INSERT,
 //!   UPDATE or DELETE over plain names, literals and function calls); anything else goes to the
 //!   grammar. A differential test proves the fast path agrees with the grammar wherever it answers.
-//! - **MySQL / MariaDB**: the tokenizer-based analyser ([`lex`]) with MySQL's comment forms
+//! - **MySQL / MariaDB**: the tokenizer-based analyser (`lex`) with MySQL's comment forms
 //!   (`#`, `-- ` only before a space, executable `/*! … */` and MariaDB `/*M! … */`), backslash
 //!   escapes unless `NO_BACKSLASH_ESCAPES`, and `"…"` as an identifier under `ANSI_QUOTES`;
 //!   checked differentially against sqlparser's MySQL dialect.
