@@ -4,17 +4,7 @@
 //! buying two executions is a crash.
 #![no_main]
 
-#[path = "contain.rs"]
-mod contain;
+#[path = "../checks/oracle.rs"]
+mod check;
 
-#[path = "../../core/tests/support/oracle.rs"]
-mod oracle;
-
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    contain::brush_panics_are_caught();
-    if let Err(v) = oracle::run(data) {
-        panic!("oracle: {v}");
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::check(data));

@@ -2,41 +2,7 @@
 //! read after arbitrary shell text is never allowed.
 #![no_main]
 
-#[path = "contain.rs"]
-mod contain;
+#[path = "../checks/policy.rs"]
+mod check;
 
-use libfuzzer_sys::fuzz_target;
-use sluice_core::policy::{Action, Dialect, Engine, Identity, Request, Target};
-
-fuzz_target!(|data: &[u8]| {
-    contain::brush_panics_are_caught();
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    let e = Engine::agent_safe();
-    let id = Identity::new("fuzz");
-    let t = Target::new("t");
-    let _ = e.decide(&id, &t, &Request::Shell(text));
-    let _ = e.decide(
-        &id,
-        &t,
-        &Request::Sql {
-            text,
-            dialect: Dialect::Postgres,
-            lexing: Default::default(),
-        },
-    );
-    let _ = e.decide(
-        &id,
-        &t,
-        &Request::Sql {
-            text,
-            dialect: Dialect::MySql,
-            lexing: Default::default(),
-        },
-    );
-    let _ = e.decide(&id, &t, &Request::Mcp(data));
-    // Whatever comes before, a following `; cat ~/.aws/credentials` is not allowed (a prefix
-    // may leave a quote or substitution open: then the whole line is uncertain, not allowed).
-    let line = format!("{text}\n cat ~/.aws/credentials");
-    let d = e.decide(&id, &t, &Request::Shell(&line));
-    assert_ne!(d.action, Action::Allow, "{line:?}: {d:?}");
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::check(data));

@@ -1,18 +1,7 @@
 //! Any text as a rule file: an error or a detector, never a panic; a detector then scans.
 #![no_main]
-use libfuzzer_sys::fuzz_target;
-use sluice_core::Detector;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(&data[..data.len().min(16 * 1024)]) else {
-        return;
-    };
-    if let Ok(det) = Detector::builder()
-        .builtin_rules(false)
-        .rules_toml("fuzz.toml", text)
-        .build()
-    {
-        let _ = det.scan(text.as_bytes());
-        let _ = det.check_rule_examples();
-    }
-});
+#[path = "../checks/rule_file.rs"]
+mod check;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::check(data));

@@ -1,22 +1,7 @@
 //! Any bytes: scanning never panics, findings are in bounds, sorted and disjoint.
 #![no_main]
-use libfuzzer_sys::fuzz_target;
-use sluice_core::Detector;
-use std::sync::LazyLock;
 
-static DET: LazyLock<Detector> = LazyLock::new(|| {
-    Detector::builder()
-        .known_value("k", "fuzz-known-v4lue")
-        .build()
-        .unwrap()
-});
+#[path = "../checks/scan.rs"]
+mod check;
 
-fuzz_target!(|data: &[u8]| {
-    let data = &data[..data.len().min(64 * 1024)];
-    let found = DET.scan(data);
-    let mut last = 0;
-    for f in &found {
-        assert!(f.start < f.end && f.end <= data.len() && f.start >= last);
-        last = f.end;
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::check(data));

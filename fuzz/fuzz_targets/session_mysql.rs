@@ -3,13 +3,7 @@
 //! command reaching the server, or a grant buying two executions is a crash.
 #![no_main]
 
-#[path = "../../core/tests/support/oracle.rs"]
-mod oracle;
+#[path = "../checks/session_mysql.rs"]
+mod check;
 
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    if let Err(v) = oracle::run_protocol(1, data) {
-        panic!("oracle: {v}");
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::check(data));

@@ -3,23 +3,7 @@
 //! grammar gives the same analysis.
 #![no_main]
 
-#[path = "contain.rs"]
-mod contain;
-use libfuzzer_sys::fuzz_target;
-use sluice_protocols::shell::{self, Frontend};
+#[path = "../checks/shell.rs"]
+mod check;
 
-fuzz_target!(|data: &[u8]| {
-    contain::brush_panics_are_caught();
-    let text = String::from_utf8_lossy(&data[..data.len().min(4096)]);
-    let limits = shell::Limits::default();
-    let _ = shell::analyze(&text, &limits);
-    let lenient = shell::analyze_lenient(&text, &limits);
-    if shell::analyze(&text, &limits).is_err() {
-        assert!(!lenient.opaque.is_empty(), "a line that does not parse must be opaque");
-    }
-    if let Ok((fast, _)) = shell::analyze_with(&text, &limits, Some(Frontend::Fast)) {
-        if let Ok((grammar, _)) = shell::analyze_with(&text, &limits, Some(Frontend::Grammar)) {
-            assert_eq!(fast, grammar, "{text:?}");
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::check(data));

@@ -1,29 +1,7 @@
 //! Any bytes, any cuts: streaming redaction equals one-shot redaction.
 #![no_main]
-use libfuzzer_sys::fuzz_target;
-use sluice_core::Detector;
-use std::sync::LazyLock;
 
-static DET: LazyLock<Detector> = LazyLock::new(|| {
-    Detector::builder()
-        .known_value("k", "fuzz-known-v4lue")
-        .build()
-        .unwrap()
-});
+#[path = "../checks/stream_redact.rs"]
+mod check;
 
-fuzz_target!(|data: &[u8]| {
-    if data.len() < 2 {
-        return;
-    }
-    // The first byte chooses the chunk size; the rest is the input.
-    let step = usize::from(data[0]) + 1;
-    let input = &data[1..data.len().min(64 * 1024)];
-    let one = DET.redact(input).into_owned();
-    let mut s = DET.stream_redactor();
-    let mut out = Vec::new();
-    for chunk in input.chunks(step) {
-        s.feed(chunk, &mut out);
-    }
-    s.finish(&mut out);
-    assert_eq!(out, one);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::check(data));
