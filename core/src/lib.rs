@@ -45,22 +45,16 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod detector;
+pub mod detect;
 mod error;
-pub mod filters;
-mod known;
 pub mod policy;
-mod redact;
-pub mod rules;
 pub mod session;
-mod tables;
-mod validate;
 
-pub use detector::{BUILTIN_RULES, CREDENTIAL_COLUMN, Detector, DetectorBuilder, Finding, Fingerprint};
+pub use detect::detector::{BUILTIN_RULES, CREDENTIAL_COLUMN, Detector, DetectorBuilder, Finding, Fingerprint};
+pub use detect::redact::{StreamRedactor, credential_column, looks_like_credential};
+pub use detect::rules::{self, Limits, RuleInfo};
+pub use detect::validate::Validator;
 pub use error::{Error, ErrorKind};
-pub use redact::{StreamRedactor, credential_column, looks_like_credential};
-pub use rules::{Limits, RuleInfo};
-pub use validate::Validator;
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]

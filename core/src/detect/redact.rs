@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::detector::{Detector, Hit, Span};
+use super::detector::{Detector, Hit, Span};
 
 impl Detector {
     /// Masks every secret of `input`. Returns `input` itself, uncopied, when there is nothing to
@@ -282,7 +282,7 @@ pub fn looks_like_credential(value: &[u8]) -> bool {
     .iter()
     .filter(|c| **c)
     .count();
-    multiline_key || classes >= 2 || crate::filters::entropy(v) >= 3.0
+    multiline_key || classes >= 2 || super::filters::entropy(v) >= 3.0
 }
 
 impl Detector {

@@ -42,14 +42,14 @@ impl Validator {
             Validator::Crc32Base62 => crc32_base62(secret),
             Validator::Jwt => jwt(secret),
             Validator::BasicAuth => basic_auth(secret),
-            Validator::NotTrivial => !crate::filters::is_trivial(secret),
+            Validator::NotTrivial => !super::filters::is_trivial(secret),
             Validator::Mixed => {
                 let letters = secret.iter().any(u8::is_ascii_alphabetic);
                 (secret.iter().any(u8::is_ascii_digit) && letters)
                     || (secret.len() >= 16
                         && secret.iter().any(u8::is_ascii_uppercase)
                         && secret.iter().any(u8::is_ascii_lowercase)
-                        && !crate::filters::is_identifier_like(secret))
+                        && !super::filters::is_identifier_like(secret))
             }
         }
     }
@@ -131,7 +131,7 @@ fn basic_auth(secret: &[u8]) -> bool {
         && colon + 1 < raw.len()
         && raw[..colon].iter().all(|&b| (0x20..0x7f).contains(&b))
         && raw[colon + 1..].iter().all(|&b| b >= 0x20 && b != 0x7f)
-        && !crate::filters::is_placeholder(&raw[colon + 1..])
+        && !super::filters::is_placeholder(&raw[colon + 1..])
 }
 
 #[cfg(test)]

@@ -25,13 +25,13 @@ use std::sync::Arc;
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex_automata::Input;
 
+use super::filters;
+use super::known::{self, KnownValues};
+use super::rules::{self, Block, Limits, Rule, RuleInfo};
 use crate::error::Error;
-use crate::filters;
-use crate::known::{self, KnownValues};
-use crate::rules::{self, Block, Limits, Rule, RuleInfo};
 
 /// The rules compiled into the binary.
-pub const BUILTIN_RULES: &str = include_str!("../rules/builtin.toml");
+pub const BUILTIN_RULES: &str = include_str!("../../rules/builtin.toml");
 
 /// The default fingerprint key. Fingerprints are stable across runs and machines with it; a host
 /// that handles low-entropy secrets should set its own key with
@@ -389,7 +389,7 @@ impl DetectorBuilder {
         self
     }
 
-    /// Adds the rules of a rule file (TOML, see [`crate::rules`]). `origin` names it in errors.
+    /// Adds the rules of a rule file (TOML, see [`super::rules`]). `origin` names it in errors.
     pub fn rules_toml(mut self, origin: impl Into<String>, text: impl Into<String>) -> DetectorBuilder {
         self.files.push((origin.into(), text.into()));
         self
@@ -534,7 +534,7 @@ impl DetectorBuilder {
             key: self.key,
             context,
             max_reach,
-            tables: crate::tables::Tables::new(),
+            tables: super::tables::Tables::new(),
             table_id,
         })
     }
@@ -568,7 +568,7 @@ pub struct Detector {
     /// The farthest any single-line window reaches from its hit, either way.
     max_reach: usize,
     /// Tabular text (`psql`/`mysql` output, CSV, TSV): values under credential-named headers.
-    tables: crate::tables::Tables,
+    tables: super::tables::Tables,
     /// The id findings in credential columns are reported under (`credential-column`).
     table_id: usize,
 }

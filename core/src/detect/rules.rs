@@ -53,8 +53,8 @@ use std::sync::Arc;
 use regex_automata::{meta, util::syntax};
 use serde::Deserialize;
 
+use super::validate::Validator;
 use crate::error::{Error, ErrorKind, line_col_of};
-use crate::validate::Validator;
 
 /// Limits applied when compiling rules, built-in or user-supplied.
 #[derive(Debug, Clone)]

@@ -249,27 +249,6 @@ pub fn is_trivial(s: &[u8]) -> bool {
     distinct * 5 < s.len().min(40) // e.g. "abababababab…"
 }
 
-fn is_hex(s: &[u8]) -> bool {
-    s.iter().all(u8::is_ascii_hexdigit)
-}
-
-/// A UUID in its canonical 8-4-4-4-12 form.
-pub fn is_uuid(s: &[u8]) -> bool {
-    s.len() == 36
-        && s.iter().enumerate().all(|(i, &b)| {
-            if matches!(i, 8 | 13 | 18 | 23) {
-                b == b'-'
-            } else {
-                b.is_ascii_hexdigit()
-            }
-        })
-}
-
-/// A digest printed in hex: MD5, SHA-1 / git object ids, SHA-224/256/384/512.
-pub fn is_hex_digest(s: &[u8]) -> bool {
-    matches!(s.len(), 32 | 40 | 56 | 64 | 96 | 128) && is_hex(s)
-}
-
 /// Shapes that are never secrets for a generic rule: digests, UUIDs, SRI integrity strings,
 /// public SSH keys, file paths, URLs without credentials, numbers, and code identifiers.
 ///
@@ -545,8 +524,6 @@ mod tests {
 
     #[test]
     fn noise_shapes() {
-        assert!(is_uuid(b"4deb1888-20fa-41cf-af02-7b62c82b40bd"));
-        assert!(is_hex_digest(b"3feff9243a8f506b40928b5b7a767c76fb008f86"));
         assert!(is_generic_noise(b"sha512-JMl2v+ccEj6GN6pwQslKCYLkyCm3G1x7yBpgbS1lE26z"));
         assert!(is_generic_noise(b"get_password"));
         assert!(!is_generic_noise(b"k1uDSKFQs1DxBA9R"));
