@@ -1,8 +1,8 @@
 //! # sluice-core
 //!
 //! The engine behind Sluice, the enforcement point between AI agents and infrastructure. This
-//! crate holds the compiled **secret detector** and **redaction**, one-shot and streaming, and
-//! the **policy engine**; the protocol sessions build on them.
+//! crate holds the compiled **secret detector** and **redaction**, one-shot and streaming, the
+//! **policy engine**, and the **protocol sessions** that build on both.
 //!
 //! ```
 //! use sluice_core::Detector;
@@ -33,6 +33,12 @@
 //! assert_eq!(out, &*masked);
 //! # Ok(()) }
 //! ```
+//!
+//! ## Subsystems
+//! - [`detect`]: the secret detector and redaction (its public types are re-exported here).
+//! - [`policy`]: decisions on shell, SQL, HTTP, MCP and SSH requests, grants, OIDC identities.
+//! - [`session`]: one closed state machine per protocol that decides every command and masks
+//!   every response on the wire (an example in its docs).
 //!
 //! ## Main types
 //! - [`Detector`] / [`DetectorBuilder`]: built-in rules, rule files ([`rules`] documents the

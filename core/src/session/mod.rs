@@ -11,6 +11,45 @@
 //! A [`Guard`] holds what all sessions share: the policy (swappable), the detector, the grant
 //! verifier and the event hook. Errors ([`SessionError`]) mean the connection must be closed:
 //! malformed or oversized input is never forwarded past the engine.
+//!
+//! An MCP session (stdio transport), end to end: a refused tool call, an allowed one, and the
+//! server's answer masked on its way back.
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use sluice_core::Detector;
+//! use sluice_core::policy::{Engine, EngineHandle, Identity, Target};
+//! use sluice_core::session::mcp::McpSession;
+//! use sluice_core::session::{Guard, Output};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let detector = Detector::builder().known_value("db-password", "s3rv1ce-pw-Synthetic-42").build()?;
+//! let policy = Arc::new(EngineHandle::new(Engine::agent_safe()));
+//! let guard = Arc::new(Guard::new(policy, Arc::new(detector)));
+//! let mut mcp = McpSession::new(guard, Identity::new("agent-7"), Target::new("files-mcp"));
+//!
+//! // Reading an SSH key is refused: nothing reaches the server, the client gets an error.
+//! let mut out = Output::default();
+//! let key = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"~/.ssh/id_ed25519"}}}"#;
+//! mcp.from_client(format!("{key}\n").as_bytes(), &mut out)?;
+//! assert!(out.to_server.is_empty());
+//! assert!(String::from_utf8_lossy(&out.to_client).contains("ssh-private-keys"));
+//!
+//! // Reading the README is allowed and forwarded as it was sent.
+//! let mut out = Output::default();
+//! let readme = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"README.md"}}}"#;
+//! mcp.from_client(format!("{readme}\n").as_bytes(), &mut out)?;
+//! assert_eq!(out.to_server, format!("{readme}\n").as_bytes());
+//!
+//! // The answer carries the password the host holds: the client sees a placeholder.
+//! let mut out = Output::default();
+//! let answer = r#"{"jsonrpc":"2.0","id":2,"result":{"content":[{"type":"text","text":"DB_PASSWORD=s3rv1ce-pw-Synthetic-42"}]}}"#; // synthetic: sluice:allow
+//! mcp.from_server(format!("{answer}\n").as_bytes(), &mut out)?;
+//! let shown = String::from_utf8(out.to_client)?;
+//! assert!(shown.contains("DB_PASSWORD=[REDACTED:db-password:") && !shown.contains("s3rv1ce"));
+//! # Ok(()) }
+//! ```
 
 pub mod http;
 pub mod mcp;
