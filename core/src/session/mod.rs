@@ -408,6 +408,49 @@ impl SqlState {
     }
 }
 
+/// Masks the fields of one record ([`Detector::redact_fields`]) on its way to the client: when
+/// nothing changed, `raw` (the message as it came) is forwarded byte for byte; otherwise
+/// `encode` writes the message rebuilt from the masked fields. Returns how many fields changed.
+pub(crate) fn forward_masked<'a>(
+    det: &Detector,
+    fields: &[Option<&'a [u8]>],
+    credential: &[bool],
+    raw: &[u8],
+    to_client: &mut Vec<u8>,
+    encode: impl FnOnce(&[Option<std::borrow::Cow<'a, [u8]>>], &mut Vec<u8>),
+) -> usize {
+    let (masked, changed) = det.redact_fields(fields, credential);
+    if changed == 0 {
+        to_client.extend_from_slice(raw);
+    } else {
+        encode(&masked, to_client);
+    }
+    changed
+}
+
+/// A grant set by a statement the session answers itself, `SET <variable> <op> 'TOKEN'`: the
+/// token. `variable` and the operators compare without case; the token is quoted by one of
+/// `quotes`. PostgreSQL's is `SET sluice.grant = 'T'` (or `TO`), MySQL's `SET @sluice_grant := 'T'`.
+pub(crate) fn set_grant<'t>(text: &'t str, variable: &str, ops: &[&str], quotes: &[char]) -> Option<&'t str> {
+    let t = text.trim().trim_end_matches(';').trim();
+    let rest = t.strip_prefix_ignore_case("set ")?.trim_start();
+    let rest = rest.strip_prefix_ignore_case(variable)?.trim_start();
+    let rest = ops.iter().find_map(|op| rest.strip_prefix_ignore_case(op))?.trim();
+    rest.strip_prefix(quotes)?.strip_suffix(quotes)
+}
+
+/// ASCII-case-insensitive `strip_prefix`.
+trait StripPrefixIgnoreCase {
+    fn strip_prefix_ignore_case(&self, prefix: &str) -> Option<&str>;
+}
+
+impl StripPrefixIgnoreCase for str {
+    fn strip_prefix_ignore_case(&self, prefix: &str) -> Option<&str> {
+        let head = self.get(..prefix.len())?;
+        head.eq_ignore_ascii_case(prefix).then(|| &self[prefix.len()..])
+    }
+}
+
 /// A grant carried in a leading comment, `/*sluice-grant:TOKEN*/ COMMAND`: the token and the
 /// command without the comment.
 pub fn split_grant_comment(text: &str) -> (Option<&str>, &str) {

@@ -30,7 +30,9 @@ use std::sync::Arc;
 
 use sluice_protocols::mysql::{self, Status, caps};
 
-use super::{Event, Guard, Output, SessionError, SqlState, frames, refusal_message, split_grant_comment};
+use super::{
+    Event, Guard, Output, SessionError, SqlState, forward_masked, frames, refusal_message, split_grant_comment,
+};
 use crate::policy::{Action, Decision, Dialect, Identity, Protocol, Target};
 use crate::{Detector, credential_column};
 
@@ -777,31 +779,37 @@ impl MySqlSession {
                     _ => None,
                 })
                 .collect();
-            let (redacted, changed) = det.redact_fields(&texts, cred);
-            if changed == 0 {
-                out.to_client.extend_from_slice(raw);
-            } else {
-                let vals: Vec<mysql::BinaryValue<'_>> = values
-                    .iter()
-                    .zip(&redacted)
-                    .map(|(v, r)| match (v, r) {
-                        (mysql::BinaryValue::Text(_), Some(r)) => mysql::BinaryValue::Text(r),
-                        (other, _) => other.clone(),
-                    })
-                    .collect();
-                mysql::encode_binary_row(seq, &vals, &mut out.to_client);
-            }
-            Ok(changed)
+            Ok(forward_masked(
+                det,
+                &texts,
+                cred,
+                raw,
+                &mut out.to_client,
+                |redacted, to| {
+                    let vals: Vec<mysql::BinaryValue<'_>> = values
+                        .iter()
+                        .zip(redacted)
+                        .map(|(v, r)| match (v, r) {
+                            (mysql::BinaryValue::Text(_), Some(r)) => mysql::BinaryValue::Text(r),
+                            (other, _) => other.clone(),
+                        })
+                        .collect();
+                    mysql::encode_binary_row(seq, &vals, to)
+                },
+            ))
         } else {
             let values = mysql::parse_text_row(payload, columns).map_err(bad)?;
-            let (redacted, changed) = det.redact_fields(&values, cred);
-            if changed == 0 {
-                out.to_client.extend_from_slice(raw);
-            } else {
-                let vals: Vec<Option<&[u8]>> = redacted.iter().map(|v| v.as_deref()).collect();
-                mysql::encode_text_row(seq, &vals, &mut out.to_client);
-            }
-            Ok(changed)
+            Ok(forward_masked(
+                det,
+                &values,
+                cred,
+                raw,
+                &mut out.to_client,
+                |redacted, to| {
+                    let vals: Vec<Option<&[u8]>> = redacted.iter().map(|v| v.as_deref()).collect();
+                    mysql::encode_text_row(seq, &vals, to)
+                },
+            ))
         }
     }
 
@@ -820,14 +828,10 @@ impl MySqlSession {
         }
         let names = def.names();
         let fields: Vec<Option<&[u8]>> = names.iter().map(|n| Some(*n)).collect();
-        let (m, changed) = det.redact_fields(&fields, &[]);
-        if changed == 0 {
-            out.to_client.extend_from_slice(raw);
-        } else {
+        forward_masked(det, &fields, &[], raw, &mut out.to_client, |m, to| {
             let n = |i: usize| m[i].as_deref().unwrap_or_default();
-            mysql::encode_column_definition(seq, [n(0), n(1), n(2), n(3), n(4), n(5)], def, &mut out.to_client);
-        }
-        changed
+            mysql::encode_column_definition(seq, [n(0), n(1), n(2), n(3), n(4), n(5)], def, to)
+        })
     }
 
     /// A packet whose payload is text (a status line, a LOCAL INFILE file name), masked.
@@ -928,18 +932,9 @@ fn clear_capabilities(payload: &mut [u8], bits: u32) -> Result<(), mysql::Error>
     Ok(())
 }
 
-/// `SET @sluice_grant = 'TOKEN'`: the token.
+/// `SET @sluice_grant = 'TOKEN'` (or `:=`, either quote): the token.
 fn set_grant(text: &str) -> Option<&str> {
-    let t = text.trim().trim_end_matches(';').trim();
-    let head = t.get(..17)?;
-    if !head.eq_ignore_ascii_case("set @sluice_grant") {
-        return None;
-    }
-    let rest = t[17..]
-        .trim_start()
-        .strip_prefix(['=', ':'])
-        .map(|r| r.trim_start_matches('=').trim())?;
-    rest.strip_prefix(['\'', '"'])?.strip_suffix(['\'', '"'])
+    super::set_grant(text, "@sluice_grant", &[":=", "=", ":"], &['\'', '"'])
 }
 
 /// The ERR packet for a refused statement (sequence id 1, after the client's command).

@@ -34,7 +34,9 @@ use std::sync::Arc;
 
 use sluice_protocols::postgres::{self as pg, Backend, Frontend, Limits, Startup, Status};
 
-use super::{Event, Guard, Output, SessionError, SqlState, frames, refusal_message, split_grant_comment};
+use super::{
+    Event, Guard, Output, SessionError, SqlState, forward_masked, frames, refusal_message, split_grant_comment,
+};
 use crate::policy::{Action, Decision, Dialect, Identity, Protocol, Target};
 use crate::{Detector, StreamRedactor, credential_column};
 
@@ -648,13 +650,9 @@ impl PgSession {
                 } else {
                     &[]
                 };
-                let (masked, changed) = det.redact_fields(&values, cred);
-                if changed == 0 {
-                    out.to_client.extend_from_slice(raw);
-                } else {
-                    pg::encode_data_row_iter(masked.iter().map(|v| v.as_deref()), &mut out.to_client);
-                }
-                changed
+                forward_masked(&det, &values, cred, raw, &mut out.to_client, |masked, to| {
+                    pg::encode_data_row_iter(masked.iter().map(|v| v.as_deref()), to)
+                })
             }
             Backend::DataRow(_) => {
                 out.to_client.extend_from_slice(raw);
@@ -669,14 +667,11 @@ impl PgSession {
                     out.to_client.extend_from_slice(raw);
                     return Ok(0);
                 }
-                let (f, changed) = det.redact_fields(&[Some(channel), Some(payload)], &[]);
-                if changed == 0 {
-                    out.to_client.extend_from_slice(raw);
-                } else {
+                let fields = [Some(channel), Some(payload)];
+                forward_masked(&det, &fields, &[], raw, &mut out.to_client, |f, to| {
                     let b = |i: usize| f[i].as_deref().unwrap_or_default();
-                    pg::encode_notification(pid, b(0), b(1), &mut out.to_client);
-                }
-                changed
+                    pg::encode_notification(pid, b(0), b(1), to)
+                })
             }
             Backend::ParameterStatus { name, value } => {
                 if self.mask_async() {
@@ -985,14 +980,17 @@ fn read4(b: &[u8], at: usize) -> [u8; 4] {
 
 /// A ParameterStatus with its name and value masked.
 fn parameter_status(det: &Detector, name: &[u8], value: &[u8], raw: &[u8], out: &mut Output) -> usize {
-    let (f, changed) = det.redact_fields(&[Some(name), Some(value)], &[]);
-    if changed == 0 {
-        out.to_client.extend_from_slice(raw);
-    } else {
-        let b = |i: usize| f[i].as_deref().unwrap_or_default();
-        pg::encode_parameter_status(b(0), b(1), &mut out.to_client);
-    }
-    changed
+    forward_masked(
+        det,
+        &[Some(name), Some(value)],
+        &[],
+        raw,
+        &mut out.to_client,
+        |f, to| {
+            let b = |i: usize| f[i].as_deref().unwrap_or_default();
+            pg::encode_parameter_status(b(0), b(1), to)
+        },
+    )
 }
 
 /// An ErrorResponse or NoticeResponse with every field masked (when `mask`).
@@ -1009,18 +1007,14 @@ fn masked_fields(
         return 0;
     }
     let values: Vec<Option<&[u8]>> = fields.iter().map(|(_, v)| Some(*v)).collect();
-    let (masked, changed) = det.redact_fields(&values, &[]);
-    if changed == 0 {
-        out.to_client.extend_from_slice(raw);
-    } else {
+    forward_masked(det, &values, &[], raw, &mut out.to_client, |masked, to| {
         let f: Vec<(u8, &[u8])> = fields
             .iter()
-            .zip(&masked)
+            .zip(masked)
             .map(|((c, _), v)| (*c, v.as_deref().unwrap_or_default()))
             .collect();
-        pg::encode_error(&f, notice, &mut out.to_client);
-    }
-    changed
+        pg::encode_error(&f, notice, to)
+    })
 }
 
 /// The error for a Bind, Execute or Describe naming a statement or portal this session did not
@@ -1046,21 +1040,7 @@ fn undecided_error(what: &str, name: &[u8]) -> Vec<u8> {
 
 /// `SET sluice.grant = 'TOKEN'` (or `TO`): the token.
 fn set_grant(text: &str) -> Option<&str> {
-    let t = text.trim().trim_end_matches(';').trim();
-    let lower = t.get(..16)?.to_ascii_lowercase();
-    if lower != "set sluice.grant" {
-        return None;
-    }
-    let rest = t[16..].trim_start();
-    let rest = rest
-        .strip_prefix('=')
-        .or_else(|| {
-            rest.get(..2)
-                .filter(|p| p.eq_ignore_ascii_case("to"))
-                .map(|_| &rest[2..])
-        })?
-        .trim();
-    rest.strip_prefix('\'')?.strip_suffix('\'')
+    super::set_grant(text, "sluice.grant", &["=", "to"], &['\''])
 }
 
 fn encode_query(sql: &str, out: &mut Vec<u8>) {
