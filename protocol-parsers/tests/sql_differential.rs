@@ -70,10 +70,53 @@ fn corpus() -> Vec<(String, String)> {
     files
 }
 
+/// Our statement kinds against sqlparser's, statement by statement.
+#[derive(Default)]
+struct Tally {
+    compared: usize,
+    agreed: usize,
+    disagreements: Vec<String>,
+}
+
+impl Tally {
+    /// Compares each of our statements of `text` that sqlparser reads (in `dialect`) as one
+    /// statement of a kind it names.
+    fn compare(&mut self, name: &str, text: &str, stmts: &[sql::Statement], dialect: &dyn sqlparser::dialect::Dialect) {
+        for s in stmts {
+            let src = &text[s.span.0..s.span.1];
+            let Ok(theirs) = Parser::parse_sql(dialect, src) else {
+                continue;
+            };
+            let [one] = theirs.as_slice() else { continue };
+            let Some(kind) = their_kind(one) else { continue };
+            self.compared += 1;
+            if kind == s.kind {
+                self.agreed += 1;
+            } else {
+                self.disagreements.push(format!(
+                    "{name}: ours {:?}, sqlparser {kind:?}: {}",
+                    s.kind,
+                    src.chars().take(100).collect::<String>()
+                ));
+            }
+        }
+    }
+
+    /// At least 98% agree.
+    fn assert_agree(&self) {
+        assert!(
+            self.agreed * 100 >= self.compared * 98,
+            "{} disagreements:\n{}",
+            self.disagreements.len(),
+            self.disagreements.join("\n")
+        );
+    }
+}
+
 #[test]
 fn statement_kinds_agree_with_sqlparser() {
-    let (mut compared, mut agreed, mut ours_failed) = (0usize, 0usize, 0usize);
-    let mut disagreements = Vec::new();
+    let mut tally = Tally::default();
+    let mut ours_failed = 0usize;
     for (name, text) in corpus() {
         // psql meta-commands (\echo …) are not SQL.
         let text: String = text
@@ -91,34 +134,13 @@ fn statement_kinds_agree_with_sqlparser() {
                 continue;
             }
         };
-        for s in stmts {
-            let src = &text[s.span.0..s.span.1];
-            let Ok(theirs) = Parser::parse_sql(&PostgreSqlDialect {}, src) else {
-                continue;
-            };
-            let [one] = theirs.as_slice() else { continue };
-            let Some(kind) = their_kind(one) else { continue };
-            compared += 1;
-            if kind == s.kind {
-                agreed += 1;
-            } else {
-                disagreements.push(format!(
-                    "{name}: ours {:?}, sqlparser {kind:?}: {}",
-                    s.kind,
-                    src.chars().take(100).collect::<String>()
-                ));
-            }
-        }
+        tally.compare(&name, &text, &stmts, &PostgreSqlDialect {});
     }
+    let Tally { compared, agreed, .. } = tally;
     eprintln!("compared {compared} statements, {agreed} agree; {ours_failed} files we could not tokenize");
     assert!(compared >= 40, "too few statements compared: {compared}");
     assert!(ours_failed == 0, "the analyser failed on real SQL files");
-    assert!(
-        agreed * 100 >= compared * 98,
-        "{} disagreements:\n{}",
-        disagreements.len(),
-        disagreements.join("\n")
-    );
+    tally.assert_agree();
 }
 
 /// Statements of the corpus (as the grammar splits them) and generated ones.
@@ -379,8 +401,7 @@ fn mysql_corpus() -> Vec<(String, String)> {
 #[test]
 fn mysql_statement_kinds_agree_with_sqlparser() {
     use sqlparser::dialect::MySqlDialect;
-    let (mut compared, mut agreed) = (0usize, 0usize);
-    let mut disagreements = Vec::new();
+    let mut tally = Tally::default();
     for (name, text) in mysql_corpus() {
         // DELIMITER lines are the mysql client's, not SQL.
         if text.contains("DELIMITER") || text.contains("delimiter") {
@@ -389,33 +410,12 @@ fn mysql_statement_kinds_agree_with_sqlparser() {
         let Ok(stmts) = sql::analyze(&text, Dialect::MySql) else {
             continue;
         };
-        for s in stmts {
-            let src = &text[s.span.0..s.span.1];
-            let Ok(theirs) = Parser::parse_sql(&MySqlDialect {}, src) else {
-                continue;
-            };
-            let [one] = theirs.as_slice() else { continue };
-            let Some(kind) = their_kind(one) else { continue };
-            compared += 1;
-            if kind == s.kind {
-                agreed += 1;
-            } else {
-                disagreements.push(format!(
-                    "{name}: ours {:?}, sqlparser {kind:?}: {}",
-                    s.kind,
-                    src.chars().take(100).collect::<String>()
-                ));
-            }
-        }
+        tally.compare(&name, &text, &stmts, &MySqlDialect {});
     }
+    let Tally { compared, agreed, .. } = tally;
     eprintln!("MySQL: compared {compared} statements, {agreed} agree");
     if std::path::Path::new("/usr/share/mysql").exists() {
         assert!(compared >= 100, "too few MySQL statements compared: {compared}");
     }
-    assert!(
-        agreed * 100 >= compared * 98,
-        "{} disagreements:\n{}",
-        disagreements.len(),
-        disagreements.join("\n")
-    );
+    tally.assert_agree();
 }

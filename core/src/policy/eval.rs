@@ -355,9 +355,7 @@ impl Engine {
     pub fn decide(&self, identity: &Identity, target: &Target, request: &Request<'_>) -> Decision {
         let views = self.views(request);
         fn changes(stmts: &[sql::Statement]) -> bool {
-            stmts
-                .iter()
-                .any(|st| st.sets.iter().any(|p| sql::LEXING_PARAMETERS.contains(&p.as_str())) || changes(&st.nested))
+            stmts.iter().any(|st| st.sets_lexing() || changes(&st.nested))
         }
         let changes_lexing = views.sql.as_ref().is_some_and(|(s, _)| changes(s));
         let mut d = self.decide_views(identity, target, request, views);

@@ -182,14 +182,7 @@ impl Guard {
                 d
             }
         };
-        self.emit(&Event::Decision {
-            protocol: request.protocol(),
-            identity,
-            target,
-            command,
-            decision: &d,
-        });
-        d
+        self.report(identity, target, request, command, d)
     }
 
     /// Refuses `request` for a reason of the session's (not the policy's), and reports it.
@@ -210,6 +203,18 @@ impl Guard {
             uncertain: true,
             changes_lexing: false,
         };
+        self.report(identity, target, request, command, d)
+    }
+
+    /// Reports a decision on `request` to the hook, and returns it.
+    fn report(
+        &self,
+        identity: &Identity,
+        target: &Target,
+        request: &Request<'_>,
+        command: &str,
+        d: Decision,
+    ) -> Decision {
         self.emit(&Event::Decision {
             protocol: request.protocol(),
             identity,

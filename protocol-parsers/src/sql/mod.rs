@@ -202,6 +202,12 @@ impl Statement {
             certain: true,
         }
     }
+
+    /// Whether the statement sets a parameter that changes how later statements are lexed
+    /// ([`LEXING_PARAMETERS`]).
+    pub fn sets_lexing(&self) -> bool {
+        self.sets.iter().any(|p| LEXING_PARAMETERS.contains(&p.as_str()))
+    }
 }
 
 /// The session settings that change how SQL text is split into tokens. The defaults are the
@@ -277,7 +283,7 @@ pub fn analyze_with(sql: &str, lexing: &Lexing, frontend: Frontend) -> Result<Op
 /// Statements after one that changes lexing settings were split and read under the old ones,
 /// and after one not understood anything may have changed: not certain.
 fn after_lexing_change(stmts: &mut [Statement]) {
-    let changes = |s: &Statement| s.sets.iter().any(|p| LEXING_PARAMETERS.contains(&p.as_str())) || !s.certain;
+    let changes = |s: &Statement| s.sets_lexing() || !s.certain;
     if let Some(first) = stmts.iter().position(changes) {
         for s in &mut stmts[first + 1..] {
             s.certain = false;
