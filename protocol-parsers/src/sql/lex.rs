@@ -1204,6 +1204,52 @@ const NOT_COLUMNS: &[&str] = &[
     "with",
 ];
 
+/// Keywords that cannot begin an operand: after `and`, `or`, `is`, … they show the operator word
+/// was a bare label.
+const NOT_OPERAND: &[&str] = &[
+    "all",
+    "and",
+    "as",
+    "asc",
+    "between",
+    "collate",
+    "desc",
+    "else",
+    "end",
+    "escape",
+    "except",
+    "fetch",
+    "filter",
+    "for",
+    "from",
+    "group",
+    "having",
+    "ilike",
+    "in",
+    "intersect",
+    "into",
+    "is",
+    "isnull",
+    "like",
+    "limit",
+    "notnull",
+    "offset",
+    "on",
+    "or",
+    "order",
+    "over",
+    "returning",
+    "similar",
+    "then",
+    "union",
+    "using",
+    "when",
+    "where",
+    "window",
+    "with",
+    "within",
+];
+
 /// The fast path's [`Statement::computed`]: the relations in scope (FROM/JOIN items, the
 /// statement's target, with aliases), then every column reference resolved the way the grammar
 /// resolves it; a root SELECT's target items that are just a column (or `*`, `t.*`) are read
@@ -1411,6 +1457,11 @@ fn fast_columns<'a>(toks: &[(Tok<'a>, usize)], cls: &[u8], verb: &str) -> Option
             // `expr AS label`: the label is no column.
             let mut body_end = item.end;
             if let Some(a) = (item.start..item.end).find(|&x| word(x) == Some("as")) {
+                // `AS` takes one label (any word, `from` too): anything else after it is a
+                // clause of a SELECT without FROM (`… AS x HAVING y`), or no label at all.
+                if a + 2 != item.end {
+                    return None;
+                }
                 skip[a..item.end].fill(true);
                 body_end = a;
             }
@@ -1431,9 +1482,31 @@ fn fast_columns<'a>(toks: &[(Tok<'a>, usize)], cls: &[u8], verb: &str) -> Option
                     Tok::Word(p) => Some(&**p),
                     _ => None,
                 };
+                // PostgreSQL takes even `and`, `or`, `end` as bare labels (`SELECT a and HAVING
+                // 'x'` labels `a`): an operator word continues the expression only when an
+                // operand follows, a CASE word only inside a CASE.
+                let operand_follows = x + 1 < body_end
+                    && match &toks[x + 1].0 {
+                        Tok::Word(n) => !NOT_OPERAND.contains(n),
+                        Tok::Punct(p) => !matches!(p, b',' | b')' | b']' | b'.'),
+                        Tok::Semi => false,
+                        _ => true,
+                    };
+                let in_case = || {
+                    let mut depth = 0i32;
+                    for t in &toks[item.start..x] {
+                        match t.0 {
+                            Tok::Word("case") => depth += 1,
+                            Tok::Word("end") => depth -= 1,
+                            _ => {}
+                        }
+                    }
+                    depth > 0
+                };
                 let continues = |w: &str| match w {
-                    "from" | "as" | "and" | "or" | "is" | "not" | "in" | "like" | "ilike" | "escape" | "isnull"
-                    | "notnull" | "then" | "else" | "end" | "when" => true,
+                    "from" | "as" => true,
+                    "and" | "or" | "is" | "not" | "in" | "like" | "ilike" => operand_follows,
+                    "then" | "else" | "end" | "when" => in_case(),
                     "null" | "true" | "false" | "unknown" => matches!(prev_word, Some("is" | "not")),
                     _ => false,
                 };
@@ -1445,19 +1518,39 @@ fn fast_columns<'a>(toks: &[(Tok<'a>, usize)], cls: &[u8], verb: &str) -> Option
                     return None;
                 }
             }
-            let d = dotted(item.start)?;
+            // `(a)` is `a` to the grammar: parentheses around the whole item are dropped.
+            let (mut start, mut body_end) = (item.start, body_end);
+            while start + 1 < body_end && punct(start, b'(') && punct(body_end - 1, b')') && {
+                let mut depth = 0i32;
+                (start..body_end - 1).all(|x| {
+                    match toks[x].0 {
+                        Tok::Punct(b'(') => depth += 1,
+                        Tok::Punct(b')') => depth -= 1,
+                        _ => {}
+                    }
+                    depth > 0
+                })
+            } {
+                start += 1;
+                body_end -= 1;
+            }
+            let d = dotted(start)?;
             let (parts, star, after) = (d.parts(), d.star, d.end);
-            let lone_star = punct(item.start, b'*') && item.start + 1 == body_end;
+            let lone_star = punct(start, b'*') && start + 1 == body_end;
+            if start != item.start && (lone_star || star) {
+                // `(t.*)`, `(*)`: the grammar's.
+                return None;
+            }
             let whole = lone_star || (after == body_end && !parts.is_empty());
             if plain && whole {
                 let whole_row = !star && parts.len() == 1 && scope.iter().any(|(a, _)| *a == parts[0]);
-                let column = !parts.is_empty() && cls[item.start] & NOT_COLUMN == 0;
+                let column = !parts.is_empty() && cls[start] & NOT_COLUMN == 0;
                 if lone_star || star || (column && !whole_row) {
-                    skip[item.start..body_end].fill(true);
+                    skip[start..body_end].fill(true);
                 }
             } else if lone_star {
                 out.extend(scope.iter().map(|(_, r)| dot(r, "*")));
-                skip[item.start] = true;
+                skip[start] = true;
             }
         }
         k = 1;
