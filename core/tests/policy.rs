@@ -2,7 +2,7 @@
 //! agent-safe policy, policy file errors, grants and OIDC identities.
 
 use sluice_core::policy::cases::parse_cases;
-use sluice_core::policy::{Action, Engine};
+use sluice_core::policy::{Action, Engine, PolicyErrorKind};
 
 fn testdata(name: &str) -> String {
     let path = format!("{}/../testdata/policy/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -136,9 +136,30 @@ fn bad_policies_say_what_and_where() {
         assert!(shown.contains(message), "{text:?}: `{shown}` lacks `{message}`");
     }
     let e = Engine::from_json("p.json", "{\"version\": 1,\n \"rules\": [{\"id\": 1}]}").expect_err("json");
-    assert_eq!(e.line.map(|l| l.0), Some(2), "{e}");
+    assert_eq!(e.line_col().map(|l| l.0), Some(2), "{e}");
+    assert_eq!(e.kind(), PolicyErrorKind::Syntax);
+    assert!(
+        std::error::Error::source(&e).is_some_and(|s| s.is::<serde_json::Error>()),
+        "{e}"
+    );
     let e = Engine::from_file("/nonexistent/policy.yaml").expect_err("missing");
     assert!(e.to_string().contains("cannot read"), "{e}");
+    assert_eq!(
+        (e.kind(), e.origin()),
+        (PolicyErrorKind::Io, "/nonexistent/policy.yaml")
+    );
+    assert!(
+        std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>()),
+        "{e}"
+    );
+    let e = Engine::from_yaml(
+        "p.yaml",
+        "version: 1\nrules: [{id: x, action: deny, when: {shell: {paths: ['[']}}}]\n",
+    )
+    .expect_err("bad glob");
+    assert_eq!(e.kind(), PolicyErrorKind::Invalid);
+    assert_eq!(e.path(), Some("rules[0].when.shell.paths[0]"), "{e}");
+    assert!(e.message().contains('['), "{e}");
 }
 
 #[test]

@@ -40,18 +40,14 @@ impl Default for Limits {
 }
 
 /// Why a message could not be parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error {
-    kind: ErrorKind,
-    offset: usize,
-}
+pub type Error = crate::Error<ErrorKind>;
 
 /// What was wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ErrorKind {
-    /// httparse rejected the head (the reason it gave).
-    Head(String),
+    /// httparse rejected the head (its reason is the error's detail and source).
+    Head,
     /// The head is longer than [`Limits::max_head`].
     HeadTooLarge,
     /// More headers than the storage the caller gave.
@@ -66,37 +62,20 @@ pub enum ErrorKind {
     ChunkTooLarge,
 }
 
-impl Error {
-    fn new(kind: ErrorKind, offset: usize) -> Error {
-        Error { kind, offset }
-    }
-
-    /// What was wrong.
-    pub fn kind(&self) -> &ErrorKind {
-        &self.kind
-    }
-
-    /// Where, as a byte offset into the buffer given.
-    pub fn offset(&self) -> usize {
-        self.offset
-    }
-}
-
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            ErrorKind::Head(why) => write!(f, "invalid HTTP head: {why}"),
+        let offset = self.offset();
+        match self.kind() {
+            ErrorKind::Head => write!(f, "invalid HTTP head: {}", self.detail().unwrap_or("rejected")),
             ErrorKind::HeadTooLarge => write!(f, "HTTP head exceeds the size limit"),
             ErrorKind::TooManyHeaders => write!(f, "too many HTTP headers"),
             ErrorKind::BadContentLength => write!(f, "invalid or conflicting Content-Length"),
             ErrorKind::BadTransferEncoding => write!(f, "unsupported Transfer-Encoding"),
-            ErrorKind::BadChunk => write!(f, "malformed chunk at offset {}", self.offset),
-            ErrorKind::ChunkTooLarge => write!(f, "chunk line or trailers exceed the limit at offset {}", self.offset),
+            ErrorKind::BadChunk => write!(f, "malformed chunk at offset {offset}"),
+            ErrorKind::ChunkTooLarge => write!(f, "chunk line or trailers exceed the limit at offset {offset}"),
         }
     }
 }
-
-impl std::error::Error for Error {}
 
 /// A request head, borrowing the buffer and the caller's header storage.
 #[derive(Debug)]
@@ -152,7 +131,7 @@ fn head_error(e: httparse::Error, buf_len: usize, limits: &Limits) -> Error {
     if buf_len > limits.max_head {
         return Error::new(ErrorKind::HeadTooLarge, limits.max_head);
     }
-    Error::new(ErrorKind::Head(e.to_string()), 0)
+    Error::new(ErrorKind::Head, 0).with_source(e)
 }
 
 /// Parses a request head at the start of `buf`, with `headers` as storage. Returns the head and
@@ -528,7 +507,7 @@ mod tests {
         assert_eq!(
             parse_request(two, &mut h, &Limits::default())
                 .map(|_| ())
-                .map_err(|e| e.kind().clone()),
+                .map_err(|e| e.kind()),
             Err(ErrorKind::TooManyHeaders)
         );
         let mut h = [EMPTY_HEADER; 4];
@@ -537,14 +516,12 @@ mod tests {
             ..Limits::default()
         };
         assert_eq!(
-            parse_request(buf, &mut h, &small)
-                .map(|_| ())
-                .map_err(|e| e.kind().clone()),
+            parse_request(buf, &mut h, &small).map(|_| ()).map_err(|e| e.kind()),
             Err(ErrorKind::HeadTooLarge)
         );
         let mut h = [EMPTY_HEADER; 4];
         assert!(
-            matches!(parse_request(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", &mut h, &Limits::default()), Err(e) if matches!(e.kind(), ErrorKind::Head(_)))
+            matches!(parse_request(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", &mut h, &Limits::default()), Err(e) if matches!(e.kind(), ErrorKind::Head))
         );
     }
 
@@ -555,7 +532,7 @@ mod tests {
             let Ok(Status::Complete((r, _))) = parse_request(head, &mut h, &Limits::default()) else {
                 panic!()
             };
-            request_body(&r).map_err(|e| e.kind().clone())
+            request_body(&r).map_err(|e| e.kind())
         };
         assert_eq!(
             frame(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
@@ -620,10 +597,10 @@ mod tests {
             (data.as_slice(), trailers.as_slice(), used),
             (&b"hello"[..], &b"X-Checksum: abc\r\n"[..], body.len())
         );
-        assert!(matches!(decode_all(b"zz\r\n", 4), Err(e) if *e.kind() == ErrorKind::BadChunk));
-        assert!(matches!(decode_all(b"3\r\nabcXY0\r\n\r\n", 13), Err(e) if *e.kind() == ErrorKind::BadChunk));
+        assert!(matches!(decode_all(b"zz\r\n", 4), Err(e) if e.kind() == ErrorKind::BadChunk));
+        assert!(matches!(decode_all(b"3\r\nabcXY0\r\n\r\n", 13), Err(e) if e.kind() == ErrorKind::BadChunk));
         let long = [b'1'; 2000];
         let mut dec = ChunkedDecoder::new(Limits::default());
-        assert!(matches!(dec.next(&long), Err(e) if *e.kind() == ErrorKind::ChunkTooLarge));
+        assert!(matches!(dec.next(&long), Err(e) if e.kind() == ErrorKind::ChunkTooLarge));
     }
 }

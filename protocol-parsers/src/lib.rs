@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 
 use std::fmt;
+use std::sync::Arc;
 
 pub mod http;
 pub mod mcp;
@@ -32,17 +33,38 @@ pub mod shell;
 pub mod sql;
 pub mod ssh;
 
-/// A parse error: what was wrong (a kind enum of the parser's module) and the byte offset where
-/// it was found. The `mysql`, `ssh` and `shell` modules use it; each gives its kind a `Display`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A parse error, the same shape in every parser module: what was wrong (the module's
+/// `ErrorKind`), where (a byte offset into the input given to the parser), a detail where the
+/// kind alone does not say it (the message type, the grammar's own words), and the error of the
+/// library that found it as [`source`](std::error::Error::source) (serde_json, pg_query).
+/// Each module gives `Error<ItsKind>` a lowercase `Display`.
+#[derive(Debug, Clone)]
 pub struct Error<K> {
-    pub(crate) kind: K,
-    pub(crate) offset: usize,
+    kind: K,
+    offset: usize,
+    detail: Option<Box<str>>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl<K: Copy> Error<K> {
     pub(crate) fn new(kind: K, offset: usize) -> Error<K> {
-        Error { kind, offset }
+        Error {
+            kind,
+            offset,
+            detail: None,
+            source: None,
+        }
+    }
+
+    pub(crate) fn with_detail(mut self, detail: impl Into<Box<str>>) -> Error<K> {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub(crate) fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Error<K> {
+        self.detail = Some(source.to_string().into());
+        self.source = Some(Arc::new(source));
+        self
     }
 
     /// What was wrong.
@@ -54,9 +76,29 @@ impl<K: Copy> Error<K> {
     pub fn offset(&self) -> usize {
         self.offset
     }
+
+    /// More about what was wrong, when the kind alone does not say it.
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
 }
 
-impl<K: fmt::Debug> std::error::Error for Error<K> where Error<K>: fmt::Display {}
+impl<K: PartialEq> PartialEq for Error<K> {
+    fn eq(&self, other: &Error<K>) -> bool {
+        self.kind == other.kind && self.offset == other.offset && self.detail == other.detail
+    }
+}
+
+impl<K: Eq> Eq for Error<K> {}
+
+impl<K: fmt::Debug> std::error::Error for Error<K>
+where
+    Error<K>: fmt::Display,
+{
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// A read cursor over a borrowed buffer. Every read is bounds-checked and returns `None` when
 /// the input is too short, so a truncated message is "need more bytes", never a panic.

@@ -26,39 +26,45 @@ pub use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 /// Why a message could not be parsed.
-#[derive(Debug)]
-pub struct Error {
-    message: String,
-    offset: usize,
-}
+pub type Error = crate::Error<ErrorKind>;
 
-impl Error {
-    fn new(message: impl Into<String>, offset: usize) -> Error {
-        Error {
-            message: message.into(),
-            offset,
-        }
-    }
-
-    /// Where, as a byte offset into the input.
-    pub fn offset(&self) -> usize {
-        self.offset
-    }
+/// What was wrong with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Not JSON, or not a JSON-RPC message (serde_json's error is the source).
+    Json,
+    /// A request without the `params` its method needs (the method is the detail).
+    MissingParams,
+    /// A request's `params` are not what its method takes (serde_json's error is the source).
+    BadParams,
+    /// A result was asked of a message that is not a response with a result.
+    NotAResult,
+    /// A result is not what its method returns (serde_json's error is the source).
+    BadResult,
+    /// A stdio line over the limit.
+    LineTooLong,
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid JSON-RPC message at offset {}: {}",
-            self.offset, self.message
-        )
+        let what = match self.kind() {
+            ErrorKind::Json => "not a JSON-RPC message",
+            ErrorKind::MissingParams => "params missing",
+            ErrorKind::BadParams => "bad params",
+            ErrorKind::NotAResult => "not a result",
+            ErrorKind::BadResult => "bad result",
+            ErrorKind::LineTooLong => "line too long",
+        };
+        write!(f, "invalid JSON-RPC message at offset {}: {what}", self.offset())?;
+        match self.detail() {
+            Some(d) => write!(f, ": {d}"),
+            None => Ok(()),
+        }
     }
 }
 
-impl std::error::Error for Error {}
-
-fn json_error(e: &serde_json::Error, text: &[u8]) -> Error {
+fn json_error(e: serde_json::Error, text: &[u8]) -> Error {
     // serde_json reports line and column; turn them into a byte offset.
     let mut offset = 0;
     for (i, line) in text.split(|&b| b == b'\n').enumerate() {
@@ -68,7 +74,7 @@ fn json_error(e: &serde_json::Error, text: &[u8]) -> Error {
         }
         offset += line.len() + 1;
     }
-    Error::new(e.to_string(), offset)
+    Error::new(ErrorKind::Json, offset).with_source(e)
 }
 
 /// One JSON-RPC message, borrowing its text. The result stays raw unless asked for as a
@@ -225,10 +231,11 @@ impl<'a> Message<'a> {
         }
         let raw = self
             .params
-            .ok_or_else(|| Error::new(format!("{method} without params"), 0))?;
-        serde_json::from_str(raw.get())
-            .map(Some)
-            .map_err(|e| Error::new(format!("{method} params: {e}"), 0))
+            .ok_or_else(|| Error::new(ErrorKind::MissingParams, 0).with_detail(method))?;
+        serde_json::from_str(raw.get()).map(Some).map_err(|e| {
+            let detail = format!("{method}: {e}");
+            Error::new(ErrorKind::BadParams, 0).with_source(e).with_detail(detail)
+        })
     }
 
     /// The parameters of a `tools/call`, if this is one.
@@ -253,16 +260,18 @@ impl<'a> Message<'a> {
 
     /// The tools of a `tools/list` result (call on the response to a `tools/list` request).
     pub fn tools(&self) -> Result<Vec<Tool<'a>>, Error> {
-        let raw = self.result.ok_or_else(|| Error::new("not a result", 0))?;
-        let list: ToolList<'a> =
-            serde_json::from_str(raw.get()).map_err(|e| Error::new(format!("tools/list result: {e}"), 0))?;
+        let raw = self.result.ok_or_else(|| Error::new(ErrorKind::NotAResult, 0))?;
+        let list: ToolList<'a> = serde_json::from_str(raw.get()).map_err(|e| {
+            let detail = format!("tools/list: {e}");
+            Error::new(ErrorKind::BadResult, 0).with_source(e).with_detail(detail)
+        })?;
         Ok(list.tools)
     }
 }
 
 /// Parses one message (one line of a stdio stream, or an HTTP body that is not a batch).
 pub fn parse_message(text: &[u8]) -> Result<Message<'_>, Error> {
-    serde_json::from_slice(text).map_err(|e| json_error(&e, text))
+    serde_json::from_slice(text).map_err(|e| json_error(e, text))
 }
 
 /// A message whose `result` is parsed into a [`Value`] while everything else stays raw: a
@@ -281,14 +290,14 @@ impl ParsedResult<'_> {
 
 /// Parses one message with its `result` as a [`Value`] (see [`ParsedResult`]).
 pub fn parse_with_result(text: &[u8]) -> Result<ParsedResult<'_>, Error> {
-    serde_json::from_slice(text).map_err(|e| json_error(&e, text))
+    serde_json::from_slice(text).map_err(|e| json_error(e, text))
 }
 
 /// Parses a batch (a JSON array of messages), or a single message as a batch of one.
 pub fn parse_batch(text: &[u8]) -> Result<Vec<Message<'_>>, Error> {
     let first = text.iter().position(|b| !b.is_ascii_whitespace());
     if first.is_some_and(|i| text[i] == b'[') {
-        serde_json::from_slice(text).map_err(|e| json_error(&e, text))
+        serde_json::from_slice(text).map_err(|e| json_error(e, text))
     } else {
         parse_message(text).map(|m| vec![m])
     }
@@ -303,10 +312,9 @@ pub fn split_lines(buf: &[u8], max_line: usize) -> Result<(Vec<&[u8]>, usize), E
     while let Some(nl) = buf[at..].iter().position(|&b| b == b'\n') {
         let line = &buf[at..at + nl];
         if line.len() > max_line {
-            return Err(Error::new(
-                format!("line of {} bytes exceeds {max_line}", line.len()),
-                at,
-            ));
+            return Err(
+                Error::new(ErrorKind::LineTooLong, at).with_detail(format!("{} bytes exceed {max_line}", line.len()))
+            );
         }
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if !line.iter().all(u8::is_ascii_whitespace) {
@@ -315,7 +323,7 @@ pub fn split_lines(buf: &[u8], max_line: usize) -> Result<(Vec<&[u8]>, usize), E
         at += nl + 1;
     }
     if buf.len() - at > max_line {
-        return Err(Error::new(format!("line exceeds {max_line} bytes"), at));
+        return Err(Error::new(ErrorKind::LineTooLong, at).with_detail(format!("more than {max_line} bytes")));
     }
     Ok((lines, at))
 }
@@ -384,7 +392,7 @@ pub fn rewrite_tool_result(
     text: &[u8],
     mut rewrite: impl FnMut(&str) -> Option<String>,
 ) -> Result<Option<String>, Error> {
-    let mut v: Value = serde_json::from_slice(text).map_err(|e| json_error(&e, text))?;
+    let mut v: Value = serde_json::from_slice(text).map_err(|e| json_error(e, text))?;
     let mut changed = false;
     if let Some(result) = v.get_mut("result") {
         if let Some(items) = result.get_mut("content").and_then(Value::as_array_mut) {

@@ -51,13 +51,9 @@ impl Default for Limits {
     }
 }
 
-/// Why a message could not be parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error {
-    kind: ErrorKind,
-    offset: usize,
-    tag: u8,
-}
+/// Why a message could not be parsed; its detail names the message (`message 'Q'`, `startup
+/// packet`).
+pub type Error = crate::Error<ErrorKind>;
 
 /// What was wrong with a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,48 +75,37 @@ pub enum ErrorKind {
     TrailingBytes,
 }
 
-impl Error {
-    fn new(kind: ErrorKind, offset: usize, tag: u8) -> Error {
-        Error { kind, offset, tag }
-    }
-
-    /// What was wrong.
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
-    }
-
-    /// The byte offset, in the buffer given to the parser, where the problem was found.
-    pub fn offset(&self) -> usize {
-        self.offset
-    }
+/// An error in the message of type `tag` (0: the startup packet).
+fn err(kind: ErrorKind, offset: usize, tag: u8) -> Error {
+    let what = if tag == 0 {
+        "startup packet".to_string()
+    } else {
+        format!("message '{}'", tag.escape_ascii())
+    };
+    Error::new(kind, offset).with_detail(what)
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tag = if self.tag == 0 {
-            "startup packet".to_string()
-        } else {
-            format!("message '{}'", self.tag.escape_ascii())
-        };
-        match self.kind {
-            ErrorKind::BadLength(n) => write!(f, "{tag}: bad length {n} at offset {}", self.offset),
-            ErrorKind::UnknownType => write!(f, "{tag}: unknown message type at offset {}", self.offset),
-            ErrorKind::Truncated => write!(f, "{tag}: body ends early at offset {}", self.offset),
-            ErrorKind::Unterminated => write!(f, "{tag}: string without NUL at offset {}", self.offset),
-            ErrorKind::TooManyFields(n) => write!(f, "{tag}: {n} fields exceed the limit at offset {}", self.offset),
+        let tag = self.detail().unwrap_or("message");
+        let offset = self.offset();
+        match self.kind() {
+            ErrorKind::BadLength(n) => write!(f, "{tag}: bad length {n} at offset {}", offset),
+            ErrorKind::UnknownType => write!(f, "{tag}: unknown message type at offset {}", offset),
+            ErrorKind::Truncated => write!(f, "{tag}: body ends early at offset {}", offset),
+            ErrorKind::Unterminated => write!(f, "{tag}: string without NUL at offset {}", offset),
+            ErrorKind::TooManyFields(n) => write!(f, "{tag}: {n} fields exceed the limit at offset {}", offset),
             ErrorKind::UnsupportedProtocol(v) => write!(
                 f,
                 "{tag}: unsupported protocol {}.{} at offset {}",
                 v >> 16,
                 v & 0xFFFF,
-                self.offset
+                offset
             ),
-            ErrorKind::TrailingBytes => write!(f, "{tag}: trailing bytes at offset {}", self.offset),
+            ErrorKind::TrailingBytes => write!(f, "{tag}: trailing bytes at offset {}", offset),
         }
     }
 }
-
-impl std::error::Error for Error {}
 
 /// The first packet of a connection, before any typed message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -390,7 +375,7 @@ fn frame<'a>(buf: &'a [u8], limits: &Limits) -> Result<Status<Frame<'a>>, Error>
     };
     let len = len as usize;
     if len < 4 || len > limits.max_message {
-        return Err(Error::new(ErrorKind::BadLength(len), 1, tag));
+        return Err(err(ErrorKind::BadLength(len), 1, tag));
     }
     match c.take(len - 4) {
         Some(body) => Ok(Status::Complete((tag, body, len + 1))),
@@ -407,17 +392,17 @@ pub fn parse_startup<'a>(buf: &'a [u8], limits: &Limits) -> Result<Status<(Start
     };
     let len = len as usize;
     if len < 8 || len > limits.max_message.min(10_000) {
-        return Err(Error::new(ErrorKind::BadLength(len), 0, 0));
+        return Err(err(ErrorKind::BadLength(len), 0, 0));
     }
     let Some(body) = c.take(len - 4) else {
         return Ok(Status::Partial);
     };
     let mut b = Cursor::new(body);
-    let code = b.u32_be().ok_or(Error::new(ErrorKind::Truncated, 4, 0))?;
+    let code = b.u32_be().ok_or(err(ErrorKind::Truncated, 4, 0))?;
     let msg = match code {
         SSL_REQUEST | GSSENC_REQUEST => {
             if !b.remaining().is_empty() {
-                return Err(Error::new(ErrorKind::TrailingBytes, 8, 0));
+                return Err(err(ErrorKind::TrailingBytes, 8, 0));
             }
             if code == SSL_REQUEST {
                 Startup::SslRequest
@@ -427,7 +412,7 @@ pub fn parse_startup<'a>(buf: &'a [u8], limits: &Limits) -> Result<Status<(Start
         }
         CANCEL_REQUEST => {
             let (Some(pid), Some(key)) = (b.u32_be(), b.u32_be()) else {
-                return Err(Error::new(ErrorKind::Truncated, 4 + b.position(), 0));
+                return Err(err(ErrorKind::Truncated, 4 + b.position(), 0));
             };
             Startup::CancelRequest { pid, key }
         }
@@ -435,20 +420,20 @@ pub fn parse_startup<'a>(buf: &'a [u8], limits: &Limits) -> Result<Status<(Start
             let mut params = Vec::new();
             loop {
                 let at = 4 + b.position();
-                let key = b.cstr().ok_or(Error::new(ErrorKind::Unterminated, at, 0))?;
+                let key = b.cstr().ok_or(err(ErrorKind::Unterminated, at, 0))?;
                 if key.is_empty() {
                     break;
                 }
                 let at = 4 + b.position();
-                let value = b.cstr().ok_or(Error::new(ErrorKind::Unterminated, at, 0))?;
+                let value = b.cstr().ok_or(err(ErrorKind::Unterminated, at, 0))?;
                 if params.len() >= limits.max_fields {
-                    return Err(Error::new(ErrorKind::TooManyFields(params.len() + 1), at, 0));
+                    return Err(err(ErrorKind::TooManyFields(params.len() + 1), at, 0));
                 }
                 params.push((key, value));
             }
             Startup::Startup { version: v, params }
         }
-        v => return Err(Error::new(ErrorKind::UnsupportedProtocol(v), 4, 0)),
+        v => return Err(err(ErrorKind::UnsupportedProtocol(v), 4, 0)),
     };
     Ok(Status::Complete((msg, len)))
 }
@@ -461,7 +446,7 @@ struct Body<'a> {
 
 impl<'a> Body<'a> {
     fn err(&self, kind: ErrorKind) -> Error {
-        Error::new(kind, 5 + self.c.position(), self.tag)
+        err(kind, 5 + self.c.position(), self.tag)
     }
     fn u8(&mut self) -> Result<u8, Error> {
         self.c.u8().ok_or_else(|| self.err(ErrorKind::Truncated))
@@ -586,7 +571,7 @@ pub fn parse_frontend<'a>(buf: &'a [u8], limits: &Limits) -> Result<Status<(Fron
         b'f' => Frontend::CopyFail(b.cstr()?),
         b'p' => Frontend::Password(b.rest()),
         b'X' => Frontend::Terminate,
-        _ => return Err(Error::new(ErrorKind::UnknownType, 0, tag)),
+        _ => return Err(err(ErrorKind::UnknownType, 0, tag)),
     };
     b.end()?;
     Ok(Status::Complete((msg, used)))
@@ -666,7 +651,7 @@ pub fn parse_backend<'a>(buf: &'a [u8], limits: &Limits) -> Result<Status<(Backe
             payload: b.cstr()?,
         },
         b'v' => Backend::NegotiateProtocolVersion(b.rest()),
-        _ => return Err(Error::new(ErrorKind::UnknownType, 0, tag)),
+        _ => return Err(err(ErrorKind::UnknownType, 0, tag)),
     };
     b.end()?;
     Ok(Status::Complete((msg, used)))

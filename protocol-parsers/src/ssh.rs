@@ -182,10 +182,7 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn err(&self, kind: ErrorKind) -> Error {
-        Error {
-            kind,
-            offset: self.c.position(),
-        }
+        Error::new(kind, self.c.position())
     }
     fn u8(&mut self) -> Result<u8, Error> {
         let e = self.err(ErrorKind::Truncated);
@@ -215,10 +212,7 @@ pub fn parse_message(payload: &[u8]) -> Result<Message<'_>, Error> {
     let mut r = Reader {
         c: Cursor::new(payload),
     };
-    let number = r.c.u8().ok_or(Error {
-        kind: ErrorKind::Empty,
-        offset: 0,
-    })?;
+    let number = r.c.u8().ok_or_else(|| Error::new(ErrorKind::Empty, 0))?;
     Ok(match number {
         80 => Message::GlobalRequest {
             name: r.string()?,

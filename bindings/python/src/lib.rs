@@ -182,10 +182,10 @@ impl From<Error> for PyErr {
                 }
             }
             Error::Policy(e) => {
-                let (line, column) = e.line.unzip();
+                let (line, column) = e.line_col().unzip();
                 let attrs = [
-                    ("origin", obj(py, Some(&e.origin))),
-                    ("path", obj(py, e.path.as_deref())),
+                    ("origin", obj(py, Some(e.origin()))),
+                    ("path", obj(py, e.path())),
                     ("line", obj(py, line)),
                     ("column", obj(py, column)),
                 ];

@@ -6,13 +6,11 @@ use std::ops::Range;
 use serde_json::Value;
 use sluice_protocols::{mcp, shell, sql};
 
+use super::compile::{HttpCond, McpCond, Role, Rule, ShellCond, SqlCond, SshCond};
 use super::facts::{self, has_expansion, is_dynamic};
 use super::glob::{Bits, Expansion, Glob, GlobSet, Nfa, bare_expansion, literal_chunks, shell_word_nfa};
 use super::grant::ApprovalRequest;
-use super::{
-    Action, Decision, Engine, HttpCond, HttpRequest, Identity, McpCond, Request, Role, Rule, ShellCond, SqlCond,
-    SshCond, SshRequest, Target,
-};
+use super::{Action, Decision, Engine, HttpRequest, Identity, Request, SshRequest, Target};
 
 /// A three-valued truth: `No < Maybe < Yes`; `and` is `min`, `or` is `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

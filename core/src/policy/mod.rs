@@ -34,7 +34,9 @@
 //! path counts as naming it.
 
 pub mod cases;
+mod compile;
 mod doc;
+mod error;
 mod eval;
 mod facts;
 pub use facts::normalize_host;
@@ -44,18 +46,18 @@ pub mod oidc;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
 
+use compile::{ApprovalSpec, Index, Role, Rule, Sets, ToolMap, compile};
 pub use doc::Action;
+pub use error::{PolicyError, PolicyErrorKind};
 pub use grant::{ApprovalRequest, Approver};
 pub use sluice_protocols::sql::{Dialect, Lexing};
 
-use doc::{ApprovalDoc, PolicyDoc, RuleDoc};
-use glob::{Glob, GlobSet};
+use doc::PolicyDoc;
 
 /// The embedded default policy, `agent-safe`.
 pub const AGENT_SAFE: &str = include_str!("agent-safe.yaml");
@@ -286,171 +288,6 @@ pub struct Decision {
     pub changes_lexing: bool,
 }
 
-/// Why a policy document was rejected, and where.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyError {
-    /// The file or origin name.
-    pub origin: String,
-    /// 1-based line and column, when the parser knows them.
-    pub line: Option<(usize, usize)>,
-    /// The path of the offending field (`rules[3].when.shell.paths[1]`), when known.
-    pub path: Option<String>,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for PolicyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.origin)?;
-        if let Some((l, c)) = self.line {
-            write!(f, ":{l}:{c}")?;
-        }
-        if let Some(p) = &self.path {
-            write!(f, ": {p}")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl std::error::Error for PolicyError {}
-
-/// Resolved approval settings of a rule.
-#[derive(Debug, Clone)]
-pub(crate) struct ApprovalSpec {
-    pub ttl_secs: u64,
-    pub count: u32,
-    pub allow_self: bool,
-    pub users: Vec<String>,
-    pub groups: Vec<String>,
-}
-
-/// A compiled rule. Conditions over the glob sets are ranges of pattern ids; an empty range is
-/// no condition.
-#[derive(Debug)]
-pub(crate) struct Rule {
-    pub id: String,
-    pub action: Action,
-    pub message: String,
-    pub approval: ApprovalSpec,
-    pub mask: Option<bool>,
-    pub users: Vec<Glob>,
-    pub not_users: Vec<Glob>,
-    pub groups: Vec<Glob>,
-    pub not_groups: Vec<Glob>,
-    pub roles: Vec<usize>,
-    pub not_roles: Vec<usize>,
-    pub attributes: Vec<(String, Glob)>,
-    pub targets: Vec<Glob>,
-    pub not_targets: Vec<Glob>,
-    pub labels: Vec<(String, Glob)>,
-    /// Bit mask of [`Protocol::bit`]; 0 is every protocol.
-    pub protocols: u8,
-    pub shell: Option<ShellCond>,
-    pub sql: Option<SqlCond>,
-    pub http: Option<HttpCond>,
-    pub mcp: Option<McpCond>,
-    pub ssh: Option<SshCond>,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct ShellCond {
-    pub programs: Range<usize>,
-    pub not_programs: Range<usize>,
-    /// Word sequences: the id of the first word in the `programs` set, and the other words.
-    pub commands: Vec<(usize, Vec<Glob>)>,
-    /// The ids of all the sequences' first words (they are added together).
-    pub command_programs: Range<usize>,
-    pub args: Range<usize>,
-    /// For a rule keyed by its arguments (no programs, commands or paths): the same patterns in
-    /// the small `key_args` set, which every command is matched against to find candidates.
-    pub key_args: Range<usize>,
-    pub flags: Range<usize>,
-    pub paths: Range<usize>,
-    pub not_paths: Vec<Glob>,
-    pub writes: Range<usize>,
-    pub variables: Range<usize>,
-    pub max_operands: Option<usize>,
-    pub max_args: Option<usize>,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct SqlCond {
-    pub kinds: Vec<sluice_protocols::sql::Kind>,
-    pub relations: Range<usize>,
-    pub writes: Range<usize>,
-    pub functions: Range<usize>,
-    pub missing_where: Option<bool>,
-    pub copy: Vec<&'static str>,
-    /// Languages of code created or run (`c`, `internal`, `plpython3u`), lowercase.
-    pub languages: Vec<String>,
-    /// Columns (`schema.table.column` globs, in the `columns` set) no computation may use, and
-    /// those excepted.
-    pub secret_columns: Range<usize>,
-    pub except_columns: Range<usize>,
-    /// The literals every secret column glob requires: a column containing none is not secret.
-    pub secret_prefilter: Option<aho_corasick::AhoCorasick>,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct HttpCond {
-    pub methods: Vec<String>,
-    pub hosts: Range<usize>,
-    pub paths: Range<usize>,
-    pub headers: Vec<(String, Vec<Glob>)>,
-    pub json: Vec<(String, Vec<Glob>)>,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct McpCond {
-    pub tools: Range<usize>,
-    pub arguments: Vec<(String, Vec<Glob>)>,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct SshCond {
-    pub env: Vec<Glob>,
-    pub subsystems: Vec<Glob>,
-    /// `host:port` of `direct-tcpip` forwards.
-    pub forwards: Vec<Glob>,
-    /// Channel type names (`x11`, `auth-agent@openssh.com`); `session` channels are not decided.
-    pub channels: Vec<Glob>,
-    /// Interactive `shell` requests.
-    pub shell: bool,
-}
-
-#[derive(Debug)]
-pub(crate) struct Role {
-    pub name: String,
-    pub users: Vec<Glob>,
-    pub groups: Vec<Glob>,
-    pub attributes: Vec<(String, Glob)>,
-}
-
-/// The glob sets every rule's conditions index into.
-#[derive(Debug)]
-pub(crate) struct Sets {
-    pub programs: GlobSet,
-    pub args: GlobSet,
-    pub key_args: GlobSet,
-    pub flags: GlobSet,
-    pub paths: GlobSet,
-    pub writes: GlobSet,
-    pub variables: GlobSet,
-    pub relations: GlobSet,
-    pub functions: GlobSet,
-    pub columns: GlobSet,
-    pub hosts: GlobSet,
-    pub http_paths: GlobSet,
-    pub tools: GlobSet,
-}
-
-/// MCP tools mapped onto shell or path analysis.
-#[derive(Debug)]
-pub(crate) struct ToolMap {
-    pub tool: Glob,
-    pub arguments: Vec<String>,
-}
-
 /// A compiled policy. Immutable, `Send + Sync`; share it behind an `Arc` or an [`EngineHandle`].
 #[derive(Debug)]
 pub struct Engine {
@@ -472,28 +309,6 @@ pub struct Engine {
     pub(crate) index: Index,
 }
 
-/// Which shell rule needs which glob of which set to match, and which SQL rule which kind;
-/// rules with no such key are always evaluated.
-#[derive(Debug, Default)]
-pub(crate) struct Index {
-    pub shell_key: Vec<Option<(ShellKey, Range<usize>)>>,
-    pub by_program: Vec<Vec<usize>>,
-    pub by_path: Vec<Vec<usize>>,
-    pub by_arg: Vec<Vec<usize>>,
-    pub by_variable: Vec<Vec<usize>>,
-    pub sql_keyed: Vec<bool>,
-    pub by_kind: Vec<(sluice_protocols::sql::Kind, Vec<usize>)>,
-}
-
-/// The set a shell rule is indexed by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ShellKey {
-    Program,
-    Path,
-    Arg,
-    Variable,
-}
-
 impl Engine {
     /// The embedded `agent-safe` policy, compiled once per process.
     pub fn agent_safe() -> Arc<Engine> {
@@ -508,22 +323,25 @@ impl Engine {
 
     /// Compiles a YAML policy. `origin` names it in errors.
     pub fn from_yaml(origin: &str, text: &str) -> Result<Engine, PolicyError> {
-        let doc: PolicyDoc = serde_yaml_ng::from_str(text).map_err(|e| PolicyError {
-            origin: origin.to_string(),
-            line: e.location().map(|l| (l.line(), l.column())),
-            path: None,
-            message: e.to_string().split(" at line ").next().unwrap_or_default().to_string(),
+        let doc: PolicyDoc = serde_yaml_ng::from_str(text).map_err(|e| {
+            let message = e.to_string().split(" at line ").next().unwrap_or_default().to_string();
+            let err = PolicyError::new(PolicyErrorKind::Syntax, origin, message);
+            match e.location() {
+                Some(l) => err.at(l.line(), l.column()),
+                None => err,
+            }
+            .source(e)
         })?;
         compile(origin, doc)
     }
 
     /// Compiles a JSON policy. `origin` names it in errors.
     pub fn from_json(origin: &str, text: &str) -> Result<Engine, PolicyError> {
-        let doc: PolicyDoc = serde_json::from_str(text).map_err(|e| PolicyError {
-            origin: origin.to_string(),
-            line: Some((e.line(), e.column())),
-            path: None,
-            message: e.to_string().split(" at line ").next().unwrap_or_default().to_string(),
+        let doc: PolicyDoc = serde_json::from_str(text).map_err(|e| {
+            let message = e.to_string().split(" at line ").next().unwrap_or_default().to_string();
+            PolicyError::new(PolicyErrorKind::Syntax, origin, message)
+                .at(e.line(), e.column())
+                .source(e)
         })?;
         compile(origin, doc)
     }
@@ -541,12 +359,8 @@ impl Engine {
     pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Engine, PolicyError> {
         let path = path.as_ref();
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
-            origin: origin.clone(),
-            line: None,
-            path: None,
-            message: format!("cannot read: {e}"),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| PolicyError::new(PolicyErrorKind::Io, &origin, format!("cannot read: {e}")).source(e))?;
         Engine::from_text(&origin, &text)
     }
 
@@ -593,537 +407,5 @@ impl EngineHandle {
     /// Replaces the engine; returns the previous one.
     pub fn swap(&self, engine: Arc<Engine>) -> Arc<Engine> {
         self.0.swap(engine)
-    }
-}
-
-struct Compiler<'o> {
-    origin: &'o str,
-    globs: BTreeMap<&'static str, Vec<Glob>>,
-}
-
-impl Compiler<'_> {
-    fn err(&self, path: String, message: impl Into<String>) -> PolicyError {
-        PolicyError {
-            origin: self.origin.to_string(),
-            line: None,
-            path: Some(path),
-            message: message.into(),
-        }
-    }
-
-    fn glob_mode(&self, path: &str, i: usize, pattern: &str, text: bool) -> Result<Glob, PolicyError> {
-        let g = if text { Glob::text(pattern) } else { Glob::new(pattern) };
-        g.map_err(|(off, msg)| self.err(format!("{path}[{i}]"), format!("`{pattern}`: {msg} at offset {off}")))
-    }
-
-    /// A text glob (`*` matches `/` too).
-    fn glob(&self, path: &str, i: usize, pattern: &str) -> Result<Glob, PolicyError> {
-        self.glob_mode(path, i, pattern, true)
-    }
-
-    fn globs(&self, path: &str, patterns: &[String]) -> Result<Vec<Glob>, PolicyError> {
-        patterns
-            .iter()
-            .enumerate()
-            .map(|(i, p)| self.glob(path, i, p))
-            .collect()
-    }
-
-    /// Path globs (`*` stops at `/`).
-    fn path_globs(&self, path: &str, patterns: &[String]) -> Result<Vec<Glob>, PolicyError> {
-        patterns
-            .iter()
-            .enumerate()
-            .map(|(i, p)| self.glob_mode(path, i, p, false))
-            .collect()
-    }
-
-    /// Adds patterns to a shared set; returns their id range.
-    fn add(&mut self, set: &'static str, path: &str, patterns: &[String]) -> Result<Range<usize>, PolicyError> {
-        let globs = if matches!(set, "paths" | "writes" | "http_paths") {
-            self.path_globs(path, patterns)?
-        } else {
-            self.globs(path, patterns)?
-        };
-        let v = self.globs.entry(set).or_default();
-        let start = v.len();
-        v.extend(globs);
-        Ok(start..v.len())
-    }
-
-    fn map(&self, path: &str, m: &BTreeMap<String, String>) -> Result<Vec<(String, Glob)>, PolicyError> {
-        m.iter()
-            .map(|(k, v)| Ok((k.clone(), self.glob(&format!("{path}.{k}"), 0, v)?)))
-            .collect()
-    }
-
-    fn multimap(
-        &self,
-        path: &str,
-        m: &BTreeMap<String, Vec<String>>,
-        key: impl Fn(&str) -> String,
-    ) -> Result<Vec<(String, Vec<Glob>)>, PolicyError> {
-        m.iter()
-            .map(|(k, v)| Ok((key(k), self.globs(&format!("{path}.{k}"), v)?)))
-            .collect()
-    }
-
-    fn set(&mut self, name: &'static str) -> Result<GlobSet, PolicyError> {
-        let globs = self.globs.remove(name).unwrap_or_default();
-        GlobSet::new(globs).map_err(|e| self.err(name.to_string(), e))
-    }
-}
-
-fn parse_ttl(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let n: u64 = s[..split].parse().ok()?;
-    let unit = match &s[split..] {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return None,
-    };
-    n.checked_mul(unit).filter(|&t| t > 0)
-}
-
-fn approval_spec(
-    c: &Compiler<'_>,
-    path: &str,
-    doc: &ApprovalDoc,
-    base: &ApprovalSpec,
-) -> Result<ApprovalSpec, PolicyError> {
-    let mut spec = base.clone();
-    if let Some(ttl) = &doc.ttl {
-        spec.ttl_secs = parse_ttl(ttl).ok_or_else(|| {
-            c.err(
-                format!("{path}.ttl"),
-                format!("`{ttl}` is not a duration such as 90s, 15m, 2h or 1d"),
-            )
-        })?;
-    }
-    if let Some(n) = doc.count {
-        if n == 0 {
-            return Err(c.err(format!("{path}.count"), "must be at least 1"));
-        }
-        spec.count = n;
-    }
-    if let Some(s) = doc.allow_self {
-        spec.allow_self = s;
-    }
-    if let Some(a) = &doc.approvers {
-        spec.users = a.users.clone();
-        spec.groups = a.groups.clone();
-    }
-    Ok(spec)
-}
-
-const SQL_KINDS: &[(&str, sluice_protocols::sql::Kind)] = {
-    use sluice_protocols::sql::Kind::*;
-    &[
-        ("select", Select),
-        ("insert", Insert),
-        ("update", Update),
-        ("delete", Delete),
-        ("merge", Merge),
-        ("copy", Copy),
-        ("create", Create),
-        ("alter", Alter),
-        ("drop", Drop),
-        ("truncate", Truncate),
-        ("grant", Grant),
-        ("revoke", Revoke),
-        ("role", Role),
-        ("set", Set),
-        ("show", Show),
-        ("transaction", Transaction),
-        ("call", Call),
-        ("do", Do),
-        ("execute", Execute),
-        ("explain", Explain),
-        ("use", Use),
-        ("listen", Listen),
-        ("other", Other),
-    ]
-};
-
-fn compile(origin: &str, doc: PolicyDoc) -> Result<Engine, PolicyError> {
-    let mut c = Compiler {
-        origin,
-        globs: BTreeMap::new(),
-    };
-    if doc.version != 1 {
-        return Err(c.err(
-            "version".into(),
-            format!("unsupported policy version {} (this engine reads 1)", doc.version),
-        ));
-    }
-    let base = ApprovalSpec {
-        ttl_secs: 15 * 60,
-        count: 1,
-        allow_self: false,
-        users: Vec::new(),
-        groups: Vec::new(),
-    };
-    let default_approval = approval_spec(&c, "approval", &doc.approval, &base)?;
-    let mut roles = Vec::new();
-    for (name, r) in &doc.roles {
-        let path = format!("roles.{name}");
-        if r.users.is_empty() && r.groups.is_empty() && r.attributes.is_empty() {
-            return Err(c.err(path, "a role needs users, groups or attributes"));
-        }
-        roles.push(Role {
-            name: name.clone(),
-            users: c.globs(&format!("{path}.users"), &r.users)?,
-            groups: c.globs(&format!("{path}.groups"), &r.groups)?,
-            attributes: c.map(&format!("{path}.attributes"), &r.attributes)?,
-        });
-    }
-    let role_ids = |c: &Compiler<'_>, path: &str, names: &[String]| -> Result<Vec<usize>, PolicyError> {
-        names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| {
-                roles
-                    .iter()
-                    .position(|r| &r.name == n)
-                    .ok_or_else(|| c.err(format!("{path}[{i}]"), format!("no role named `{n}` in `roles`")))
-            })
-            .collect()
-    };
-
-    let mut rule_docs: Vec<(String, RuleDoc)> = doc
-        .rules
-        .into_iter()
-        .enumerate()
-        .map(|(i, r)| (format!("rules[{i}]"), r))
-        .collect();
-    let mut tools = doc.tools;
-    match doc.extends.as_deref() {
-        None => {}
-        Some("agent-safe") => {
-            #[allow(clippy::expect_used)]
-            let base: PolicyDoc = serde_yaml_ng::from_str(AGENT_SAFE).expect("the embedded policy parses");
-            rule_docs.extend(
-                base.rules
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, r)| (format!("agent-safe.rules[{i}]"), r)),
-            );
-            tools.shell.extend(base.tools.shell);
-            tools.files.extend(base.tools.files);
-        }
-        Some(other) => {
-            return Err(c.err(
-                "extends".into(),
-                format!("unknown base policy `{other}` (only `agent-safe`)"),
-            ));
-        }
-    }
-
-    let mut rules = Vec::with_capacity(rule_docs.len());
-    let mut ids = std::collections::HashSet::new();
-    let mut wants = 0u8;
-    for (path, r) in rule_docs {
-        if r.id.is_empty() {
-            return Err(c.err(format!("{path}.id"), "a rule needs an id"));
-        }
-        if !ids.insert(r.id.clone()) {
-            return Err(c.err(format!("{path}.id"), format!("duplicate rule id `{}`", r.id)));
-        }
-        let w = &r.when;
-        let wp = format!("{path}.when");
-        let mut protocols = 0u8;
-        for (i, p) in w.protocols.iter().enumerate() {
-            let p: Protocol = p
-                .parse()
-                .map_err(|e: String| c.err(format!("{wp}.protocols[{i}]"), e))?;
-            protocols |= p.bit();
-        }
-        let shell = match &w.shell {
-            None => None,
-            Some(s) => {
-                let sp = format!("{wp}.shell");
-                let mut commands = Vec::new();
-                let first_id = c.globs.get("programs").map_or(0, Vec::len);
-                for (i, cmd) in s.commands.iter().enumerate() {
-                    let words: Vec<String> = cmd.split_whitespace().map(str::to_string).collect();
-                    if words.is_empty() {
-                        return Err(c.err(format!("{sp}.commands[{i}]"), "empty command"));
-                    }
-                    let prog = c.add("programs", &format!("{sp}.commands[{i}]"), &words[..1])?.start;
-                    commands.push((prog, c.globs(&format!("{sp}.commands[{i}]"), &words[1..])?));
-                }
-                wants |= Protocol::Shell.bit() | Protocol::Ssh.bit() | Protocol::Mcp.bit();
-                let command_programs = first_id..c.globs.get("programs").map_or(0, Vec::len);
-                let keyed_by_args = s.programs.is_empty() && s.commands.is_empty() && s.paths.is_empty();
-                let key_args = if keyed_by_args {
-                    c.add("key_args", &format!("{sp}.args"), &s.args)?
-                } else {
-                    0..0
-                };
-                Some(ShellCond {
-                    key_args,
-                    command_programs,
-                    programs: c.add("programs", &format!("{sp}.programs"), &s.programs)?,
-                    not_programs: c.add("programs", &format!("{sp}.not_programs"), &s.not_programs)?,
-                    commands,
-                    args: c.add("args", &format!("{sp}.args"), &s.args)?,
-                    flags: c.add("flags", &format!("{sp}.flags"), &s.flags)?,
-                    paths: c.add("paths", &format!("{sp}.paths"), &s.paths)?,
-                    not_paths: c.path_globs(&format!("{sp}.not_paths"), &s.not_paths)?,
-                    writes: c.add("writes", &format!("{sp}.writes"), &s.writes)?,
-                    variables: c.add("variables", &format!("{sp}.variables"), &s.variables)?,
-                    max_operands: s.max_operands,
-                    max_args: s.max_args,
-                })
-            }
-        };
-        let sql = match &w.sql {
-            None => None,
-            Some(s) => {
-                let sp = format!("{wp}.sql");
-                let mut kinds = Vec::new();
-                for (i, k) in s.kinds.iter().enumerate() {
-                    let kind = SQL_KINDS
-                        .iter()
-                        .find(|(n, _)| n.eq_ignore_ascii_case(k))
-                        .ok_or_else(|| {
-                            let names: Vec<&str> = SQL_KINDS.iter().map(|(n, _)| *n).collect();
-                            c.err(
-                                format!("{sp}.kinds[{i}]"),
-                                format!("unknown statement kind `{k}` (one of {})", names.join(", ")),
-                            )
-                        })?;
-                    kinds.push(kind.1);
-                }
-                let mut copy = Vec::new();
-                for (i, k) in s.copy.iter().enumerate() {
-                    copy.push(match k.as_str() {
-                        "program" => "program",
-                        "file" => "file",
-                        "client" => "client",
-                        _ => {
-                            return Err(c.err(
-                                format!("{sp}.copy[{i}]"),
-                                format!("`{k}`: expected program, file or client"),
-                            ));
-                        }
-                    });
-                }
-                let lower = |v: &[String]| v.iter().map(|s| s.to_ascii_lowercase()).collect::<Vec<_>>();
-                wants |= Protocol::Sql.bit();
-                let secret = c.add("columns", &format!("{sp}.secret_columns"), &lower(&s.secret_columns))?;
-                Some(SqlCond {
-                    kinds,
-                    relations: c.add("relations", &format!("{sp}.relations"), &lower(&s.relations))?,
-                    writes: c.add("relations", &format!("{sp}.writes"), &lower(&s.writes))?,
-                    functions: c.add("functions", &format!("{sp}.functions"), &lower(&s.functions))?,
-                    missing_where: s.missing_where,
-                    copy,
-                    languages: lower(&s.languages),
-                    secret_columns: secret.clone(),
-                    except_columns: c.add("columns", &format!("{sp}.except_columns"), &lower(&s.except_columns))?,
-                    secret_prefilter: glob::required_literals(
-                        c.globs.get("columns").map_or(&[][..], |g| &g[secret]).iter(),
-                    ),
-                })
-            }
-        };
-        let http = match &w.http {
-            None => None,
-            Some(h) => {
-                let hp = format!("{wp}.http");
-                let lower = |v: &[String]| v.iter().map(|s| s.to_ascii_lowercase()).collect::<Vec<_>>();
-                wants |= Protocol::Http.bit();
-                Some(HttpCond {
-                    methods: h.methods.iter().map(|m| m.to_ascii_uppercase()).collect(),
-                    hosts: c.add("hosts", &format!("{hp}.hosts"), &lower(&h.hosts))?,
-                    paths: c.add("http_paths", &format!("{hp}.paths"), &h.paths)?,
-                    headers: c.multimap(&format!("{hp}.headers"), &h.headers, |k| k.to_ascii_lowercase())?,
-                    json: c.multimap(&format!("{hp}.json"), &h.json, pointer)?,
-                })
-            }
-        };
-        let mcp = match &w.mcp {
-            None => None,
-            Some(m) => {
-                let mp = format!("{wp}.mcp");
-                let lower = |v: &[String]| v.iter().map(|s| s.to_lowercase()).collect::<Vec<_>>();
-                let lower_values = |m: &BTreeMap<String, Vec<String>>| {
-                    m.iter().map(|(k, v)| (k.clone(), lower(v))).collect::<BTreeMap<_, _>>()
-                };
-                wants |= Protocol::Mcp.bit();
-                Some(McpCond {
-                    tools: c.add("tools", &format!("{mp}.tools"), &lower(&m.tools))?,
-                    arguments: c.multimap(&format!("{mp}.arguments"), &lower_values(&m.arguments), pointer)?,
-                })
-            }
-        };
-        let ssh = match &w.ssh {
-            None => None,
-            Some(s) => {
-                let sp = format!("{wp}.ssh");
-                wants |= Protocol::Ssh.bit();
-                Some(SshCond {
-                    env: c.globs(&format!("{sp}.env"), &s.env)?,
-                    subsystems: c.globs(&format!("{sp}.subsystems"), &s.subsystems)?,
-                    forwards: c.globs(&format!("{sp}.forwards"), &s.forwards)?,
-                    channels: c.globs(&format!("{sp}.channels"), &s.channels)?,
-                    shell: s.shell,
-                })
-            }
-        };
-        let approval = match &r.approval {
-            Some(a) => {
-                if r.action != Action::RequireApproval {
-                    return Err(c.err(
-                        format!("{path}.approval"),
-                        "only require_approval rules take approval settings",
-                    ));
-                }
-                approval_spec(&c, &format!("{path}.approval"), a, &default_approval)?
-            }
-            None => default_approval.clone(),
-        };
-        rules.push(Rule {
-            message: r
-                .message
-                .clone()
-                .or_else(|| r.description.clone())
-                .unwrap_or_else(|| format!("rule {}", r.id)),
-            id: r.id,
-            action: r.action,
-            approval,
-            mask: r.mask,
-            users: c.globs(&format!("{wp}.users"), &w.users)?,
-            not_users: c.globs(&format!("{wp}.not_users"), &w.not_users)?,
-            groups: c.globs(&format!("{wp}.groups"), &w.groups)?,
-            not_groups: c.globs(&format!("{wp}.not_groups"), &w.not_groups)?,
-            roles: role_ids(&c, &format!("{wp}.roles"), &w.roles)?,
-            not_roles: role_ids(&c, &format!("{wp}.not_roles"), &w.not_roles)?,
-            attributes: c.map(&format!("{wp}.attributes"), &w.attributes)?,
-            targets: c.globs(&format!("{wp}.targets"), &w.targets)?,
-            not_targets: c.globs(&format!("{wp}.not_targets"), &w.not_targets)?,
-            labels: c.map(&format!("{wp}.labels"), &w.labels)?,
-            protocols,
-            shell,
-            sql,
-            http,
-            mcp,
-            ssh,
-        });
-    }
-    let tool_maps = |c: &Compiler<'_>, name: &str, v: &[doc::ToolMapDoc]| -> Result<Vec<ToolMap>, PolicyError> {
-        v.iter()
-            .enumerate()
-            .map(|(i, t)| {
-                if t.arguments.is_empty() {
-                    return Err(c.err(format!("tools.{name}[{i}].arguments"), "name at least one argument"));
-                }
-                Ok(ToolMap {
-                    tool: c.glob(&format!("tools.{name}"), i, &t.tool.to_lowercase())?,
-                    arguments: t.arguments.iter().map(|a| pointer(a)).collect(),
-                })
-            })
-            .collect()
-    };
-    let shell_tools = tool_maps(&c, "shell", &tools.shell)?;
-    let file_tools = tool_maps(&c, "files", &tools.files)?;
-    let sets = Sets {
-        programs: c.set("programs")?,
-        args: c.set("args")?,
-        key_args: c.set("key_args")?,
-        flags: c.set("flags")?,
-        paths: c.set("paths")?,
-        writes: c.set("writes")?,
-        variables: c.set("variables")?,
-        relations: c.set("relations")?,
-        functions: c.set("functions")?,
-        columns: c.set("columns")?,
-        hosts: c.set("hosts")?,
-        http_paths: c.set("http_paths")?,
-        tools: c.set("tools")?,
-    };
-    let mut by_protocol: [Vec<usize>; 5] = Default::default();
-    for (i, r) in rules.iter().enumerate() {
-        let no_blocks = r.shell.is_none() && r.sql.is_none() && r.http.is_none() && r.mcp.is_none() && r.ssh.is_none();
-        for p in Protocol::ALL {
-            let blocks = match p {
-                Protocol::Shell => r.shell.is_some(),
-                Protocol::Sql => r.sql.is_some(),
-                Protocol::Http => r.http.is_some(),
-                Protocol::Mcp => r.mcp.is_some() || r.shell.is_some(),
-                Protocol::Ssh => r.ssh.is_some() || r.shell.is_some(),
-            };
-            if (no_blocks || blocks) && (r.protocols == 0 || r.protocols & p.bit() != 0) {
-                by_protocol[p as usize].push(i);
-            }
-        }
-    }
-    let mut index = Index {
-        by_program: vec![Vec::new(); sets.programs.len()],
-        by_path: vec![Vec::new(); sets.paths.len()],
-        by_arg: vec![Vec::new(); sets.key_args.len()],
-        by_variable: vec![Vec::new(); sets.variables.len()],
-        ..Index::default()
-    };
-    for (i, r) in rules.iter().enumerate() {
-        let key = r.shell.as_ref().and_then(|c| {
-            [
-                (ShellKey::Program, c.programs.clone()),
-                (ShellKey::Program, c.command_programs.clone()),
-                (ShellKey::Path, c.paths.clone()),
-                (ShellKey::Arg, c.key_args.clone()),
-                (ShellKey::Variable, c.variables.clone()),
-            ]
-            .into_iter()
-            .find(|(_, r)| !r.is_empty())
-        });
-        if let Some((k, range)) = &key {
-            let lists = match k {
-                ShellKey::Program => &mut index.by_program,
-                ShellKey::Path => &mut index.by_path,
-                ShellKey::Arg => &mut index.by_arg,
-                ShellKey::Variable => &mut index.by_variable,
-            };
-            for id in range.clone() {
-                lists[id].push(i);
-            }
-        }
-        index.shell_key.push(key);
-        let kinds = r.sql.as_ref().map(|c| c.kinds.as_slice()).unwrap_or_default();
-        index.sql_keyed.push(!kinds.is_empty());
-        for k in kinds {
-            match index.by_kind.iter_mut().find(|(kind, _)| kind == k) {
-                Some((_, v)) => v.push(i),
-                None => index.by_kind.push((*k, vec![i])),
-            }
-        }
-    }
-    Ok(Engine {
-        index,
-        by_protocol,
-        name: doc.name.unwrap_or_else(|| origin.to_string()),
-        default: doc.default.unwrap_or(Action::Deny),
-        uncertain: doc.uncertain.unwrap_or(Action::RequireApproval),
-        masking: doc.masking.enabled,
-        default_approval,
-        roles,
-        rules,
-        sets,
-        shell_tools,
-        file_tools,
-        wants,
-    })
-}
-
-/// A JSON pointer from a field name (`path` → `/path`) or a pointer as written.
-fn pointer(k: &str) -> String {
-    if k.starts_with('/') {
-        k.to_string()
-    } else {
-        format!("/{k}")
     }
 }

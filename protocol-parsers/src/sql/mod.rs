@@ -40,43 +40,39 @@ pub enum Dialect {
 }
 
 /// Why a string could not be analysed: where, and what.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error {
-    offset: usize,
-    reason: String,
+pub type Error = crate::Error<ErrorKind>;
+
+/// What was wrong with SQL text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A string, quoted identifier or comment that is never closed.
+    Unterminated,
+    /// A NUL character, which PostgreSQL never accepts in SQL text.
+    Nul,
+    /// PostgreSQL's grammar rejects the text (its message is the detail and the source).
+    Syntax,
+    /// The grammar's parse tree could not be read.
+    ParseTree,
 }
 
 impl Error {
-    pub(crate) fn new(offset: usize, reason: impl Into<String>) -> Self {
-        Error {
-            offset,
-            reason: reason.into(),
-        }
-    }
-
     pub(crate) fn unterminated(offset: usize) -> Self {
-        Error::new(offset, "unterminated string, identifier or comment")
-    }
-
-    /// Where the problem starts (the unterminated string, identifier or comment; 0 when the
-    /// grammar did not say).
-    pub fn offset(&self) -> usize {
-        self.offset
-    }
-
-    /// What is wrong.
-    pub fn reason(&self) -> &str {
-        &self.reason
+        Error::new(ErrorKind::Unterminated, offset)
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (at offset {})", self.reason, self.offset)
+        match self.kind() {
+            ErrorKind::Unterminated => f.write_str("unterminated string, identifier or comment")?,
+            ErrorKind::Nul => f.write_str("a NUL character in SQL text")?,
+            ErrorKind::Syntax => write!(f, "not PostgreSQL SQL: {}", self.detail().unwrap_or("rejected"))?,
+            ErrorKind::ParseTree => write!(f, "parse tree: {}", self.detail().unwrap_or("unreadable"))?,
+        }
+        write!(f, " (at offset {})", self.offset())
     }
 }
-
-impl std::error::Error for Error {}
 
 /// What a statement does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

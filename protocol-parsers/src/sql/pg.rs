@@ -7,7 +7,7 @@
 use pg_query::ParserOptions;
 use serde_json::{Map, Value};
 
-use super::{CopyTarget, Error, Kind, Lexing, Statement};
+use super::{CopyTarget, Error, ErrorKind, Kind, Lexing, Statement};
 
 /// How deep bodies inside bodies are followed (a DO block's EXECUTE string's function body …).
 const MAX_NESTING: usize = 8;
@@ -60,14 +60,15 @@ pub(super) fn analyze(sql: &str, lx: &Lexing, depth: usize) -> Result<Vec<Statem
 
 fn analyze_mode(sql: &str, lx: &Lexing, depth: usize, mode: ParserOptions) -> Result<Vec<Statement>, Error> {
     if let Some(nul) = sql.bytes().position(|b| b == 0) {
-        return Err(Error::new(nul, "a NUL character in SQL text"));
+        return Err(Error::new(ErrorKind::Nul, nul));
     }
     let mut opts = mode;
     if !lx.standard_conforming_strings {
         opts |= ParserOptions::DISABLE_STANDARD_CONFORMING_STRINGS;
     }
-    let parsed = pg_query::parse(sql, opts).map_err(|e| Error::new(0, format!("not PostgreSQL SQL: {e}")))?;
-    let tree = serde_json::to_value(&parsed.protobuf).map_err(|e| Error::new(0, format!("parse tree: {e}")))?;
+    let parsed = pg_query::parse(sql, opts).map_err(|e| Error::new(ErrorKind::Syntax, 0).with_source(e))?;
+    let tree =
+        serde_json::to_value(&parsed.protobuf).map_err(|e| Error::new(ErrorKind::ParseTree, 0).with_source(e))?;
     let mut out = Vec::new();
     for raw in tree["stmts"].as_array().map(Vec::as_slice).unwrap_or_default() {
         let start = raw["stmt_location"].as_u64().unwrap_or(0) as usize;
