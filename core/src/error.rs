@@ -1,19 +1,25 @@
 //! The error type of sluice-core.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// An error from building a detector: a bad rule file, a bad pattern, a limit exceeded or an
 /// invalid known value.
 ///
 /// The [`Display`](fmt::Display) form says what went wrong and where: the rule file and its line
-/// and column, the rule id, and the byte offset inside the pattern.
+/// and column, the rule id, and the byte offset inside the pattern. When TOML's or the regex
+/// parser's error found the problem, it is the [`source`](std::error::Error::source).
 #[derive(Debug, Clone)]
-pub struct Error {
+pub struct Error(Box<Inner>);
+
+#[derive(Debug, Clone)]
+struct Inner {
     kind: ErrorKind,
     origin: Option<String>,
     line_col: Option<(usize, usize)>,
     rule: Option<String>,
     message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 /// What kind of error happened. More kinds may be added.
@@ -36,72 +42,83 @@ pub enum ErrorKind {
 
 impl Error {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
-        Error {
+        Error(Box::new(Inner {
             kind,
             origin: None,
             line_col: None,
             rule: None,
             message: message.into(),
-        }
+            source: None,
+        }))
+    }
+
+    /// The underlying error (TOML's, the regex parser's) that found the problem.
+    pub(crate) fn with_source(mut self, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+        self.0.source = Some(Arc::new(e));
+        self
     }
 
     pub(crate) fn with_origin(mut self, origin: &str) -> Error {
-        self.origin = Some(origin.to_string());
+        self.0.origin = Some(origin.to_string());
         self
     }
 
     pub(crate) fn with_line_col(mut self, line: usize, col: usize) -> Error {
-        self.line_col = Some((line, col));
+        self.0.line_col = Some((line, col));
         self
     }
 
     pub(crate) fn with_rule(mut self, rule: &str) -> Error {
-        self.rule = Some(rule.to_string());
+        self.0.rule = Some(rule.to_string());
         self
     }
 
     /// The kind of this error.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// The rule file (or other origin) the error was found in, when known.
     pub fn origin(&self) -> Option<&str> {
-        self.origin.as_deref()
+        self.0.origin.as_deref()
     }
 
     /// The 1-based line and column in the rule file, when known.
     pub fn line_col(&self) -> Option<(usize, usize)> {
-        self.line_col
+        self.0.line_col
     }
 
     /// The id of the rule at fault, when known.
     pub fn rule(&self) -> Option<&str> {
-        self.rule.as_deref()
+        self.0.rule.as_deref()
     }
 
     /// The description of what went wrong, without the location.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.origin, self.line_col) {
+        match (&self.0.origin, self.0.line_col) {
             (Some(o), Some((l, c))) => write!(f, "{o}:{l}:{c}: ")?,
             (Some(o), None) => write!(f, "{o}: ")?,
             (None, Some((l, c))) => write!(f, "line {l}, column {c}: ")?,
             (None, None) => {}
         }
-        if let Some(r) = &self.rule {
+        if let Some(r) = &self.0.rule {
             write!(f, "rule `{r}`: ")?;
         }
-        f.write_str(&self.message)
+        f.write_str(&self.0.message)
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// Converts a byte offset in `text` into a 1-based (line, column), counting columns in characters.
 pub(crate) fn line_col_of(text: &str, offset: usize) -> (usize, usize) {

@@ -6,7 +6,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
-use sluice_core::policy::oidc::{Config, Verifier};
+use sluice_core::policy::oidc::{Config, OidcErrorKind, Verifier};
 use sluice_core::policy::{Action, Engine, Request, Target};
 
 struct Keys {
@@ -79,30 +79,54 @@ fn tokens_of_each_algorithm_verify_and_bad_ones_do_not() {
             Some("alice@example.test")
         );
     }
-    let refused = |token: String, why: &str| {
+    let refused = |token: String, why: &str, kind: OidcErrorKind| {
         let e = v.verify(&token).expect_err(why);
-        eprintln!("{why}: {e}");
+        assert_eq!(e.kind(), kind, "{why}: {e}");
+        // A refusal by the JWT library carries its error as the source.
+        if kind == OidcErrorKind::Rejected {
+            assert!(std::error::Error::source(&e).is_some(), "{why}: {e}");
+        }
     };
-    refused(sign(Algorithm::RS256, "r1", &k.rsa, &claims(now() - 3600)), "expired");
+    refused(
+        sign(Algorithm::RS256, "r1", &k.rsa, &claims(now() - 3600)),
+        "expired",
+        OidcErrorKind::Rejected,
+    );
     let mut wrong_iss = good.clone();
     wrong_iss["iss"] = json!("https://evil.example.test");
-    refused(sign(Algorithm::RS256, "r1", &k.rsa, &wrong_iss), "issuer");
+    refused(
+        sign(Algorithm::RS256, "r1", &k.rsa, &wrong_iss),
+        "issuer",
+        OidcErrorKind::Rejected,
+    );
     let mut wrong_aud = good.clone();
     wrong_aud["aud"] = json!("other-app");
-    refused(sign(Algorithm::ES256, "e1", &k.ec, &wrong_aud), "audience");
+    refused(
+        sign(Algorithm::ES256, "e1", &k.ec, &wrong_aud),
+        "audience",
+        OidcErrorKind::Rejected,
+    );
     // Signed by the RSA key but labelled as the EC key: no key of that family under that kid.
-    refused(sign(Algorithm::RS256, "e1", &k.rsa, &good), "kid/alg mismatch");
+    refused(
+        sign(Algorithm::RS256, "e1", &k.rsa, &good),
+        "kid/alg mismatch",
+        OidcErrorKind::NoKey,
+    );
     // HS256 with the JWKS's own `oct` key: alg confusion is refused.
     let hs = EncodingKey::from_secret(b"an hmac key an attacker might pick");
-    refused(sign(Algorithm::HS256, "h1", &hs, &good), "hmac");
+    refused(
+        sign(Algorithm::HS256, "h1", &hs, &good),
+        "hmac",
+        OidcErrorKind::Algorithm,
+    );
     // Tampered payload.
     let t = sign(Algorithm::EdDSA, "d1", &k.ed, &good);
     let parts: Vec<&str> = t.split('.').collect();
     let mut evil = good.clone();
     evil["sub"] = json!("root");
     let forged = format!("{}.{}.{}", parts[0], B64.encode(evil.to_string()), parts[2]);
-    refused(forged, "tampered");
-    refused("not.a.jwt".into(), "garbage");
+    refused(forged, "tampered", OidcErrorKind::Rejected);
+    refused("not.a.jwt".into(), "garbage", OidcErrorKind::Malformed);
 }
 
 #[test]

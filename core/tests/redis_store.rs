@@ -9,7 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_core::policy::grant::{Approver, GrantError, GrantKey, GrantVerifier, RedisStore, ReplayStore, issue, now};
+use sluice_core::policy::grant::{
+    Approver, GrantErrorKind, GrantKey, GrantVerifier, RedisStore, ReplayStore, issue, now,
+};
 use sluice_core::policy::{Dialect, Engine, Identity, Request, Target};
 
 struct Server {
@@ -103,5 +105,11 @@ fn a_fleet_shares_single_use() {
 #[test]
 fn an_unreachable_store_refuses_grants() {
     let store = RedisStore::new("redis+unix:///nonexistent/sluice.sock", "p:").expect("client");
-    assert!(matches!(store.use_once("id", now() + 60), Err(GrantError::Store(_))));
+    let e = store.use_once("id", now() + 60).expect_err("unreachable");
+    assert_eq!(e.kind(), GrantErrorKind::Store);
+    // Redis's own error is the source, not just words.
+    assert!(
+        std::error::Error::source(&e).is_some_and(|s| s.is::<redis::RedisError>()),
+        "{e}"
+    );
 }

@@ -52,6 +52,8 @@ fn a_bad_pattern_names_the_rule_the_file_position_and_the_pattern_offset() {
     let msg = err.to_string();
     assert!(msg.starts_with("my-rules.toml:4:"), "{msg}");
     assert!(msg.contains("rule `acme`") && msg.contains("offset"), "{msg}");
+    // The regex parser's own error is the source.
+    assert!(std::error::Error::source(&err).is_some(), "{msg}");
 }
 
 #[test]
@@ -70,6 +72,10 @@ fn bad_toml_and_unknown_fields_give_a_line() {
     let err = build("[[rule]\n").expect_err("bad toml");
     assert_eq!(err.kind(), ErrorKind::RuleFile);
     assert_eq!(err.line_col().map(|(l, _)| l), Some(1), "{err}");
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "TOML's error is the source: {err}"
+    );
 }
 
 #[test]

@@ -13,7 +13,7 @@ use sluice_core::session::mcp::McpSession;
 use sluice_core::session::mysql::MySqlSession;
 use sluice_core::session::postgres::PgSession;
 use sluice_core::session::ssh::{SshOutput, SshSession};
-use sluice_core::session::{Guard, Output};
+use sluice_core::session::{Guard, Output, Side};
 use sluice_protocols::ssh;
 
 /// A synthetic Stripe-style key, assembled so this file holds none in one piece.
@@ -226,7 +226,10 @@ fn malformed_input_ends_every_session() {
     let e = c
         .from_client(b"{\"not\": \"json-rpc\"\n", &mut Output::default())
         .expect_err("refused");
-    assert_eq!(e.side, "client");
+    assert_eq!(e.side(), Side::Client);
+    // The parser's error is the source, not just words.
+    assert!(std::error::Error::source(&e).is_some(), "{e}");
+    assert!(e.to_string().starts_with("closing: bad input from the client"), "{e}");
 }
 
 /// MCP over the streamable HTTP transport: the host hands the session each POSTed message and

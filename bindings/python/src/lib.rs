@@ -192,20 +192,15 @@ impl From<Error> for PyErr {
                 error_with::<PolicyError>(py, e.to_string(), &attrs)
             }
             Error::Grant(e) => {
-                let kind = match e {
-                    grant::GrantError::Invalid(_) => "invalid",
-                    grant::GrantError::Expired => "expired",
-                    grant::GrantError::Mismatch(_) => "mismatch",
-                    grant::GrantError::Approvers(_) => "approvers",
-                    grant::GrantError::Replayed => "replayed",
-                    grant::GrantError::Store(_) => "store",
-                    grant::GrantError::Key(_) => "key",
-                };
+                let kind = e.kind().as_str();
                 error_with::<GrantError>(py, e.to_string(), &[("kind", obj(py, Some(kind)))])
             }
             Error::Oidc(e) => error_with::<OidcError>(py, e.to_string(), &[]),
             Error::Session(e) => {
-                let attrs = [("side", obj(py, Some(e.side))), ("reason", obj(py, Some(&e.reason)))];
+                let attrs = [
+                    ("side", obj(py, Some(e.side().as_str()))),
+                    ("reason", obj(py, Some(e.reason()))),
+                ];
                 error_with::<SessionError>(py, e.to_string(), &attrs)
             }
         })

@@ -198,7 +198,7 @@ pub(crate) fn compile_file(text: &str, origin: &str, limits: &Limits) -> Result<
             let (l, c) = line_col_of(text, span.start);
             err = err.with_line_col(l, c);
         }
-        err
+        err.with_source(e)
     })?;
     if file.rule.len() > limits.max_rules {
         return Err(Error::new(
@@ -275,7 +275,9 @@ fn compile_rule(def: RuleDef, text: &str, limits: &Limits) -> Result<Rule, (Erro
                 _ => (0, e.to_string()),
             };
             (
-                Error::new(ErrorKind::Pattern, format!("invalid pattern at offset {offset}: {msg}")).with_rule(&id),
+                Error::new(ErrorKind::Pattern, format!("invalid pattern at offset {offset}: {msg}"))
+                    .with_rule(&id)
+                    .with_source(e),
                 Some(pattern_start + offset),
             )
         })?;

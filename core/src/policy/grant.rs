@@ -241,50 +241,123 @@ impl ApprovalRequest {
             } else {
                 ""
             };
-            return Err(GrantError::Approvers(format!(
-                "{} valid approver(s), {} needed{self_note}",
-                ok.len(),
-                self.count
-            )));
+            return Err(GrantError::new(
+                GrantErrorKind::Approvers,
+                format!("{} valid approver(s), {} needed{self_note}", ok.len(), self.count),
+            ));
         }
         Ok(())
     }
 }
 
-/// Why a grant was not issued or not accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GrantError {
+/// Why a grant was not issued or not accepted: a [kind](GrantErrorKind), the detail (which key
+/// format was expected, what does not match), and the store's or decoder's error as
+/// [`source`](std::error::Error::source) (Redis, serde_json).
+#[derive(Debug, Clone)]
+pub struct GrantError {
+    kind: GrantErrorKind,
+    detail: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+/// What kind of problem a [`GrantError`] is. More kinds may be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GrantErrorKind {
     /// The token is not a grant, or its signature does not verify.
-    Invalid(String),
+    Invalid,
     /// The grant or request has expired.
     Expired,
-    /// The grant is for another command, user or target.
-    Mismatch(&'static str),
+    /// The grant is for another command, user or target (the detail says which).
+    Mismatch,
     /// The approvers do not satisfy the rule.
-    Approvers(String),
+    Approvers,
     /// The grant was already used.
     Replayed,
     /// The replay store could not be reached (the grant is refused).
-    Store(String),
-    /// A key could not be read.
-    Key(String),
+    Store,
+    /// A key could not be read or used.
+    Key,
 }
 
-impl fmt::Display for GrantError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl GrantErrorKind {
+    /// The kind as a lowercase word (`invalid`, `expired`, …), as bindings report it.
+    pub fn as_str(self) -> &'static str {
         match self {
-            GrantError::Invalid(m) => write!(f, "invalid grant: {m}"),
-            GrantError::Expired => write!(f, "grant expired"),
-            GrantError::Mismatch(what) => write!(f, "grant is for a different {what}"),
-            GrantError::Approvers(m) => write!(f, "approvers do not satisfy the rule: {m}"),
-            GrantError::Replayed => write!(f, "grant already used"),
-            GrantError::Store(m) => write!(f, "replay store unavailable: {m}"),
-            GrantError::Key(m) => write!(f, "bad key: {m}"),
+            GrantErrorKind::Invalid => "invalid",
+            GrantErrorKind::Expired => "expired",
+            GrantErrorKind::Mismatch => "mismatch",
+            GrantErrorKind::Approvers => "approvers",
+            GrantErrorKind::Replayed => "replayed",
+            GrantErrorKind::Store => "store",
+            GrantErrorKind::Key => "key",
         }
     }
 }
 
-impl std::error::Error for GrantError {}
+impl GrantError {
+    pub(crate) fn new(kind: GrantErrorKind, detail: impl Into<String>) -> GrantError {
+        GrantError {
+            kind,
+            detail: detail.into(),
+            source: None,
+        }
+    }
+
+    /// An error of `kind` that `e` caused (its message is the detail).
+    pub(crate) fn caused(kind: GrantErrorKind, e: impl std::error::Error + Send + Sync + 'static) -> GrantError {
+        GrantError {
+            kind,
+            detail: e.to_string(),
+            source: Some(Arc::new(e)),
+        }
+    }
+
+    /// What kind of problem this is.
+    pub fn kind(&self) -> GrantErrorKind {
+        self.kind
+    }
+
+    /// The detail (empty for kinds that need none).
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+}
+
+impl From<GrantErrorKind> for GrantError {
+    fn from(kind: GrantErrorKind) -> GrantError {
+        GrantError::new(kind, "")
+    }
+}
+
+impl PartialEq for GrantError {
+    fn eq(&self, other: &GrantError) -> bool {
+        self.kind == other.kind && self.detail == other.detail
+    }
+}
+
+impl Eq for GrantError {}
+
+impl fmt::Display for GrantError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = &self.detail;
+        match self.kind {
+            GrantErrorKind::Invalid => write!(f, "invalid grant: {m}"),
+            GrantErrorKind::Expired => write!(f, "grant expired"),
+            GrantErrorKind::Mismatch => write!(f, "grant is for a different {m}"),
+            GrantErrorKind::Approvers => write!(f, "approvers do not satisfy the rule: {m}"),
+            GrantErrorKind::Replayed => write!(f, "grant already used"),
+            GrantErrorKind::Store => write!(f, "replay store unavailable: {m}"),
+            GrantErrorKind::Key => write!(f, "bad key: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for GrantError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// A signing or verifying key.
 #[derive(Clone)]
@@ -331,27 +404,32 @@ impl GrantKey {
         let t = text.trim();
         let rest = t
             .strip_prefix(KEY_PREFIX)
-            .ok_or_else(|| GrantError::Key(format!("expected `{KEY_PREFIX}<kind>:<base64>`")))?;
+            .ok_or_else(|| GrantError::new(GrantErrorKind::Key, format!("expected `{KEY_PREFIX}<kind>:<base64>`")))?;
         let (kind, b64) = rest
             .split_once(':')
-            .ok_or_else(|| GrantError::Key("missing `:` after the key kind".into()))?;
+            .ok_or_else(|| GrantError::new(GrantErrorKind::Key, "missing `:` after the key kind"))?;
         let bytes = STANDARD
             .decode(b64.trim())
-            .map_err(|e| GrantError::Key(format!("base64: {e}")))?;
+            .map_err(|e| GrantError::new(GrantErrorKind::Key, format!("base64: {e}")))?;
         let arr = |b: &[u8]| -> Result<[u8; 32], GrantError> {
-            b.try_into()
-                .map_err(|_| GrantError::Key(format!("{kind} keys are 32 bytes, got {}", b.len())))
+            b.try_into().map_err(|_| {
+                GrantError::new(
+                    GrantErrorKind::Key,
+                    format!("{kind} keys are 32 bytes, got {}", b.len()),
+                )
+            })
         };
         match kind {
             "hmac-sha256" if bytes.len() >= 16 => Ok(GrantKey::Hmac(bytes)),
-            "hmac-sha256" => Err(GrantError::Key("HMAC keys need at least 16 bytes".into())),
+            "hmac-sha256" => Err(GrantError::new(GrantErrorKind::Key, "HMAC keys need at least 16 bytes")),
             "ed25519-secret" => Ok(GrantKey::Ed25519(SigningKey::from_bytes(&arr(&bytes)?))),
             "ed25519-public" => VerifyingKey::from_bytes(&arr(&bytes)?)
                 .map(GrantKey::Ed25519Public)
-                .map_err(|e| GrantError::Key(e.to_string())),
-            other => Err(GrantError::Key(format!(
-                "unknown key kind `{other}` (hmac-sha256, ed25519-secret, ed25519-public)"
-            ))),
+                .map_err(|e| GrantError::caused(GrantErrorKind::Key, e)),
+            other => Err(GrantError::new(
+                GrantErrorKind::Key,
+                format!("unknown key kind `{other}` (hmac-sha256, ed25519-secret, ed25519-public)"),
+            )),
         }
     }
 
@@ -384,12 +462,13 @@ impl GrantKey {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, GrantError> {
         match self {
             GrantKey::Hmac(k) => {
-                let mut m = Hmac::<Sha256>::new_from_slice(k).map_err(|e| GrantError::Key(e.to_string()))?;
+                let mut m =
+                    Hmac::<Sha256>::new_from_slice(k).map_err(|e| GrantError::caused(GrantErrorKind::Key, e))?;
                 m.update(msg);
                 Ok(m.finalize().into_bytes().to_vec())
             }
             GrantKey::Ed25519(k) => Ok(k.sign(msg).to_bytes().to_vec()),
-            GrantKey::Ed25519Public(_) => Err(GrantError::Key("a public key cannot sign grants".into())),
+            GrantKey::Ed25519Public(_) => Err(GrantError::new(GrantErrorKind::Key, "a public key cannot sign grants")),
         }
     }
 
@@ -438,7 +517,7 @@ pub fn issue(
     now: u64,
 ) -> Result<String, GrantError> {
     if now >= request.expires_at {
-        return Err(GrantError::Expired);
+        return Err(GrantError::from(GrantErrorKind::Expired));
     }
     request.check_approvers(approvers)?;
     let claims = GrantClaims {
@@ -451,7 +530,8 @@ pub fn issue(
         exp: now + request.expires_at.saturating_sub(request.created_at).max(1),
         apr: approvers.to_vec(),
     };
-    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).map_err(|e| GrantError::Invalid(e.to_string()))?);
+    let payload = URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&claims).map_err(|e| GrantError::caused(GrantErrorKind::Invalid, e))?);
     let signed = format!("sg1.{}.{payload}", key.alg());
     let sig = key.sign(signed.as_bytes())?;
     Ok(format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig)))
@@ -462,30 +542,33 @@ pub fn decode(key: &GrantKey, token: &str) -> Result<GrantClaims, GrantError> {
     let token = token.trim();
     let (signed, sig) = token
         .rsplit_once('.')
-        .ok_or_else(|| GrantError::Invalid("not a grant token".into()))?;
+        .ok_or_else(|| GrantError::new(GrantErrorKind::Invalid, "not a grant token"))?;
     let mut parts = signed.splitn(3, '.');
     let (Some("sg1"), Some(alg), Some(payload)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(GrantError::Invalid("not a `sg1.` grant token".into()));
+        return Err(GrantError::new(GrantErrorKind::Invalid, "not a `sg1.` grant token"));
     };
     if alg != key.alg() {
-        return Err(GrantError::Invalid(format!(
-            "signed with {alg}, the key is {}",
-            key.alg()
-        )));
+        return Err(GrantError::new(
+            GrantErrorKind::Invalid,
+            format!("signed with {alg}, the key is {}", key.alg()),
+        ));
     }
     let sig = URL_SAFE_NO_PAD
         .decode(sig)
-        .map_err(|_| GrantError::Invalid("signature is not base64url".into()))?;
+        .map_err(|_| GrantError::new(GrantErrorKind::Invalid, "signature is not base64url"))?;
     if !key.verify(signed.as_bytes(), &sig) {
-        return Err(GrantError::Invalid("signature does not verify".into()));
+        return Err(GrantError::new(GrantErrorKind::Invalid, "signature does not verify"));
     }
     let json = URL_SAFE_NO_PAD
         .decode(payload)
-        .map_err(|_| GrantError::Invalid("payload is not base64url".into()))?;
+        .map_err(|_| GrantError::new(GrantErrorKind::Invalid, "payload is not base64url"))?;
     let claims: GrantClaims =
-        serde_json::from_slice(&json).map_err(|e| GrantError::Invalid(format!("payload: {e}")))?;
+        serde_json::from_slice(&json).map_err(|e| GrantError::new(GrantErrorKind::Invalid, format!("payload: {e}")))?;
     if claims.v != 1 {
-        return Err(GrantError::Invalid(format!("unsupported grant version {}", claims.v)));
+        return Err(GrantError::new(
+            GrantErrorKind::Invalid,
+            format!("unsupported grant version {}", claims.v),
+        ));
     }
     Ok(claims)
 }
@@ -505,7 +588,10 @@ pub struct MemoryStore {
 
 impl ReplayStore for MemoryStore {
     fn use_once(&self, id: &str, expires_at: u64) -> Result<bool, GrantError> {
-        let mut used = self.used.lock().map_err(|_| GrantError::Store("poisoned".into()))?;
+        let mut used = self
+            .used
+            .lock()
+            .map_err(|_| GrantError::new(GrantErrorKind::Store, "poisoned"))?;
         let t = now();
         if used.len() > 4096 {
             used.retain(|_, &mut exp| exp > t);
@@ -542,7 +628,7 @@ impl RedisStore {
     /// A store at `url` (`redis://host:port/db`), keys under `prefix`.
     pub fn new(url: &str, prefix: impl Into<String>) -> Result<RedisStore, GrantError> {
         Ok(RedisStore {
-            client: redis::Client::open(url).map_err(|e| GrantError::Store(e.to_string()))?,
+            client: redis::Client::open(url).map_err(|e| GrantError::caused(GrantErrorKind::Store, e))?,
             conn: Mutex::new(None),
             prefix: prefix.into(),
         })
@@ -552,16 +638,19 @@ impl RedisStore {
 #[cfg(feature = "redis")]
 impl ReplayStore for RedisStore {
     fn use_once(&self, id: &str, expires_at: u64) -> Result<bool, GrantError> {
-        let mut guard = self.conn.lock().map_err(|_| GrantError::Store("poisoned".into()))?;
+        let mut guard = self
+            .conn
+            .lock()
+            .map_err(|_| GrantError::new(GrantErrorKind::Store, "poisoned"))?;
         if guard.is_none() {
             *guard = Some(
                 self.client
                     .get_connection()
-                    .map_err(|e| GrantError::Store(e.to_string()))?,
+                    .map_err(|e| GrantError::caused(GrantErrorKind::Store, e))?,
             );
         }
         let Some(conn) = guard.as_mut() else {
-            return Err(GrantError::Store("no connection".into()));
+            return Err(GrantError::new(GrantErrorKind::Store, "no connection"));
         };
         let r: redis::RedisResult<Option<String>> = redis::cmd("SET")
             .arg(format!("{}{id}", self.prefix))
@@ -574,7 +663,7 @@ impl ReplayStore for RedisStore {
             Ok(v) => Ok(v.is_some()),
             Err(e) => {
                 *guard = None; // reconnect next time
-                Err(GrantError::Store(e.to_string()))
+                Err(GrantError::caused(GrantErrorKind::Store, e))
             }
         }
     }
@@ -598,20 +687,20 @@ impl GrantVerifier {
     pub fn redeem(&self, request: &ApprovalRequest, token: &str, now: u64) -> Result<GrantClaims, GrantError> {
         let c = decode(&self.key, token)?;
         if now >= c.exp {
-            return Err(GrantError::Expired);
+            return Err(GrantError::from(GrantErrorKind::Expired));
         }
         if c.fp != request.fingerprint {
-            return Err(GrantError::Mismatch("command or target"));
+            return Err(GrantError::new(GrantErrorKind::Mismatch, "command or target"));
         }
         if c.sub != request.user {
-            return Err(GrantError::Mismatch("user"));
+            return Err(GrantError::new(GrantErrorKind::Mismatch, "user"));
         }
         if c.tgt != request.target {
-            return Err(GrantError::Mismatch("target"));
+            return Err(GrantError::new(GrantErrorKind::Mismatch, "target"));
         }
         request.check_approvers(&c.apr)?;
         if !self.store.use_once(&c.jti, c.exp)? {
-            return Err(GrantError::Replayed);
+            return Err(GrantError::from(GrantErrorKind::Replayed));
         }
         Ok(c)
     }

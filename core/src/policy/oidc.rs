@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -46,17 +47,84 @@ impl Config {
     }
 }
 
-/// Why a token was not accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OidcError(pub String);
+/// Why a token or key set was not accepted: a [kind](OidcErrorKind), the detail, and the
+/// decoder's error ([`jsonwebtoken`]'s, serde_json's) as [`source`](std::error::Error::source).
+#[derive(Debug, Clone)]
+pub struct OidcError {
+    kind: OidcErrorKind,
+    detail: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
 
-impl fmt::Display for OidcError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "OIDC token rejected: {}", self.0)
+/// What kind of problem an [`OidcError`] is. More kinds may be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OidcErrorKind {
+    /// The JWKS document is unreadable or holds no usable key.
+    KeySet,
+    /// The token is not a JWT (its header does not decode).
+    Malformed,
+    /// The token is signed with an algorithm that is not accepted (only RS256, ES256, EdDSA).
+    Algorithm,
+    /// No key of the set matches the token's key id and algorithm.
+    NoKey,
+    /// The signature, expiry, issuer or audience does not verify.
+    Rejected,
+    /// A claim the identity needs is missing.
+    Claims,
+}
+
+impl OidcError {
+    fn new(kind: OidcErrorKind, detail: impl Into<String>) -> OidcError {
+        OidcError {
+            kind,
+            detail: detail.into(),
+            source: None,
+        }
+    }
+
+    fn caused(kind: OidcErrorKind, what: &str, e: impl std::error::Error + Send + Sync + 'static) -> OidcError {
+        OidcError {
+            kind,
+            detail: if what.is_empty() {
+                e.to_string()
+            } else {
+                format!("{what}: {e}")
+            },
+            source: Some(Arc::new(e)),
+        }
+    }
+
+    /// What kind of problem this is.
+    pub fn kind(&self) -> OidcErrorKind {
+        self.kind
+    }
+
+    /// What was wrong, in words.
+    pub fn detail(&self) -> &str {
+        &self.detail
     }
 }
 
-impl std::error::Error for OidcError {}
+impl PartialEq for OidcError {
+    fn eq(&self, other: &OidcError) -> bool {
+        self.kind == other.kind && self.detail == other.detail
+    }
+}
+
+impl Eq for OidcError {}
+
+impl fmt::Display for OidcError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OIDC token rejected: {}", self.detail)
+    }
+}
+
+impl std::error::Error for OidcError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// Verifies tokens against a key set.
 #[derive(Clone)]
@@ -78,7 +146,8 @@ impl Verifier {
     /// A verifier for `config` with the keys of a JWKS document (`{"keys":[…]}`). Keys of
     /// other types (`oct`, RSA keys marked for another algorithm) are skipped.
     pub fn new(config: Config, jwks_json: &str) -> Result<Verifier, OidcError> {
-        let set: JwkSet = serde_json::from_str(jwks_json).map_err(|e| OidcError(format!("JWKS: {e}")))?;
+        let set: JwkSet =
+            serde_json::from_str(jwks_json).map_err(|e| OidcError::caused(OidcErrorKind::KeySet, "JWKS", e))?;
         let mut keys = Vec::new();
         for jwk in &set.keys {
             let alg = match &jwk.algorithm {
@@ -92,28 +161,36 @@ impl Verifier {
             {
                 continue;
             }
-            let key = DecodingKey::from_jwk(jwk).map_err(|e| OidcError(format!("JWKS key: {e}")))?;
+            let key =
+                DecodingKey::from_jwk(jwk).map_err(|e| OidcError::caused(OidcErrorKind::KeySet, "JWKS key", e))?;
             keys.push((jwk.common.key_id.clone(), alg, key));
         }
         if keys.is_empty() {
-            return Err(OidcError("the JWKS holds no RS256, ES256 or EdDSA key".into()));
+            return Err(OidcError::new(
+                OidcErrorKind::KeySet,
+                "the JWKS holds no RS256, ES256 or EdDSA key",
+            ));
         }
         Ok(Verifier { config, keys })
     }
 
     /// Verifies `token` and returns the identity it establishes.
     pub fn verify(&self, token: &str) -> Result<Identity, OidcError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|e| OidcError(format!("header: {e}")))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| OidcError::caused(OidcErrorKind::Malformed, "header", e))?;
         if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA) {
-            return Err(OidcError(format!("algorithm {:?} is not accepted", header.alg)));
+            return Err(OidcError::new(
+                OidcErrorKind::Algorithm,
+                format!("algorithm {:?} is not accepted", header.alg),
+            ));
         }
         let candidates = self.keys.iter().filter(|(kid, alg, _)| {
             *alg == header.alg && (header.kid.is_none() || kid.as_deref() == header.kid.as_deref())
         });
-        let mut last = OidcError(format!(
-            "no key in the JWKS for kid {:?} and {:?}",
-            header.kid, header.alg
-        ));
+        let mut last = OidcError::new(
+            OidcErrorKind::NoKey,
+            format!("no key in the JWKS for kid {:?} and {:?}", header.kid, header.alg),
+        );
         for (_, alg, key) in candidates {
             let mut v = Validation::new(*alg);
             v.set_issuer(&[&self.config.issuer]);
@@ -123,7 +200,7 @@ impl Verifier {
             v.set_required_spec_claims(&["exp", "iss", "aud"]);
             match jsonwebtoken::decode::<Value>(token, key, &v) {
                 Ok(data) => return self.identity(&data.claims),
-                Err(e) => last = OidcError(e.to_string()),
+                Err(e) => last = OidcError::caused(OidcErrorKind::Rejected, "", e),
             }
         }
         Err(last)
@@ -132,7 +209,12 @@ impl Verifier {
     fn identity(&self, claims: &Value) -> Result<Identity, OidcError> {
         let user = match lookup(claims, &self.config.user_claim) {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            _ => return Err(OidcError(format!("no `{}` claim", self.config.user_claim))),
+            _ => {
+                return Err(OidcError::new(
+                    OidcErrorKind::Claims,
+                    format!("no `{}` claim", self.config.user_claim),
+                ));
+            }
         };
         let groups = match lookup(claims, &self.config.groups_claim) {
             Some(Value::Array(a)) => a.iter().filter_map(|g| g.as_str().map(str::to_string)).collect(),

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use sluice_protocols::http::{self, BodyKind, Chunk, ChunkedDecoder, Limits, Status};
 
-use super::{Event, Guard, Output, SessionError, refusal_verb};
+use super::{Event, Guard, Output, SessionError, Side, refusal_verb};
 use crate::StreamRedactor;
 use crate::policy::{Action, Decision, HttpRequest, Identity, Protocol, Request, Target};
 
@@ -298,11 +298,11 @@ impl HttpSession {
             let (req, head_len) = match http::parse_request(&buf, &mut headers, &self.limits) {
                 Ok(Status::Partial) => return Ok(0),
                 Ok(Status::Complete(x)) => x,
-                Err(e) => return Err(SessionError::client(e.to_string())),
+                Err(e) => return Err(SessionError::rejected(Side::Client, e)),
             };
             // The body, whole.
             let (body, used): (Vec<u8>, usize) =
-                match http::request_body(&req).map_err(|e| SessionError::client(e.to_string()))? {
+                match http::request_body(&req).map_err(|e| SessionError::rejected(Side::Client, e))? {
                     BodyKind::None => (Vec::new(), head_len),
                     BodyKind::ContentLength(n) if n > MAX_REQUEST_BODY => {
                         return Err(SessionError::client(format!(
@@ -320,7 +320,10 @@ impl HttpSession {
                         let mut dec = ChunkedDecoder::new(self.limits.clone());
                         let (mut at, mut body) = (head_len, Vec::new());
                         loop {
-                            match dec.next(&buf[at..]).map_err(|e| SessionError::client(e.to_string()))? {
+                            match dec
+                                .next(&buf[at..])
+                                .map_err(|e| SessionError::rejected(Side::Client, e))?
+                            {
                                 Status::Partial => return Ok(0),
                                 Status::Complete((Chunk::Data(d), n)) => {
                                     body.extend_from_slice(d);
@@ -434,7 +437,7 @@ impl HttpSession {
         // Origin form, hop-by-hop headers dropped, one request per upstream connection; the Host
         // header is the one the request was decided on, whatever the client sent.
         let o = &mut out.to_server;
-        write!(o, "{} {path} HTTP/1.1\r\n", req.method).map_err(|e| SessionError::client(e.to_string()))?;
+        write!(o, "{} {path} HTTP/1.1\r\n", req.method).map_err(|e| SessionError::rejected(Side::Client, e))?;
         let authority = if host.contains(':') {
             format!("[{host}]")
         } else {
@@ -445,7 +448,7 @@ impl HttpSession {
         } else {
             write!(o, "Host: {authority}:{port}\r\n")
         }
-        .map_err(|e| SessionError::client(e.to_string()))?;
+        .map_err(|e| SessionError::rejected(Side::Client, e))?;
         for (n, v) in &headers {
             let hop = [
                 "host",
@@ -467,7 +470,7 @@ impl HttpSession {
             o.extend_from_slice(b"\r\n");
         }
         if !body.is_empty() {
-            write!(o, "Content-Length: {}\r\n", body.len()).map_err(|e| SessionError::client(e.to_string()))?;
+            write!(o, "Content-Length: {}\r\n", body.len()).map_err(|e| SessionError::rejected(Side::Client, e))?;
         }
         o.extend_from_slice(b"Connection: close\r\n\r\n");
         o.extend_from_slice(body);
@@ -499,7 +502,7 @@ impl HttpSession {
                     return Ok(());
                 }
                 Ok(Status::Complete((resp, n))) => self.response_head(&resp, out).map(|()| n),
-                Err(e) => Err(SessionError::server(e.to_string())),
+                Err(e) => Err(SessionError::rejected(Side::Server, e)),
             };
             let n = parsed?;
             self.sbuf = buf[n..].to_vec();
@@ -508,7 +511,7 @@ impl HttpSession {
     }
 
     fn response_head(&mut self, resp: &http::Response<'_, '_>, out: &mut Output) -> Result<(), SessionError> {
-        let kind = http::response_body(resp, &self.method).map_err(|e| SessionError::server(e.to_string()))?;
+        let kind = http::response_body(resp, &self.method).map_err(|e| SessionError::rejected(Side::Server, e))?;
         let coding = resp
             .header("content-encoding")
             .map(|c| String::from_utf8_lossy(c).trim().to_ascii_lowercase())
@@ -530,7 +533,7 @@ impl HttpSession {
                     "HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
                     body.len()
                 )
-                .map_err(|e| SessionError::server(e.to_string()))?;
+                .map_err(|e| SessionError::rejected(Side::Server, e))?;
                 self.body = Body::Done;
                 return Err(SessionError::server(msg));
             }
@@ -633,7 +636,10 @@ impl HttpSession {
                 }
             }
             Body::Chunked(dec) => loop {
-                match dec.next(&buf[at..]).map_err(|e| SessionError::server(e.to_string()))? {
+                match dec
+                    .next(&buf[at..])
+                    .map_err(|e| SessionError::rejected(Side::Server, e))?
+                {
                     Status::Partial if eof => {
                         return Err(SessionError::server("connection closed inside a chunked response body"));
                     }

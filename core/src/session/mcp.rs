@@ -27,7 +27,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use sluice_protocols::mcp;
 
-use super::{Event, Guard, Output, SessionError, refusal_verb};
+use super::{Event, Guard, Output, SessionError, Side, refusal_verb};
 use crate::policy::{Action, Decision, Identity, Protocol, Request, Target};
 
 /// The longest message accepted (16 MiB).
@@ -92,12 +92,8 @@ impl McpSession {
     fn stdio(&mut self, from_client: bool, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
         let mut buf = std::mem::take(if from_client { &mut self.cbuf } else { &mut self.sbuf });
         buf.extend_from_slice(data);
-        let side = if from_client {
-            SessionError::client
-        } else {
-            SessionError::server
-        };
-        let (lines, used) = mcp::split_lines(&buf, MAX_MESSAGE).map_err(|e| side(e.to_string()))?;
+        let side = if from_client { Side::Client } else { Side::Server };
+        let (lines, used) = mcp::split_lines(&buf, MAX_MESSAGE).map_err(|e| SessionError::rejected(side, e))?;
         for line in lines {
             if from_client {
                 self.client_message(line, out)?;
@@ -118,7 +114,7 @@ impl McpSession {
     /// prompts, completions, and methods this engine does not know, which are `uncertain`) is
     /// decided by policy. A response must answer a request the server sent.
     pub fn client_message(&mut self, msg: &[u8], out: &mut Output) -> Result<(), SessionError> {
-        let m = mcp::parse_message(msg).map_err(|e| SessionError::client(e.to_string()))?;
+        let m = mcp::parse_message(msg).map_err(|e| SessionError::rejected(Side::Client, e))?;
         let id = m.id.map(|i| i.get().to_string());
         let method = m.method.as_deref().unwrap_or("").to_string();
         match m.kind() {
@@ -143,7 +139,7 @@ impl McpSession {
             return Ok(());
         }
         // Decided: take the grant out first.
-        let mut v: Value = serde_json::from_slice(msg).map_err(|e| SessionError::client(e.to_string()))?;
+        let mut v: Value = serde_json::from_slice(msg).map_err(|e| SessionError::rejected(Side::Client, e))?;
         let grant = v
             .pointer_mut("/params/_meta")
             .and_then(Value::as_object_mut)
@@ -242,7 +238,7 @@ impl McpSession {
     /// is found. A response must answer a request the client sent.
     pub fn server_message(&mut self, msg: &[u8], out: &mut Output) -> Result<(), SessionError> {
         // One pass: the result is parsed (it is what gets masked), the rest stays raw.
-        let mut m = mcp::parse_with_result(msg).map_err(|e| SessionError::server(e.to_string()))?;
+        let mut m = mcp::parse_with_result(msg).map_err(|e| SessionError::rejected(Side::Server, e))?;
         let kind = m.kind();
         let det = Arc::clone(&self.guard.detector);
         let mut masked = 0;
@@ -277,7 +273,7 @@ impl McpSession {
                 if let (mcp::Kind::Request, Some(id)) = (kind, m.id) {
                     self.pending_server.insert(id.get().to_string());
                 }
-                let mut v: Value = serde_json::from_slice(msg).map_err(|e| SessionError::server(e.to_string()))?;
+                let mut v: Value = serde_json::from_slice(msg).map_err(|e| SessionError::rejected(Side::Server, e))?;
                 let keys = mask_value(&det, &mut v, &mut mask);
                 keys.then(|| v.to_string())
             }

@@ -250,13 +250,39 @@ impl Output {
     }
 }
 
-/// Why a session must end; the host closes the connection and logs the reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a session must end; the host closes the connection and logs the reason. When a parser
+/// or decoder found the problem, its error is the [`source`](std::error::Error::source).
+#[derive(Debug, Clone)]
 pub struct SessionError {
-    /// Which side sent the offending bytes: `client` or `server`.
-    pub side: &'static str,
-    /// What was wrong.
-    pub reason: String,
+    side: Side,
+    reason: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+/// Which side of a session sent something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Side {
+    /// The agent (the client of the proxied protocol).
+    Client,
+    /// The server the agent talks to.
+    Server,
+}
+
+impl Side {
+    /// `client` or `server`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Server => "server",
+        }
+    }
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl fmt::Display for SessionError {
@@ -265,23 +291,57 @@ impl fmt::Display for SessionError {
     }
 }
 
-impl std::error::Error for SessionError {}
+impl std::error::Error for SessionError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl PartialEq for SessionError {
+    fn eq(&self, other: &SessionError) -> bool {
+        self.side == other.side && self.reason == other.reason
+    }
+}
+
+impl Eq for SessionError {}
 
 impl SessionError {
+    /// Bad input from `side`.
+    pub fn new(side: Side, reason: impl Into<String>) -> SessionError {
+        SessionError {
+            side,
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
     /// Bad input from the client.
     pub fn client(reason: impl Into<String>) -> SessionError {
-        SessionError {
-            side: "client",
-            reason: reason.into(),
-        }
+        SessionError::new(Side::Client, reason)
     }
 
     /// Bad input from the server.
     pub fn server(reason: impl Into<String>) -> SessionError {
+        SessionError::new(Side::Server, reason)
+    }
+
+    /// Input from `side` that `e` (a parser's or decoder's error) rejected.
+    pub(crate) fn rejected(side: Side, e: impl std::error::Error + Send + Sync + 'static) -> SessionError {
         SessionError {
-            side: "server",
-            reason: reason.into(),
+            side,
+            reason: e.to_string(),
+            source: Some(Arc::new(e)),
         }
+    }
+
+    /// Which side sent the offending bytes.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// What was wrong.
+    pub fn reason(&self) -> &str {
+        &self.reason
     }
 }
 

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use sluice_protocols::mysql::{self, Status, caps};
 
 use super::{
-    Event, Guard, Output, SessionError, SqlState, forward_masked, frames, refusal_message, split_grant_comment,
+    Event, Guard, Output, SessionError, Side, SqlState, forward_masked, frames, refusal_message, split_grant_comment,
 };
 use crate::policy::{Action, Decision, Dialect, Identity, Protocol, Target};
 use crate::{Detector, credential_column};
@@ -203,7 +203,7 @@ impl MySqlSession {
                     self.client_packet(p, &rest[..used], out)?;
                     Ok(Some(used))
                 }
-                Err(e) => Err(SessionError::client(e.to_string())),
+                Err(e) => Err(SessionError::rejected(Side::Client, e)),
             }
         });
         self.cbuf = buf;
@@ -224,7 +224,7 @@ impl MySqlSession {
                 masked += self.server_packet(p, &rest[..used], out)?;
                 Ok(Some(used))
             }
-            Err(e) => Err(SessionError::server(e.to_string())),
+            Err(e) => Err(SessionError::rejected(Side::Server, e)),
         });
         self.sbuf = buf;
         if masked > 0 {
@@ -247,7 +247,8 @@ impl MySqlSession {
             Phase::Greeting => return Err(SessionError::client("data before the server's greeting")),
             Phase::Ended => return Err(SessionError::client("data after the session ended")),
             Phase::Login => {
-                let r = mysql::parse_handshake_response(p.payload).map_err(|e| SessionError::client(e.to_string()))?;
+                let r =
+                    mysql::parse_handshake_response(p.payload).map_err(|e| SessionError::rejected(Side::Client, e))?;
                 if r.capabilities & CLIENT_SSL != 0 && r.user.is_empty() {
                     return Err(SessionError::client(
                         "TLS requested; this session does not terminate TLS",
@@ -313,7 +314,7 @@ impl MySqlSession {
     /// One command: decided, answered or forwarded with the reply it expects.
     fn command(&mut self, payload: &[u8], raw: &[u8], out: &mut Output) -> Result<(), SessionError> {
         let policy_mask = self.guard.policy.load().masking();
-        match mysql::parse_command(payload).map_err(|e| SessionError::client(e.to_string()))? {
+        match mysql::parse_command(payload).map_err(|e| SessionError::rejected(Side::Client, e))? {
             mysql::Command::Query(q) => {
                 let text = std::str::from_utf8(q).map_err(|_| SessionError::client("query is not UTF-8"))?;
                 if let Some(g) = set_grant(text) {
@@ -504,7 +505,7 @@ impl MySqlSession {
                     &mut greeting[4..],
                     CLIENT_SSL | CLIENT_QUERY_ATTRIBUTES | CLIENT_COMPRESS | CLIENT_ZSTD,
                 )
-                .map_err(|e| SessionError::server(e.to_string()))?;
+                .map_err(|e| SessionError::rejected(Side::Server, e))?;
                 out.to_client.extend_from_slice(&greeting);
                 self.phase = Phase::Login;
                 return Ok(0);
@@ -556,7 +557,7 @@ impl MySqlSession {
         let first = payload.first().copied();
         let deprecate = self.deprecate_eof;
         let is_eof = |p: &[u8]| p.first() == Some(&0xFE) && if deprecate { p.len() < 0xFF_FFFF } else { p.len() < 9 };
-        let bad = |e: mysql::Error| SessionError::server(e.to_string());
+        let bad = |e: mysql::Error| SessionError::rejected(Side::Server, e);
         // An ERR ends the reply wherever a reply may end early; it is masked.
         if first == Some(0xFF)
             && matches!(
@@ -764,7 +765,7 @@ impl MySqlSession {
             out.to_client.extend_from_slice(raw);
             return Ok(0);
         }
-        let bad = |e: mysql::Error| SessionError::server(e.to_string());
+        let bad = |e: mysql::Error| SessionError::rejected(Side::Server, e);
         let cred = if self.credential.len() == columns {
             &self.credential[..]
         } else {

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use sluice_protocols::postgres::{self as pg, Backend, Frontend, Limits, Startup, Status};
 
 use super::{
-    Event, Guard, Output, SessionError, SqlState, forward_masked, frames, refusal_message, split_grant_comment,
+    Event, Guard, Output, SessionError, Side, SqlState, forward_masked, frames, refusal_message, split_grant_comment,
 };
 use crate::policy::{Action, Decision, Dialect, Identity, Protocol, Target};
 use crate::{Detector, StreamRedactor, credential_column};
@@ -184,7 +184,7 @@ impl PgSession {
                     self.startup(m, &rest[..used], out);
                     Ok(Some(used))
                 }
-                Err(e) => Err(SessionError::client(e.to_string())),
+                Err(e) => Err(SessionError::rejected(Side::Client, e)),
             },
             Phase::Ended => Err(SessionError::client("data after a cancel request or Terminate")),
             Phase::Auth { .. } | Phase::Running => match pg::parse_frontend(rest, &self.limits) {
@@ -193,7 +193,7 @@ impl PgSession {
                     self.frontend(m, &rest[..used], out)?;
                     Ok(Some(used))
                 }
-                Err(e) => Err(SessionError::client(e.to_string())),
+                Err(e) => Err(SessionError::rejected(Side::Client, e)),
             },
         });
         self.cbuf = buf;
@@ -210,7 +210,7 @@ impl PgSession {
                 masked += self.backend(m, &rest[..used], out)?;
                 Ok(Some(used))
             }
-            Err(e) => Err(SessionError::server(e.to_string())),
+            Err(e) => Err(SessionError::rejected(Side::Server, e)),
         });
         self.sbuf = buf;
         if masked > 0 {

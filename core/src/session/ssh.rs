@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use sluice_protocols::ssh::{self, ChannelRequest, Message};
 
-use super::{Event, Guard, SessionError, refusal_verb};
+use super::{Event, Guard, SessionError, Side, refusal_verb};
 use crate::StreamRedactor;
 use crate::policy::{Action, Identity, Protocol, Request, SshRequest, Target};
 
@@ -84,7 +84,7 @@ impl SshSession {
     /// them, otherwise `uncertain`); `exec`, `env`, `subsystem` and `shell` requests are
     /// decided; data goes only to channels the session opened; anything else ends the session.
     pub fn client_message(&mut self, payload: &[u8], out: &mut SshOutput) -> Result<(), SessionError> {
-        let m = ssh::parse_message(payload).map_err(|e| SessionError::client(e.to_string()))?;
+        let m = ssh::parse_message(payload).map_err(|e| SessionError::rejected(Side::Client, e))?;
         match m {
             Message::ChannelOpen {
                 channel_type,
@@ -249,7 +249,7 @@ impl SshSession {
 
     /// One message payload from the server.
     pub fn server_message(&mut self, payload: &[u8], out: &mut SshOutput) -> Result<(), SessionError> {
-        let m = ssh::parse_message(payload).map_err(|e| SessionError::server(e.to_string()))?;
+        let m = ssh::parse_message(payload).map_err(|e| SessionError::rejected(Side::Server, e))?;
         match m {
             Message::ChannelOpenConfirmation { recipient, sender } => {
                 let window = self
