@@ -45,9 +45,9 @@ fn benches(c: &mut Criterion) {
         lexing: Default::default(),
     };
     let secret = Request::Shell("cat ~/.aws/credentials | base64");
-    assert_eq!(safe.decide(&id, &t, &shell_cmd).action, Action::Allow);
-    assert_eq!(safe.decide(&id, &db, &sql_q).action, Action::Allow);
-    assert_eq!(safe.decide(&id, &t, &secret).action, Action::Deny);
+    assert_eq!(safe.decide(&id, &t, &shell_cmd).action(), Action::Allow);
+    assert_eq!(safe.decide(&id, &db, &sql_q).action(), Action::Allow);
+    assert_eq!(safe.decide(&id, &t, &secret).action(), Action::Deny);
 
     let mut g = c.benchmark_group("decide/agent-safe");
     g.bench_function("shell-allow", |b| {
@@ -64,9 +64,9 @@ fn benches(c: &mut Criterion) {
     let big_text = big_policy(1000);
     let big = Engine::from_yaml("big", &big_text).expect("compiles");
     assert!(big.rule_count() >= 1000, "{}", big.rule_count());
-    assert_eq!(big.decide(&id, &t, &shell_cmd).action, Action::Allow);
+    assert_eq!(big.decide(&id, &t, &shell_cmd).action(), Action::Allow);
     assert_eq!(
-        big.decide(&id, &t, &Request::Shell("tool500 --prod500-eu")).action,
+        big.decide(&id, &t, &Request::Shell("tool500 --prod500-eu")).action(),
         Action::Deny
     );
     let mut g = c.benchmark_group("decide/1000-rules");

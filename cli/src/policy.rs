@@ -288,7 +288,7 @@ pub(crate) fn check(args: CheckArgs) -> Result<u8, String> {
     let json = serde_json::to_string(&decision).map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{json}");
-    Ok(u8::from(decision.action != Action::Allow))
+    Ok(u8::from(decision.action() != Action::Allow))
 }
 
 pub(crate) fn approve(args: ApproveArgs) -> Result<u8, String> {
@@ -389,7 +389,7 @@ pub(crate) fn policy(cmd: PolicyCommand) -> Result<u8, String> {
                 for c in cases {
                     let r = c.run(&engine);
                     let got = match &r.decision {
-                        Ok(d) => format!("{} ({})", d.action.as_str(), d.rule.as_deref().unwrap_or("no rule")),
+                        Ok(d) => format!("{} ({})", d.action().as_str(), d.rule().as_deref().unwrap_or("no rule")),
                         Err(e) => format!("error: {e}"),
                     };
                     if r.passed() {
@@ -404,7 +404,7 @@ pub(crate) fn policy(cmd: PolicyCommand) -> Result<u8, String> {
                             c.expect.as_str(),
                             c.rule.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
                         );
-                        let reason = r.decision.as_ref().map(|d| d.reason.clone()).unwrap_or_default();
+                        let reason = r.decision.as_ref().map(|d| d.reason().clone()).unwrap_or_default();
                         let _ = writeln!(out, "FAIL {}: expected {want}, got {got}\n     {reason}", c.name);
                     }
                 }

@@ -28,8 +28,8 @@ fn a_grant_allows_exactly_that_command_once() {
     for key in [GrantKey::generate_hmac(), GrantKey::generate_ed25519()] {
         let v = verifier(&key);
         let d = engine.decide(&me, &db, &sql("DROP TABLE old_orders;"));
-        assert_eq!(d.action, Action::RequireApproval);
-        let req = d.approval.expect("approval request");
+        assert_eq!(d.action(), Action::RequireApproval);
+        let req = d.approval().expect("approval request");
         assert_eq!(
             (req.user.as_str(), req.target.as_str(), req.command.as_str()),
             ("agent-7", "orders", "DROP TABLE old_orders")
@@ -41,13 +41,13 @@ fn a_grant_allows_exactly_that_command_once() {
 
         // Another command, user or target: refused, and the grant is not consumed.
         let other = engine.decide_with_grant(&me, &db, &sql("DROP TABLE customers"), Some(&token), &v);
-        assert_eq!(other.action, Action::RequireApproval);
+        assert_eq!(other.action(), Action::RequireApproval);
         assert!(
             other
-                .reason
+                .reason()
                 .contains("grant rejected: grant is for a different command"),
             "{}",
-            other.reason
+            other.reason()
         );
         let who = engine.decide_with_grant(
             &Identity::new("agent-8"),
@@ -56,7 +56,7 @@ fn a_grant_allows_exactly_that_command_once() {
             Some(&token),
             &v,
         );
-        assert!(who.reason.contains("different"), "{}", who.reason);
+        assert!(who.reason().contains("different"), "{}", who.reason());
         let wher = engine.decide_with_grant(
             &me,
             &Target::new("billing"),
@@ -64,15 +64,15 @@ fn a_grant_allows_exactly_that_command_once() {
             Some(&token),
             &v,
         );
-        assert_eq!(wher.action, Action::RequireApproval);
+        assert_eq!(wher.action(), Action::RequireApproval);
 
         // The approved command (trailing `;` and blanks are normalised away): once.
         let ok = engine.decide_with_grant(&me, &db, &sql("  DROP TABLE old_orders "), Some(&token), &v);
-        assert_eq!(ok.action, Action::Allow, "{}", ok.reason);
-        assert!(ok.reason.starts_with("approved by alice"), "{}", ok.reason);
+        assert_eq!(ok.action(), Action::Allow, "{}", ok.reason());
+        assert!(ok.reason().starts_with("approved by alice"), "{}", ok.reason());
         let again = engine.decide_with_grant(&me, &db, &sql("DROP TABLE old_orders"), Some(&token), &v);
-        assert_eq!(again.action, Action::RequireApproval);
-        assert!(again.reason.contains("grant already used"), "{}", again.reason);
+        assert_eq!(again.action(), Action::RequireApproval);
+        assert!(again.reason().contains("grant already used"), "{}", again.reason());
     }
 }
 
@@ -82,25 +82,28 @@ fn grants_never_override_a_deny_and_are_not_needed_for_an_allow() {
     let key = GrantKey::generate_hmac();
     let v = verifier(&key);
     let (me, db) = (Identity::new("agent-7"), Target::new("orders"));
-    let req = engine.decide(&me, &db, &sql("DROP TABLE t")).approval.expect("request");
+    let req = engine
+        .decide(&me, &db, &sql("DROP TABLE t"))
+        .into_approval()
+        .expect("request");
     let token = issue(&key, &req, &[Approver::new("alice")], now()).expect("issued");
     assert_eq!(
         engine
             .decide_with_grant(&me, &db, &sql("SELECT * FROM pg_shadow"), Some(&token), &v)
-            .action,
+            .action(),
         Action::Deny
     );
     assert_eq!(
         engine
             .decide_with_grant(&me, &db, &sql("SELECT 1"), Some(&token), &v)
-            .action,
+            .action(),
         Action::Allow
     );
     // Still unused: it works for its own command.
     assert_eq!(
         engine
             .decide_with_grant(&me, &db, &sql("DROP TABLE t"), Some(&token), &v)
-            .action,
+            .action(),
         Action::Allow
     );
 }
@@ -110,7 +113,10 @@ fn bad_tokens_are_refused() {
     let engine = Engine::agent_safe();
     let key = GrantKey::generate_ed25519();
     let (me, db) = (Identity::new("agent-7"), Target::new("orders"));
-    let req = engine.decide(&me, &db, &sql("TRUNCATE t")).approval.expect("request");
+    let req = engine
+        .decide(&me, &db, &sql("TRUNCATE t"))
+        .into_approval()
+        .expect("request");
     let token = issue(&key, &req, &[Approver::new("alice")], now()).expect("issued");
     // Another key.
     let other = verifier(&GrantKey::generate_ed25519());
@@ -167,7 +173,7 @@ rules:
     let prod = Target::new("db").label("env", "prod");
     let req = engine
         .decide(&me, &prod, &sql("DELETE FROM t WHERE id = 1"))
-        .approval
+        .into_approval()
         .expect("request");
     assert_eq!((req.count, req.expires_at - req.created_at), (2, 600));
     let sre = |u: &str| Approver::new(u).group("sre");
@@ -186,9 +192,12 @@ rules:
     let token = issue(&key, &req, &[sre("dan"), Approver::new("carol")], now()).expect("two approvers");
     let v = verifier(&key);
     let d = engine.decide_with_grant(&me, &prod, &sql("DELETE FROM t WHERE id = 1"), Some(&token), &v);
-    assert_eq!(d.action, Action::Allow, "{}", d.reason);
+    assert_eq!(d.action(), Action::Allow, "{}", d.reason());
 
-    let req = engine.decide(&me, &prod, &sql("TRUNCATE t")).approval.expect("request");
+    let req = engine
+        .decide(&me, &prod, &sql("TRUNCATE t"))
+        .into_approval()
+        .expect("request");
     assert!(
         issue(&key, &req, &[Approver::new("bob")], now()).is_ok(),
         "self-approval allowed by this rule"
@@ -238,10 +247,10 @@ fn mcp_retries_with_a_new_json_rpc_id_match_the_grant() {
     let first = call(1);
     let req = engine
         .decide(&me, &t, &Request::Mcp(first.as_bytes()))
-        .approval
+        .into_approval()
         .expect("request");
     let token = issue(&key, &req, &[Approver::new("alice")], now()).expect("issued");
     let retry = call(2);
     let d = engine.decide_with_grant(&me, &t, &Request::Mcp(retry.as_bytes()), Some(&token), &v);
-    assert_eq!(d.action, Action::Allow, "{}", d.reason);
+    assert_eq!(d.action(), Action::Allow, "{}", d.reason());
 }

@@ -160,5 +160,5 @@ rules:
     };
     // Deny-overrides: the allow rule does not beat agent-safe's approval rule.
     let d = engine.decide(&id, &Target::new("db").label("env", "staging"), &drop);
-    assert_eq!(d.action, Action::RequireApproval, "{d:?}");
+    assert_eq!(d.action(), Action::RequireApproval, "{d:?}");
 }

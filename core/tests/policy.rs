@@ -24,7 +24,8 @@ fn agent_safe_cases() {
                 case.command,
                 case.expect.as_str(),
                 case.rule,
-                r.decision.map(|d| (d.action, d.rule, d.reason))
+                r.decision
+                    .map(|d| (d.action(), d.rule().map(str::to_string), d.reason().to_string()))
             ));
         }
     }
@@ -43,7 +44,7 @@ fn every_agent_safe_rule_is_exercised() {
     let cases = parse_cases(&testdata("agent-safe.json")).expect("cases parse");
     let fired: std::collections::HashSet<String> = cases
         .iter()
-        .filter_map(|c| c.run(&engine).decision.ok()?.rule)
+        .filter_map(|c| c.run(&engine).decision.ok()?.rule().map(str::to_string))
         .collect();
     let text = sluice_core::policy::AGENT_SAFE;
     let ids: Vec<&str> = text.lines().filter_map(|l| l.trim().strip_prefix("- id: ")).collect();
@@ -174,12 +175,12 @@ fn custom_policy_conditions() {
     let check = |id: &Identity, t: &Target, r: &Request<'_>, want: Action, rule: Option<&str>| {
         let d = e.decide(id, t, r);
         assert_eq!(
-            (d.action, d.rule.as_deref()),
+            (d.action(), d.rule().as_deref()),
             (want, rule),
             "{r:?} as {} on {}: {}",
             id.user,
             t.name,
-            d.reason
+            d.reason()
         );
     };
     check(&dev, &prod, &sql("select 1"), Action::Allow, Some("reads"));
@@ -222,11 +223,11 @@ fn custom_policy_conditions() {
         None,
     );
     let d = e.decide(&dev, &staging, &sql("EXECUTE 'SEL' || 'ECT 1'"));
-    assert_eq!(d.action, Action::Deny, "{d:?}");
+    assert_eq!(d.action(), Action::Deny, "{d:?}");
     // The approval request names the approvers from the rule.
     let req = e
         .decide(&dev, &prod, &sql("insert into t values (1)"))
-        .approval
+        .into_approval()
         .expect("approval");
     assert_eq!(req.approvers.groups, ["dba"]);
 
@@ -251,7 +252,7 @@ fn custom_policy_conditions() {
         &Request::Shell("git status; curl https://x.example.test"),
     );
     assert_eq!(
-        d.reason,
+        d.reason(),
         "no rule allows `curl https://x.example.test`; policy default is deny"
     );
     check(&dev, &staging, &sql("select 1; drop table t"), Action::Deny, None);
@@ -357,7 +358,12 @@ fn custom_policy_conditions() {
                 body: Some(body),
             }),
         );
-        assert_eq!((d.action, d.uncertain), (Action::RequireApproval, true), "{}", d.reason);
+        assert_eq!(
+            (d.action(), d.uncertain()),
+            (Action::RequireApproval, true),
+            "{}",
+            d.reason()
+        );
     }
 
     let mcp = |s: &'static str| Request::Mcp(s.as_bytes());
@@ -437,12 +443,12 @@ fn json_policies_extends_and_swapping() {
     let t = Target::new("laptop");
     assert_eq!(
         e.decide(&me, &t, &Request::Shell("kubectl -n web apply -f x.yaml"))
-            .rule
+            .rule()
             .as_deref(),
         Some("no-friday-deploys")
     );
     assert_eq!(
-        e.decide(&me, &t, &Request::Shell("cat ~/.netrc")).rule.as_deref(),
+        e.decide(&me, &t, &Request::Shell("cat ~/.netrc")).rule().as_deref(),
         Some("credential-files")
     );
 
@@ -451,14 +457,16 @@ fn json_policies_extends_and_swapping() {
     handle.swap(std::sync::Arc::new(e));
     // The decision in flight keeps its engine; new loads see the new one.
     assert_eq!(
-        in_flight.decide(&me, &t, &Request::Shell("kubectl apply -f x")).action,
+        in_flight
+            .decide(&me, &t, &Request::Shell("kubectl apply -f x"))
+            .action(),
         Action::Allow
     );
     assert_eq!(
         handle
             .load()
             .decide(&me, &t, &Request::Shell("kubectl apply -f x"))
-            .action,
+            .action(),
         Action::Deny
     );
 }
@@ -475,7 +483,7 @@ fn engines_are_shareable_across_threads() {
             std::thread::spawn(move || {
                 let cmd = format!("cat ~/.ssh/id_rsa{i}");
                 e.decide(&Identity::new("a"), &Target::new("t"), &Request::Shell(&cmd))
-                    .action
+                    .action()
             })
         })
         .collect();
@@ -492,19 +500,23 @@ fn decisions_explain_themselves() {
         &Target::new("t"),
         &Request::Shell("make && cat ~/.aws/credentials"),
     );
-    assert_eq!(d.rule.as_deref(), Some("credential-files"));
+    assert_eq!(d.rule().as_deref(), Some("credential-files"));
     assert!(
-        d.reason.contains("credential stores") && d.reason.contains("`cat ~/.aws/credentials`"),
+        d.reason().contains("credential stores") && d.reason().contains("`cat ~/.aws/credentials`"),
         "{}",
-        d.reason
+        d.reason()
     );
     let json = serde_json::to_value(&d).expect("serialises");
     assert_eq!(json["decision"], "deny");
     let d = e.decide(&Identity::new("a"), &Target::new("t"), &Request::Shell("cargo test"));
     assert_eq!(
-        (d.rule, d.reason.as_str()),
+        (d.rule(), d.reason()),
         (None, "no rule matched; policy default is allow")
     );
     let d = e.decide(&Identity::new("a"), &Target::new("t"), &Request::Shell("echo 'open"));
-    assert!(d.reason.contains("could not analyse the shell input"), "{}", d.reason);
+    assert!(
+        d.reason().contains("could not analyse the shell input"),
+        "{}",
+        d.reason()
+    );
 }

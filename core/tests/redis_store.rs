@@ -74,14 +74,14 @@ fn a_fleet_shares_single_use() {
     };
     let (a, b) = (proxy("sluice:grant:"), proxy("sluice:grant:"));
 
-    let req = engine.decide(&me, &db, &drop).approval.expect("request");
+    let req = engine.decide(&me, &db, &drop).into_approval().expect("request");
     let token = issue(&key, &req, &[Approver::new("alice")], now()).expect("issued");
-    assert!(engine.decide_with_grant(&me, &db, &drop, Some(&token), &a).action == sluice_core::policy::Action::Allow);
+    assert!(engine.decide_with_grant(&me, &db, &drop, Some(&token), &a).action() == sluice_core::policy::Action::Allow);
     let second = engine.decide_with_grant(&me, &db, &drop, Some(&token), &b);
-    assert!(second.reason.contains("grant already used"), "{}", second.reason);
+    assert!(second.reason().contains("grant already used"), "{}", second.reason());
 
     // Racing redeemers across threads and connections: exactly one wins.
-    let req = engine.decide(&me, &db, &drop).approval.expect("request");
+    let req = engine.decide(&me, &db, &drop).into_approval().expect("request");
     let token = Arc::new(issue(&key, &req, &[Approver::new("alice")], now()).expect("issued"));
     let wins: usize = (0..8)
         .map(|_| {

@@ -36,13 +36,13 @@ pub fn check(data: &[u8]) {
     // shell runs a line before it reads the next).
     let line = format!("cat ~/.aws/credentials\n{text}");
     let d = e.decide(&id, &t, &Request::Shell(&line));
-    assert_ne!(d.action, Action::Allow, "{line:?}: {d:?}");
+    assert_ne!(d.action(), Action::Allow, "{line:?}: {d:?}");
     // Whatever comes before, a following one is not allowed either (a prefix may leave a quote
     // or substitution open: then the whole line is uncertain, not allowed), unless the prefix
     // opens a here-document, which takes the following lines as its text, not as commands.
     if !text.contains("<<") {
         let line = format!("{text}\n cat ~/.aws/credentials");
         let d = e.decide(&id, &t, &Request::Shell(&line));
-        assert_ne!(d.action, Action::Allow, "{line:?}: {d:?}");
+        assert_ne!(d.action(), Action::Allow, "{line:?}: {d:?}");
     }
 }

@@ -135,6 +135,7 @@ pub fn is_client_method(method: &str) -> bool {
 
 /// What a message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Kind {
     /// A method call expecting a response.
     Request,

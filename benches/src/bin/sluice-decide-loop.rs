@@ -42,7 +42,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    assert_eq!(engine.decide(&id, target, &request).action, Action::Allow);
+    assert_eq!(engine.decide(&id, target, &request).action(), Action::Allow);
     let t0 = std::time::Instant::now();
     for _ in 0..n {
         black_box(engine.decide(&id, target, black_box(&request)));

@@ -66,7 +66,7 @@ fn check(protocol: &str, command: &str, calls: u32) -> Result<String, String> {
             black_box(&d);
         }
         best = best.min(t.elapsed().as_secs_f64() / f64::from(calls));
-        decision = req.with(|r| engine.decide(&identity, &target, r).action.as_str().to_string())?;
+        decision = req.with(|r| engine.decide(&identity, &target, r).action().as_str().to_string())?;
     }
     Ok(format!(
         "{{\"ns_per_call\":{:.1},\"decision\":\"{decision}\"}}",

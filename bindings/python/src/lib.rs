@@ -599,12 +599,12 @@ impl Decision {
 impl From<core_policy::Decision> for Decision {
     fn from(d: core_policy::Decision) -> Decision {
         Decision {
-            decision: d.action.as_str(),
-            rule: d.rule,
-            reason: d.reason,
-            approval: d.approval.map(|inner| ApprovalRequest { inner }),
-            mask: d.mask,
-            uncertain: d.uncertain,
+            decision: d.action().as_str(),
+            rule: d.rule().map(str::to_string),
+            reason: d.reason().to_string(),
+            approval: d.approval().map(|inner| ApprovalRequest { inner: inner.clone() }),
+            mask: d.mask(),
+            uncertain: d.uncertain(),
         }
     }
 }

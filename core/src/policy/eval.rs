@@ -541,6 +541,35 @@ impl Engine {
         }
     }
 
+    /// Tightens `d` to require approval under a rule of the session's own (`rule`, such as
+    /// `tool-definition-changed`), asking for exactly `request` with the policy's default
+    /// approval settings. A deny stays a deny: this never loosens a decision.
+    pub(crate) fn require_approval(
+        &self,
+        mut d: Decision,
+        rule: &str,
+        why: &str,
+        identity: &Identity,
+        target: &Target,
+        request: &Request<'_>,
+    ) -> Decision {
+        if d.action == Action::Deny {
+            return d;
+        }
+        d.action = Action::RequireApproval;
+        d.rule = Some(rule.to_string());
+        d.reason = format!("{why}; {}", d.reason);
+        d.approval = Some(ApprovalRequest::new(
+            d.rule.clone(),
+            &self.default_approval,
+            identity,
+            target,
+            request,
+            &d.reason,
+        ));
+        d
+    }
+
     /// Parses and analyses the request into the views rules look at.
     fn views<'r>(&self, request: &Request<'r>) -> Views<'r> {
         let mut v = Views::default();
@@ -1075,9 +1104,14 @@ impl Engine {
                 Some(sql::CopyTarget::Client) => Some("client"),
                 Some(sql::CopyTarget::File(_)) => Some("file"),
                 Some(sql::CopyTarget::Program(_)) => Some("program"),
+                // A target the analyser may learn later: it may be any of them.
+                Some(_) => Some("unknown"),
                 None => None,
             };
-            t = t.min(Tri::from(kind.is_some_and(|k| c.copy.contains(&k))));
+            t = t.min(match kind {
+                Some("unknown") => Tri::Maybe,
+                k => Tri::from(k.is_some_and(|k| c.copy.contains(&k))),
+            });
         }
         if !c.languages.is_empty() {
             t = t.min(Tri::from(st.languages.iter().any(|l| c.languages.contains(l))));

@@ -20,14 +20,14 @@
 //! let (me, db) = (Identity::new("agent-7"), Target::new("orders-db"));
 //! let drop = Request::Sql { text: "DROP TABLE old_orders", dialect: sluice_core::policy::Dialect::Postgres, lexing: Default::default() };
 //! let d = engine.decide(&me, &db, &drop);
-//! assert_eq!(d.action, Action::RequireApproval);
+//! assert_eq!(d.action(), Action::RequireApproval);
 //!
 //! let key = GrantKey::generate_hmac();
-//! let grant = issue(&key, d.approval.as_ref().unwrap(), &[Approver::new("alice")], now()).unwrap();
+//! let grant = issue(&key, d.approval().unwrap(), &[Approver::new("alice")], now()).unwrap();
 //! let verifier = GrantVerifier::new(key, Arc::new(MemoryStore::default()));
-//! assert_eq!(engine.decide_with_grant(&me, &db, &drop, Some(&grant), &verifier).action, Action::Allow);
+//! assert_eq!(engine.decide_with_grant(&me, &db, &drop, Some(&grant), &verifier).action(), Action::Allow);
 //! // Used once: the same grant does not work twice.
-//! assert_eq!(engine.decide_with_grant(&me, &db, &drop, Some(&grant), &verifier).action, Action::RequireApproval);
+//! assert_eq!(engine.decide_with_grant(&me, &db, &drop, Some(&grant), &verifier).action(), Action::RequireApproval);
 //! ```
 
 use std::collections::HashMap;
@@ -719,18 +719,35 @@ impl Engine {
         verifier: &GrantVerifier,
     ) -> Decision {
         let mut d = self.decide(identity, target, request);
-        let (Some(token), Action::RequireApproval, Some(req)) = (grant, d.action, d.approval.as_ref()) else {
-            return d;
+        if let Some(token) = grant {
+            d.redeem(token, verifier);
+        }
+        d
+    }
+}
+
+impl Decision {
+    /// Redeems `token` for this decision: when approval is required and the grant is valid for
+    /// exactly its approval request (command, user, target, approvers, unused), the decision
+    /// becomes an allow, once. Any other decision is left as it is; a rejected grant leaves it
+    /// as it was, with why.
+    pub fn redeem(&mut self, token: &str, verifier: &GrantVerifier) {
+        let (Action::RequireApproval, Some(req)) = (self.action, self.approval.as_ref()) else {
+            return;
         };
         match verifier.redeem(req, token, now()) {
             Ok(claims) => {
                 let names: Vec<&str> = claims.apr.iter().map(|a| a.user.as_str()).collect();
-                d.reason = format!("approved by {} (grant {}): {}", names.join(", "), claims.jti, d.reason);
-                d.action = Action::Allow;
-                d.approval = None;
+                self.reason = format!(
+                    "approved by {} (grant {}): {}",
+                    names.join(", "),
+                    claims.jti,
+                    self.reason
+                );
+                self.action = Action::Allow;
+                self.approval = None;
             }
-            Err(e) => d.reason = format!("{}; grant rejected: {e}", d.reason),
+            Err(e) => self.note(&format!("grant rejected: {e}")),
         }
-        d
     }
 }

@@ -14,9 +14,9 @@
 //! let me = Identity::new("agent-7");
 //! let laptop = Target::new("laptop");
 //! let d = engine.decide(&me, &laptop, &Request::Shell("cat ~/.ssh/id_ed25519 | base64"));
-//! assert_eq!(d.action, Action::Deny);
-//! assert_eq!(d.rule.as_deref(), Some("ssh-private-keys"));
-//! assert_eq!(engine.decide(&me, &laptop, &Request::Shell("cargo test --workspace")).action, Action::Allow);
+//! assert_eq!(d.action(), Action::Deny);
+//! assert_eq!(d.rule(), Some("ssh-private-keys"));
+//! assert_eq!(engine.decide(&me, &laptop, &Request::Shell("cargo test --workspace")).action(), Action::Allow);
 //! ```
 //!
 //! ## Conflict resolution
@@ -124,6 +124,7 @@ impl Target {
 /// The protocol a request arrives on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Protocol {
     /// A shell command line (an agent's terminal tool).
     Shell,
@@ -194,6 +195,7 @@ pub struct HttpRequest<'a> {
 
 /// An SSH channel request.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub enum SshRequest<'a> {
     /// `exec`: the command line.
     Exec(&'a str),
@@ -231,6 +233,7 @@ impl SshRequest<'_> {
 
 /// A command to decide on.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub enum Request<'a> {
     /// A shell command line.
     Shell(&'a str),
@@ -265,27 +268,94 @@ impl Request<'_> {
     }
 }
 
-/// The outcome of [`Engine::decide`].
+/// The outcome of [`Engine::decide`]. Only the engine makes one: a session or host reads it but
+/// cannot build or loosen one (an allow comes from a rule, the policy's default, or a grant the
+/// engine verified for exactly this request).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
-    /// Allow, deny or require approval.
     #[serde(rename = "decision")]
-    pub action: Action,
-    /// The rule that decided (`None` for the policy default and for unparseable input).
-    pub rule: Option<String>,
+    action: Action,
+    rule: Option<String>,
+    reason: String,
+    approval: Option<ApprovalRequest>,
+    mask: bool,
+    uncertain: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    changes_lexing: bool,
+}
+
+impl Decision {
+    /// Allow, deny or require approval.
+    pub fn action(&self) -> Action {
+        self.action
+    }
+
+    /// Whether the request may proceed.
+    pub fn allowed(&self) -> bool {
+        self.action == Action::Allow
+    }
+
+    /// The rule that decided (`None` for the policy default, unparseable input and refusals of
+    /// the session's own).
+    pub fn rule(&self) -> Option<&str> {
+        self.rule.as_deref()
+    }
+
     /// Why, in words: the rule's message and what matched.
-    pub reason: String,
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
     /// For `require_approval`: what a human is asked to approve.
-    pub approval: Option<ApprovalRequest>,
+    pub fn approval(&self) -> Option<&ApprovalRequest> {
+        self.approval.as_ref()
+    }
+
+    /// The approval request, taking the decision apart.
+    pub fn into_approval(self) -> Option<ApprovalRequest> {
+        self.approval
+    }
+
     /// Whether responses are masked.
-    pub mask: bool,
+    pub fn mask(&self) -> bool {
+        self.mask
+    }
+
     /// Whether the decision rests on something the analysis could not resolve.
-    pub uncertain: bool,
+    pub fn uncertain(&self) -> bool {
+        self.uncertain
+    }
+
     /// SQL: the request sets a parameter that changes how later SQL is lexed
     /// ([`sluice_protocols::sql::LEXING_PARAMETERS`]); a session reads nothing more until the
     /// server has answered it.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub changes_lexing: bool,
+    pub fn changes_lexing(&self) -> bool {
+        self.changes_lexing
+    }
+
+    /// A refusal for a reason of the session's (input it will not forward), not the policy's.
+    pub(crate) fn refused(reason: String) -> Decision {
+        Decision {
+            action: Action::Deny,
+            rule: None,
+            reason,
+            approval: None,
+            mask: true,
+            uncertain: true,
+            changes_lexing: false,
+        }
+    }
+
+    /// Adds to the reason (`…; note`).
+    pub(crate) fn note(&mut self, note: &str) {
+        self.reason.push_str("; ");
+        self.reason.push_str(note);
+    }
+
+    /// Puts what the session knows in front of the reason (`context: …`).
+    pub(crate) fn explain(&mut self, context: &str) {
+        self.reason = format!("{context}: {}", self.reason);
+    }
 }
 
 /// A compiled policy. Immutable, `Send + Sync`; share it behind an `Arc` or an [`EngineHandle`].

@@ -248,7 +248,7 @@ impl HttpSession {
         let command = format!("{} {url}", self.method);
         let d = self.guard.decide(&self.identity, &target, &request, &command, None);
         // A human approved this very request (by name): only a deny of the address stops it.
-        if d.action == Action::Allow || (granted && d.action == Action::RequireApproval) {
+        if d.action() == Action::Allow || (granted && d.action() == Action::RequireApproval) {
             return true;
         }
         forbidden(&d, &mut out.to_client);
@@ -420,7 +420,7 @@ impl HttpSession {
         let d = self
             .guard
             .decide(&self.identity, &target, &request, &command, grant.as_deref());
-        if d.action != Action::Allow {
+        if d.action() != Action::Allow {
             forbidden(&d, &mut out.to_client);
             self.body = Body::Done;
             return Ok(());
@@ -713,9 +713,9 @@ fn split_authority(a: &str, default: u16) -> (String, u16) {
 fn forbidden(d: &Decision, out: &mut Vec<u8>) {
     let verb = refusal_verb(d);
     let body = serde_json::json!({
-        "error": format!("sluice: {verb}: {}", d.reason),
+        "error": format!("sluice: {verb}: {}", d.reason()),
         "decision": d,
-        "retry": d.approval.as_ref().map(|_| "once approved, repeat the request with the header `Sluice-Grant: TOKEN`"),
+        "retry": d.approval().as_ref().map(|_| "once approved, repeat the request with the header `Sluice-Grant: TOKEN`"),
     })
     .to_string();
     let _ = write!(

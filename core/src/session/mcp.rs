@@ -128,6 +128,12 @@ impl McpSession {
                 return Ok(());
             }
             mcp::Kind::Request | mcp::Kind::Notification => {}
+            // A kind of message this session was not written for: never forwarded.
+            _ => {
+                return Err(SessionError::client(
+                    "a JSON-RPC message of a kind this session does not know",
+                ));
+            }
         }
         if mcp::CLIENT_PLUMBING.contains(&method.as_str()) {
             if let Some(id) = id
@@ -162,20 +168,13 @@ impl McpSession {
             &text,
             grant.as_deref(),
         );
-        if method == "tools/call" && d.action == Action::Allow && self.changed.contains(&tool) {
+        if method == "tools/call" && d.action() == Action::Allow && self.changed.contains(&tool) {
             d = self.changed_tool(&tool, &text, d);
-            if let (Some(g), Some(v), Some(req)) = (&grant, &self.guard.grants, &d.approval) {
-                match v.redeem(req, g, crate::policy::grant::now()) {
-                    Ok(c) => {
-                        d.action = Action::Allow;
-                        d.reason = format!("approved (grant {}): {}", c.jti, d.reason);
-                        d.approval = None;
-                    }
-                    Err(e) => d.reason = format!("{}; grant rejected: {e}", d.reason),
-                }
+            if let (Some(g), Some(v)) = (&grant, &self.guard.grants) {
+                d.redeem(g, v);
             }
         }
-        if d.action == Action::Allow {
+        if d.action() == Action::Allow {
             if let Some(id) = &id
                 && m.kind() == mcp::Kind::Request
             {
@@ -207,21 +206,14 @@ impl McpSession {
     /// A call to a tool whose definition changed needs approval (a "rug pull").
     fn changed_tool(&self, tool: &str, text: &str, d: Decision) -> Decision {
         let engine = self.guard.policy.load();
-        let mut d2 = engine.decide(&self.identity, &self.target, &Request::Mcp(text.as_bytes()));
-        d2.action = Action::RequireApproval;
-        d2.rule = Some("tool-definition-changed".into());
-        d2.reason = format!(
-            "the definition of tool `{tool}` changed during this session; {}",
-            d.reason
-        );
-        d2.approval = Some(crate::policy::grant::ApprovalRequest::new(
-            d2.rule.clone(),
-            &engine.default_approval,
+        let d2 = engine.require_approval(
+            d,
+            "tool-definition-changed",
+            &format!("the definition of tool `{tool}` changed during this session"),
             &self.identity,
             &self.target,
             &Request::Mcp(text.as_bytes()),
-            &d2.reason,
-        ));
+        );
         self.guard.emit(&Event::Decision {
             protocol: Protocol::Mcp,
             identity: &self.identity,
@@ -249,8 +241,22 @@ impl McpSession {
             }
             std::borrow::Cow::Borrowed(_) => None,
         };
+        if !matches!(
+            kind,
+            mcp::Kind::Invalid
+                | mcp::Kind::Response
+                | mcp::Kind::ErrorResponse
+                | mcp::Kind::Notification
+                | mcp::Kind::Request
+        ) {
+            // A kind of message this session was not written for: never forwarded.
+            return Err(SessionError::server(
+                "a JSON-RPC message of a kind this session does not know",
+            ));
+        }
         let line = match kind {
             mcp::Kind::Invalid => return Err(SessionError::server("not a JSON-RPC 2.0 message")),
+
             mcp::Kind::Response => {
                 let method =
                     m.id.and_then(|id| self.pending.remove(id.get()))
@@ -265,7 +271,8 @@ impl McpSession {
                 let keys = mask_value(&det, result, &mut mask);
                 (changed || keys).then(|| m.to_response())
             }
-            mcp::Kind::ErrorResponse | mcp::Kind::Notification | mcp::Kind::Request => {
+            // Error responses, notifications and requests (other kinds were refused above).
+            _ => {
                 if kind == mcp::Kind::ErrorResponse {
                     m.id.and_then(|id| self.pending.remove(id.get()))
                         .ok_or_else(|| SessionError::server("an error response to no request of the client"))?;
@@ -321,7 +328,7 @@ impl McpSession {
             .to_string();
             let d = engine.decide(&self.identity, &self.target, &Request::Mcp(probe.as_bytes()));
             // Hidden only when every call is refused outright, whatever the arguments.
-            d.action != Action::Deny || d.uncertain
+            d.action() != Action::Deny || d.uncertain()
         });
         for n in notices {
             self.guard.emit(&Event::Notice {
@@ -418,8 +425,8 @@ fn refusal(id: Option<&serde_json::value::RawValue>, d: &Decision) -> String {
         .and_then(|r| serde_json::from_str(r.get()).ok())
         .unwrap_or(Value::Null);
     let verb = refusal_verb(d);
-    let mut message = format!("sluice: {verb}: {}", d.reason);
-    if let Some(a) = &d.approval {
+    let mut message = format!("sluice: {verb}: {}", d.reason());
+    if let Some(a) = &d.approval() {
         message.push_str(&format!(
             " (request {}; once approved, retry with the grant in params._meta[\"sluice/grant\"])",
             a.id

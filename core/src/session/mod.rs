@@ -110,8 +110,8 @@ impl Event<'_> {
                 decision,
             } => serde_json::json!({
                 "event": "decision", "protocol": protocol, "user": identity.user,
-                "target": target.name, "command": command, "decision": decision.action,
-                "rule": decision.rule, "reason": decision.reason, "approval": decision.approval,
+                "target": target.name, "command": command, "decision": decision.action(),
+                "rule": decision.rule(), "reason": decision.reason(), "approval": decision.approval(),
             }),
             Event::Masked { protocol, count } => {
                 serde_json::json!({"event": "masked", "protocol": protocol, "count": count})
@@ -177,7 +177,7 @@ impl Guard {
             _ => {
                 let mut d = engine.decide(identity, target, request);
                 if grant.is_some() && self.grants.is_none() {
-                    d.reason.push_str("; a grant was presented but this host verifies none");
+                    d.note("a grant was presented but this host verifies none");
                 }
                 d
             }
@@ -194,15 +194,7 @@ impl Guard {
         command: &str,
         reason: String,
     ) -> Decision {
-        let d = Decision {
-            action: Action::Deny,
-            rule: None,
-            reason,
-            approval: None,
-            mask: true,
-            uncertain: true,
-            changes_lexing: false,
-        };
+        let d = Decision::refused(reason);
         self.report(identity, target, request, command, d)
     }
 
@@ -382,7 +374,7 @@ fn frames(
 
 /// What a refusal is, in the words every session uses.
 fn refusal_verb(d: &Decision) -> &'static str {
-    if d.action == Action::RequireApproval {
+    if d.action() == Action::RequireApproval {
         "approval required"
     } else {
         "denied"
@@ -392,9 +384,9 @@ fn refusal_verb(d: &Decision) -> &'static str {
 /// A refusal for SQL clients, which show one line: what happened, which request to approve,
 /// and why.
 fn refusal_message(d: &Decision) -> String {
-    match &d.approval {
-        Some(a) => format!("sluice: {} (request {}): {}", refusal_verb(d), a.id, d.reason),
-        None => format!("sluice: {}: {}", refusal_verb(d), d.reason),
+    match &d.approval() {
+        Some(a) => format!("sluice: {} (request {}): {}", refusal_verb(d), a.id, d.reason()),
+        None => format!("sluice: {}: {}", refusal_verb(d), d.reason()),
     }
 }
 
@@ -447,7 +439,7 @@ impl SqlState {
             return guard.refuse(identity, target, &request, sql, reason);
         }
         let d = guard.decide(identity, target, &request, sql, grant);
-        if d.action == Action::Allow && (d.changes_lexing || d.uncertain) {
+        if d.action() == Action::Allow && (d.changes_lexing() || d.uncertain()) {
             self.settle_at = Some(answered_by);
         }
         d

@@ -367,11 +367,11 @@ impl MySqlSession {
                 let db = std::str::from_utf8(db).map_err(|_| SessionError::client("database name is not UTF-8"))?;
                 let sql = format!("USE `{}`", db.replace('`', "``"));
                 let d = self.decide(&sql, None);
-                if d.action != Action::Allow {
+                if d.action() != Action::Allow {
                     refuse(&d, &mut out.to_client);
                     return Ok(());
                 }
-                self.expect(Reply::Simple, d.mask);
+                self.expect(Reply::Simple, d.mask());
                 out.to_server.extend_from_slice(raw);
             }
             mysql::Command::Other(code, rest) => {
@@ -439,7 +439,7 @@ impl MySqlSession {
     fn forward_decided(&mut self, code: u8, text: &str, raw: &[u8], out: &mut Output) -> Option<(bool, bool)> {
         let (grant, sql) = split_grant_comment(text);
         let d = self.decide(sql, grant);
-        if d.action != Action::Allow {
+        if d.action() != Action::Allow {
             refuse(&d, &mut out.to_client);
             return None;
         }
@@ -448,7 +448,7 @@ impl MySqlSession {
         } else {
             out.to_server.extend_from_slice(raw);
         }
-        Some((d.mask, grant.is_some()))
+        Some((d.mask(), grant.is_some()))
     }
 
     /// A command goes to the server: its reply is expected from sequence id 1.
@@ -467,7 +467,7 @@ impl MySqlSession {
         // session's lexing never changes under the analyser.
         let d = self.sql.decide(&self.guard, sql, grant, Dialect::MySql, 0);
         self.sql.settle_at = None;
-        if d.changes_lexing && d.action == crate::policy::Action::Allow {
+        if d.changes_lexing() && d.action() == crate::policy::Action::Allow {
             let identity = self.sql.identity.get_or_insert_with(|| Identity::new(""));
             let target = self.sql.target.get_or_insert_with(|| Target::new(""));
             let request = crate::policy::Request::Sql {
@@ -941,7 +941,7 @@ fn set_grant(text: &str) -> Option<&str> {
 /// The ERR packet for a refused statement (sequence id 1, after the client's command).
 fn refuse(d: &Decision, out: &mut Vec<u8>) {
     let mut message = refusal_message(d);
-    if d.approval.is_some() {
+    if d.approval().is_some() {
         // MySQL clients cut messages at 512 bytes: the request itself goes to the host's hook.
         message.push_str("; once approved: SET @sluice_grant = 'TOKEN', then retry");
     }

@@ -253,9 +253,9 @@ impl PgSession {
                     if let Some(role) = role {
                         let sql = "SET ROLE startup_parameter";
                         let d = self.decide(sql, None);
-                        if d.action != Action::Allow {
+                        if d.action() != Action::Allow {
                             let mut d = d;
-                            d.reason = format!("the startup parameter `{role}` changes the role: {}", d.reason);
+                            d.explain(&format!("the startup parameter `{role}` changes the role"));
                             out.to_client.extend_from_slice(&error_response(&d));
                             self.phase = Phase::Ended;
                             return;
@@ -339,7 +339,7 @@ impl PgSession {
                 }
                 let (grant, sql) = split_grant_comment(text);
                 let d = self.decide(sql, grant);
-                if d.action == Action::Allow {
+                if d.action() == Action::Allow {
                     if grant.is_some() {
                         encode_query(sql, &mut out.to_server);
                     } else {
@@ -349,7 +349,7 @@ impl PgSession {
                     self.statements.remove(&b""[..]);
                     self.portals.remove(&b""[..]);
                     self.rfq_expected += 1;
-                    self.batches.push_back((self.rfq_expected, Some(d.mask)));
+                    self.batches.push_back((self.rfq_expected, Some(d.mask())));
                 } else {
                     let err = error_response(&d);
                     self.inject_after(Inject::Bytes(err), out);
@@ -364,7 +364,7 @@ impl PgSession {
                 let text = std::str::from_utf8(query).map_err(|_| SessionError::client("statement is not UTF-8"))?;
                 let (grant, sql) = split_grant_comment(text);
                 let d = self.decide(sql, grant);
-                if d.action == Action::Allow {
+                if d.action() == Action::Allow {
                     if grant.is_some() {
                         encode_parse(name, sql, &param_types, &mut out.to_server);
                     } else {
@@ -373,11 +373,11 @@ impl PgSession {
                     self.statements.insert(
                         name.to_vec(),
                         Prepared {
-                            mask: d.mask,
+                            mask: d.mask(),
                             granted: grant.is_some(),
                         },
                     );
-                    self.batch_mask(d.mask);
+                    self.batch_mask(d.mask());
                     self.batch_forwarded = true;
                 } else {
                     self.statements.remove(name);
@@ -1068,7 +1068,7 @@ fn encode_parse(name: &[u8], sql: &str, types: &[u32], out: &mut Vec<u8>) {
 /// reason, and for approvals the request (JSON) in DETAIL and how to retry in HINT.
 fn error_response(d: &Decision) -> Vec<u8> {
     let message = refusal_message(d);
-    let detail = d.approval.as_ref().and_then(|a| serde_json::to_string(a).ok());
+    let detail = d.approval().as_ref().and_then(|a| serde_json::to_string(a).ok());
     let mut fields: Vec<(u8, &[u8])> = vec![
         (b'S', b"ERROR"),
         (b'V', b"ERROR"),

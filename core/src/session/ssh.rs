@@ -110,9 +110,9 @@ impl SshSession {
                     let d = self
                         .guard
                         .decide(&self.identity, &self.target, &Request::Ssh(r), &command, None);
-                    if d.action != Action::Allow {
+                    if d.action() != Action::Allow {
                         let mut f = Vec::new();
-                        let why = format!("sluice: {}: {}", refusal_verb(&d), d.reason);
+                        let why = format!("sluice: {}: {}", refusal_verb(&d), d.reason());
                         encode_open_failure(sender, &why, &mut f);
                         out.to_client.push(f);
                         return Ok(());
@@ -192,14 +192,14 @@ impl SshSession {
                     let d = self
                         .guard
                         .decide(&self.identity, &self.target, &Request::Ssh(r), &command, None);
-                    if d.action != Action::Allow {
+                    if d.action() != Action::Allow {
                         let client_id = self.channels.get(&recipient).map_or(recipient, |c| c.client_id);
                         let verb = refusal_verb(&d);
                         let mut msg = Vec::new();
                         ssh::encode_extended_data(
                             client_id,
                             1,
-                            format!("sluice: {verb}: {}\r\n", d.reason).as_bytes(),
+                            format!("sluice: {verb}: {}\r\n", d.reason()).as_bytes(),
                             &mut msg,
                         );
                         out.to_client.push(msg);
@@ -225,7 +225,7 @@ impl SshSession {
                         &format!("channel {name}"),
                         None,
                     );
-                    if d.action != Action::Allow {
+                    if d.action() != Action::Allow {
                         if want_reply {
                             out.to_client.push(vec![REQUEST_FAILURE]);
                         }

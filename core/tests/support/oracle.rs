@@ -59,7 +59,7 @@ pub struct Recorder {
 impl Hook for Recorder {
     fn event(&self, e: &Event<'_>) {
         if let Event::Decision { command, decision, .. } = e {
-            let ok = decision.action == Action::Allow;
+            let ok = decision.action() == Action::Allow;
             self.decisions.lock().expect("lock").push((command.to_string(), ok));
         }
     }
@@ -116,7 +116,7 @@ fn grant_for(sql: &str, dialect: Dialect, target: &str) -> String {
             lexing: Default::default(),
         },
     );
-    let req = d.approval.expect("an approval request");
+    let req = d.approval().expect("an approval request");
     grant::issue(grant_key(), &req, &[grant::Approver::new("alice")], grant::now()).expect("a grant")
 }
 

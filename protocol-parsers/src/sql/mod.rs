@@ -31,6 +31,7 @@ mod pg;
 
 /// The SQL dialect: quoting and comment rules differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Dialect {
     /// PostgreSQL: `"ident"`, nested comments, `$tag$…$tag$`, `E'…'`.
     Postgres,
@@ -128,6 +129,7 @@ pub enum Kind {
 
 /// COPY's direction and endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CopyTarget {
     /// `COPY … TO STDOUT` / `FROM STDIN`.
     Client,
