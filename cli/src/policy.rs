@@ -389,7 +389,7 @@ pub(crate) fn policy(cmd: PolicyCommand) -> Result<u8, String> {
                 for c in cases {
                     let r = c.run(&engine);
                     let got = match &r.decision {
-                        Ok(d) => format!("{} ({})", d.action().as_str(), d.rule().as_deref().unwrap_or("no rule")),
+                        Ok(d) => format!("{} ({})", d.action().as_str(), d.rule().unwrap_or("no rule")),
                         Err(e) => format!("error: {e}"),
                     };
                     if r.passed() {
@@ -404,7 +404,7 @@ pub(crate) fn policy(cmd: PolicyCommand) -> Result<u8, String> {
                             c.expect.as_str(),
                             c.rule.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
                         );
-                        let reason = r.decision.as_ref().map(|d| d.reason().clone()).unwrap_or_default();
+                        let reason = r.decision.as_ref().map(|d| d.reason()).unwrap_or_default();
                         let _ = writeln!(out, "FAIL {}: expected {want}, got {got}\n     {reason}", c.name);
                     }
                 }

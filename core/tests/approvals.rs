@@ -36,7 +36,7 @@ fn a_grant_allows_exactly_that_command_once() {
         );
         assert_eq!(req.rule.as_deref(), Some("destructive-sql"));
         assert!(req.expires_at > req.created_at);
-        let token = issue(&key, &req, &[Approver::new("alice")], now()).expect("issued");
+        let token = issue(&key, req, &[Approver::new("alice")], now()).expect("issued");
         assert!(token.starts_with("sg1."), "{token}");
 
         // Another command, user or target: refused, and the grant is not consumed.

@@ -175,7 +175,7 @@ fn custom_policy_conditions() {
     let check = |id: &Identity, t: &Target, r: &Request<'_>, want: Action, rule: Option<&str>| {
         let d = e.decide(id, t, r);
         assert_eq!(
-            (d.action(), d.rule().as_deref()),
+            (d.action(), d.rule()),
             (want, rule),
             "{r:?} as {} on {}: {}",
             id.user,
@@ -443,12 +443,11 @@ fn json_policies_extends_and_swapping() {
     let t = Target::new("laptop");
     assert_eq!(
         e.decide(&me, &t, &Request::Shell("kubectl -n web apply -f x.yaml"))
-            .rule()
-            .as_deref(),
+            .rule(),
         Some("no-friday-deploys")
     );
     assert_eq!(
-        e.decide(&me, &t, &Request::Shell("cat ~/.netrc")).rule().as_deref(),
+        e.decide(&me, &t, &Request::Shell("cat ~/.netrc")).rule(),
         Some("credential-files")
     );
 
@@ -500,7 +499,7 @@ fn decisions_explain_themselves() {
         &Target::new("t"),
         &Request::Shell("make && cat ~/.aws/credentials"),
     );
-    assert_eq!(d.rule().as_deref(), Some("credential-files"));
+    assert_eq!(d.rule(), Some("credential-files"));
     assert!(
         d.reason().contains("credential stores") && d.reason().contains("`cat ~/.aws/credentials`"),
         "{}",

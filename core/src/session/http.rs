@@ -715,7 +715,7 @@ fn forbidden(d: &Decision, out: &mut Vec<u8>) {
     let body = serde_json::json!({
         "error": format!("sluice: {verb}: {}", d.reason()),
         "decision": d,
-        "retry": d.approval().as_ref().map(|_| "once approved, repeat the request with the header `Sluice-Grant: TOKEN`"),
+        "retry": d.approval().map(|_| "once approved, repeat the request with the header `Sluice-Grant: TOKEN`"),
     })
     .to_string();
     let _ = write!(

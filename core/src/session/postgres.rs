@@ -1068,7 +1068,7 @@ fn encode_parse(name: &[u8], sql: &str, types: &[u32], out: &mut Vec<u8>) {
 /// reason, and for approvals the request (JSON) in DETAIL and how to retry in HINT.
 fn error_response(d: &Decision) -> Vec<u8> {
     let message = refusal_message(d);
-    let detail = d.approval().as_ref().and_then(|a| serde_json::to_string(a).ok());
+    let detail = d.approval().and_then(|a| serde_json::to_string(a).ok());
     let mut fields: Vec<(u8, &[u8])> = vec![
         (b'S', b"ERROR"),
         (b'V', b"ERROR"),

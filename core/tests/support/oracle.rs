@@ -117,7 +117,7 @@ fn grant_for(sql: &str, dialect: Dialect, target: &str) -> String {
         },
     );
     let req = d.approval().expect("an approval request");
-    grant::issue(grant_key(), &req, &[grant::Approver::new("alice")], grant::now()).expect("a grant")
+    grant::issue(grant_key(), req, &[grant::Approver::new("alice")], grant::now()).expect("a grant")
 }
 
 /// The statement only a grant allows, and how often a granted execution may reach the server.
