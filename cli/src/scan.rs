@@ -28,114 +28,40 @@ struct Counters {
 pub(crate) fn run(args: ScanArgs) -> Result<u8, String> {
     let started = Instant::now();
     let det = build_detector(&args.source)?;
-    let paths = if args.paths.is_empty() {
-        vec![PathBuf::from(".")]
-    } else {
-        args.paths.clone()
-    };
     let counters = Arc::new(Counters::default());
-    let results: Arc<Mutex<Vec<Reported>>> = Arc::new(Mutex::new(Vec::new()));
-    let errors: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
-
     let done = Arc::new(AtomicBool::new(false));
     let progress = std::io::stderr().is_terminal().then(|| {
         let (c, d) = (counters.clone(), done.clone());
         std::thread::spawn(move || progress_loop(&c, &d, started))
     });
 
-    if let Some(base) = &args.diff {
+    let (mut findings, errors) = if let Some(base) = &args.diff {
         if args.paths.iter().any(|p| p.as_os_str() == "-") {
             return Err("--diff scans a git diff, not stdin".into());
         }
-        let diff = Diff::load(base, &args.paths)?;
-        let mut found = Vec::new();
-        let mut errs = Vec::new();
-        for file in &diff.files {
-            match diff.content(file) {
-                Ok(data) => found.extend(
-                    scan_content(&det, &file.path, &data, &counters, args.show_secrets)
-                        .into_iter()
-                        .filter(|r| file.touches(r.finding.line, r.end_line)),
-                ),
-                Err(e) => errs.push(e),
-            }
-        }
-        results.lock().expect("no panics while locked").extend(found);
-        errors.lock().expect("no panics while locked").extend(errs);
-    }
-    let paths = if args.diff.is_some() { Vec::new() } else { paths };
-    let (stdin, fs_paths): (Vec<&PathBuf>, Vec<&PathBuf>) = paths.iter().partition(|p| p.as_os_str() == "-");
-    if !stdin.is_empty() {
-        let mut data = Vec::new();
-        std::io::stdin()
-            .lock()
-            .read_to_end(&mut data)
-            .map_err(|e| format!("cannot read stdin: {e}"))?;
-        counters.files.fetch_add(1, Ordering::Relaxed);
-        counters.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-        let found = scan_bytes(&det, &data);
-        results
-            .lock()
-            .expect("no panics while locked")
-            .extend(report(&det, "-", &data, found, args.show_secrets));
-    }
-    if !fs_paths.is_empty() {
-        let mut walk = ignore::WalkBuilder::new(fs_paths[0]);
-        for p in &fs_paths[1..] {
-            walk.add(p);
-        }
-        walk.hidden(false)
-            .parents(!args.no_ignore)
-            .ignore(!args.no_ignore)
-            .git_ignore(!args.no_ignore)
-            .git_global(!args.no_ignore)
-            .git_exclude(!args.no_ignore)
-            .require_git(false)
-            .threads(args.threads.unwrap_or(0))
-            .filter_entry(|e| e.file_name() != ".git");
-        if !args.no_ignore {
-            walk.add_custom_ignore_filename(".sluiceignore");
-        }
-        for p in &fs_paths {
-            if !p.exists() {
-                errors
-                    .lock()
-                    .expect("no panics while locked")
-                    .push(format!("{}: no such file or directory", p.display()));
-            }
-        }
-        let det = &det;
-        walk.build_parallel().run(|| {
-            let (results, errors, counters) = (results.clone(), errors.clone(), counters.clone());
-            let max = args.max_file_size;
-            let show = args.show_secrets;
-            Box::new(move |entry| {
-                let entry = match entry {
-                    Ok(e) => e,
-                    Err(e) => {
-                        errors.lock().expect("no panics while locked").push(e.to_string());
-                        return ignore::WalkState::Continue;
-                    }
-                };
-                if !entry.file_type().is_some_and(|t| t.is_file()) {
-                    return ignore::WalkState::Continue;
-                }
-                match scan_file(det, entry.path(), max, &counters, show) {
-                    Ok(found) => results.lock().expect("no panics while locked").extend(found),
-                    Err(e) => errors.lock().expect("no panics while locked").push(e),
-                }
-                ignore::WalkState::Continue
-            })
-        });
-    }
+        scan_diff(&det, base, &args, &counters)?
+    } else {
+        let paths = if args.paths.is_empty() {
+            vec![PathBuf::from(".")]
+        } else {
+            args.paths.clone()
+        };
+        let (stdin, fs_paths): (Vec<&PathBuf>, Vec<&PathBuf>) = paths.iter().partition(|p| p.as_os_str() == "-");
+        let mut found = if stdin.is_empty() {
+            Vec::new()
+        } else {
+            scan_stdin(&det, &counters, args.show_secrets)?
+        };
+        let (walked, errors) = scan_tree(&det, &fs_paths, &args, &counters);
+        found.extend(walked);
+        (found, errors)
+    };
     done.store(true, Ordering::Relaxed);
     if let Some(h) = progress {
         let _ = h.join();
     }
 
-    let mut findings = std::mem::take(&mut *results.lock().expect("no panics while locked"));
     findings.sort_by(|a, b| (&a.path, a.finding.start).cmp(&(&b.path, b.finding.start)));
-    let errors = std::mem::take(&mut *errors.lock().expect("no panics while locked"));
     let report = Report {
         findings,
         files: counters.files.load(Ordering::Relaxed),
@@ -146,12 +72,123 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, String> {
         seconds: started.elapsed().as_secs_f64(),
         rules: det.rules().len(),
     };
+    write_report(&args, &report, &det)?;
+    for e in &errors {
+        let _ = writeln!(std::io::stderr(), "sluice: error: {e}");
+    }
+    Ok(if !errors.is_empty() {
+        2
+    } else {
+        u8::from(!report.findings.is_empty())
+    })
+}
+
+/// `--diff BASE`: the changed files, findings only on changed lines.
+fn scan_diff(
+    det: &Detector,
+    base: &str,
+    args: &ScanArgs,
+    counters: &Counters,
+) -> Result<(Vec<Reported>, Vec<String>), String> {
+    let diff = Diff::load(base, &args.paths)?;
+    let (mut found, mut errors) = (Vec::new(), Vec::new());
+    for file in &diff.files {
+        match diff.content(file) {
+            Ok(data) => found.extend(
+                scan_content(det, &file.path, &data, counters, args.show_secrets)
+                    .into_iter()
+                    .filter(|r| file.touches(r.finding.line, r.end_line)),
+            ),
+            Err(e) => errors.push(e),
+        }
+    }
+    Ok((found, errors))
+}
+
+/// `-`: standard input, read whole.
+fn scan_stdin(det: &Detector, counters: &Counters, show: bool) -> Result<Vec<Reported>, String> {
+    let mut data = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut data)
+        .map_err(|e| format!("cannot read stdin: {e}"))?;
+    counters.files.fetch_add(1, Ordering::Relaxed);
+    counters.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+    let found = scan_bytes(det, &data);
+    Ok(report(det, "-", &data, found, show))
+}
+
+/// Files and directories, walked in parallel with gitignore and `.sluiceignore` semantics.
+fn scan_tree(
+    det: &Detector,
+    paths: &[&PathBuf],
+    args: &ScanArgs,
+    counters: &Arc<Counters>,
+) -> (Vec<Reported>, Vec<String>) {
+    let results: Arc<Mutex<Vec<Reported>>> = Arc::new(Mutex::new(Vec::new()));
+    let errors: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let Some((first, rest)) = paths.split_first() else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut walk = ignore::WalkBuilder::new(first);
+    for p in rest {
+        walk.add(p);
+    }
+    walk.hidden(false)
+        .parents(!args.no_ignore)
+        .ignore(!args.no_ignore)
+        .git_ignore(!args.no_ignore)
+        .git_global(!args.no_ignore)
+        .git_exclude(!args.no_ignore)
+        .require_git(false)
+        .threads(args.threads.unwrap_or(0))
+        .filter_entry(|e| e.file_name() != ".git");
+    if !args.no_ignore {
+        walk.add_custom_ignore_filename(".sluiceignore");
+    }
+    for p in paths {
+        if !p.exists() {
+            errors
+                .lock()
+                .expect("no panics while locked")
+                .push(format!("{}: no such file or directory", p.display()));
+        }
+    }
+    walk.build_parallel().run(|| {
+        let (results, errors, counters) = (results.clone(), errors.clone(), counters.clone());
+        let max = args.max_file_size;
+        let show = args.show_secrets;
+        Box::new(move |entry| {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    errors.lock().expect("no panics while locked").push(e.to_string());
+                    return ignore::WalkState::Continue;
+                }
+            };
+            if !entry.file_type().is_some_and(|t| t.is_file()) {
+                return ignore::WalkState::Continue;
+            }
+            match scan_file(det, entry.path(), max, &counters, show) {
+                Ok(found) => results.lock().expect("no panics while locked").extend(found),
+                Err(e) => errors.lock().expect("no panics while locked").push(e),
+            }
+            ignore::WalkState::Continue
+        })
+    });
+    let found = std::mem::take(&mut *results.lock().expect("no panics while locked"));
+    let errors = std::mem::take(&mut *errors.lock().expect("no panics while locked"));
+    (found, errors)
+}
+
+/// Writes the report in the chosen format (a closed pipe is not an error).
+fn write_report(args: &ScanArgs, report: &Report, det: &Detector) -> Result<(), String> {
     let mut stdout = std::io::stdout().lock();
     let written = match args.format {
-        Format::Text => output::text(&mut stdout, &report, args.show_secrets),
-        Format::Json => output::json(&mut stdout, &report, args.show_secrets),
-        Format::Jsonl => output::jsonl(&mut stdout, &report, args.show_secrets),
-        Format::Sarif => output::sarif(&mut stdout, &report, &det),
+        Format::Text => output::text(&mut stdout, report, args.show_secrets),
+        Format::Json => output::json(&mut stdout, report, args.show_secrets),
+        Format::Jsonl => output::jsonl(&mut stdout, report, args.show_secrets),
+        Format::Sarif => output::sarif(&mut stdout, report, det),
     };
     written
         .and_then(|()| stdout.flush())
@@ -162,15 +199,7 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, String> {
                 Err(e)
             }
         })
-        .map_err(|e| format!("cannot write output: {e}"))?;
-    for e in &errors {
-        let _ = writeln!(std::io::stderr(), "sluice: error: {e}");
-    }
-    Ok(if !errors.is_empty() {
-        2
-    } else {
-        u8::from(!report.findings.is_empty())
-    })
+        .map_err(|e| format!("cannot write output: {e}"))
 }
 
 fn scan_file(det: &Detector, path: &Path, max: u64, counters: &Counters, show: bool) -> Result<Vec<Reported>, String> {

@@ -237,107 +237,26 @@ fn string_content_start(text: &str, span_start: usize) -> usize {
     span_start + 1
 }
 
-fn compile_rule(def: RuleDef, text: &str, limits: &Limits) -> Result<Rule, (Error, Option<usize>)> {
+/// A rule's error, with the rule id, and the byte offset in the rule file when known.
+type RuleFailure = (Error, Option<usize>);
+
+fn fail(id: &str, kind: ErrorKind, msg: impl Into<String>) -> RuleFailure {
+    (Error::new(kind, msg).with_rule(id), None)
+}
+
+fn compile_rule(def: RuleDef, text: &str, limits: &Limits) -> Result<Rule, RuleFailure> {
     let id = def.id.clone();
-    let fail = |kind, msg: String| (Error::new(kind, msg).with_rule(&id), None);
-    if id.is_empty()
-        || !id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.' || b == b'_')
-    {
-        return Err(fail(
-            ErrorKind::Rule,
-            "rule ids use only a-z, 0-9, '-', '_' and '.'".into(),
-        ));
-    }
+    check_id(&id)?;
     let pattern_start = string_content_start(text, def.pattern.span().start);
     let pattern = def.pattern.into_inner();
-    if pattern.len() > limits.max_pattern_len {
-        return Err(fail(
-            ErrorKind::Limit,
-            format!(
-                "pattern is {} bytes, over the limit of {}",
-                pattern.len(),
-                limits.max_pattern_len
-            ),
-        ));
-    }
-    let syntax_config = syntax::Config::new().unicode(false).utf8(false);
-    let hir = regex_syntax::ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .build()
-        .parse(&pattern)
-        .map_err(|e| {
-            let (offset, msg) = match &e {
-                regex_syntax::Error::Parse(p) => (p.span().start.offset, p.kind().to_string()),
-                regex_syntax::Error::Translate(t) => (t.span().start.offset, t.kind().to_string()),
-                _ => (0, e.to_string()),
-            };
-            (
-                Error::new(ErrorKind::Pattern, format!("invalid pattern at offset {offset}: {msg}"))
-                    .with_rule(&id)
-                    .with_source(e),
-                Some(pattern_start + offset),
-            )
-        })?;
-    let max_len = hir.properties().maximum_len().ok_or_else(|| {
-        fail(
-            ErrorKind::Pattern,
-            "pattern can match an unbounded length; bound every repetition (e.g. `{1,256}` instead of `+`)".into(),
-        )
-    })?;
-    let cap = if def.multiline {
-        limits.max_multiline_match_len
-    } else {
-        limits.max_match_len
-    };
-    if max_len > cap {
-        return Err(fail(
-            ErrorKind::Limit,
-            format!(
-                "pattern can match {max_len} bytes, over the limit of {cap} for {} rules",
-                if def.multiline { "multi-line" } else { "single-line" }
-            ),
-        ));
-    }
-    if hir.properties().minimum_len() == Some(0) {
-        return Err(fail(ErrorKind::Pattern, "pattern can match the empty string".into()));
-    }
-    let regex = meta::Builder::new()
-        .syntax(syntax_config)
-        .configure(meta::Config::new().nfa_size_limit(Some(limits.max_compiled_size)))
-        .build_from_hir(&hir)
-        .map_err(|e| fail(ErrorKind::Pattern, format!("pattern does not compile: {e}")))?;
+    let (regex, max_len) = compile_pattern(&id, &pattern, pattern_start, def.multiline, limits)?;
     let secret_group = regex.group_info().to_index(regex_automata::PatternID::ZERO, "secret");
-    if def.keywords.is_empty() {
-        return Err(fail(
-            ErrorKind::Rule,
-            "a rule needs at least one keyword for the prefilter".into(),
-        ));
-    }
-    if def.keywords.len() > limits.max_keywords {
-        return Err(fail(
-            ErrorKind::Limit,
-            format!(
-                "{} keywords exceed the limit of {}",
-                def.keywords.len(),
-                limits.max_keywords
-            ),
-        ));
-    }
-    for k in &def.keywords {
-        if k.len() < 2 || k.len() > 64 || k.contains('\n') {
-            return Err(fail(
-                ErrorKind::Rule,
-                format!("keyword {k:?} must be 2 to 64 bytes on one line"),
-            ));
-        }
-    }
+    check_keywords(&id, &def.keywords, limits)?;
     if let Some(e) = def.entropy
         && !(0.0..=8.0).contains(&e)
     {
         return Err(fail(
+            &id,
             ErrorKind::Rule,
             format!("entropy {e} is outside 0..=8 bits per byte"),
         ));
@@ -346,56 +265,26 @@ fn compile_rule(def: RuleDef, text: &str, limits: &Limits) -> Result<Rule, (Erro
         None => None,
         Some(name) => Some(Validator::from_name(name).ok_or_else(|| {
             fail(
+                &id,
                 ErrorKind::Rule,
                 format!("unknown validator {name:?}; known: {}", Validator::NAMES.join(", ")),
             )
         })?),
     };
     if def.words && !def.generic {
-        return Err(fail(ErrorKind::Rule, "`words` applies to `generic` rules only".into()));
+        return Err(fail(&id, ErrorKind::Rule, "`words` applies to `generic` rules only"));
     }
     let max_kw = def.keywords.iter().map(String::len).max().unwrap_or(0);
     if def.block_end_excluded && def.block_end.is_none() {
-        return Err(fail(ErrorKind::Rule, "block_end_excluded needs block_end".into()));
+        return Err(fail(&id, ErrorKind::Rule, "block_end_excluded needs block_end"));
     }
     let (block, max_len, multiline) = match (def.block_end, def.block_max) {
         (None, None) => (None, max_len, def.multiline),
         (Some(end), max) => {
-            let max = max.unwrap_or(16 * 1024);
-            let end_hir = regex_syntax::ParserBuilder::new()
-                .unicode(false)
-                .utf8(false)
-                .build()
-                .parse(&end)
-                .map_err(|e| fail(ErrorKind::Pattern, format!("invalid block_end pattern: {e}")))?;
-            let end_max = end_hir.properties().maximum_len().ok_or_else(|| {
-                fail(
-                    ErrorKind::Pattern,
-                    "block_end pattern can match an unbounded length".into(),
-                )
-            })?;
-            let total = max_len + max + end_max;
-            if total > limits.max_multiline_match_len {
-                return Err(fail(
-                    ErrorKind::Limit,
-                    format!(
-                        "block can span {total} bytes, over the limit of {}",
-                        limits.max_multiline_match_len
-                    ),
-                ));
-            }
-            let end_re = meta::Builder::new()
-                .syntax(syntax_config)
-                .build_from_hir(&end_hir)
-                .map_err(|e| fail(ErrorKind::Pattern, format!("block_end pattern does not compile: {e}")))?;
-            let block = Block {
-                end: end_re,
-                max: max + end_max,
-                end_excluded: def.block_end_excluded,
-            };
+            let (block, total) = compile_block(&id, &end, max, def.block_end_excluded, max_len, limits)?;
             (Some(block), total, true)
         }
-        (None, Some(_)) => return Err(fail(ErrorKind::Rule, "block_max needs block_end".into())),
+        (None, Some(_)) => return Err(fail(&id, ErrorKind::Rule, "block_max needs block_end")),
     };
     let window_before = if def.anchored {
         0
@@ -431,4 +320,178 @@ fn compile_rule(def: RuleDef, text: &str, limits: &Limits) -> Result<Rule, (Erro
         examples: def.examples,
         counter_examples: def.counter_examples,
     })
+}
+
+fn check_id(id: &str) -> Result<(), RuleFailure> {
+    let ok = !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(fail(
+            id,
+            ErrorKind::Rule,
+            "rule ids use only a-z, 0-9, '-', '_' and '.'",
+        ))
+    }
+}
+
+fn syntax_parser() -> regex_syntax::Parser {
+    regex_syntax::ParserBuilder::new().unicode(false).utf8(false).build()
+}
+
+fn syntax_config() -> syntax::Config {
+    syntax::Config::new().unicode(false).utf8(false)
+}
+
+/// Parses and compiles a rule's pattern, bounded (a maximum match length within the limit, no
+/// empty match): the regex and its maximum match length. Parse errors point into the rule file
+/// (`pattern_start` is where the pattern's text begins).
+fn compile_pattern(
+    id: &str,
+    pattern: &str,
+    pattern_start: usize,
+    multiline: bool,
+    limits: &Limits,
+) -> Result<(meta::Regex, usize), RuleFailure> {
+    if pattern.len() > limits.max_pattern_len {
+        return Err(fail(
+            id,
+            ErrorKind::Limit,
+            format!(
+                "pattern is {} bytes, over the limit of {}",
+                pattern.len(),
+                limits.max_pattern_len
+            ),
+        ));
+    }
+    let hir = syntax_parser().parse(pattern).map_err(|e| {
+        let (offset, msg) = match &e {
+            regex_syntax::Error::Parse(p) => (p.span().start.offset, p.kind().to_string()),
+            regex_syntax::Error::Translate(t) => (t.span().start.offset, t.kind().to_string()),
+            _ => (0, e.to_string()),
+        };
+        (
+            Error::new(ErrorKind::Pattern, format!("invalid pattern at offset {offset}: {msg}"))
+                .with_rule(id)
+                .with_source(e),
+            Some(pattern_start + offset),
+        )
+    })?;
+    let max_len = hir.properties().maximum_len().ok_or_else(|| {
+        fail(
+            id,
+            ErrorKind::Pattern,
+            "pattern can match an unbounded length; bound every repetition (e.g. `{1,256}` instead of `+`)",
+        )
+    })?;
+    let cap = if multiline {
+        limits.max_multiline_match_len
+    } else {
+        limits.max_match_len
+    };
+    if max_len > cap {
+        return Err(fail(
+            id,
+            ErrorKind::Limit,
+            format!(
+                "pattern can match {max_len} bytes, over the limit of {cap} for {} rules",
+                if multiline { "multi-line" } else { "single-line" }
+            ),
+        ));
+    }
+    if hir.properties().minimum_len() == Some(0) {
+        return Err(fail(id, ErrorKind::Pattern, "pattern can match the empty string"));
+    }
+    let regex = meta::Builder::new()
+        .syntax(syntax_config())
+        .configure(meta::Config::new().nfa_size_limit(Some(limits.max_compiled_size)))
+        .build_from_hir(&hir)
+        .map_err(|e| fail(id, ErrorKind::Pattern, format!("pattern does not compile: {e}")))?;
+    Ok((regex, max_len))
+}
+
+/// At least one keyword (the prefilter needs it), within the limits.
+fn check_keywords(id: &str, keywords: &[String], limits: &Limits) -> Result<(), RuleFailure> {
+    if keywords.is_empty() {
+        return Err(fail(
+            id,
+            ErrorKind::Rule,
+            "a rule needs at least one keyword for the prefilter",
+        ));
+    }
+    if keywords.len() > limits.max_keywords {
+        return Err(fail(
+            id,
+            ErrorKind::Limit,
+            format!(
+                "{} keywords exceed the limit of {}",
+                keywords.len(),
+                limits.max_keywords
+            ),
+        ));
+    }
+    match keywords
+        .iter()
+        .find(|k| k.len() < 2 || k.len() > 64 || k.contains('\n'))
+    {
+        Some(k) => Err(fail(
+            id,
+            ErrorKind::Rule,
+            format!("keyword {k:?} must be 2 to 64 bytes on one line"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A block rule's end: its pattern compiled and the whole block's span (the match, up to
+/// `max` bytes, the end) within the multi-line limit.
+fn compile_block(
+    id: &str,
+    end: &str,
+    max: Option<usize>,
+    end_excluded: bool,
+    max_len: usize,
+    limits: &Limits,
+) -> Result<(Block, usize), RuleFailure> {
+    let max = max.unwrap_or(16 * 1024);
+    let end_hir = syntax_parser()
+        .parse(end)
+        .map_err(|e| fail(id, ErrorKind::Pattern, format!("invalid block_end pattern: {e}")))?;
+    let end_max = end_hir.properties().maximum_len().ok_or_else(|| {
+        fail(
+            id,
+            ErrorKind::Pattern,
+            "block_end pattern can match an unbounded length",
+        )
+    })?;
+    let total = max_len + max + end_max;
+    if total > limits.max_multiline_match_len {
+        return Err(fail(
+            id,
+            ErrorKind::Limit,
+            format!(
+                "block can span {total} bytes, over the limit of {}",
+                limits.max_multiline_match_len
+            ),
+        ));
+    }
+    let end_re = meta::Builder::new()
+        .syntax(syntax_config())
+        .build_from_hir(&end_hir)
+        .map_err(|e| {
+            fail(
+                id,
+                ErrorKind::Pattern,
+                format!("block_end pattern does not compile: {e}"),
+            )
+        })?;
+    let block = Block {
+        end: end_re,
+        max: max + end_max,
+        end_excluded,
+    };
+    Ok((block, total))
 }
