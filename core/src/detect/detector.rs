@@ -107,6 +107,20 @@ pub(crate) struct Span {
 /// the first match of its end pattern within its `max` bytes, or without one, the end of the run
 /// of base64 and whitespace bytes (at least 64).
 /// `None` when that is not known yet (`limit` cuts the region short and the input goes on).
+/// A rule (its index) and the byte range it is searched in (for an anchored rule, from the
+/// position its match is tried at).
+type Window = (u32, usize, usize);
+
+/// What step 2 of [`Detector::detect`] gathers: raw match extents (for the commit point),
+/// candidates, and the spans a provider rule vetoed (a bad checksum) that no generic rule may
+/// report either.
+#[derive(Default)]
+struct Found {
+    raw: Vec<(usize, usize)>,
+    cands: Vec<Span>,
+    vetoed: Vec<(usize, usize)>,
+}
+
 fn block_end(hay: &[u8], from: usize, block: &Block, limit: usize, at_eof: bool) -> Option<usize> {
     let region_end = (from + block.max).min(limit);
     if let Some(m) = block.end.find(Input::new(hay).range(from..region_end)) {
@@ -687,6 +701,112 @@ impl Detector {
     /// only findings before it are returned. When `eof` is true it is `hay.len()`.
     pub(crate) fn detect(&self, hay: &[u8], hits: &[Hit], min_start: usize, eof: bool) -> (Vec<Span>, usize) {
         let end = hay.len();
+        let (mut merged, anchored) = self.windows(hay, hits, min_start);
+        // 2. Raw matches and candidates.
+        let mut found = Found::default();
+        for &(ri, a, b) in &merged {
+            let r = &self.rules[ri as usize];
+            let from = a.max(min_start);
+            if from >= b {
+                continue;
+            }
+            for caps in r.regex.captures_iter(Input::new(hay).range(from..b)) {
+                self.consider(hay, ri, &caps, b, eof, &mut found);
+            }
+        }
+        let mut caps_of: Vec<Option<regex_automata::util::captures::Captures>> = Vec::new();
+        for &(ri, at, b) in &anchored {
+            let r = &self.rules[ri as usize];
+            if caps_of.len() <= ri as usize {
+                caps_of.resize(ri as usize + 1, None);
+            }
+            let caps = caps_of[ri as usize].get_or_insert_with(|| r.regex.create_captures());
+            r.regex.search_captures(
+                &Input::new(hay).range(at..b).anchored(regex_automata::Anchored::Yes),
+                caps,
+            );
+            if caps.is_match() {
+                self.consider(hay, ri, caps, b, eof, &mut found);
+            }
+        }
+        let Found {
+            mut raw,
+            mut cands,
+            vetoed,
+        } = found;
+        merged.extend_from_slice(&anchored);
+        if let Some(k) = &self.known {
+            let input = aho_corasick::Input::new(hay).span(min_start..end);
+            for m in k.ac.find_iter(input) {
+                if !eof {
+                    raw.push((m.start(), m.end()));
+                }
+                cands.push(Span {
+                    id: k.label_of[m.pattern().as_usize()],
+                    start: m.start(),
+                    end: m.end(),
+                    context: 0,
+                });
+            }
+        }
+
+        // 3. The commit point.
+        let commit = if eof {
+            end
+        } else {
+            self.commit_point(hay, &merged, &raw, min_start)
+        };
+
+        (self.resolve(cands, &vetoed, commit), commit)
+    }
+
+    /// Step 4 of [`Detector::detect`]: candidates before the commit point, generic ones not on a
+    /// vetoed span, overlaps resolved (best class first, then the longer secret, then the
+    /// earlier rule), in order.
+    fn resolve(&self, mut cands: Vec<Span>, vetoed: &[(usize, usize)], commit: usize) -> Vec<Span> {
+        cands.retain(|c| {
+            c.start < commit
+                && !(c.id < self.rules.len()
+                    && self.rules[c.id].generic
+                    && vetoed.iter().any(|&(s, e)| s < c.end && c.start < e))
+        });
+        let n_rules = self.rules.len();
+        let key = |c: &Span| {
+            let rule = (c.id < n_rules).then(|| &self.rules[c.id]);
+            (
+                class(rule),
+                -rule.map_or(0, |r| i16::from(r.priority)),
+                usize::MAX - (c.end - c.start),
+                usize::MAX - c.context,
+                c.start,
+                c.id,
+            )
+        };
+        cands.sort_unstable_by_key(key);
+        let mut accepted: Vec<Span> = Vec::with_capacity(cands.len());
+        let mut taken: std::collections::BTreeMap<usize, usize> = std::collections::BTreeMap::new();
+        for c in cands {
+            let before = taken.range(..c.end).next_back();
+            if before.is_some_and(|(&s, &e)| s < c.end && c.start < e) {
+                continue;
+            }
+            taken.insert(c.start, c.end);
+            accepted.push(c);
+        }
+        accepted.sort_unstable_by_key(|c| (c.start, c.end));
+        accepted
+    }
+
+    /// Step 1 of [`Detector::detect`]: for each keyword hit, the window each of its rules is
+    /// searched in (clipped to the hit's line for single-line rules; windows of one rule merged),
+    /// and for anchored rules the position a match is tried at.
+    fn windows(
+        &self,
+        hay: &[u8],
+        hits: &[Hit],
+        min_start: usize,
+    ) -> (Vec<Window>, Vec<Window>) {
+        let end = hay.len();
         // 1. Windows per rule; anchored rules instead try a match at each hit.
         let mut windows: Vec<(u32, usize, usize)> = Vec::new();
         let mut anchored: Vec<(u32, usize, usize)> = Vec::new();
@@ -738,175 +858,100 @@ impl Detector {
                 _ => merged.push(w),
             }
         }
+        (merged, anchored)
+    }
 
-        // 2. Raw matches and candidates.
-        let mut raw: Vec<(usize, usize)> = Vec::new();
-        let mut cands: Vec<Span> = Vec::new();
-        // Secrets that matched a provider's shape but failed its validator (a bad checksum): no
-        // generic rule may report them either.
-        let mut vetoed: Vec<(usize, usize)> = Vec::new();
-        {
-            let mut consider = |ri: u32, caps: &regex_automata::util::captures::Captures, b: usize| {
-                let r = &self.rules[ri as usize];
-                let Some(m) = caps.get_match() else { return };
-                let mut span = match r.secret_group {
-                    Some(g) => match caps.get_group(g) {
-                        Some(s) => s,
-                        None => return,
-                    },
-                    None => m.span(),
-                };
-                if let Some(block) = &r.block {
-                    match block_end(hay, m.end(), block, b, eof && b == end) {
-                        Some(e) => span.end = e,
-                        None => {
-                            // Not decidable yet: keep the commit point before it.
-                            if !eof {
-                                raw.push((m.start(), usize::MAX));
-                            }
-                            return;
-                        }
-                    }
+    /// Step 2 of [`Detector::detect`] for one match of rule `ri` (searched up to `b`): its raw
+    /// extent (for the commit point) and, if the filters accept it, a candidate.
+    fn consider(
+        &self,
+        hay: &[u8],
+        ri: u32,
+        caps: &regex_automata::util::captures::Captures,
+        b: usize,
+        eof: bool,
+        found: &mut Found,
+    ) {
+        let end = hay.len();
+        let Found { raw, cands, vetoed } = found;
+        let r = &self.rules[ri as usize];
+        let Some(m) = caps.get_match() else { return };
+        let mut span = match r.secret_group {
+            Some(g) => match caps.get_group(g) {
+                Some(s) => s,
+                None => return,
+            },
+            None => m.span(),
+        };
+        if let Some(block) = &r.block {
+            match block_end(hay, m.end(), block, b, eof && b == end) {
+                Some(e) => span.end = e,
+                None => {
+                    // Not decidable yet: keep the commit point before it.
                     if !eof {
-                        raw.push((m.start(), span.end));
+                        raw.push((m.start(), usize::MAX));
                     }
-                } else if !eof {
-                    raw.push((m.start(), m.end()));
+                    return;
                 }
-                let s = &hay[span.start..span.end];
-                if s.len() >= 2 && matches!(s[0], b'"' | b'\'' | b'`') && s[s.len() - 1] == s[0] {
-                    span.start += 1;
-                    span.end -= 1;
-                }
-                let stopped = !r.context_stopwords.is_empty() && {
-                    // The match before the secret, and the rest of the name it starts in (up to
-                    // 48 bytes): `cache_key`, `publicToken`.
-                    let floor = m.start().saturating_sub(CONTEXT_LOOKBACK);
-                    let from = hay[floor..m.start()]
-                        .iter()
-                        .rposition(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')))
-                        .map_or(floor, |p| floor + p + 1);
-                    let ctx = hay[from..span.start].to_ascii_lowercase();
-                    r.context_stopwords
-                        .iter()
-                        .any(|w| memchr::memmem::find(&ctx, w).is_some())
-                };
-                let ok = if stopped {
-                    false
-                } else if r.block.is_some() {
-                    // A key block needs a body: a run of at least 24 base64 characters (PEM lines
-                    // have 64), not `...` or code that builds a key.
-                    let mut run = 0usize;
-                    hay[m.end()..span.end].iter().any(|&b| {
-                        run = if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=') {
-                            run + 1
-                        } else {
-                            0
-                        };
-                        run >= 24
-                    })
-                } else if r.generic && hay.get(span.end) == Some(&b'(') {
-                    false // a call (`key = crypto.generate_ed25519()`), not a value
+            }
+            if !eof {
+                raw.push((m.start(), span.end));
+            }
+        } else if !eof {
+            raw.push((m.start(), m.end()));
+        }
+        let s = &hay[span.start..span.end];
+        if s.len() >= 2 && matches!(s[0], b'"' | b'\'' | b'`') && s[s.len() - 1] == s[0] {
+            span.start += 1;
+            span.end -= 1;
+        }
+        let stopped = !r.context_stopwords.is_empty() && {
+            // The match before the secret, and the rest of the name it starts in (up to
+            // 48 bytes): `cache_key`, `publicToken`.
+            let floor = m.start().saturating_sub(CONTEXT_LOOKBACK);
+            let from = hay[floor..m.start()]
+                .iter()
+                .rposition(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')))
+                .map_or(floor, |p| floor + p + 1);
+            let ctx = hay[from..span.start].to_ascii_lowercase();
+            r.context_stopwords
+                .iter()
+                .any(|w| memchr::memmem::find(&ctx, w).is_some())
+        };
+        let ok = if stopped {
+            false
+        } else if r.block.is_some() {
+            // A key block needs a body: a run of at least 24 base64 characters (PEM lines
+            // have 64), not `...` or code that builds a key.
+            let mut run = 0usize;
+            hay[m.end()..span.end].iter().any(|&b| {
+                run = if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=') {
+                    run + 1
                 } else {
-                    match self.accept(r, &hay[span.start..span.end]) {
-                        Verdict::Accept => true,
-                        Verdict::Reject => false,
-                        Verdict::Veto => {
-                            vetoed.push((span.start, span.end));
-                            false
-                        }
-                    }
+                    0
                 };
-                if span.start < span.end && ok {
-                    cands.push(Span {
-                        id: ri as usize,
-                        start: span.start,
-                        end: span.end,
-                        context: span.end.max(m.end()) - m.start(),
-                    });
-                }
-            };
-            for &(ri, a, b) in &merged {
-                let r = &self.rules[ri as usize];
-                let from = a.max(min_start);
-                if from >= b {
-                    continue;
-                }
-                for caps in r.regex.captures_iter(Input::new(hay).range(from..b)) {
-                    consider(ri, &caps, b);
-                }
-            }
-            let mut caps_of: Vec<Option<regex_automata::util::captures::Captures>> = Vec::new();
-            for &(ri, at, b) in &anchored {
-                let r = &self.rules[ri as usize];
-                if caps_of.len() <= ri as usize {
-                    caps_of.resize(ri as usize + 1, None);
-                }
-                let caps = caps_of[ri as usize].get_or_insert_with(|| r.regex.create_captures());
-                r.regex.search_captures(
-                    &Input::new(hay).range(at..b).anchored(regex_automata::Anchored::Yes),
-                    caps,
-                );
-                if caps.is_match() {
-                    consider(ri, caps, b);
-                }
-            }
-        }
-        merged.extend_from_slice(&anchored);
-        if let Some(k) = &self.known {
-            let input = aho_corasick::Input::new(hay).span(min_start..end);
-            for m in k.ac.find_iter(input) {
-                if !eof {
-                    raw.push((m.start(), m.end()));
-                }
-                cands.push(Span {
-                    id: k.label_of[m.pattern().as_usize()],
-                    start: m.start(),
-                    end: m.end(),
-                    context: 0,
-                });
-            }
-        }
-
-        // 3. The commit point.
-        let commit = if eof {
-            end
+                run >= 24
+            })
+        } else if r.generic && hay.get(span.end) == Some(&b'(') {
+            false // a call (`key = crypto.generate_ed25519()`), not a value
         } else {
-            self.commit_point(hay, &merged, &raw, min_start)
-        };
-
-        // 4. Overlaps: best class first, then the longer secret, then the earlier rule.
-        cands.retain(|c| {
-            c.start < commit
-                && !(c.id < self.rules.len()
-                    && self.rules[c.id].generic
-                    && vetoed.iter().any(|&(s, e)| s < c.end && c.start < e))
-        });
-        let n_rules = self.rules.len();
-        let key = |c: &Span| {
-            let rule = (c.id < n_rules).then(|| &self.rules[c.id]);
-            (
-                class(rule),
-                -rule.map_or(0, |r| i16::from(r.priority)),
-                usize::MAX - (c.end - c.start),
-                usize::MAX - c.context,
-                c.start,
-                c.id,
-            )
-        };
-        cands.sort_unstable_by_key(key);
-        let mut accepted: Vec<Span> = Vec::with_capacity(cands.len());
-        let mut taken: std::collections::BTreeMap<usize, usize> = std::collections::BTreeMap::new();
-        for c in cands {
-            let before = taken.range(..c.end).next_back();
-            if before.is_some_and(|(&s, &e)| s < c.end && c.start < e) {
-                continue;
+            match self.accept(r, &hay[span.start..span.end]) {
+                Verdict::Accept => true,
+                Verdict::Reject => false,
+                Verdict::Veto => {
+                    vetoed.push((span.start, span.end));
+                    false
+                }
             }
-            taken.insert(c.start, c.end);
-            accepted.push(c);
+        };
+        if span.start < span.end && ok {
+            cands.push(Span {
+                id: ri as usize,
+                start: span.start,
+                end: span.end,
+                context: span.end.max(m.end()) - m.start(),
+            });
         }
-        accepted.sort_unstable_by_key(|c| (c.start, c.end));
-        (accepted, commit)
     }
 
     fn commit_point(
