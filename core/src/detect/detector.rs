@@ -800,12 +800,7 @@ impl Detector {
     /// Step 1 of [`Detector::detect`]: for each keyword hit, the window each of its rules is
     /// searched in (clipped to the hit's line for single-line rules; windows of one rule merged),
     /// and for anchored rules the position a match is tried at.
-    fn windows(
-        &self,
-        hay: &[u8],
-        hits: &[Hit],
-        min_start: usize,
-    ) -> (Vec<Window>, Vec<Window>) {
+    fn windows(&self, hay: &[u8], hits: &[Hit], min_start: usize) -> (Vec<Window>, Vec<Window>) {
         let end = hay.len();
         // 1. Windows per rule; anchored rules instead try a match at each hit.
         let mut windows: Vec<(u32, usize, usize)> = Vec::new();

@@ -488,11 +488,19 @@ impl MySqlSession {
 
     /// Handles one server packet; returns how many values it masked.
     fn server_packet(&mut self, p: mysql::Packet<'_>, raw: &[u8], out: &mut Output) -> Result<usize, SessionError> {
-        let payload = p.payload;
         if p.continues() {
             return Err(SessionError::server("packets over 16 MiB are not accepted"));
         }
-        let det = Arc::clone(&self.guard.detector);
+        match self.phase {
+            Phase::Commands => self.reply_packet(p, raw, out),
+            _ => self.connection_packet(p, raw, out),
+        }
+    }
+
+    /// A packet before the command phase: the greeting, the authentication exchange, or an
+    /// ERR that ends the connection.
+    fn connection_packet(&mut self, p: mysql::Packet<'_>, raw: &[u8], out: &mut Output) -> Result<usize, SessionError> {
+        let payload = p.payload;
         match self.phase {
             Phase::Greeting => {
                 let mut greeting = raw.to_vec();
@@ -542,8 +550,16 @@ impl MySqlSession {
                 }
                 return Ok(0);
             }
+            // The command phase is `reply_packet`'s.
             Phase::Commands => {}
         }
+        Err(SessionError::server("a packet out of phase"))
+    }
+
+    /// A packet of the reply to the command in flight; returns how many values it masked.
+    fn reply_packet(&mut self, p: mysql::Packet<'_>, raw: &[u8], out: &mut Output) -> Result<usize, SessionError> {
+        let payload = p.payload;
+        let det = Arc::clone(&self.guard.detector);
         if self.reply == Reply::Idle || self.reply == Reply::Infile {
             return Err(SessionError::server("a packet no command asked for"));
         }
@@ -583,36 +599,7 @@ impl MySqlSession {
                 masked += self.masked_text(&det, p.seq, payload, raw, out);
                 self.reply = Reply::Idle;
             }
-            Reply::Start => {
-                match first {
-                    Some(0x00) => {
-                        // Another result may follow (its packets continue the sequence).
-                        self.reply = after_ok(payload, Reply::Start);
-                        out.to_client.extend_from_slice(raw);
-                    }
-                    // LOCAL INFILE: the client's file data follows.
-                    Some(0xFB) if !self.binary => {
-                        self.reply = Reply::Infile;
-                        masked += self.masked_text(&det, p.seq, payload, raw, out);
-                    }
-                    _ => {
-                        let n = match mysql::parse_response(payload).map_err(bad)? {
-                            mysql::Response::ColumnCount(n) => n,
-                            _ => 0,
-                        };
-                        if n == 0 || n > 4096 {
-                            return Err(SessionError::server(format!("bad column count {n}")));
-                        }
-                        self.types.clear();
-                        self.credential.clear();
-                        self.reply = Reply::Columns {
-                            left: n,
-                            total: n as usize,
-                        };
-                        out.to_client.extend_from_slice(raw);
-                    }
-                }
-            }
+            Reply::Start => masked += self.result_start(&det, p.seq, payload, raw, out)?,
             Reply::Columns { left, total } => {
                 let def = mysql::parse_column_definition(payload).map_err(bad)?;
                 self.types.push(def.column_type);
@@ -660,64 +647,130 @@ impl MySqlSession {
                 let def = mysql::parse_column_definition(payload).map_err(bad)?;
                 masked += self.masked_column(&det, p.seq, &def, raw, out);
             }
-            Reply::Prepare => match first {
-                Some(0x00) if payload.len() >= 9 => {
-                    let id = u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]]);
-                    let columns = u64::from(u16::from_le_bytes([payload[5], payload[6]]));
-                    let params = u64::from(u16::from_le_bytes([payload[7], payload[8]]));
-                    if let Some((mask, granted)) = self.preparing.take() {
-                        self.statements.insert(
-                            id,
-                            Prepared {
-                                mask,
-                                granted,
-                                types: Vec::new(),
-                                credential: Vec::new(),
-                            },
-                        );
-                    }
-                    out.to_client.extend_from_slice(raw);
-                    self.reply = self.prepare_defs(params, columns, params > 0);
-                }
-                _ => return Err(SessionError::server("expected the prepare OK or ERR")),
-            },
+            Reply::Prepare => self.prepare_ok(payload, raw, out)?,
             Reply::PrepareDefs {
                 params,
                 columns,
                 eof_after_params,
-            } => {
-                if params == 0 && eof_after_params {
-                    if !is_eof(payload) {
-                        return Err(SessionError::server("expected EOF after the parameter definitions"));
-                    }
-                    out.to_client.extend_from_slice(raw);
-                    self.reply = self.prepare_defs(0, columns, false);
-                } else if params == 0 && columns == 0 {
-                    // The EOF after the column definitions.
-                    if !is_eof(payload) {
-                        return Err(SessionError::server("expected EOF after the column definitions"));
-                    }
-                    out.to_client.extend_from_slice(raw);
-                    self.reply = Reply::Idle;
-                } else {
-                    let def = mysql::parse_column_definition(payload).map_err(bad)?;
-                    masked += self.masked_column(&det, p.seq, &def, raw, out);
-                    self.reply = if params > 0 {
-                        self.prepare_defs(params - 1, columns, eof_after_params)
-                    } else {
-                        let left = columns - 1;
-                        if left == 0 && self.deprecate_eof {
-                            Reply::Idle
-                        } else {
-                            Reply::PrepareDefs {
-                                params: 0,
-                                columns: left,
-                                eof_after_params: false,
-                            }
-                        }
-                    };
-                }
+            } => masked += self.prepare_def(&det, p.seq, payload, raw, (params, columns, eof_after_params), out)?,
+        }
+        Ok(masked)
+    }
+
+    /// The first packet of a result: an OK (another result may follow), a LOCAL INFILE request,
+    /// or the column count.
+    fn result_start(
+        &mut self,
+        det: &Detector,
+        seq: u8,
+        payload: &[u8],
+        raw: &[u8],
+        out: &mut Output,
+    ) -> Result<usize, SessionError> {
+        let mut masked = 0;
+        match payload.first().copied() {
+            Some(0x00) => {
+                // Another result may follow (its packets continue the sequence).
+                self.reply = after_ok(payload, Reply::Start);
+                out.to_client.extend_from_slice(raw);
             }
+            // LOCAL INFILE: the client's file data follows.
+            Some(0xFB) if !self.binary => {
+                self.reply = Reply::Infile;
+                masked += self.masked_text(det, seq, payload, raw, out);
+            }
+            _ => {
+                let n = match mysql::parse_response(payload).map_err(|e| SessionError::rejected(Side::Server, e))? {
+                    mysql::Response::ColumnCount(n) => n,
+                    _ => 0,
+                };
+                if n == 0 || n > 4096 {
+                    return Err(SessionError::server(format!("bad column count {n}")));
+                }
+                self.types.clear();
+                self.credential.clear();
+                self.reply = Reply::Columns {
+                    left: n,
+                    total: n as usize,
+                };
+                out.to_client.extend_from_slice(raw);
+            }
+        }
+        Ok(masked)
+    }
+
+    /// COM_STMT_PREPARE's first answer: the OK registers the statement; its definitions follow.
+    fn prepare_ok(&mut self, payload: &[u8], raw: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        match payload.first() {
+            Some(0x00) if payload.len() >= 9 => {
+                let id = u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]]);
+                let columns = u64::from(u16::from_le_bytes([payload[5], payload[6]]));
+                let params = u64::from(u16::from_le_bytes([payload[7], payload[8]]));
+                if let Some((mask, granted)) = self.preparing.take() {
+                    self.statements.insert(
+                        id,
+                        Prepared {
+                            mask,
+                            granted,
+                            types: Vec::new(),
+                            credential: Vec::new(),
+                        },
+                    );
+                }
+                out.to_client.extend_from_slice(raw);
+                self.reply = self.prepare_defs(params, columns, params > 0);
+            }
+            _ => return Err(SessionError::server("expected the prepare OK or ERR")),
+        }
+        Ok(())
+    }
+
+    /// A parameter or column definition of a prepared statement, or an EOF after them; `left`
+    /// is (parameters, columns, whether an EOF follows the parameters).
+    fn prepare_def(
+        &mut self,
+        det: &Detector,
+        seq: u8,
+        payload: &[u8],
+        raw: &[u8],
+        left: (u64, u64, bool),
+        out: &mut Output,
+    ) -> Result<usize, SessionError> {
+        let (params, columns, eof_after_params) = left;
+        let deprecate = self.deprecate_eof;
+        let is_eof = |p: &[u8]| p.first() == Some(&0xFE) && if deprecate { p.len() < 0xFF_FFFF } else { p.len() < 9 };
+        let bad = |e: mysql::Error| SessionError::rejected(Side::Server, e);
+        let mut masked = 0;
+        if params == 0 && eof_after_params {
+            if !is_eof(payload) {
+                return Err(SessionError::server("expected EOF after the parameter definitions"));
+            }
+            out.to_client.extend_from_slice(raw);
+            self.reply = self.prepare_defs(0, columns, false);
+        } else if params == 0 && columns == 0 {
+            // The EOF after the column definitions.
+            if !is_eof(payload) {
+                return Err(SessionError::server("expected EOF after the column definitions"));
+            }
+            out.to_client.extend_from_slice(raw);
+            self.reply = Reply::Idle;
+        } else {
+            let def = mysql::parse_column_definition(payload).map_err(bad)?;
+            masked += self.masked_column(det, seq, &def, raw, out);
+            self.reply = if params > 0 {
+                self.prepare_defs(params - 1, columns, eof_after_params)
+            } else {
+                let left = columns - 1;
+                if left == 0 && self.deprecate_eof {
+                    Reply::Idle
+                } else {
+                    Reply::PrepareDefs {
+                        params: 0,
+                        columns: left,
+                        eof_after_params: false,
+                    }
+                }
+            };
         }
         Ok(masked)
     }
