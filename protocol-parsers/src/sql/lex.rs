@@ -286,6 +286,58 @@ fn statement(
 ) -> Statement {
     let mut s = Statement::new(Kind::Other, span);
     let w = |i: usize| word(toks.get(i));
+    let verb_at = main_verb(toks, &mut s);
+    let verb = w(verb_at).unwrap_or("");
+    let next = w(verb_at + 1).unwrap_or("");
+    s.kind = kind_of(toks, verb_at);
+    if s.kind == Kind::Other {
+        s.certain = false;
+    }
+    if s.kind == Kind::Listen {
+        // Only the plain forms are understood: `LISTEN ch`, `UNLISTEN ch | *`,
+        // `NOTIFY ch [, 'payload']`; anything more is not guessed at.
+        let plain = match toks.get(1..).unwrap_or_default() {
+            [(Tok::Word(_) | Tok::Quoted(_), _)] => true,
+            [(Tok::Punct(b'*'), _)] => verb == "unlisten",
+            [
+                (Tok::Word(_) | Tok::Quoted(_), _),
+                (Tok::Punct(b','), _),
+                (Tok::Str(_), _),
+            ] => verb == "notify",
+            _ => false,
+        };
+        s.certain = plain;
+    }
+    if s.kind == Kind::Set {
+        set_parameters(toks, verb_at, &mut s);
+        // MariaDB `SET STATEMENT var = v [, …] FOR statement`: the statement runs.
+        if next == "statement"
+            && let Some(k) = toks.iter().position(|(t, _)| matches!(t, Tok::Word(x) if *x == "for"))
+        {
+            s.nested.push(statement(&toks[k + 1..], span, dialect, lx, depth + 1));
+        }
+    }
+    names(toks, verb_at, dialect, &mut s);
+    if s.kind == Kind::Copy {
+        copy_clause(toks, &mut s);
+    }
+    bodies(toks, verb_at, span, dialect, lx, depth, &mut s);
+    if matches!(s.kind, Kind::Do | Kind::Execute) && !s.nested.iter().all(|n| n.certain) {
+        s.certain = false;
+    }
+    // PL/pgSQL bodies may EXECUTE strings built at run time.
+    if toks.iter().any(|(t, _)| matches!(t, Tok::Word(x) if *x == "execute")) && s.kind != Kind::Execute {
+        s.certain = false;
+    }
+    s.functions.sort();
+    s.functions.dedup();
+    s
+}
+
+/// Where the statement's verb is: past a leading `WITH …` clause (noting a writable CTE in
+/// `s`) and PL/pgSQL block keywords before a statement.
+fn main_verb(toks: &[(Tok<'_>, usize)], s: &mut Statement) -> usize {
+    let w = |i: usize| word(toks.get(i));
     // Skip a leading WITH … clause to find the main verb, noting writable CTEs.
     let mut verb_at = 0;
     if w(0) == Some("with") {
@@ -321,9 +373,15 @@ fn statement(
     {
         verb_at += 1;
     }
+    verb_at
+}
+
+/// The statement's kind, from its verb (and what follows where the verb alone does not say).
+fn kind_of(toks: &[(Tok<'_>, usize)], verb_at: usize) -> Kind {
+    let w = |i: usize| word(toks.get(i));
     let verb = w(verb_at).unwrap_or("");
     let next = w(verb_at + 1).unwrap_or("");
-    s.kind = match verb {
+    match verb {
         "select" | "values" | "table" => Kind::Select,
         "insert" | "replace" => Kind::Insert,
         "update" => Kind::Update,
@@ -362,35 +420,13 @@ fn statement(
         "use" => Kind::Use,
         "listen" | "unlisten" | "notify" if verb_at == 0 => Kind::Listen,
         _ => Kind::Other,
-    };
-    if s.kind == Kind::Other {
-        s.certain = false;
     }
-    if s.kind == Kind::Listen {
-        // Only the plain forms are understood: `LISTEN ch`, `UNLISTEN ch | *`,
-        // `NOTIFY ch [, 'payload']`; anything more is not guessed at.
-        let plain = match toks.get(1..).unwrap_or_default() {
-            [(Tok::Word(_) | Tok::Quoted(_), _)] => true,
-            [(Tok::Punct(b'*'), _)] => verb == "unlisten",
-            [
-                (Tok::Word(_) | Tok::Quoted(_), _),
-                (Tok::Punct(b','), _),
-                (Tok::Str(_), _),
-            ] => verb == "notify",
-            _ => false,
-        };
-        s.certain = plain;
-    }
-    if s.kind == Kind::Set {
-        set_parameters(toks, verb_at, &mut s);
-        // MariaDB `SET STATEMENT var = v [, …] FOR statement`: the statement runs.
-        if next == "statement"
-            && let Some(k) = toks.iter().position(|(t, _)| matches!(t, Tok::Word(x) if *x == "for"))
-        {
-            s.nested.push(statement(&toks[k + 1..], span, dialect, lx, depth + 1));
-        }
-    }
-    // Relations and functions, by the keyword before them.
+}
+
+/// Relations read and written, functions called and whether there is a `WHERE`, each by the
+/// keyword before it.
+fn names(toks: &[(Tok<'_>, usize)], verb_at: usize, dialect: Dialect, s: &mut Statement) {
+    let w = |i: usize| word(toks.get(i));
     let mut i = 0;
     while i < toks.len() {
         let (t, _) = &toks[i];
@@ -526,44 +562,60 @@ fn statement(
         }
         i += 1;
     }
-    if s.kind == Kind::Copy {
-        // COPY x [(cols)] FROM|TO {STDIN|STDOUT|'file'|PROGRAM 'cmd'}; LOAD DATA [LOCAL] INFILE 'f'.
-        for (j, (t, _)) in toks.iter().enumerate() {
-            match t {
-                Tok::Word(x) if *x == "from" || *x == "to" || *x == "infile" => {
-                    s.copy_from = *x != "to";
-                    let target = match (toks.get(j + 1), toks.get(j + 2)) {
-                        (Some((Tok::Word(p), _)), Some((Tok::Str(cmd), _))) if *p == "program" => {
-                            Some(CopyTarget::Program(cmd.clone()))
-                        }
-                        (Some((Tok::Word(p), _)), _) if *p == "stdin" || *p == "stdout" => Some(CopyTarget::Client),
-                        (Some((Tok::Str(f), _)), _) => Some(if toks.iter().any(|(t, _)| *t == Tok::Word("local")) {
-                            CopyTarget::Client
-                        } else {
-                            CopyTarget::File(f.clone())
-                        }),
-                        _ => None,
-                    };
-                    if target.is_some() {
-                        s.copy_target = target;
-                        break;
+}
+
+/// COPY's (and LOAD DATA's) direction and endpoint; the relation of `COPY … TO` is read.
+fn copy_clause(toks: &[(Tok<'_>, usize)], s: &mut Statement) {
+    // COPY x [(cols)] FROM|TO {STDIN|STDOUT|'file'|PROGRAM 'cmd'}; LOAD DATA [LOCAL] INFILE 'f'.
+    for (j, (t, _)) in toks.iter().enumerate() {
+        match t {
+            Tok::Word(x) if *x == "from" || *x == "to" || *x == "infile" => {
+                s.copy_from = *x != "to";
+                let target = match (toks.get(j + 1), toks.get(j + 2)) {
+                    (Some((Tok::Word(p), _)), Some((Tok::Str(cmd), _))) if *p == "program" => {
+                        Some(CopyTarget::Program(cmd.clone()))
                     }
+                    (Some((Tok::Word(p), _)), _) if *p == "stdin" || *p == "stdout" => Some(CopyTarget::Client),
+                    (Some((Tok::Str(f), _)), _) => Some(if toks.iter().any(|(t, _)| *t == Tok::Word("local")) {
+                        CopyTarget::Client
+                    } else {
+                        CopyTarget::File(f.clone())
+                    }),
+                    _ => None,
+                };
+                if target.is_some() {
+                    s.copy_target = target;
+                    break;
                 }
-                _ => {}
             }
-        }
-        if s.copy_target.is_none() {
-            // COPY (query) TO …: the query's relations are reads.
-            s.certain = false;
-        }
-        if s.copy_from {
-            // LOAD DATA … INTO TABLE t writes t.
-        } else {
-            let written: Vec<String> = std::mem::take(&mut s.writes);
-            s.reads.extend(written);
+            _ => {}
         }
     }
-    // Bodies that are themselves SQL.
+    if s.copy_target.is_none() {
+        // COPY (query) TO …: the query's relations are reads.
+        s.certain = false;
+    }
+    if s.copy_from {
+        // LOAD DATA … INTO TABLE t writes t.
+    } else {
+        let written: Vec<String> = std::mem::take(&mut s.writes);
+        s.reads.extend(written);
+    }
+}
+
+/// Bodies that are themselves SQL (`DO`, `EXECUTE 'text'`, MySQL `PREPARE … FROM 'text'`,
+/// stored programs, the statement `EXPLAIN` explains), analysed as nested statements.
+fn bodies(
+    toks: &[(Tok<'_>, usize)],
+    verb_at: usize,
+    span: (usize, usize),
+    dialect: Dialect,
+    lx: &Lexing,
+    depth: usize,
+    s: &mut Statement,
+) {
+    let w = |i: usize| word(toks.get(i));
+    let verb = w(verb_at).unwrap_or("");
     let body_of = |toks: &[(Tok<'_>, usize)]| {
         toks.iter()
             .find_map(|(t, _)| if let Tok::Str(b) = t { Some(b.clone()) } else { None })
@@ -639,16 +691,6 @@ fn statement(
         }
         _ => {}
     }
-    if matches!(s.kind, Kind::Do | Kind::Execute) && !s.nested.iter().all(|n| n.certain) {
-        s.certain = false;
-    }
-    // PL/pgSQL bodies may EXECUTE strings built at run time.
-    if toks.iter().any(|(t, _)| matches!(t, Tok::Word(x) if *x == "execute")) && s.kind != Kind::Execute {
-        s.certain = false;
-    }
-    s.functions.sort();
-    s.functions.dedup();
-    s
 }
 
 /// The parameters a SET statement assigns: the name after `SET` and after each top-level comma,
