@@ -7,6 +7,7 @@
 pub(crate) mod detector;
 pub(crate) mod filters;
 pub(crate) mod known;
+mod prefilter;
 pub(crate) mod redact;
 pub mod rules;
 pub(crate) mod tables;
