@@ -39,8 +39,9 @@ fn benches(c: &mut Criterion) {
     let t = Target::new("laptop");
     let db = Target::new("orders").label("env", "prod");
     let shell_cmd = Request::Shell("cargo test --workspace --locked 2>&1 | tail -20");
+    let sql_text = "SELECT o.id, o.total, c.email FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.created_at > now() - interval '1 day' ORDER BY o.total DESC LIMIT 50";
     let sql_q = Request::Sql {
-        text: "SELECT o.id, o.total, c.email FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.created_at > now() - interval '1 day' ORDER BY o.total DESC LIMIT 50",
+        text: sql_text,
         dialect: Dialect::Postgres,
         lexing: Default::default(),
     };
@@ -59,6 +60,35 @@ fn benches(c: &mut Criterion) {
     g.bench_function("sql-select", |b| {
         b.iter(|| black_box(safe.decide(&id, &db, black_box(&sql_q))))
     });
+    g.finish();
+
+    // Typical statements an agent sends, from a point lookup to the join above: the SQL
+    // decision's p50 is the median of these.
+    let typical = [
+        ("point-lookup", "SELECT * FROM users WHERE id = 42"),
+        (
+            "recent",
+            "SELECT id, email, created_at FROM users ORDER BY created_at DESC LIMIT 10",
+        ),
+        (
+            "count",
+            "SELECT count(*) FROM orders WHERE created_at > now() - interval '1 day'",
+        ),
+        ("insert", "INSERT INTO events (kind, payload) VALUES ('login', '{}')"),
+        ("update", "UPDATE orders SET status = 'shipped' WHERE id = $1"),
+        ("delete", "DELETE FROM sessions WHERE expires_at < now()"),
+        ("join", sql_text),
+    ];
+    let mut g = c.benchmark_group("decide/agent-safe-sql");
+    for (name, text) in typical {
+        let q = Request::Sql {
+            text,
+            dialect: Dialect::Postgres,
+            lexing: Default::default(),
+        };
+        assert!(!safe.decide(&id, &db, &q).uncertain(), "{text}");
+        g.bench_function(name, |b| b.iter(|| black_box(safe.decide(&id, &db, black_box(&q)))));
+    }
     g.finish();
 
     let big_text = big_policy(1000);

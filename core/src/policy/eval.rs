@@ -5,12 +5,16 @@ use std::ops::Range;
 
 use serde_json::Value;
 use sluice_protocols::{mcp, shell, sql};
+use smallvec::SmallVec;
 
 use super::compile::{HttpCond, McpCond, Role, Rule, ShellCond, SqlCond, SshCond};
 use super::facts::{self, has_expansion, is_dynamic};
 use super::glob::{Bits, Expansion, Glob, GlobSet, Nfa, bare_expansion, literal_chunks, shell_word_nfa};
 use super::grant::ApprovalRequest;
 use super::{Action, Decision, Engine, HttpRequest, Identity, Request, SshRequest, Target};
+
+/// Which rules may match a request, by rule index (inline for policies of up to 64 rules).
+type Candidates = SmallVec<[bool; 64]>;
 
 /// A three-valued truth: `No < Maybe < Yes`; `and` is `min`, `or` is `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -363,9 +367,9 @@ impl Engine {
 
     fn decide_views(&self, identity: &Identity, target: &Target, request: &Request<'_>, views: Views<'_>) -> Decision {
         let protocol = request.protocol();
-        let held: Vec<bool> = self.roles.iter().map(|r| has_role(r, identity)).collect();
+        let held: SmallVec<[bool; 16]> = self.roles.iter().map(|r| has_role(r, identity)).collect();
 
-        let flat: Vec<Stmt<'_>> = views
+        let flat: SmallVec<[Stmt<'_>; 2]> = views
             .sql
             .as_ref()
             .map(|(s, _)| flatten(s).into_iter().map(|st| self.stmt_facts(st)).collect())
@@ -381,7 +385,7 @@ impl Engine {
             (None, true) => flat.len().max(1),
             _ => 1,
         };
-        let mut covered: Vec<Option<usize>> = vec![None; units];
+        let mut covered: SmallVec<[Option<usize>; 8]> = smallvec::smallvec![None; units];
 
         // The strongest deny or approval so far: (action, rule index, evidence, uncertain).
         let mut best: Option<(Action, usize, String, bool)> = None;
@@ -683,10 +687,10 @@ impl Engine {
     /// The rules worth evaluating: a keyed shell rule only when one of its key globs matched (or
     /// may match) some command, a keyed SQL rule only when a statement is of one of its kinds
     /// (every SQL rule when a statement is uncertain). `None`: all of them.
-    fn candidates(&self, v: &Views<'_>, facts: Option<&[CmdFacts<'_>]>, flat: &[Stmt<'_>]) -> Option<Vec<bool>> {
+    fn candidates(&self, v: &Views<'_>, facts: Option<&[CmdFacts<'_>]>, flat: &[Stmt<'_>]) -> Option<Candidates> {
         let ix = &self.index;
         if let Some(facts) = facts {
-            let mut c: Vec<bool> = ix.shell_key.iter().map(Option::is_none).collect();
+            let mut c: Candidates = ix.shell_key.iter().map(Option::is_none).collect();
             let mut mark = |hits: &Hits, lists: &[Vec<usize>]| {
                 for id in hits.yes.iter().chain(hits.maybe.iter()) {
                     for &r in &lists[id] {
@@ -710,7 +714,7 @@ impl Engine {
             return Some(c);
         }
         if v.sql.is_some() && flat.iter().all(|s| s.st.certain) {
-            let mut c: Vec<bool> = ix.sql_keyed.iter().map(|k| !k).collect();
+            let mut c: Candidates = ix.sql_keyed.iter().map(|k| !k).collect();
             for s in flat {
                 if let Some((_, rules)) = ix.by_kind.iter().find(|(k, _)| *k == s.st.kind) {
                     for &r in rules {
@@ -1306,11 +1310,11 @@ fn statement_evidence(st: &sql::Statement, text: &str) -> String {
 }
 
 /// Every statement, nested ones (DO blocks, EXECUTE strings) after their parent.
-fn flatten(stmts: &[sql::Statement]) -> Vec<&sql::Statement> {
+fn flatten(stmts: &[sql::Statement]) -> SmallVec<[&sql::Statement; 4]> {
     if stmts.iter().all(|s| s.nested.is_empty()) {
         return stmts.iter().collect();
     }
-    let mut out = Vec::new();
+    let mut out = SmallVec::new();
     let mut stack: Vec<&sql::Statement> = stmts.iter().rev().collect();
     while let Some(st) = stack.pop() {
         out.push(st);

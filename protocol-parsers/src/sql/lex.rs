@@ -3,14 +3,18 @@
 
 use std::borrow::Cow;
 
+use smallvec::SmallVec;
+
 use super::{CopyTarget, Dialect, Error, Kind, Lexing, Statement};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Tok<'a> {
     /// A word, lowercased (borrowed from the lowercased input).
     Word(&'a str),
-    Quoted(String),
-    Str(String),
+    /// A quoted identifier's text (borrowed from the input unless it held escapes).
+    Quoted(Cow<'a, str>),
+    /// A string literal's text (borrowed from the input unless it held escapes).
+    Str(Cow<'a, str>),
     Num,
     Punct(u8),
     Semi,
@@ -28,11 +32,15 @@ static IS_WORD_BYTE: [bool; 256] = {
     t
 };
 
-/// The tokens of `s`; `lower` is `s` in ASCII lowercase (one copy for all the words).
-fn tokenize<'a>(s: &str, lower: &'a str, d: Dialect, lx: &Lexing) -> Result<Vec<(Tok<'a>, usize)>, Error> {
+/// Tokens with their offsets; a typical statement's fit inline (no allocation).
+type Toks<'a> = SmallVec<[(Tok<'a>, usize); 64]>;
+
+/// Appends the tokens of `s` to `out` (filled in place: the inline array is not moved);
+/// `lower` is `s` in ASCII lowercase (one copy for all the words).
+fn tokenize<'a>(s: &'a str, lower: &'a str, d: Dialect, lx: &Lexing, out: &mut Toks<'a>) -> Result<(), Error> {
     debug_assert_eq!(s.len(), lower.len());
     let b = s.as_bytes();
-    let mut out = Vec::with_capacity(s.len() / 4 + 4);
+    out.reserve(s.len() / 4 + 4);
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
@@ -97,17 +105,17 @@ fn tokenize<'a>(s: &str, lower: &'a str, d: Dialect, lx: &Lexing) -> Result<Vec<
                     Dialect::MySql => lx.backslash_escapes,
                     Dialect::Postgres => e_prefix || !lx.standard_conforming_strings,
                 };
-                let (text, end) = string(b, i, b'\'', backslash)?;
+                let (text, end) = string(s, i, b'\'', backslash)?;
                 out.push((Tok::Str(text), start));
                 i = end;
             }
             b'"' if d == Dialect::MySql && !lx.ansi_quotes => {
-                let (text, end) = string(b, i, b'"', lx.backslash_escapes)?;
+                let (text, end) = string(s, i, b'"', lx.backslash_escapes)?;
                 out.push((Tok::Str(text), start));
                 i = end;
             }
             b'"' | b'`' => {
-                let (text, end) = string(b, i, c, false)?;
+                let (text, end) = string(s, i, c, false)?;
                 out.push((Tok::Quoted(text), start));
                 i = end;
             }
@@ -125,10 +133,7 @@ fn tokenize<'a>(s: &str, lower: &'a str, d: Dialect, lx: &Lexing) -> Result<Vec<
                             .windows(tag.len())
                             .position(|w| w == tag)
                             .ok_or(Error::unterminated(start))?;
-                        out.push((
-                            Tok::Str(String::from_utf8_lossy(&b[body_start..body_start + close]).into_owned()),
-                            start,
-                        ));
+                        out.push((Tok::Str(Cow::Borrowed(&s[body_start..body_start + close])), start));
                         i = body_start + close + tag.len();
                     }
                     _ => {
@@ -162,17 +167,20 @@ fn tokenize<'a>(s: &str, lower: &'a str, d: Dialect, lx: &Lexing) -> Result<Vec<
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// A quoted run starting at `i` (the quote); doubled quotes escape, and with `backslash` so do
-/// backslashes. Returns the unescaped text and the index after the closing quote.
-fn string(b: &[u8], i: usize, q: u8, backslash: bool) -> Result<(String, usize), Error> {
-    let mut out = Vec::new();
+/// backslashes. Returns the unescaped text (borrowed when nothing was escaped) and the index
+/// after the closing quote.
+fn string(s: &str, i: usize, q: u8, backslash: bool) -> Result<(Cow<'_, str>, usize), Error> {
+    let b = s.as_bytes();
+    let mut out: Option<Vec<u8>> = None;
     let mut j = i + 1;
     while j < b.len() {
         match b[j] {
             b'\\' if backslash => {
+                let out = out.get_or_insert_with(|| b[i + 1..j].to_vec());
                 if let Some(&n) = b.get(j + 1) {
                     out.push(match n {
                         b'n' => b'\n',
@@ -186,14 +194,22 @@ fn string(b: &[u8], i: usize, q: u8, backslash: bool) -> Result<(String, usize),
             }
             x if x == q => {
                 if b.get(j + 1) == Some(&q) {
-                    out.push(q);
+                    out.get_or_insert_with(|| b[i + 1..j].to_vec()).push(q);
                     j += 2;
                 } else {
-                    return Ok((String::from_utf8_lossy(&out).into_owned(), j + 1));
+                    let text = match out {
+                        None => Cow::Borrowed(&s[i + 1..j]),
+                        Some(v) => Cow::Owned(
+                            String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                        ),
+                    };
+                    return Ok((text, j + 1));
                 }
             }
             x => {
-                out.push(x);
+                if let Some(out) = out.as_mut() {
+                    out.push(x);
+                }
                 j += 1;
             }
         }
@@ -210,7 +226,8 @@ pub(super) fn analyze(sql: &str, dialect: Dialect, lx: &Lexing) -> Result<Vec<St
 
 fn analyze_at(sql: &str, dialect: Dialect, lx: &Lexing, depth: usize) -> Result<Vec<Statement>, Error> {
     let lower = sql.to_ascii_lowercase();
-    let toks = tokenize(sql, &lower, dialect, lx)?;
+    let mut toks = Toks::new();
+    tokenize(sql, &lower, dialect, lx, &mut toks)?;
     let mut out = Vec::new();
     for stmt in toks.split(|(t, _)| *t == Tok::Semi) {
         if stmt.is_empty() {
@@ -239,7 +256,7 @@ fn name(toks: &[(Tok<'_>, usize)], mut i: usize) -> Option<(String, usize)> {
     loop {
         let part = match toks.get(i) {
             Some((Tok::Word(w), _)) => *w,
-            Some((Tok::Quoted(q), _)) => q.as_str(),
+            Some((Tok::Quoted(q), _)) => q.as_ref(),
             _ => break,
         };
         if parts > 0 {
@@ -528,7 +545,7 @@ fn names(toks: &[(Tok<'_>, usize)], verb_at: usize, dialect: Dialect, s: &mut St
                         && matches!(toks.get(i + 2), Some((Tok::Str(_), _))) =>
                 {
                     if let Some((Tok::Str(f), _)) = toks.get(i + 2) {
-                        s.copy_target = Some(CopyTarget::File(f.clone()));
+                        s.copy_target = Some(CopyTarget::File(f.to_string()));
                     }
                 }
                 "into" if matches!(s.kind, Kind::Insert | Kind::Merge | Kind::Select) => {
@@ -573,13 +590,13 @@ fn copy_clause(toks: &[(Tok<'_>, usize)], s: &mut Statement) {
                 s.copy_from = *x != "to";
                 let target = match (toks.get(j + 1), toks.get(j + 2)) {
                     (Some((Tok::Word(p), _)), Some((Tok::Str(cmd), _))) if *p == "program" => {
-                        Some(CopyTarget::Program(cmd.clone()))
+                        Some(CopyTarget::Program(cmd.to_string()))
                     }
                     (Some((Tok::Word(p), _)), _) if *p == "stdin" || *p == "stdout" => Some(CopyTarget::Client),
                     (Some((Tok::Str(f), _)), _) => Some(if toks.iter().any(|(t, _)| *t == Tok::Word("local")) {
                         CopyTarget::Client
                     } else {
-                        CopyTarget::File(f.clone())
+                        CopyTarget::File(f.to_string())
                     }),
                     _ => None,
                 };
@@ -618,7 +635,7 @@ fn bodies(
     let verb = w(verb_at).unwrap_or("");
     let body_of = |toks: &[(Tok<'_>, usize)]| {
         toks.iter()
-            .find_map(|(t, _)| if let Tok::Str(b) = t { Some(b.clone()) } else { None })
+            .find_map(|(t, _)| if let Tok::Str(b) = t { Some(b.to_string()) } else { None })
     };
     match s.kind {
         Kind::Do => match body_of(toks) {
@@ -1037,8 +1054,11 @@ pub(super) fn fast(sql: &str, lx: &Lexing) -> Option<Vec<Statement>> {
         }
         i += 1;
     }
-    let lower = body.to_ascii_lowercase();
-    let toks = tokenize(body, &lower, Dialect::Postgres, lx).ok()?;
+    // ASCII lowercasing keeps UTF-8 valid; a typical statement's copy stays on the stack.
+    let lower_buf: SmallVec<[u8; 512]> = body.bytes().map(|c| c.to_ascii_lowercase()).collect();
+    let lower = std::str::from_utf8(&lower_buf).ok()?;
+    let mut toks = Toks::new();
+    tokenize(body, lower, Dialect::Postgres, lx, &mut toks).ok()?;
     let verb = match toks.first() {
         Some((Tok::Word(w), _)) => &**w,
         _ => return None,
@@ -1047,12 +1067,12 @@ pub(super) fn fast(sql: &str, lx: &Lexing) -> Option<Vec<Statement>> {
         return None;
     }
     // Each word's class, looked up once.
-    let cls: Vec<u8> = toks
+    let cls: SmallVec<[u8; 64]> = toks
         .iter()
         .map(|(t, _)| if let Tok::Word(w) = t { class(w) } else { 0 })
         .collect();
     // In a FROM list (by parenthesis level): a comma there is a join the scan does not follow.
-    let mut in_from = vec![false];
+    let mut in_from: SmallVec<[bool; 8]> = smallvec::smallvec![false];
     for (i, (t, _)) in toks.iter().enumerate() {
         let level = in_from.len() - 1;
         match t {
@@ -1361,8 +1381,8 @@ fn fast_columns<'a>(toks: &[(Tok<'a>, usize)], cls: &[u8], verb: &str) -> Option
     // Scope: the relations after FROM, JOIN, UPDATE, INTO, with their aliases; positions of
     // names that are not columns (relations, aliases, labels, assignment targets, the INSERT
     // column list).
-    let mut scope: Vec<(&str, Cow<'_, str>)> = Vec::new();
-    let mut skip = vec![false; toks.len()];
+    let mut scope: SmallVec<[(&str, Cow<'_, str>); 4]> = SmallVec::new();
+    let mut skip: SmallVec<[bool; 64]> = smallvec::smallvec![false; toks.len()];
     let mut i = 0;
     while i < toks.len() {
         let introduces = match word(i) {
@@ -1509,6 +1529,11 @@ fn fast_columns<'a>(toks: &[(Tok<'a>, usize)], cls: &[u8], verb: &str) -> Option
             }
             // A label without AS (`count(*) n`, `a b`) reads two ways: the grammar's.
             for x in item.start + 1..body_end {
+                // Only a word can be a label, and after a dot any word (`t.on`) is a name.
+                let Tok::Word(w) = &toks[x].0 else { continue };
+                if punct(x - 1, b'.') {
+                    continue;
+                }
                 // After a dot, any word (`t.on`) or `*` is a name.
                 let after_dot = x >= 2 && punct(x - 2, b'.');
                 let prev_ends_expr = matches!(&toks[x - 1].0, Tok::Num | Tok::Str(_) | Tok::Punct(b')'))
@@ -1552,11 +1577,7 @@ fn fast_columns<'a>(toks: &[(Tok<'a>, usize)], cls: &[u8], verb: &str) -> Option
                     "null" | "true" | "false" | "unknown" => matches!(prev_word, Some("is" | "not")),
                     _ => false,
                 };
-                if let Tok::Word(w) = &toks[x].0
-                    && prev_ends_expr
-                    && !continues(w)
-                    && !(x >= 2 && punct(x - 1, b'.'))
-                {
+                if prev_ends_expr && !continues(w) {
                     return None;
                 }
             }
@@ -1683,24 +1704,87 @@ const KEYWORD: u8 = 4;
 
 /// What the fast path's word lists say of a word (bits: [`DECLINED`], [`NOT_COLUMN`],
 /// [`KEYWORD`]), by one hash lookup (Fx: the table is fixed, and a lookup cannot degrade it).
+/// Words of up to eight bytes (most keywords) are looked up as one `u64`.
 fn class(w: &str) -> u8 {
-    static CLASSES: std::sync::OnceLock<(rustc_hash::FxHashMap<&'static str, u8>, usize)> = std::sync::OnceLock::new();
-    let (map, longest) = CLASSES.get_or_init(|| {
-        let mut m = rustc_hash::FxHashMap::default();
+    struct Classes {
+        short: rustc_hash::FxHashMap<u64, u8>,
+        long: rustc_hash::FxHashMap<&'static str, u8>,
+        longest: usize,
+    }
+    /// A word of up to eight bytes as one integer (words hold no NUL, so the padding is unique).
+    fn packed(w: &str) -> u64 {
+        w.bytes().enumerate().fold(0, |k, (i, c)| k | u64::from(c) << (8 * i))
+    }
+    static CLASSES: std::sync::OnceLock<Classes> = std::sync::OnceLock::new();
+    let c = CLASSES.get_or_init(|| {
+        let mut c = Classes {
+            short: Default::default(),
+            long: Default::default(),
+            longest: 0,
+        };
         for (list, bit) in [
             (FAST_DECLINES, DECLINED),
             (NOT_COLUMNS, NOT_COLUMN),
             (KEYWORDS, KEYWORD),
         ] {
             for w in list {
-                *m.entry(*w).or_insert(0) |= bit;
+                if w.len() <= 8 {
+                    *c.short.entry(packed(w)).or_insert(0) |= bit;
+                } else {
+                    *c.long.entry(*w).or_insert(0) |= bit;
+                }
+                c.longest = c.longest.max(w.len());
             }
         }
-        let longest = m.keys().map(|k| k.len()).max().unwrap_or(0);
-        (m, longest)
+        c
     });
-    if w.len() > *longest {
-        return 0;
+    match w.len() {
+        0 => 0,
+        1..=8 => c.short.get(&packed(w)).copied().unwrap_or(0),
+        n if n > c.longest => 0,
+        _ => c.long.get(w).copied().unwrap_or(0),
     }
-    map.get(w).copied().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod class_tests {
+    use super::*;
+
+    #[test]
+    fn class_agrees_with_the_word_lists() {
+        for (list, bit) in [
+            (FAST_DECLINES, DECLINED),
+            (NOT_COLUMNS, NOT_COLUMN),
+            (KEYWORDS, KEYWORD),
+        ] {
+            for w in list {
+                assert_ne!(class(w) & bit, 0, "{w}");
+            }
+        }
+        let all: Vec<&str> = FAST_DECLINES
+            .iter()
+            .chain(NOT_COLUMNS)
+            .chain(KEYWORDS)
+            .copied()
+            .collect();
+        // Prefixes, extensions and other words are not listed words.
+        for w in [
+            "",
+            "o",
+            "customer_id",
+            "selectx",
+            "selec",
+            "created_at",
+            "ordersss",
+            "a_very_long_identifier_name",
+        ] {
+            assert_eq!(class(w) != 0, all.contains(&w), "{w}");
+        }
+        for w in &all {
+            let longer = format!("{w}x");
+            assert_eq!(class(&longer) != 0, all.contains(&longer.as_str()), "{longer}");
+            let shorter = &w[..w.len() - 1];
+            assert_eq!(class(shorter) != 0, all.contains(&shorter), "{shorter}");
+        }
+    }
 }
