@@ -19,7 +19,15 @@ struct Inner {
     line_col: Option<(usize, usize)>,
     rule: Option<String>,
     message: String,
-    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    source: Option<Source>,
+}
+
+/// The underlying error every sluice-core error may carry (shared: errors stay `Clone`).
+pub(crate) type Source = Arc<dyn std::error::Error + Send + Sync>;
+
+/// An error's [`source`](std::error::Error::source), from its stored [`Source`].
+pub(crate) fn source_of(source: &Option<Source>) -> Option<&(dyn std::error::Error + 'static)> {
+    source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
 }
 
 /// What kind of error happened. More kinds may be added.
@@ -116,10 +124,7 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0
-            .source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+        source_of(&self.0.source)
     }
 }
 

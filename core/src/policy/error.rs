@@ -14,7 +14,7 @@ pub struct PolicyError {
     line_col: Option<(usize, usize)>,
     path: Option<String>,
     message: String,
-    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    source: Option<crate::error::Source>,
 }
 
 /// What kind of problem a [`PolicyError`] is. More kinds may be added.
@@ -97,6 +97,6 @@ impl fmt::Display for PolicyError {
 
 impl std::error::Error for PolicyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+        crate::error::source_of(&self.source)
     }
 }

@@ -257,7 +257,7 @@ impl ApprovalRequest {
 pub struct GrantError {
     kind: GrantErrorKind,
     detail: String,
-    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    source: Option<crate::error::Source>,
 }
 
 /// What kind of problem a [`GrantError`] is. More kinds may be added.
@@ -355,7 +355,7 @@ impl fmt::Display for GrantError {
 
 impl std::error::Error for GrantError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+        crate::error::source_of(&self.source)
     }
 }
 

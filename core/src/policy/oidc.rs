@@ -53,7 +53,7 @@ impl Config {
 pub struct OidcError {
     kind: OidcErrorKind,
     detail: String,
-    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    source: Option<crate::error::Source>,
 }
 
 /// What kind of problem an [`OidcError`] is. More kinds may be added.
@@ -122,7 +122,7 @@ impl fmt::Display for OidcError {
 
 impl std::error::Error for OidcError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+        crate::error::source_of(&self.source)
     }
 }
 

@@ -248,7 +248,7 @@ impl Output {
 pub struct SessionError {
     side: Side,
     reason: String,
-    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    source: Option<crate::error::Source>,
 }
 
 /// Which side of a session sent something.
@@ -285,7 +285,7 @@ impl fmt::Display for SessionError {
 
 impl std::error::Error for SessionError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+        crate::error::source_of(&self.source)
     }
 }
 
