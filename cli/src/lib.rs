@@ -10,6 +10,7 @@
 mod diff;
 mod output;
 mod policy;
+mod record;
 mod scan;
 
 use std::ffi::OsString;
@@ -47,6 +48,9 @@ enum Command {
     /// Validate or test policy files.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Verify, replay, export or re-audit session recordings.
+    #[command(subcommand)]
+    Record(record::RecordCommand),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -146,6 +150,7 @@ where
         Command::Approve(args) => policy::approve(args),
         Command::Keygen(args) => policy::keygen(args),
         Command::Policy(cmd) => policy::policy(cmd),
+        Command::Record(cmd) => record::run(cmd),
     };
     match result {
         Ok(code) => code,

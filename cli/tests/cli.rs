@@ -414,3 +414,105 @@ fn policy_validate_and_test() {
     let shown = sluice(&["policy", "show"], d.path());
     assert!(String::from_utf8_lossy(&shown.stdout).contains("name: agent-safe"));
 }
+
+/// A recording made through a session (a permissive policy lets a credential read through),
+/// then read back by `sluice record`.
+#[test]
+fn record_verify_replay_export_and_audit() {
+    use std::sync::Arc;
+
+    use sluice_core::Detector;
+    use sluice_core::policy::grant::GrantKey;
+    use sluice_core::policy::{Engine, EngineHandle, Identity, Target};
+    use sluice_core::record::{FileSink, RecordOptions, Recorder, SessionStart};
+    use sluice_core::session::mcp::McpSession;
+    use sluice_core::session::{Guard, Output};
+
+    let d = tempdir::Dir::new();
+    let key = GrantKey::generate_ed25519();
+    let GrantKey::Ed25519(signing) = &key else {
+        unreachable!("an Ed25519 key")
+    };
+    d.write("rec.pub", &key.public().expect("public half").to_text());
+    let open = Engine::from_yaml("open", "version: 1\nname: open\ndefault: allow\n").expect("compiles");
+    let policy = Arc::new(EngineHandle::new(Arc::new(open)));
+    let guard = Guard::new(
+        Arc::clone(&policy),
+        Arc::new(Detector::builder().build().expect("builds")),
+    );
+    let path = d.path().join("s.jsonl");
+    let start = SessionStart::new("mcp")
+        .user("agent-7")
+        .policy("open", policy.load().digest());
+    let rec = Arc::new(
+        Recorder::start(
+            Box::new(FileSink::create(&path).expect("create")),
+            signing,
+            start,
+            RecordOptions::default(),
+        )
+        .expect("starts"),
+    );
+    let mut mcp = McpSession::new(
+        Arc::new(guard.with_recorder(Arc::clone(&rec))),
+        Identity::new("agent-7"),
+        Target::new("files"),
+    );
+    let mut out = Output::default();
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"~/.aws/credentials"}}}"#;
+    mcp.from_client(format!("{call}\n").as_bytes(), &mut out)
+        .expect("handled");
+    assert!(!out.to_server.is_empty(), "the open policy lets it through");
+    let answer = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"[default]"}]}}"#;
+    mcp.from_server(format!("{answer}\n").as_bytes(), &mut out)
+        .expect("handled");
+    rec.close().expect("closes");
+
+    let o = sluice(&["record", "verify", "s.jsonl", "--key", "rec.pub"], d.path());
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("ok: session"));
+
+    let o = sluice(&["record", "replay", "s.jsonl"], d.path());
+    let t = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        t.contains("~/.aws/credentials") && t.contains("ALLOW") && t.contains("[default]"),
+        "{t}"
+    );
+
+    let o = sluice(&["record", "export", "--format", "asciicast", "s.jsonl"], d.path());
+    let first = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(first.contains("\"version\":2"), "{first}");
+
+    // Under agent-safe the credential read would have been denied.
+    let o = sluice(
+        &["record", "audit", "s.jsonl", "--policy", "agent-safe", "--json"],
+        d.path(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(doc["changed"][0]["was"], "allow");
+    assert_eq!(doc["changed"][0]["now"], "deny");
+
+    // One byte changed: verification fails and names the line; another key: refused.
+    let mut data = std::fs::read(&path).expect("read");
+    let at = data.iter().position(|&b| b == b'~').expect("the command");
+    data[at] = b'/';
+    d.write_bytes("bad.jsonl", &data);
+    let o = sluice(&["record", "verify", "bad.jsonl", "s.jsonl"], d.path());
+    assert_eq!(o.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("bad.jsonl: bad record at line 3") && text.contains("s.jsonl: ok"),
+        "{text}"
+    );
+    let other = GrantKey::generate_ed25519().public().expect("public").to_text();
+    d.write("other.pub", &other);
+    let o = sluice(&["record", "verify", "s.jsonl", "--key", "other.pub"], d.path());
+    assert_eq!(o.status.code(), Some(1));
+    let o = sluice(&["record", "verify", "missing.jsonl"], d.path());
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -54,6 +54,7 @@
 pub mod detect;
 mod error;
 pub mod policy;
+pub mod record;
 pub mod session;
 
 pub use detect::detector::{BUILTIN_RULES, CREDENTIAL_COLUMN, Detector, DetectorBuilder, Finding, Fingerprint};

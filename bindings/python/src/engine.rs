@@ -145,6 +145,7 @@ impl Options {
                 detector: Arc::new(detector),
                 grants,
                 hook: self.on_event.map(|f| Arc::new(PyHook(f)) as Arc<dyn Hook>),
+                recorder: None,
             }),
         })
     }

@@ -363,6 +363,7 @@ pub(crate) fn compile(origin: &str, doc: PolicyDoc) -> Result<Engine, PolicyErro
     Ok(Engine {
         index,
         by_protocol,
+        digest: String::new(),
         name: doc.name.unwrap_or_else(|| origin.to_string()),
         default: doc.default.unwrap_or(Action::Deny),
         uncertain: doc.uncertain.unwrap_or(Action::RequireApproval),

@@ -362,6 +362,7 @@ impl Decision {
 #[derive(Debug)]
 pub struct Engine {
     pub(crate) name: String,
+    pub(crate) digest: String,
     pub(crate) default: Action,
     pub(crate) uncertain: Action,
     pub(crate) masking: bool,
@@ -402,7 +403,7 @@ impl Engine {
             }
             .source(e)
         })?;
-        compile(origin, doc)
+        compile(origin, doc).map(|e| e.with_digest(text))
     }
 
     /// Compiles a JSON policy. `origin` names it in errors.
@@ -413,7 +414,7 @@ impl Engine {
                 .at(e.line(), e.column())
                 .source(e)
         })?;
-        compile(origin, doc)
+        compile(origin, doc).map(|e| e.with_digest(text))
     }
 
     /// Compiles a policy, JSON when it starts with `{`, YAML otherwise.
@@ -437,6 +438,17 @@ impl Engine {
     /// The policy's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The SHA-256 of the policy's source text (hex): which policy decided, in recordings.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    fn with_digest(mut self, text: &str) -> Engine {
+        use sha2::Digest as _;
+        self.digest = crate::record::hex(&sha2::Sha256::digest(text.as_bytes()));
+        self
     }
 
     /// Number of rules.

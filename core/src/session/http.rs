@@ -291,6 +291,14 @@ impl HttpSession {
     /// Bytes from the client. At most one request is processed per call; call again with an
     /// empty slice after its response to process a pipelined one.
     pub fn from_client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        let sent = out.to_client.len();
+        let r = self.handle_client(data, out);
+        self.guard
+            .handled(Protocol::Http, out.to_client.get(sent..).unwrap_or_default(), &r);
+        r
+    }
+
+    fn handle_client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
         self.cbuf.extend_from_slice(data);
         let mut headers = [http::EMPTY_HEADER; 96];
         let buf = std::mem::take(&mut self.cbuf);
@@ -485,6 +493,14 @@ impl HttpSession {
     /// Bytes from the server (for the current request). An empty `data` means the server
     /// closed the connection.
     pub fn from_server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        let sent = out.to_client.len();
+        let r = self.handle_server(data, out);
+        self.guard
+            .handled(Protocol::Http, out.to_client.get(sent..).unwrap_or_default(), &r);
+        r
+    }
+
+    fn handle_server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
         if self.tunnel {
             out.to_client.extend_from_slice(data);
             return Ok(());

@@ -114,6 +114,14 @@ impl McpSession {
     /// prompts, completions, and methods this engine does not know, which are `uncertain`) is
     /// decided by policy. A response must answer a request the server sent.
     pub fn client_message(&mut self, msg: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        let sent = out.to_client.len();
+        let r = self.handle_client_message(msg, out);
+        self.guard
+            .handled(Protocol::Mcp, out.to_client.get(sent..).unwrap_or_default(), &r);
+        r
+    }
+
+    fn handle_client_message(&mut self, msg: &[u8], out: &mut Output) -> Result<(), SessionError> {
         let m = mcp::parse_message(msg).map_err(|e| SessionError::rejected(Side::Client, e))?;
         let id = m.id.map(|i| i.get().to_string());
         let method = m.method.as_deref().unwrap_or("").to_string();
@@ -229,6 +237,14 @@ impl McpSession {
     /// and the text items of an array also joined, so a secret split across two content items
     /// is found. A response must answer a request the client sent.
     pub fn server_message(&mut self, msg: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        let sent = out.to_client.len();
+        let r = self.handle_server_message(msg, out);
+        self.guard
+            .handled(Protocol::Mcp, out.to_client.get(sent..).unwrap_or_default(), &r);
+        r
+    }
+
+    fn handle_server_message(&mut self, msg: &[u8], out: &mut Output) -> Result<(), SessionError> {
         // One pass: the result is parsed (it is what gets masked), the rest stays raw.
         let mut m = mcp::parse_with_result(msg).map_err(|e| SessionError::rejected(Side::Server, e))?;
         let kind = m.kind();

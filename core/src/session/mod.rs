@@ -63,6 +63,7 @@ use std::sync::Arc;
 use crate::Detector;
 use crate::policy::grant::GrantVerifier;
 use crate::policy::{Action, Decision, EngineHandle, Identity, Lexing, Protocol, Request, Target};
+use crate::record::Recorder;
 
 /// Something a session did, for the recorder, logs and metrics.
 #[derive(Debug, Clone, Copy)]
@@ -139,6 +140,8 @@ pub struct Guard {
     pub grants: Option<GrantVerifier>,
     /// Receives events.
     pub hook: Option<Arc<dyn Hook>>,
+    /// Records the session (one recorder per session: see [`Guard::with_recorder`]).
+    pub recorder: Option<Arc<Recorder>>,
 }
 
 impl fmt::Debug for Guard {
@@ -147,6 +150,7 @@ impl fmt::Debug for Guard {
             .field("policy", &self.policy.load().name())
             .field("grants", &self.grants.is_some())
             .field("hook", &self.hook.is_some())
+            .field("recorder", &self.recorder.is_some())
             .finish()
     }
 }
@@ -159,6 +163,21 @@ impl Guard {
             detector,
             grants: None,
             hook: None,
+            recorder: None,
+        }
+    }
+
+    /// A guard for one recorded session: this one's policy, detector, grants and hook, and
+    /// `recorder`, which then receives every decision, masking count, notice, the output sent to
+    /// the client and the error that ends the session. A recorder that fails stops new commands
+    /// (they are refused) unless it was built with `fail_closed: false`.
+    pub fn with_recorder(&self, recorder: Arc<Recorder>) -> Guard {
+        Guard {
+            policy: Arc::clone(&self.policy),
+            detector: Arc::clone(&self.detector),
+            grants: self.grants.clone(),
+            hook: self.hook.clone(),
+            recorder: Some(recorder),
         }
     }
 
@@ -171,6 +190,18 @@ impl Guard {
         command: &str,
         grant: Option<&str>,
     ) -> Decision {
+        if let Some(r) = &self.recorder
+            && r.fail_closed()
+            && let Some(why) = r.failure()
+        {
+            return self.report(
+                identity,
+                target,
+                request,
+                command,
+                Decision::refused(format!("{why}; commands are refused until it is fixed")),
+            );
+        }
         let engine = self.policy.load();
         let d = match (&self.grants, grant) {
             (Some(v), Some(g)) => engine.decide_with_grant(identity, target, request, Some(g), v),
@@ -207,6 +238,9 @@ impl Guard {
         command: &str,
         d: Decision,
     ) -> Decision {
+        if let Some(r) = &self.recorder {
+            r.decision(request, &identity.user, &target.name, command, &d);
+        }
         self.emit(&Event::Decision {
             protocol: request.protocol(),
             identity,
@@ -217,10 +251,33 @@ impl Guard {
         d
     }
 
-    /// Reports an event to the hook.
+    /// Reports an event to the hook (and masking counts and notices to the recorder).
     pub fn emit(&self, e: &Event<'_>) {
+        if let Some(r) = &self.recorder {
+            match *e {
+                Event::Masked { protocol, count } => r.masked(protocol.as_str(), count),
+                Event::Notice { protocol, message } => r.notice(protocol.as_str(), message),
+                Event::Decision { .. } => {}
+            }
+        }
         if let Some(h) = &self.hook {
             h.event(e);
+        }
+    }
+
+    /// Whether a recorder is attached.
+    pub(crate) fn recording(&self) -> bool {
+        self.recorder.is_some()
+    }
+
+    /// After a session handled input: records what it sent to the client (`sent`, already
+    /// masked) and the error that ends it.
+    pub(crate) fn handled(&self, protocol: Protocol, sent: &[u8], result: &Result<(), SessionError>) {
+        if let Some(r) = &self.recorder {
+            r.output(protocol.as_str(), sent);
+            if let Err(e) = result {
+                r.error(protocol.as_str(), e.side().as_str(), e.reason());
+            }
         }
     }
 }

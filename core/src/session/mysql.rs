@@ -172,6 +172,14 @@ impl MySqlSession {
     /// and handled when that answer is complete (the output then comes from
     /// [`from_server`](MySqlSession::from_server)).
     pub fn from_client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        let sent = out.to_client.len();
+        let r = self.handle_client(data, out);
+        self.guard
+            .handled(Protocol::Sql, out.to_client.get(sent..).unwrap_or_default(), &r);
+        r
+    }
+
+    fn handle_client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
         if !self.held.is_empty() || self.busy() {
             if self.held.len() + data.len() > MAX_HELD {
                 return Err(SessionError::client("too much sent while a command was being answered"));
@@ -216,6 +224,14 @@ impl MySqlSession {
 
     /// Bytes from the server.
     pub fn from_server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        let sent = out.to_client.len();
+        let r = self.handle_server(data, out);
+        self.guard
+            .handled(Protocol::Sql, out.to_client.get(sent..).unwrap_or_default(), &r);
+        r
+    }
+
+    fn handle_server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
         let mut buf = std::mem::take(&mut self.sbuf);
         let mut masked = 0;
         let r = frames(&mut buf, data, |rest| match mysql::parse_packet(rest, MAX_PACKET) {

@@ -176,6 +176,14 @@ impl PgSession {
 
     /// Bytes from the client.
     pub fn from_client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        let sent = out.to_client.len();
+        let r = self.handle_client(data, out);
+        self.guard
+            .handled(Protocol::Sql, out.to_client.get(sent..).unwrap_or_default(), &r);
+        r
+    }
+
+    fn handle_client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
         let mut buf = std::mem::take(&mut self.cbuf);
         let r = frames(&mut buf, data, |rest| match self.phase {
             Phase::Startup => match pg::parse_startup(rest, &self.limits) {
@@ -202,6 +210,14 @@ impl PgSession {
 
     /// Bytes from the server.
     pub fn from_server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        let sent = out.to_client.len();
+        let r = self.handle_server(data, out);
+        self.guard
+            .handled(Protocol::Sql, out.to_client.get(sent..).unwrap_or_default(), &r);
+        r
+    }
+
+    fn handle_server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
         let mut buf = std::mem::take(&mut self.sbuf);
         let mut masked = 0usize;
         let r = frames(&mut buf, data, |rest| match pg::parse_backend(rest, &self.limits) {

@@ -84,6 +84,16 @@ impl SshSession {
     /// them, otherwise `uncertain`); `exec`, `env`, `subsystem` and `shell` requests are
     /// decided; data goes only to channels the session opened; anything else ends the session.
     pub fn client_message(&mut self, payload: &[u8], out: &mut SshOutput) -> Result<(), SessionError> {
+        let sent = out.to_client.len();
+        let r = self.handle_client_message(payload, out);
+        if self.guard.recording() {
+            let bytes = out.to_client.get(sent..).unwrap_or_default().concat();
+            self.guard.handled(Protocol::Ssh, &bytes, &r);
+        }
+        r
+    }
+
+    fn handle_client_message(&mut self, payload: &[u8], out: &mut SshOutput) -> Result<(), SessionError> {
         let m = ssh::parse_message(payload).map_err(|e| SessionError::rejected(Side::Client, e))?;
         match m {
             Message::ChannelOpen {
@@ -249,6 +259,16 @@ impl SshSession {
 
     /// One message payload from the server.
     pub fn server_message(&mut self, payload: &[u8], out: &mut SshOutput) -> Result<(), SessionError> {
+        let sent = out.to_client.len();
+        let r = self.handle_server_message(payload, out);
+        if self.guard.recording() {
+            let bytes = out.to_client.get(sent..).unwrap_or_default().concat();
+            self.guard.handled(Protocol::Ssh, &bytes, &r);
+        }
+        r
+    }
+
+    fn handle_server_message(&mut self, payload: &[u8], out: &mut SshOutput) -> Result<(), SessionError> {
         let m = ssh::parse_message(payload).map_err(|e| SessionError::rejected(Side::Server, e))?;
         match m {
             Message::ChannelOpenConfirmation { recipient, sender } => {

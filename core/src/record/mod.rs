@@ -1,0 +1,529 @@
+//! Session recording: every interaction of a session as an append-only, hash-chained, signed
+//! log an auditor can verify offline.
+//!
+//! A [`Recorder`] writes one JSON object per line ([format version](FORMAT_VERSION) 1, the
+//! schema is `schema/recording-v1.json`). Every record carries `seq` (0, 1, 2, …) and `prev`, the
+//! SHA-256 of the previous line's bytes as written (the first record's `prev` is the hash of the
+//! session id and the signing key's id, so a record cannot move to another session). Signed
+//! checkpoints (Ed25519 over the session id, the checkpoint's `seq` and its `prev`) are written
+//! every [`RecordOptions::checkpoint_every`] records, after
+//! [`RecordOptions::checkpoint_interval`], and at [`Recorder::close`]; a signature covers every
+//! record before it through the chain. [`verify`] names the first record that breaks any of this.
+//!
+//! What is written never holds a secret: commands, reasons and messages pass through the
+//! session's detector before they are written, and server output is recorded as the session
+//! forwarded it (already masked). The recording holds approval ids, never grant tokens.
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use sluice_core::record::{MemorySink, RecordOptions, Recorder, SessionStart, verify};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+//! let sink = MemorySink::default();
+//! let start = SessionStart::new("sql").user("agent-7").target("orders");
+//! let rec = Recorder::start(Box::new(sink.clone()), &key, start, RecordOptions::default())?;
+//! rec.notice("sql", "connected");
+//! rec.close()?;
+//!
+//! let report = verify(&sink.contents(), Some(&key.verifying_key()));
+//! assert!(report.is_ok(), "{report}");
+//! assert_eq!(report.records, 4); // start, notice, end, the closing checkpoint
+//! # Ok(()) }
+//! ```
+
+mod sink;
+mod verify;
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::{Signer, SigningKey};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::Detector;
+use crate::policy::{Decision, Request, SshRequest};
+
+pub use sink::{CallbackSink, FileSink, MemorySink, Sink};
+pub use verify::{Problem, Report, Transcript, asciicast, transcript, verify};
+
+/// The recording format's version (`v` in every record).
+pub const FORMAT_VERSION: u64 = 1;
+
+/// When the recorder asks the sink to make records durable (`fsync` for files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Fsync {
+    /// After every record: nothing acknowledged is lost, at the cost of a sync per event.
+    Every,
+    /// After every checkpoint (and at close): a crash loses at most the unsigned tail.
+    #[default]
+    Checkpoint,
+    /// Never: the operating system decides.
+    Never,
+}
+
+/// How a recorder writes.
+#[derive(Debug, Clone)]
+pub struct RecordOptions {
+    /// When to sync the sink.
+    pub fsync: Fsync,
+    /// A signed checkpoint after this many records (at least 1).
+    pub checkpoint_every: u64,
+    /// A signed checkpoint when a record is written this long after the last one.
+    pub checkpoint_interval: Duration,
+    /// A recorder that cannot write (full disk, failing sink) refuses new commands (`true`, the
+    /// default) or lets the session go on unrecorded (`false`).
+    pub fail_closed: bool,
+}
+
+impl Default for RecordOptions {
+    fn default() -> Self {
+        RecordOptions {
+            fsync: Fsync::Checkpoint,
+            checkpoint_every: 1000,
+            checkpoint_interval: Duration::from_secs(10),
+            fail_closed: true,
+        }
+    }
+}
+
+/// What the first record says of a session.
+#[derive(Debug, Clone, Default)]
+pub struct SessionStart {
+    protocol: String,
+    user: Option<String>,
+    target: Option<String>,
+    policy: Option<(String, String)>,
+    session: Option<String>,
+}
+
+impl SessionStart {
+    /// A session of `protocol` (`sql`, `shell`, `http`, `mcp`, `ssh`, or a host's own name).
+    pub fn new(protocol: impl Into<String>) -> SessionStart {
+        SessionStart {
+            protocol: protocol.into(),
+            ..SessionStart::default()
+        }
+    }
+
+    /// Who acts, when known at the start.
+    pub fn user(mut self, user: impl Into<String>) -> SessionStart {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// Against what, when known at the start.
+    pub fn target(mut self, target: impl Into<String>) -> SessionStart {
+        self.target = Some(target.into());
+        self
+    }
+
+    /// The policy in force: its name and its digest ([`crate::policy::Engine::digest`]).
+    pub fn policy(mut self, name: impl Into<String>, digest: impl Into<String>) -> SessionStart {
+        self.policy = Some((name.into(), digest.into()));
+        self
+    }
+
+    /// The session id (default: 16 random bytes, hex).
+    pub fn session_id(mut self, id: impl Into<String>) -> SessionStart {
+        self.session = Some(id.into());
+        self
+    }
+}
+
+/// Why recording failed.
+#[derive(Debug, Clone)]
+pub struct RecordError {
+    message: String,
+}
+
+impl RecordError {
+    fn new(message: impl Into<String>) -> RecordError {
+        RecordError {
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "recording failed: {}", self.message)
+    }
+}
+
+impl std::error::Error for RecordError {}
+
+/// The id of a public key in recordings: the first 16 hex digits of its SHA-256.
+pub fn key_id(key: &ed25519_dalek::VerifyingKey) -> String {
+    hex(&Sha256::digest(key.as_bytes()))[..16].to_string()
+}
+
+/// The `prev` of a session's first record.
+pub(crate) fn genesis(session: &str, key_id: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"sluice-record/1\0");
+    h.update(session.as_bytes());
+    h.update(b"\0");
+    h.update(key_id.as_bytes());
+    h.finalize().into()
+}
+
+/// What a checkpoint signs: the session id and the checkpoint record without its `sig`, in
+/// its canonical encoding (which holds its `seq` and `prev`, the hash of everything before).
+pub(crate) fn checkpoint_message(session: &str, record: &[u8]) -> Vec<u8> {
+    let mut m = format!("sluice-record/1 checkpoint\0{session}\0").into_bytes();
+    m.extend_from_slice(record);
+    m
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Records one session. Shared by the session's [`Guard`](crate::session::Guard) (writes are
+/// serialised by a mutex nobody else contends for); closed by [`close`](Recorder::close) or,
+/// best effort, when dropped.
+pub struct Recorder {
+    state: Mutex<State>,
+    detector: Option<Arc<Detector>>,
+    fail_closed: bool,
+}
+
+struct State {
+    sink: Box<dyn Sink>,
+    key: SigningKey,
+    session: String,
+    seq: u64,
+    prev: [u8; 32],
+    since_checkpoint: u64,
+    last_checkpoint: Instant,
+    opts: RecordOptions,
+    failed: Option<String>,
+    closed: bool,
+    buf: Vec<u8>,
+}
+
+impl fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.lock();
+        f.debug_struct("Recorder")
+            .field("session", &s.session)
+            .field("seq", &s.seq)
+            .field("failed", &s.failed)
+            .field("closed", &s.closed)
+            .finish()
+    }
+}
+
+impl Recorder {
+    /// Starts a recording: writes the first record (the session, the key's id and public key,
+    /// what `start` says) to `sink`.
+    pub fn start(
+        sink: Box<dyn Sink>,
+        key: &SigningKey,
+        start: SessionStart,
+        opts: RecordOptions,
+    ) -> Result<Recorder, RecordError> {
+        let session = match start.session {
+            Some(s) => s,
+            None => {
+                let mut id = [0u8; 16];
+                getrandom::fill(&mut id).map_err(|e| RecordError::new(format!("OS randomness: {e}")))?;
+                hex(&id)
+            }
+        };
+        let public = key.verifying_key();
+        let kid = key_id(&public);
+        let mut opts = opts;
+        opts.checkpoint_every = opts.checkpoint_every.max(1);
+        let fail_closed = opts.fail_closed;
+        let state = State {
+            sink,
+            key: key.clone(),
+            prev: genesis(&session, &kid),
+            session: session.clone(),
+            seq: 0,
+            since_checkpoint: 0,
+            last_checkpoint: Instant::now(),
+            opts,
+            failed: None,
+            closed: false,
+            buf: Vec::with_capacity(512),
+        };
+        let rec = Recorder {
+            state: Mutex::new(state),
+            detector: None,
+            fail_closed,
+        };
+        let mut body = Map::new();
+        body.insert("session".into(), json!(session));
+        body.insert("signer".into(), json!(kid));
+        body.insert("signer_ed25519".into(), json!(STANDARD.encode(public.as_bytes())));
+        body.insert("protocol".into(), json!(start.protocol));
+        if let Some(u) = start.user {
+            body.insert("user".into(), json!(u));
+        }
+        if let Some(t) = start.target {
+            body.insert("target".into(), json!(t));
+        }
+        if let Some((name, digest)) = start.policy {
+            body.insert("policy".into(), json!({"name": name, "digest": digest}));
+        }
+        {
+            let mut s = rec.lock();
+            s.append("start", body)?;
+            s.sync_if(Fsync::Checkpoint)?;
+        }
+        Ok(rec)
+    }
+
+    /// Masks what is written with `detector` (commands, reasons, messages, output): a secret
+    /// the detector knows never reaches the recording.
+    pub fn with_detector(mut self, detector: Arc<Detector>) -> Recorder {
+        self.detector = Some(detector);
+        self
+    }
+
+    /// The session id.
+    pub fn session_id(&self) -> String {
+        self.lock().session.clone()
+    }
+
+    /// Why recording stopped, if it did (the sink failed, or the recording was closed).
+    pub fn failure(&self) -> Option<String> {
+        let s = self.lock();
+        s.failed
+            .as_ref()
+            .map(|f| format!("recording failed: {f}"))
+            .or_else(|| s.closed.then(|| "the recording is closed".to_string()))
+    }
+
+    /// Whether a failed recorder should stop the session's new commands.
+    pub fn fail_closed(&self) -> bool {
+        self.fail_closed
+    }
+
+    /// Records a decision on `request` (`command` as the session shows it).
+    pub fn decision(&self, request: &Request<'_>, user: &str, target: &str, command: &str, d: &Decision) {
+        let mut body = Map::new();
+        body.insert("protocol".into(), json!(request.protocol()));
+        body.insert("user".into(), json!(self.mask(user)));
+        body.insert("target".into(), json!(self.mask(target)));
+        body.insert("command".into(), json!(self.mask(command)));
+        body.insert("request".into(), self.request(request));
+        body.insert("action".into(), json!(d.action()));
+        body.insert("rule".into(), json!(d.rule()));
+        body.insert("reason".into(), json!(self.mask(d.reason())));
+        body.insert("uncertain".into(), json!(d.uncertain()));
+        if let Some(a) = d.approval() {
+            // The request's id and what it asks; never a token.
+            body.insert("approval".into(), json!({"id": a.id, "rule": a.rule}));
+        }
+        self.write("decision", body);
+    }
+
+    /// Records that `count` values were masked in a response.
+    pub fn masked(&self, protocol: &str, count: usize) {
+        self.write("masked", obj(json!({"protocol": protocol, "count": count})));
+    }
+
+    /// Records something notable that is not a decision.
+    pub fn notice(&self, protocol: &str, message: &str) {
+        self.write(
+            "notice",
+            obj(json!({"protocol": protocol, "message": self.mask(message)})),
+        );
+    }
+
+    /// Records bytes sent to the client as forwarded: the session masked them (they are not
+    /// masked again, which would mask the placeholders). Text is kept as text; other bytes as
+    /// base64.
+    pub fn output(&self, protocol: &str, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let mut body = Map::new();
+        body.insert("protocol".into(), json!(protocol));
+        match std::str::from_utf8(bytes) {
+            Ok(t) => body.insert("text".into(), json!(t)),
+            Err(_) => body.insert("data".into(), json!(STANDARD.encode(bytes))),
+        };
+        self.write("output", body);
+    }
+
+    /// Records an error that ends the session.
+    pub fn error(&self, protocol: &str, side: &str, reason: &str) {
+        self.write(
+            "error",
+            obj(json!({"protocol": protocol, "side": side, "reason": self.mask(reason)})),
+        );
+    }
+
+    /// Ends the recording: an `end` record and a final signed checkpoint, synced. Later
+    /// records are refused; closing twice is a no-op.
+    pub fn close(&self) -> Result<(), RecordError> {
+        let mut s = self.lock();
+        if s.closed {
+            return Ok(());
+        }
+        if let Some(f) = &s.failed {
+            return Err(RecordError::new(f.clone()));
+        }
+        let r = s
+            .append("end", Map::new())
+            .and_then(|()| s.checkpoint(true))
+            .and_then(|()| s.sync_if(Fsync::Never));
+        s.closed = true;
+        r
+    }
+
+    fn write(&self, kind: &str, body: Map<String, Value>) {
+        let mut s = self.lock();
+        if s.closed || s.failed.is_some() {
+            return;
+        }
+        let r = s.append(kind, body).and_then(|()| {
+            let due = s.since_checkpoint >= s.opts.checkpoint_every
+                || s.last_checkpoint.elapsed() >= s.opts.checkpoint_interval;
+            if due {
+                s.checkpoint(false)
+            } else {
+                s.sync_if(Fsync::Every)
+            }
+        });
+        if let Err(e) = r {
+            s.failed = Some(e.message);
+        }
+    }
+
+    fn mask(&self, text: &str) -> String {
+        match &self.detector {
+            Some(d) => String::from_utf8_lossy(&d.redact(text.as_bytes())).into_owned(),
+            None => text.to_string(),
+        }
+    }
+
+    /// What `sluice record audit` needs to decide the request again (masked like the rest).
+    fn request(&self, r: &Request<'_>) -> Value {
+        match *r {
+            Request::Shell(cmd) => json!({"shell": self.mask(cmd)}),
+            Request::Sql { text, dialect, .. } => {
+                let dialect = match dialect {
+                    sluice_protocols::sql::Dialect::MySql => "mysql",
+                    sluice_protocols::sql::Dialect::Postgres => "postgres",
+                    _ => "unknown",
+                };
+                json!({"sql": self.mask(text), "dialect": dialect})
+            }
+            Request::Http(h) => json!({"method": h.method, "url": self.mask(h.url)}),
+            Request::Mcp(m) => json!({"mcp": self.mask(&String::from_utf8_lossy(m))}),
+            Request::Ssh(SshRequest::Exec(cmd)) => json!({"ssh_exec": self.mask(cmd)}),
+            Request::Ssh(SshRequest::Subsystem(name)) => json!({"ssh_subsystem": name}),
+            Request::Ssh(SshRequest::Shell) => json!({"ssh_shell": true}),
+            _ => Value::Null,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while writing leaves the state as it was before that record: still usable.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl State {
+    /// Adds the fields every record has: `v`, `seq`, `time`, `type` and `prev`.
+    fn stamp(&self, kind: &str, body: &mut Map<String, Value>) {
+        body.insert("v".into(), json!(FORMAT_VERSION));
+        body.insert("seq".into(), json!(self.seq));
+        body.insert("time".into(), json!(now_ms()));
+        body.insert("type".into(), json!(kind));
+        body.insert("prev".into(), json!(hex(&self.prev)));
+    }
+
+    /// Writes one record: `body` and the fields every record has.
+    fn append(&mut self, kind: &str, mut body: Map<String, Value>) -> Result<(), RecordError> {
+        self.stamp(kind, &mut body);
+        self.write_line(&body)
+    }
+
+    /// Writes a stamped record in its canonical encoding (compact JSON, keys in order).
+    fn write_line(&mut self, body: &Map<String, Value>) -> Result<(), RecordError> {
+        self.buf.clear();
+        serde_json::to_writer(&mut self.buf, body).map_err(|e| RecordError::new(e.to_string()))?;
+        let hash: [u8; 32] = Sha256::digest(&self.buf).into();
+        self.buf.push(b'\n');
+        self.sink
+            .write(&self.buf)
+            .map_err(|e| RecordError::new(format!("writing record {}: {e}", self.seq)))?;
+        self.prev = hash;
+        self.seq += 1;
+        self.since_checkpoint += 1;
+        Ok(())
+    }
+
+    /// A checkpoint: its own fields (and through `prev`, every record before it) signed.
+    fn checkpoint(&mut self, last: bool) -> Result<(), RecordError> {
+        let mut body = Map::new();
+        if last {
+            body.insert("final".into(), json!(true));
+        }
+        self.stamp("checkpoint", &mut body);
+        let signed = serde_json::to_vec(&body).map_err(|e| RecordError::new(e.to_string()))?;
+        let sig = self.key.sign(&checkpoint_message(&self.session, &signed));
+        body.insert("sig".into(), json!(STANDARD.encode(sig.to_bytes())));
+        self.write_line(&body)?;
+        self.since_checkpoint = 0;
+        self.last_checkpoint = Instant::now();
+        self.sync_if(Fsync::Checkpoint)
+    }
+
+    /// Syncs when the policy asks for it at this point (`at`: the strictest policy that syncs
+    /// here; `Never` means always sync, for close).
+    fn sync_if(&mut self, at: Fsync) -> Result<(), RecordError> {
+        let sync = match (self.opts.fsync, at) {
+            (Fsync::Never, Fsync::Never) => true,
+            (Fsync::Never, _) => false,
+            (Fsync::Every, _) => true,
+            (Fsync::Checkpoint, Fsync::Every) => false,
+            (Fsync::Checkpoint, _) => true,
+        };
+        if sync {
+            self.sink
+                .sync()
+                .map_err(|e| RecordError::new(format!("syncing: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,102 @@
+//! Where records go: a file (the default), memory (tests, hosts that ship records themselves),
+//! or a callback.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Receives whole records (one line each, newline included).
+pub trait Sink: Send {
+    /// Appends one record. An error stops the recording (and, by default, the session's new
+    /// commands).
+    fn write(&mut self, record: &[u8]) -> io::Result<()>;
+    /// Makes what was written durable.
+    fn sync(&mut self) -> io::Result<()>;
+}
+
+/// A file, created new (an existing file is never overwritten or appended to).
+#[derive(Debug)]
+pub struct FileSink {
+    file: File,
+    path: PathBuf,
+}
+
+impl FileSink {
+    /// Creates `path` (mode 0600 on Unix); fails if it exists.
+    pub fn create(path: impl AsRef<Path>) -> io::Result<FileSink> {
+        let mut o = OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        let file = o.open(path.as_ref())?;
+        Ok(FileSink {
+            file,
+            path: path.as_ref().to_path_buf(),
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Sink for FileSink {
+    fn write(&mut self, record: &[u8]) -> io::Result<()> {
+        // One write per record: a crash tears at most the record being written.
+        self.file.write_all(record)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+/// Records kept in memory; clones share the buffer.
+#[derive(Debug, Clone, Default)]
+pub struct MemorySink(Arc<Mutex<Vec<u8>>>);
+
+impl MemorySink {
+    /// Everything written so far.
+    pub fn contents(&self) -> Vec<u8> {
+        self.0.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+}
+
+impl Sink for MemorySink {
+    fn write(&mut self, record: &[u8]) -> io::Result<()> {
+        self.0
+            .lock()
+            .map_err(|_| io::Error::other("memory sink poisoned"))?
+            .extend_from_slice(record);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Hands each record to a function (a host shipping records to its own store); `sync` is a
+/// no-op unless the host's function makes every record durable itself.
+pub struct CallbackSink<F>(pub F);
+
+impl<F: FnMut(&[u8]) -> io::Result<()> + Send> Sink for CallbackSink<F> {
+    fn write(&mut self, record: &[u8]) -> io::Result<()> {
+        (self.0)(record)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<F> std::fmt::Debug for CallbackSink<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallbackSink(..)")
+    }
+}
