@@ -21,7 +21,7 @@ use sluice_core::session::Output;
 use sluice_core::session::http::HttpSession;
 use std::time::Duration;
 
-use sluice_examples::{Common, accept, default_user, log, start};
+use sluice_examples::{Common, accept, default_user, log, session_guard, start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -206,11 +206,21 @@ async fn main() -> std::process::ExitCode {
     };
     loop {
         let (client, peer) = accept(&listener).await;
-        let session = HttpSession::new(
-            guard.clone(),
-            Identity::new(user.clone()),
-            cli.target.clone().map(Target::new),
-        );
+        let guard = match session_guard(
+            "http-proxy",
+            &guard,
+            &cli.common,
+            "http",
+            Some(&user),
+            cli.target.as_deref(),
+        ) {
+            Ok(g) => g,
+            Err(e) => {
+                log("http-proxy", &format!("{peer}: cannot record the session: {e}"));
+                continue;
+            }
+        };
+        let session = HttpSession::new(guard, Identity::new(user.clone()), cli.target.clone().map(Target::new));
         tokio::spawn(async move {
             let _ = client.set_nodelay(true);
             if let Err(e) = serve(client, session, t).await

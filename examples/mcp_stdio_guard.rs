@@ -16,7 +16,7 @@ use clap::Parser;
 use sluice_core::policy::{Identity, Target};
 use sluice_core::session::Output;
 use sluice_core::session::mcp::McpSession;
-use sluice_examples::{Common, default_user, guard, log};
+use sluice_examples::{Common, default_user, guard, log, session_guard};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
@@ -71,6 +71,20 @@ async fn main() -> std::process::ExitCode {
     };
     let (Some(mut child_in), Some(mut child_out)) = (child.stdin.take(), child.stdout.take()) else {
         return std::process::ExitCode::from(2);
+    };
+    let guard = match session_guard(
+        "mcp-stdio-guard",
+        &guard,
+        &cli.common,
+        "mcp",
+        Some(&identity.user),
+        Some(&target.name),
+    ) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("mcp-stdio-guard: cannot record the session: {e}");
+            return std::process::ExitCode::from(2);
+        }
     };
     let mut session = McpSession::new(guard, identity, target);
     let mut stdin = tokio::io::stdin();

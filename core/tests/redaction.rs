@@ -249,3 +249,19 @@ fn redact_fields_joins_adjacent_fields() {
     assert!(sluice_core::credential_column(b"PASSWORD_HASH") && sluice_core::credential_column(b"apiKey"));
     assert!(!sluice_core::credential_column(b"owner") && !sluice_core::credential_column(b"tokenizer"));
 }
+
+/// Masked output read again (a recording, a proxy behind a proxy) keeps its placeholders: a
+/// placeholder whose id names a password is not itself a generic password assignment.
+#[test]
+fn redaction_is_idempotent_on_its_own_placeholders() {
+    let det = sluice_core::Detector::builder()
+        .known_value("db-password", "s3rv1ce-pw-Synthetic-42") // synthetic: sluice:allow
+        .build()
+        .expect("builds");
+    let input = "DB_PASSWORD=s3rv1ce-pw-Synthetic-42\npassword: 'hunter2-Xq9-long-enough'\n"; // synthetic: sluice:allow
+    let once = det.redact(input.as_bytes()).into_owned();
+    assert!(String::from_utf8_lossy(&once).contains("[REDACTED:db-password:"));
+    let twice = det.redact(&once).into_owned();
+    assert_eq!(String::from_utf8_lossy(&twice), String::from_utf8_lossy(&once));
+    assert!(det.scan(&once).is_empty(), "{:?}", det.scan(&once));
+}

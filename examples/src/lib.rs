@@ -11,6 +11,7 @@ use sluice_core::Detector;
 use sluice_core::policy::Target;
 use sluice_core::policy::grant::{GrantKey, GrantVerifier, MemoryStore, RedisStore, ReplayStore};
 use sluice_core::policy::{Engine, EngineHandle};
+use sluice_core::record::{FileSink, RecordOptions, Recorder, SessionStart};
 use sluice_core::session::{Event, Guard, Hook, Output, SessionError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -37,6 +38,13 @@ pub struct Common {
     /// Seconds to wait for an upstream connection.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub connect_timeout: u64,
+    /// Record every session to a new file in DIR (`sluice record verify` checks them).
+    #[arg(long, value_name = "DIR", requires = "record_key")]
+    pub record: Option<PathBuf>,
+    /// The Ed25519 secret key that signs recordings (`sluice keygen`); verifiers need only
+    /// its `.pub` half.
+    #[arg(long, value_name = "FILE", requires = "record")]
+    pub record_key: Option<PathBuf>,
 }
 
 impl Common {
@@ -137,7 +145,66 @@ pub fn guard(name: &'static str, c: &Common) -> Result<Arc<Guard>, String> {
     if !c.quiet {
         guard.hook = Some(Arc::new(StderrLog { name }));
     }
+    if c.record.is_some() {
+        // Fail at start, not at the first connection.
+        record_key(c)?;
+    }
     Ok(Arc::new(guard))
+}
+
+/// The recording key of the common options.
+fn record_key(c: &Common) -> Result<Option<ed25519_dalek::SigningKey>, String> {
+    let (Some(dir), Some(path)) = (&c.record, &c.record_key) else {
+        return Ok(None);
+    };
+    if !dir.is_dir() {
+        return Err(format!("--record {}: not a directory", dir.display()));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    match GrantKey::parse(&text).map_err(|e| format!("{}: {e}", path.display()))? {
+        GrantKey::Ed25519(k) => Ok(Some(k)),
+        _ => Err(format!(
+            "{}: recordings are signed with an Ed25519 secret key (`sluice keygen --type ed25519`)",
+            path.display()
+        )),
+    }
+}
+
+/// The guard for one session: `base` itself, or, with `--record`, a guard that records the
+/// session to a new file `DIR/NAME-SESSION.jsonl` (closed when the session is dropped).
+pub fn session_guard(
+    name: &str,
+    base: &Arc<Guard>,
+    c: &Common,
+    protocol: &str,
+    user: Option<&str>,
+    target: Option<&str>,
+) -> Result<Arc<Guard>, String> {
+    let Some(key) = record_key(c)? else {
+        return Ok(Arc::clone(base));
+    };
+    let Some(dir) = &c.record else {
+        return Ok(Arc::clone(base));
+    };
+    let mut id = [0u8; 12];
+    getrandom::fill(&mut id).map_err(|e| e.to_string())?;
+    let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let path = dir.join(format!("{name}-{id}.jsonl"));
+    let sink = FileSink::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let engine = base.policy.load();
+    let mut start = SessionStart::new(protocol)
+        .session_id(id)
+        .policy(engine.name(), engine.digest());
+    if let Some(u) = user {
+        start = start.user(u);
+    }
+    if let Some(t) = target {
+        start = start.target(t);
+    }
+    let rec = Recorder::start(Box::new(sink), &key, start, RecordOptions::default())
+        .map_err(|e| e.to_string())?
+        .with_detector(Arc::clone(&base.detector));
+    Ok(Arc::new(base.with_recorder(Arc::new(rec))))
 }
 
 /// A protocol session a relay can drive.
@@ -250,6 +317,7 @@ where
     loop {
         let (client, peer) = accept(&listener).await;
         let (guard, upstream, target, make) = (guard.clone(), args.upstream.clone(), target.clone(), make.clone());
+        let common = args.common.clone();
         let connect = args.common.connect();
         // One thread with its own single-threaded runtime per connection: a relay hop is mostly
         // wake-ups, and keeping both sockets of a connection on one thread avoids handing them
@@ -262,6 +330,21 @@ where
             rt.block_on(async move {
                 let Ok(client) = TcpStream::from_std(client) else {
                     return;
+                };
+                let guard = match session_guard(
+                    name,
+                    &guard,
+                    &common,
+                    "sql",
+                    None,
+                    target.as_ref().map(|t| t.name.as_str()),
+                ) {
+                    Ok(g) => g,
+                    Err(e) => {
+                        // Recording is required: the connection is refused.
+                        log(name, &format!("{peer}: cannot record the session: {e}"));
+                        return;
+                    }
                 };
                 match tokio::time::timeout(connect, TcpStream::connect(&upstream)).await {
                     Ok(Ok(server)) => relay(name, client, server, make(guard, target)).await,

@@ -733,8 +733,10 @@ impl Detector {
                 };
                 run >= 24
             })
-        } else if r.generic && hay.get(span.end) == Some(&b'(') {
-            false // a call (`key = crypto.generate_ed25519()`), not a value
+        } else if r.generic && (hay.get(span.end) == Some(&b'(') || in_placeholder(hay, span.start, span.end)) {
+            // A call (`key = crypto.generate_ed25519()`), not a value; or the hash of our own
+            // placeholder (`[REDACTED:db-password:4a976e]`): masked output read again.
+            false
         } else {
             match self.accept(r, &hay[span.start..span.end]) {
                 Verdict::Accept => true,
@@ -853,6 +855,26 @@ impl Detector {
             .iter()
             .fold((0, 0), |(e, c), r| (e + r.examples.len(), c + r.counter_examples.len()))
     }
+}
+
+/// Whether `hay[start..end]` is the hash of one of the redactor's placeholders
+/// (`[REDACTED:<id>:<6 hex>]`), which a generic rule reads as an assignment when the id
+/// names a password: masked output scanned again must not mask its own placeholders.
+fn in_placeholder(hay: &[u8], start: usize, end: usize) -> bool {
+    const OPEN: &[u8] = b"[REDACTED:";
+    if end - start != 6 || !hay[start..end].iter().all(u8::is_ascii_hexdigit) || hay.get(end) != Some(&b']') {
+        return false;
+    }
+    let floor = start.saturating_sub(OPEN.len() + 64);
+    let Some(open) = memchr::memmem::rfind(&hay[floor..start], OPEN) else {
+        return false;
+    };
+    let id = &hay[floor + open + OPEN.len()..start];
+    id.len() >= 2
+        && id.ends_with(b":")
+        && id[..id.len() - 1]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 #[cfg(test)]
