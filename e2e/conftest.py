@@ -111,8 +111,11 @@ def postgres(workdir):
 
 
 class Proxy:
-    def __init__(self, proc, port, log_path):
-        self.proc, self.port, self.log_path = proc, port, log_path
+    def __init__(self, proc, port, log_path, record_dir=None):
+        self.proc, self.port, self.log_path, self.record_dir = proc, port, log_path, record_dir
+
+    def recordings(self):
+        return sorted(pathlib.Path(self.record_dir).glob("*.jsonl"))
 
     def decisions(self):
         lines = pathlib.Path(self.log_path).read_text().splitlines()
@@ -141,15 +144,45 @@ def start_proxy(example, workdir, grant_key, known_secret, *args):
     known.write_text(known_secret + "\n")
     port = free_port()
     log_path = workdir / f"{example}.log"
+    # Every session is recorded, signed with the grant key (an Ed25519 secret key).
+    record_dir = workdir / f"recordings-{example}-{port}"
+    record_dir.mkdir()
     proc = subprocess.Popen([str(binary), "--listen", f"127.0.0.1:{port}", "--grant-key", f"{grant_key}.pub",
-                             "--known-values", str(known), *args], stderr=open(log_path, "w"))
+                             "--known-values", str(known), "--record", str(record_dir), "--record-key", str(grant_key),
+                             *args], stderr=open(log_path, "w"))
     wait_port(port)
-    return Proxy(proc, port, log_path)
+    proxy = Proxy(proc, port, log_path, record_dir)
+    proxy.grant_key, proxy.known_secret = grant_key, known_secret
+    return proxy
+
+
+def check_recordings(proxy):
+    """Every recording a proxy made verifies against the public key (a session still open when
+    the proxy was stopped may only be cut short, never altered), and holds no secret: not the
+    value the proxy holds, and nothing the detector finds."""
+    files = proxy.recordings()
+    assert files, f"no recordings in {proxy.record_dir}"
+    r = subprocess.run([str(TARGET / "sluice"), "record", "verify", "--key", f"{proxy.grant_key}.pub",
+                        *map(str, files)], capture_output=True, text=True)
+    assert r.returncode in (0, 1), r.stderr
+    for line in r.stdout.splitlines():
+        assert ": ok: session" in line or ": cut short at" in line, line
+    assert sum(": ok: session" in l for l in r.stdout.splitlines()) >= len(files) // 2, r.stdout
+    for f in files:
+        assert proxy.known_secret not in f.read_text()
+    scan = subprocess.run([str(TARGET / "sluice"), "scan", "--format", "json", str(proxy.record_dir)],
+                          capture_output=True, text=True)
+    context = []
+    for f in json.loads(scan.stdout)["findings"] if scan.returncode == 1 else []:
+        line = pathlib.Path(f["path"]).read_text().splitlines()[f["line"] - 1]
+        context.append(line[max(0, f["column"] - 120):f["column"] + 80])
+    assert scan.returncode == 0, "\n".join(context) or scan.stdout
 
 
 def stop(proxy):
     proxy.proc.terminate()
     proxy.proc.wait(timeout=10)
+    check_recordings(proxy)
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ garbage input."""
 import json
 import re
 import socket
+import time
 import subprocess
 
 import psycopg
@@ -144,3 +145,37 @@ def test_refusal_inside_a_pipeline_keeps_order(postgres, pg_proxy, keys_table):
                 p.sync()
         assert first.fetchone()[0] == 5
         assert c.execute("SELECT 7").fetchone()[0] == 7
+
+
+def test_the_session_is_recorded_signed_and_secret_free(postgres, pg_proxy, keys_table, known_secret, grant_key):
+    """One psql session through pg-proxy: its recording verifies against the public key, the
+    transcript shows the refused and the allowed statements and the masked rows, and no secret
+    (the planted keys, the value the proxy holds) is in it."""
+    marker = f"recording-marker-{id(object())}"
+    before = set(pg_proxy.recordings())
+    r = psql(postgres, pg_proxy, f"SELECT '{marker}'", "SELECT * FROM pg_shadow", "SELECT key, note FROM api_keys")
+    assert marker in r.stdout
+    # The relay thread closes the recording when the connection ends.
+    mine = None
+    for _ in range(100):
+        mine = [f for f in set(pg_proxy.recordings()) - before if marker in f.read_text()]
+        if mine and '"final":true' in mine[0].read_text():
+            break
+        time.sleep(0.05)
+    assert mine, "no recording holds the session"
+    sluice = str(TARGET / "sluice")
+    v = subprocess.run([sluice, "record", "verify", "--key", f"{grant_key}.pub", str(mine[0])], capture_output=True, text=True)
+    assert v.returncode == 0 and ": ok: session" in v.stdout, v.stdout + v.stderr
+    t = subprocess.run([sluice, "record", "replay", str(mine[0])], capture_output=True, text=True, check=True).stdout
+    assert "SELECT * FROM pg_shadow" in t and "DENY [" in t, t
+    assert "[REDACTED:" in t, t
+    text = mine[0].read_text()
+    assert known_secret not in text
+    for (_, _, key, _) in keys_table:
+        assert key not in text
+    # Changing one recorded byte is detected and named.
+    bad = mine[0].with_suffix(".tampered")
+    bad.write_text(text.replace("pg_shadow", "pg_shadoW", 1))
+    v = subprocess.run([sluice, "record", "verify", "--key", f"{grant_key}.pub", str(bad)], capture_output=True, text=True)
+    assert v.returncode == 1 and "bad record at line" in v.stdout, v.stdout
+    bad.unlink()

@@ -264,4 +264,16 @@ fn redaction_is_idempotent_on_its_own_placeholders() {
     let twice = det.redact(&once).into_owned();
     assert_eq!(String::from_utf8_lossy(&twice), String::from_utf8_lossy(&once));
     assert!(det.scan(&once).is_empty(), "{:?}", det.scan(&once));
+    // Placeholders whose id reads as a key name, in a COPY row and in escaped JSON.
+    for text in [
+        "2service-1,[REDACTED:stripe-secret-key:22c1a8]\n",
+        r#"{"text":"d\u00002service-1,[REDACTED:stripe-secret-key:22c1a8]\nd"}"#,
+        "api_key: [REDACTED:generic-api-key:0a1b2c]\n",
+    ] {
+        assert!(
+            det.scan(text.as_bytes()).is_empty(),
+            "{text}: {:?}",
+            det.scan(text.as_bytes())
+        );
+    }
 }

@@ -862,17 +862,21 @@ impl Detector {
 /// names a password: masked output scanned again must not mask its own placeholders.
 fn in_placeholder(hay: &[u8], start: usize, end: usize) -> bool {
     const OPEN: &[u8] = b"[REDACTED:";
-    if end - start != 6 || !hay[start..end].iter().all(u8::is_ascii_hexdigit) || hay.get(end) != Some(&b']') {
+    // `…:<6 hex>]` ends the span.
+    if end < start + 6 || end < 7 || hay.get(end) != Some(&b']') || hay[end - 7] != b':' {
         return false;
     }
-    let floor = start.saturating_sub(OPEN.len() + 64);
-    let Some(open) = memchr::memmem::rfind(&hay[floor..start], OPEN) else {
+    if !hay[end - 6..end].iter().all(u8::is_ascii_hexdigit) {
+        return false;
+    }
+    let floor = (end - 7).saturating_sub(OPEN.len() + 64);
+    let Some(open) = memchr::memmem::rfind(&hay[floor..end - 7], OPEN).map(|o| floor + o) else {
         return false;
     };
-    let id = &hay[floor + open + OPEN.len()..start];
-    id.len() >= 2
-        && id.ends_with(b":")
-        && id[..id.len() - 1]
+    let id = &hay[open + OPEN.len()..end - 7];
+    start >= open
+        && !id.is_empty()
+        && id
             .iter()
             .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
