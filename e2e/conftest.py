@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 
+import jsonschema
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -168,8 +169,16 @@ def check_recordings(proxy):
     for line in r.stdout.splitlines():
         assert ": ok: session" in line or ": cut short at" in line, line
     assert sum(": ok: session" in l for l in r.stdout.splitlines()) >= len(files) // 2, r.stdout
+    schema = json.loads((ROOT / "schema" / "recording-v1.json").read_text())
     for f in files:
-        assert proxy.known_secret not in f.read_text()
+        text = f.read_text()
+        assert proxy.known_secret not in text
+        for line in text.splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a torn last line (the session was open when the proxy stopped)
+            jsonschema.validate(record, schema)
     scan = subprocess.run([str(TARGET / "sluice"), "scan", "--format", "json", str(proxy.record_dir)],
                           capture_output=True, text=True)
     context = []
