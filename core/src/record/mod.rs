@@ -282,7 +282,7 @@ impl Recorder {
         {
             let mut s = rec.lock();
             s.append("start", body)?;
-            s.sync_if(Fsync::Checkpoint)?;
+            s.sync_at(SyncPoint::Checkpoint)?;
         }
         Ok(rec)
     }
@@ -319,8 +319,9 @@ impl Recorder {
         body.insert("protocol".into(), json!(request.protocol()));
         body.insert("user".into(), json!(self.mask(user)));
         body.insert("target".into(), json!(self.mask(target)));
-        body.insert("command".into(), json!(self.mask(command)));
-        body.insert("request".into(), self.request(request));
+        let masked = self.mask(command);
+        body.insert("request".into(), self.request(request, command, &masked));
+        body.insert("command".into(), json!(masked));
         body.insert("action".into(), json!(d.action()));
         body.insert("rule".into(), json!(d.rule()));
         body.insert("reason".into(), json!(self.mask(d.reason())));
@@ -382,7 +383,7 @@ impl Recorder {
         let r = s
             .append("end", Map::new())
             .and_then(|()| s.checkpoint(true))
-            .and_then(|()| s.sync_if(Fsync::Never));
+            .and_then(|()| s.sync_at(SyncPoint::Close));
         s.closed = true;
         r
     }
@@ -398,7 +399,7 @@ impl Recorder {
             if due {
                 s.checkpoint(false)
             } else {
-                s.sync_if(Fsync::Every)
+                s.sync_at(SyncPoint::Record)
             }
         });
         if let Err(e) = r {
@@ -414,20 +415,28 @@ impl Recorder {
     }
 
     /// What `sluice record audit` needs to decide the request again (masked like the rest).
-    fn request(&self, r: &Request<'_>) -> Value {
+    fn request(&self, r: &Request<'_>, command: &str, masked_command: &str) -> Value {
+        // The request's text is usually the command itself: masked once.
+        let mask = |t: &str| {
+            if t == command {
+                masked_command.to_string()
+            } else {
+                self.mask(t)
+            }
+        };
         match *r {
-            Request::Shell(cmd) => json!({"shell": self.mask(cmd)}),
+            Request::Shell(cmd) => json!({"shell": mask(cmd)}),
             Request::Sql { text, dialect, .. } => {
                 let dialect = match dialect {
                     sluice_protocols::sql::Dialect::MySql => "mysql",
                     sluice_protocols::sql::Dialect::Postgres => "postgres",
                     _ => "unknown",
                 };
-                json!({"sql": self.mask(text), "dialect": dialect})
+                json!({"sql": mask(text), "dialect": dialect})
             }
-            Request::Http(h) => json!({"method": h.method, "url": self.mask(h.url)}),
-            Request::Mcp(m) => json!({"mcp": self.mask(&String::from_utf8_lossy(m))}),
-            Request::Ssh(SshRequest::Exec(cmd)) => json!({"ssh_exec": self.mask(cmd)}),
+            Request::Http(h) => json!({"method": h.method, "url": mask(h.url)}),
+            Request::Mcp(m) => json!({"mcp": mask(&String::from_utf8_lossy(m))}),
+            Request::Ssh(SshRequest::Exec(cmd)) => json!({"ssh_exec": mask(cmd)}),
             Request::Ssh(SshRequest::Subsystem(name)) => json!({"ssh_subsystem": name}),
             Request::Ssh(SshRequest::Shell) => json!({"ssh_shell": true}),
             _ => Value::Null,
@@ -444,6 +453,15 @@ impl Drop for Recorder {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+/// Where the recorder may sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SyncPoint {
+    Record,
+    Checkpoint,
+    /// Closing the recording: always synced.
+    Close,
 }
 
 fn obj(v: Value) -> Map<String, Value> {
@@ -503,18 +521,15 @@ impl State {
         self.write_line(&body)?;
         self.since_checkpoint = 0;
         self.last_checkpoint = Instant::now();
-        self.sync_if(Fsync::Checkpoint)
+        self.sync_at(SyncPoint::Checkpoint)
     }
 
-    /// Syncs when the policy asks for it at this point (`at`: the strictest policy that syncs
-    /// here; `Never` means always sync, for close).
-    fn sync_if(&mut self, at: Fsync) -> Result<(), RecordError> {
-        let sync = match (self.opts.fsync, at) {
-            (Fsync::Never, Fsync::Never) => true,
-            (Fsync::Never, _) => false,
-            (Fsync::Every, _) => true,
-            (Fsync::Checkpoint, Fsync::Every) => false,
-            (Fsync::Checkpoint, _) => true,
+    /// Syncs when the fsync policy asks for it at this point.
+    fn sync_at(&mut self, at: SyncPoint) -> Result<(), RecordError> {
+        let sync = match self.opts.fsync {
+            Fsync::Every => true,
+            Fsync::Checkpoint => at != SyncPoint::Record,
+            Fsync::Never => at == SyncPoint::Close,
         };
         if sync {
             self.sink

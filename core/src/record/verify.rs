@@ -258,6 +258,14 @@ fn records(data: &[u8]) -> Vec<Value> {
         .collect()
 }
 
+/// When the recording started (ms), from its first record.
+fn start_time(recs: &[Value]) -> u64 {
+    recs.first()
+        .and_then(|v| v.get("time"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+}
+
 /// A readable transcript: one block per record (time since the start, what happened).
 #[derive(Debug, Clone, Default)]
 pub struct Transcript {
@@ -296,11 +304,7 @@ fn output_text(v: &Value) -> String {
 /// Renders a recording as a transcript (records in file order; verify it first).
 pub fn transcript(data: &[u8]) -> Transcript {
     let recs = records(data);
-    let t0 = recs
-        .first()
-        .and_then(|v| v.get("time"))
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
+    let t0 = start_time(&recs);
     let mut lines = Vec::new();
     for v in &recs {
         let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
@@ -392,11 +396,7 @@ fn or_unknown(s: &str) -> &str {
 /// prompt line, each output as terminal output, each refusal as a message.
 pub fn asciicast(data: &[u8], width: u16, height: u16) -> String {
     let recs = records(data);
-    let t0 = recs
-        .first()
-        .and_then(|v| v.get("time"))
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
+    let t0 = start_time(&recs);
     let mut out = json!({
         "version": 2,
         "width": width,

@@ -190,18 +190,6 @@ impl Guard {
         command: &str,
         grant: Option<&str>,
     ) -> Decision {
-        if let Some(r) = &self.recorder
-            && r.fail_closed()
-            && let Some(why) = r.failure()
-        {
-            return self.report(
-                identity,
-                target,
-                request,
-                command,
-                Decision::refused(format!("{why}; commands are refused until it is fixed")),
-            );
-        }
         let engine = self.policy.load();
         let d = match (&self.grants, grant) {
             (Some(v), Some(g)) => engine.decide_with_grant(identity, target, request, Some(g), v),
@@ -236,10 +224,18 @@ impl Guard {
         target: &Target,
         request: &Request<'_>,
         command: &str,
-        d: Decision,
+        mut d: Decision,
     ) -> Decision {
         if let Some(r) = &self.recorder {
             r.decision(request, &identity.user, &target.name, command, &d);
+            // A command that cannot be recorded (this one's record failed, or an earlier one
+            // did) does not run.
+            if r.fail_closed()
+                && d.action() != Action::Deny
+                && let Some(why) = r.failure()
+            {
+                d = Decision::refused(format!("{why}; commands are refused until it is fixed"));
+            }
         }
         self.emit(&Event::Decision {
             protocol: request.protocol(),
