@@ -16,14 +16,15 @@ from conftest import ROOT, TARGET, synthetic_stripe_key
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def params(secret, grant_key, log):
+def params(secret, grant_key, log, record=None):
     guard = TARGET / "examples" / "mcp-stdio-guard"
     if not guard.exists():
         pytest.fail(f"{guard} not built")
+    recording = ["--record", str(record), "--record-key", str(grant_key)] if record else []
     return StdioServerParameters(
         command=str(guard),
         args=["--user", "agent-7", "--policy", os.path.join(HERE, "mcp-policy.yaml"), "--grant-key",
-              f"{grant_key}.pub", "--", sys.executable, os.path.join(HERE, "mcp_server.py")],
+              f"{grant_key}.pub", *recording, "--", sys.executable, os.path.join(HERE, "mcp_server.py")],
         env={**os.environ, "SLUICE_TEST_SECRET": secret},
     )
 
@@ -46,9 +47,11 @@ async def refused(session, name, args) -> str:
 def test_guarded_server(grant_key, workdir):
     secret = synthetic_stripe_key()
     log = workdir / "mcp-guard.log"
+    record = workdir / "mcp-recordings"
+    record.mkdir(exist_ok=True)
 
     async def scenario():
-        async with stdio_client(params(secret, grant_key, log)) as (r, w):
+        async with stdio_client(params(secret, grant_key, log, record)) as (r, w):
             async with ClientSession(r, w) as s:
                 await s.initialize()
                 names = sorted(t.name for t in (await s.list_tools()).tools)
@@ -72,6 +75,19 @@ def test_guarded_server(grant_key, workdir):
                 assert (await s.call_tool("add", {"a": 20, "b": 22})).content[0].text == "42"
 
     run(scenario())
+    # The session's recording: verifies against the public key, holds the decisions and the
+    # masked result, never the secret.
+    files = sorted(record.glob("*.jsonl"))
+    assert len(files) == 1, files
+    sluice = str(TARGET / "sluice")
+    v = subprocess.run([sluice, "record", "verify", "--key", f"{grant_key}.pub", str(files[0])], capture_output=True, text=True)
+    assert v.returncode == 0 and ": ok: session" in v.stdout, v.stdout
+    t = subprocess.run([sluice, "record", "replay", str(files[0])], capture_output=True, text=True, check=True).stdout
+    assert "cat ~/.aws/credentials" in t and "DENY [" in t and "REQUIRE_APPROVAL" in t, t
+    assert "STRIPE_KEY=[REDACTED:" in t, t
+    assert secret not in files[0].read_text()
+    scan = subprocess.run([sluice, "scan", str(files[0])], capture_output=True, text=True)
+    assert scan.returncode == 0, scan.stdout
 
 
 def approval_request_from_guard(grant_key, workdir, secret):

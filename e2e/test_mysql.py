@@ -52,6 +52,31 @@ def test_mysql_client_sees_keys_masked(mariadb, mysql_proxy, keys_table, known_s
     assert "[REDACTED:" in r.stdout and "service-2" in r.stdout and keys_table[0][2] not in r.stdout
 
 
+def test_mysql_session_replays_as_rows(mariadb, mysql_proxy, keys_table, grant_key):
+    """The recording of a mysql client session verifies, and its replay decodes the server's
+    packets into the column names, the (masked) rows and the row count."""
+    import time
+    marker = f"replay-marker-{id(object())}"
+    before = set(mysql_proxy.recordings())
+    r = mysql_cli(mariadb, mysql_proxy, f"SELECT '{marker}' AS m; SELECT id, name, `key` FROM api_keys ORDER BY id")
+    assert r.returncode == 0, r.stderr
+    mine = []
+    for _ in range(100):
+        mine = [f for f in set(mysql_proxy.recordings()) - before if marker in f.read_text()]
+        if mine and '"final":true' in mine[0].read_text():
+            break
+        time.sleep(0.05)
+    assert mine, "no recording holds the session"
+    sluice = str(TARGET / "sluice")
+    v = subprocess.run([sluice, "record", "verify", "--key", f"{grant_key}.pub", str(mine[0])], capture_output=True, text=True)
+    assert v.returncode == 0, v.stdout
+    t = subprocess.run([sluice, "record", "replay", str(mine[0])], capture_output=True, text=True, check=True).stdout
+    assert "< id | name | key" in t and "< 3 | service-3 | [REDACTED:" in t and "< (5 row(s))" in t, t
+    assert f"< {marker}" in t, t
+    for (_, _, key, _) in keys_table:
+        assert key not in t
+
+
 def test_mysql_user_is_refused_and_the_connection_keeps_working(mariadb, mysql_proxy, keys_table):
     r = mysql_cli(mariadb, mysql_proxy, "SELECT user, authentication_string FROM mysql.user")
     assert "ERROR 1142 (42000)" in r.stderr and "sluice: denied: catalogs holding password hashes" in r.stderr, r.stderr

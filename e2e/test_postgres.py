@@ -168,6 +168,8 @@ def test_the_session_is_recorded_signed_and_secret_free(postgres, pg_proxy, keys
     assert v.returncode == 0 and ": ok: session" in v.stdout, v.stdout + v.stderr
     t = subprocess.run([sluice, "record", "replay", str(mine[0])], capture_output=True, text=True, check=True).stdout
     assert "SELECT * FROM pg_shadow" in t and "DENY [" in t, t
+    # The server's output replays as rows: the column names, each row, the command tag.
+    assert "< key | note" in t and "< (SELECT 5)" in t and "| rotates yearly" in t, t
     assert "[REDACTED:" in t, t
     text = mine[0].read_text()
     assert known_secret not in text
@@ -179,3 +181,38 @@ def test_the_session_is_recorded_signed_and_secret_free(postgres, pg_proxy, keys
     v = subprocess.run([sluice, "record", "verify", "--key", f"{grant_key}.pub", str(bad)], capture_output=True, text=True)
     assert v.returncode == 1 and "bad record at line" in v.stdout, v.stdout
     bad.unlink()
+
+
+def test_a_long_session_is_recorded_in_parts_that_verify_together(postgres, workdir, grant_key, known_secret, keys_table):
+    """pg-proxy with --record-rotate-bytes: a session's recording is split into files, which
+    verify as one chain (and fail without a middle part) and replay as one session."""
+    from conftest import start_proxy, stop
+    proxy = start_proxy("pg-proxy", workdir, grant_key, known_secret, "--upstream", f"127.0.0.1:{postgres['port']}",
+                        "--record-rotate-bytes", "4000")
+    try:
+        r = psql(postgres, proxy, *[f"SELECT {i} AS n, name FROM api_keys WHERE id = {1 + i % 5}" for i in range(40)])
+        assert r.returncode == 0 and "service-3" in r.stdout, r.stderr
+        parts = []
+        for _ in range(100):
+            # The session's files (not the port probe's): NAME.jsonl, NAME.1.jsonl, ...
+            stems = [p.name.split(".")[0] for p in proxy.recordings()]
+            stem = max(set(stems), key=stems.count, default=None)
+            parts = [p for p in proxy.recordings() if p.name.split(".")[0] == stem]
+            if parts and any('"final":true' in p.read_text() for p in parts):
+                break
+            time.sleep(0.05)
+        assert len(parts) >= 3, parts
+        sluice = str(TARGET / "sluice")
+        v = subprocess.run([sluice, "record", "verify", "--key", f"{grant_key}.pub", *map(str, parts)],
+                           capture_output=True, text=True)
+        assert v.returncode == 0 and f"in {len(parts)} parts" in v.stdout, v.stdout
+        base = min(parts, key=lambda p: len(p.name))
+        middle = [p for p in parts if p.name.endswith(".1.jsonl")]
+        v = subprocess.run([sluice, "record", "verify", *map(str, [p for p in parts if p not in middle])],
+                           capture_output=True, text=True)
+        assert v.returncode == 1 and "part 1 should begin here" in v.stdout, v.stdout
+        ordered = [base] + sorted((p for p in parts if p != base), key=lambda p: int(p.name.split(".")[-2]))
+        t = subprocess.run([sluice, "record", "replay", *map(str, ordered)], capture_output=True, text=True, check=True)
+        assert "SELECT 39 AS n" in t.stdout and "part 2 begins" in t.stdout and not t.stderr, t.stderr
+    finally:
+        stop(proxy)

@@ -192,8 +192,8 @@ async fn upstream(
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    let (guard, listener) = match start("http-proxy", &cli.common, &cli.listen).await {
+    let mut cli = Cli::parse();
+    let (guard, listener) = match start("http-proxy", &mut cli.common, &cli.listen).await {
         Ok(x) => x,
         Err(code) => return code,
     };

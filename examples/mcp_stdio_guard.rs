@@ -41,8 +41,8 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    let guard = match guard("mcp-stdio-guard", &cli.common) {
+    let mut cli = Cli::parse();
+    let guard = match guard("mcp-stdio-guard", &mut cli.common) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("mcp-stdio-guard: {e}");
@@ -95,6 +95,17 @@ async fn main() -> std::process::ExitCode {
     // Once the client has closed our stdin, the server gets a moment to finish, then is stopped
     // (as MCP clients do with servers).
     let mut deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3600 * 24 * 365);
+    // A client that stops us (SIGTERM, as MCP clients do) still gets a closed recording.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async move {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(terminated);
     loop {
         out.clear();
         let r = tokio::select! {
@@ -121,6 +132,10 @@ async fn main() -> std::process::ExitCode {
                 let _ = child.kill().await;
                 break;
             }
+            () = &mut terminated => {
+                let _ = child.kill().await;
+                break;
+            }
         };
         if let Err(e) = r {
             // What was decided before the bad input still goes out; every request still waiting
@@ -130,7 +145,9 @@ async fn main() -> std::process::ExitCode {
             session.abort_pending(&e.to_string(), &mut out);
             let _ = stdout.write_all(&out.to_client).await;
             let _ = stdout.flush().await;
-            // Exit at once: the runtime would otherwise wait for the blocked read of stdin.
+            // Close the recording (exit skips destructors), then exit at once: the runtime would
+            // otherwise wait for the blocked read of stdin.
+            drop(session);
             std::process::exit(1);
         }
         if !out.to_server.is_empty() && child_in.write_all(&out.to_server).await.is_err() {
@@ -147,7 +164,8 @@ async fn main() -> std::process::ExitCode {
         Err(_) => 1,
     };
     let _ = stdout.flush().await;
-    // Exit at once, closing stdout: the runtime would otherwise wait for a blocked read of a
-    // client's stdin that is still open.
+    // Close the recording (exit skips destructors); then exit at once, closing stdout: the
+    // runtime would otherwise wait for a blocked read of a client's stdin that is still open.
+    drop(session);
     std::process::exit(code)
 }

@@ -24,7 +24,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    serve("mysql-proxy", cli.proxy, |guard, target| {
+    serve("mysql-proxy", "mysql", cli.proxy, |guard, target| {
         MySqlSession::new(guard, None, target)
     })
     .await

@@ -25,7 +25,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    serve("pg-proxy", cli.proxy, |guard, target| {
+    serve("pg-proxy", "postgres", cli.proxy, |guard, target| {
         PgSession::new(guard, None, target)
     })
     .await

@@ -12,7 +12,9 @@ use sluice_core::record;
 #[derive(Subcommand, Debug)]
 pub(crate) enum RecordCommand {
     /// Verify recordings: the hash chain, the order, the signatures, that each is closed.
-    /// Names the first bad record. Exit 0 when every file verifies, 1 when one does not.
+    /// Names the first bad record. The parts of a rotated recording (`NAME.jsonl`,
+    /// `NAME.1.jsonl`, …) are verified together as one chain. Exit 0 when every recording
+    /// verifies, 1 when one does not.
     Verify {
         /// Recording files (JSON Lines).
         #[arg(required = true)]
@@ -24,16 +26,18 @@ pub(crate) enum RecordCommand {
     },
     /// Print a recording as a readable transcript.
     Replay {
-        /// A recording file.
-        file: PathBuf,
+        /// A recording file (or its parts, in order).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
     /// Convert a recording (shell and SSH sessions: asciicast v2, for `asciinema play`).
     Export {
         /// Output format.
         #[arg(long, value_enum, default_value = "asciicast")]
         format: ExportFormat,
-        /// A recording file.
-        file: PathBuf,
+        /// A recording file (or its parts, in order).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
     /// Decide every recorded command again under another policy and list what would now be
     /// decided differently. Exit 0 when nothing differs, 1 when something does.
@@ -60,6 +64,59 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// The parts given, concatenated (a rotated recording's parts form one chain).
+fn read_all(files: &[PathBuf]) -> Result<Vec<u8>, String> {
+    let mut data = Vec::new();
+    for f in files {
+        data.extend_from_slice(&read(f)?);
+    }
+    Ok(data)
+}
+
+/// A file of a recording and its contents.
+type Part = (PathBuf, Vec<u8>);
+
+/// The files given, read and grouped into recordings: the parts of one session (by the session
+/// id and part number their first record names) together, in part order; a second file with
+/// the same part (a copy) starts another group, and a file whose first record names neither
+/// stands alone (and fails verification).
+fn recordings(files: &[PathBuf]) -> Result<Vec<Vec<Part>>, String> {
+    // (session id, [(part number, part)]).
+    type Group = (Option<String>, Vec<(u64, Part)>);
+    let mut groups: Vec<Group> = Vec::new();
+    for f in files {
+        let data = read(f)?;
+        let first = data.split(|&b| b == b'\n').next().unwrap_or_default();
+        let v: Value = serde_json::from_slice(first).unwrap_or(Value::Null);
+        let part = match v.get("type").and_then(Value::as_str) {
+            Some("start") => Some(0),
+            Some("continue") => v.get("part").and_then(Value::as_u64),
+            _ => None,
+        };
+        let session = v
+            .get("session")
+            .and_then(Value::as_str)
+            .filter(|_| part.is_some())
+            .map(str::to_string);
+        let part = part.unwrap_or(0);
+        let entry = (part, (f.clone(), data));
+        let home = groups
+            .iter_mut()
+            .find(|(s, g)| session.is_some() && *s == session && g.iter().all(|(p, _)| *p != part));
+        match home {
+            Some((_, g)) => g.push(entry),
+            None => groups.push((session, vec![entry])),
+        }
+    }
+    Ok(groups
+        .into_iter()
+        .map(|(_, mut g)| {
+            g.sort_by_key(|(part, _)| *part);
+            g.into_iter().map(|(_, p)| p).collect()
+        })
+        .collect())
+}
+
 pub(crate) fn run(cmd: RecordCommand) -> Result<u8, String> {
     let mut out = std::io::stdout().lock();
     match cmd {
@@ -81,24 +138,30 @@ pub(crate) fn run(cmd: RecordCommand) -> Result<u8, String> {
                 }
             };
             let mut all_ok = true;
-            for f in &files {
-                let report = record::verify(&read(f)?, key.as_ref());
+            for group in recordings(&files)? {
+                let data: Vec<&[u8]> = group.iter().map(|(_, d)| d.as_slice()).collect();
+                let report = record::verify_parts(&data, key.as_ref());
                 all_ok &= report.is_ok();
-                let _ = writeln!(out, "{}: {report}", f.display());
+                let names: Vec<String> = group.iter().map(|(p, _)| p.display().to_string()).collect();
+                let at = match &report.problem {
+                    Some(p) if group.len() > 1 => format!(" (in {})", names[p.input]),
+                    _ => String::new(),
+                };
+                let _ = writeln!(out, "{}: {report}{at}", names.join(", "));
             }
             Ok(if all_ok { 0 } else { 1 })
         }
-        RecordCommand::Replay { file } => {
-            let data = read(&file)?;
+        RecordCommand::Replay { files } => {
+            let data = read_all(&files)?;
             let _ = write!(out, "{}", record::transcript(&data));
             let report = record::verify(&data, None);
             if !report.is_ok() {
-                eprintln!("warning: {}: {report}", file.display());
+                eprintln!("warning: {}: {report}", files[0].display());
             }
             Ok(0)
         }
-        RecordCommand::Export { format, file } => {
-            let data = read(&file)?;
+        RecordCommand::Export { format, files } => {
+            let data = read_all(&files)?;
             match format {
                 ExportFormat::Asciicast => {
                     let _ = out.write_all(record::asciicast(&data, 120, 32).as_bytes());

@@ -45,6 +45,16 @@ pub struct Common {
     /// its `.pub` half.
     #[arg(long, value_name = "FILE", requires = "record")]
     pub record_key: Option<PathBuf>,
+    /// Start a new recording file (a part; the parts verify together) once one holds this many
+    /// bytes.
+    #[arg(long, value_name = "BYTES", requires = "record")]
+    pub record_rotate_bytes: Option<u64>,
+    /// Start a new recording file after this many seconds.
+    #[arg(long, value_name = "SECONDS", requires = "record")]
+    pub record_rotate_seconds: Option<u64>,
+    /// The recording key, read once at start-up by [`guard`].
+    #[arg(skip)]
+    pub record_signer: Option<Arc<ed25519_dalek::SigningKey>>,
 }
 
 impl Common {
@@ -95,7 +105,7 @@ pub fn log(name: &str, message: &str) {
 /// stderr and the exit status to return.
 pub async fn start(
     name: &'static str,
-    c: &Common,
+    c: &mut Common,
     listen: &str,
 ) -> Result<(Arc<Guard>, TcpListener), std::process::ExitCode> {
     let fail = |msg: String| {
@@ -117,8 +127,8 @@ pub fn default_user(given: Option<&str>) -> String {
         .unwrap_or_else(|| "agent".into())
 }
 
-/// Builds the guard from the common options.
-pub fn guard(name: &'static str, c: &Common) -> Result<Arc<Guard>, String> {
+/// Builds the guard from the common options (and reads the recording key, once).
+pub fn guard(name: &'static str, c: &mut Common) -> Result<Arc<Guard>, String> {
     let engine = match &c.policy {
         Some(p) => Arc::new(Engine::from_file(p).map_err(|e| e.to_string())?),
         None => Engine::agent_safe(),
@@ -145,10 +155,8 @@ pub fn guard(name: &'static str, c: &Common) -> Result<Arc<Guard>, String> {
     if !c.quiet {
         guard.hook = Some(Arc::new(StderrLog { name }));
     }
-    if c.record.is_some() {
-        // Fail at start, not at the first connection.
-        record_key(c)?;
-    }
+    // Read at start (a bad key fails here, not at the first connection), not per connection.
+    c.record_signer = record_key(c)?.map(Arc::new);
     Ok(Arc::new(guard))
 }
 
@@ -171,7 +179,9 @@ fn record_key(c: &Common) -> Result<Option<ed25519_dalek::SigningKey>, String> {
 }
 
 /// The guard for one session: `base` itself, or, with `--record`, a guard that records the
-/// session to a new file `DIR/NAME-SESSION.jsonl` (closed when the session is dropped).
+/// session to a new file `DIR/NAME-SESSION.jsonl` (closed when the session is dropped; its later
+/// parts, with `--record-rotate-*`, in `DIR/NAME-SESSION.N.jsonl`). Call it inside the runtime
+/// that runs the session: a task there signs an idle session's tail every second.
 pub fn session_guard(
     name: &str,
     base: &Arc<Guard>,
@@ -180,10 +190,7 @@ pub fn session_guard(
     user: Option<&str>,
     target: Option<&str>,
 ) -> Result<Arc<Guard>, String> {
-    let Some(key) = record_key(c)? else {
-        return Ok(Arc::clone(base));
-    };
-    let Some(dir) = &c.record else {
+    let (Some(key), Some(dir)) = (&c.record_signer, &c.record) else {
         return Ok(Arc::clone(base));
     };
     let mut id = [0u8; 12];
@@ -201,10 +208,28 @@ pub fn session_guard(
     if let Some(t) = target {
         start = start.target(t);
     }
-    let rec = Recorder::start(Box::new(sink), &key, start, RecordOptions::default())
-        .map_err(|e| e.to_string())?
-        .with_detector(Arc::clone(&base.detector));
-    Ok(Arc::new(base.with_recorder(Arc::new(rec))))
+    let opts = RecordOptions {
+        rotate_bytes: c.record_rotate_bytes,
+        rotate_interval: c.record_rotate_seconds.map(std::time::Duration::from_secs),
+        ..RecordOptions::default()
+    };
+    let rec = Arc::new(
+        Recorder::start(Box::new(sink), key, start, opts)
+            .map_err(|e| e.to_string())?
+            .with_detector(Arc::clone(&base.detector)),
+    );
+    // Time-based checkpoints and parts while the session is idle; ends with the recording.
+    let ticking = Arc::downgrade(&rec);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            match ticking.upgrade() {
+                Some(r) => r.tick(),
+                None => break,
+            }
+        }
+    });
+    Ok(Arc::new(base.with_recorder(rec)))
 }
 
 /// A protocol session a relay can drive.
@@ -290,13 +315,15 @@ pub struct TcpProxy {
 }
 
 /// Serves `args.listen` until killed: each connection gets its own session from `make` and
-/// is relayed to `args.upstream`.
-pub async fn serve<S, F>(name: &'static str, args: TcpProxy, make: F) -> std::process::ExitCode
+/// is relayed to `args.upstream`. `protocol` names the wire protocol in recordings
+/// (`postgres`, `mysql`: replays decode its rows).
+pub async fn serve<S, F>(name: &'static str, protocol: &'static str, args: TcpProxy, make: F) -> std::process::ExitCode
 where
     S: Wire + 'static,
     F: Fn(Arc<Guard>, Option<Target>) -> S + Send + Sync + 'static,
 {
-    let (guard, listener) = match start(name, &args.common, &args.listen).await {
+    let mut args = args;
+    let (guard, listener) = match start(name, &mut args.common, &args.listen).await {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -335,7 +362,7 @@ where
                     name,
                     &guard,
                     &common,
-                    "sql",
+                    protocol,
                     None,
                     target.as_ref().map(|t| t.name.as_str()),
                 ) {

@@ -10,6 +10,12 @@
 //! [`RecordOptions::checkpoint_interval`], and at [`Recorder::close`]; a signature covers every
 //! record before it through the chain. [`verify`] names the first record that breaks any of this.
 //!
+//! A long session can be split into parts ([`RecordOptions::rotate_bytes`],
+//! [`RecordOptions::rotate_interval`]; a [`FileSink`] writes each part to its own file). A part
+//! ends with a signed checkpoint naming the next part, and the next begins with a `continue`
+//! record chained to it, so the parts form one chain: [`verify_parts`] checks them together, and
+//! a missing, reordered or foreign part is named like any other bad record.
+//!
 //! What is written never holds a secret: commands, reasons and messages pass through the
 //! session's detector before they are written, and server output is recorded as the session
 //! forwarded it (already masked). The recording holds approval ids, never grant tokens.
@@ -33,6 +39,7 @@
 //! # Ok(()) }
 //! ```
 
+mod replay;
 mod sink;
 mod verify;
 
@@ -49,8 +56,9 @@ use sha2::{Digest, Sha256};
 use crate::Detector;
 use crate::policy::{Decision, Request, SshRequest};
 
+pub use replay::{Transcript, asciicast, transcript};
 pub use sink::{CallbackSink, FileSink, MemorySink, Sink};
-pub use verify::{Problem, Report, Transcript, asciicast, transcript, verify};
+pub use verify::{Problem, Report, verify, verify_parts};
 
 /// The recording format's version (`v` in every record).
 pub const FORMAT_VERSION: u64 = 1;
@@ -80,6 +88,10 @@ pub struct RecordOptions {
     /// A recorder that cannot write (full disk, failing sink) refuses new commands (`true`, the
     /// default) or lets the session go on unrecorded (`false`).
     pub fail_closed: bool,
+    /// Start a new part ([`Sink::rotate`]: a new file) once a part holds this many bytes.
+    pub rotate_bytes: Option<u64>,
+    /// Start a new part when a record is written this long after the part began.
+    pub rotate_interval: Option<Duration>,
 }
 
 impl Default for RecordOptions {
@@ -89,6 +101,8 @@ impl Default for RecordOptions {
             checkpoint_every: 1000,
             checkpoint_interval: Duration::from_secs(10),
             fail_closed: true,
+            rotate_bytes: None,
+            rotate_interval: None,
         }
     }
 }
@@ -207,6 +221,12 @@ struct State {
     prev: [u8; 32],
     since_checkpoint: u64,
     last_checkpoint: Instant,
+    /// The part being written (0 first), its size so far and when it began.
+    part: u64,
+    part_bytes: u64,
+    part_started: Instant,
+    /// What the `start` and `continue` records say of the signer.
+    signer: (String, String),
     opts: RecordOptions,
     failed: Option<String>,
     closed: bool,
@@ -255,6 +275,10 @@ impl Recorder {
             seq: 0,
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
+            part: 0,
+            part_bytes: 0,
+            part_started: Instant::now(),
+            signer: (kid.clone(), STANDARD.encode(public.as_bytes())),
             opts,
             failed: None,
             closed: false,
@@ -382,7 +406,7 @@ impl Recorder {
         }
         let r = s
             .append("end", Map::new())
-            .and_then(|()| s.checkpoint(true))
+            .and_then(|()| s.checkpoint(Seal::Final))
             .and_then(|()| s.sync_at(SyncPoint::Close));
         s.closed = true;
         r
@@ -393,16 +417,21 @@ impl Recorder {
         if s.closed || s.failed.is_some() {
             return;
         }
-        let r = s.append(kind, body).and_then(|()| {
-            let due = s.since_checkpoint >= s.opts.checkpoint_every
-                || s.last_checkpoint.elapsed() >= s.opts.checkpoint_interval;
-            if due {
-                s.checkpoint(false)
-            } else {
-                s.sync_at(SyncPoint::Record)
-            }
-        });
+        let r = s.append(kind, body).and_then(|()| s.after_record());
         if let Err(e) = r {
+            s.failed = Some(e.message);
+        }
+    }
+
+    /// Writes what time has made due while no record came: a checkpoint over records written
+    /// more than [`RecordOptions::checkpoint_interval`] ago, or a new part. A host calls this
+    /// now and then (the example proxies every second) so an idle session's tail is signed.
+    pub fn tick(&self) {
+        let mut s = self.lock();
+        if s.closed || s.failed.is_some() {
+            return;
+        }
+        if let Err(e) = s.after_record() {
             s.failed = Some(e.message);
         }
     }
@@ -455,6 +484,17 @@ impl Drop for Recorder {
     }
 }
 
+/// What a checkpoint closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seal {
+    /// Nothing: the recording goes on.
+    Checkpoint,
+    /// The recording (after its `end` record).
+    Final,
+    /// This part; the recording goes on in the part numbered.
+    Part(u64),
+}
+
 /// Where the recorder may sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SyncPoint {
@@ -505,14 +545,60 @@ impl State {
         self.prev = hash;
         self.seq += 1;
         self.since_checkpoint += 1;
+        self.part_bytes += self.buf.len() as u64;
         Ok(())
     }
 
-    /// A checkpoint: its own fields (and through `prev`, every record before it) signed.
-    fn checkpoint(&mut self, last: bool) -> Result<(), RecordError> {
+    /// After a record (or on a tick): a checkpoint or a new part when one is due, else the
+    /// per-record sync.
+    fn after_record(&mut self) -> Result<(), RecordError> {
+        let o = &self.opts;
+        let rotate = o.rotate_bytes.is_some_and(|n| self.part_bytes >= n)
+            || o.rotate_interval.is_some_and(|t| self.part_started.elapsed() >= t);
+        if rotate {
+            return self.rotate();
+        }
+        let due = self.since_checkpoint >= o.checkpoint_every
+            || (self.since_checkpoint > 0 && self.last_checkpoint.elapsed() >= o.checkpoint_interval);
+        if due {
+            self.checkpoint(Seal::Checkpoint)
+        } else {
+            self.sync_at(SyncPoint::Record)
+        }
+    }
+
+    /// Ends this part with a checkpoint naming the next, and begins the next with a `continue`
+    /// record chained to it.
+    fn rotate(&mut self) -> Result<(), RecordError> {
+        let next = self.part + 1;
+        self.checkpoint(Seal::Part(next))?;
+        self.sync_at(SyncPoint::Close)?;
+        self.sink
+            .rotate(next)
+            .map_err(|e| RecordError::new(format!("starting part {next}: {e}")))?;
+        self.part = next;
+        self.part_bytes = 0;
+        self.part_started = Instant::now();
         let mut body = Map::new();
-        if last {
-            body.insert("final".into(), json!(true));
+        body.insert("session".into(), json!(self.session));
+        body.insert("signer".into(), json!(self.signer.0));
+        body.insert("signer_ed25519".into(), json!(self.signer.1));
+        body.insert("part".into(), json!(next));
+        self.append("continue", body)?;
+        self.sync_at(SyncPoint::Checkpoint)
+    }
+
+    /// A checkpoint: its own fields (and through `prev`, every record before it) signed.
+    fn checkpoint(&mut self, seal: Seal) -> Result<(), RecordError> {
+        let mut body = Map::new();
+        match seal {
+            Seal::Checkpoint => {}
+            Seal::Final => {
+                body.insert("final".into(), json!(true));
+            }
+            Seal::Part(next) => {
+                body.insert("next_part".into(), json!(next));
+            }
         }
         self.stamp("checkpoint", &mut body);
         let signed = serde_json::to_vec(&body).map_err(|e| RecordError::new(e.to_string()))?;

@@ -13,35 +13,65 @@ pub trait Sink: Send {
     fn write(&mut self, record: &[u8]) -> io::Result<()>;
     /// Makes what was written durable.
     fn sync(&mut self) -> io::Result<()>;
+    /// Begins part `part` of the recording (rotation; the recorder has synced the part before).
+    /// A sink without parts keeps writing, the default: the records say where a part begins.
+    fn rotate(&mut self, part: u64) -> io::Result<()> {
+        let _ = part;
+        Ok(())
+    }
 }
 
-/// A file, created new (an existing file is never overwritten or appended to).
+/// A file, created new (an existing file is never overwritten or appended to). Part `n` of a
+/// rotated recording goes to [`FileSink::part_path`].
 #[derive(Debug)]
 pub struct FileSink {
     file: File,
+    base: PathBuf,
     path: PathBuf,
+}
+
+fn create_new(path: &Path) -> io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)
 }
 
 impl FileSink {
     /// Creates `path` (mode 0600 on Unix); fails if it exists.
     pub fn create(path: impl AsRef<Path>) -> io::Result<FileSink> {
-        let mut o = OpenOptions::new();
-        o.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            o.mode(0o600);
-        }
-        let file = o.open(path.as_ref())?;
+        let path = path.as_ref().to_path_buf();
         Ok(FileSink {
-            file,
-            path: path.as_ref().to_path_buf(),
+            file: create_new(&path)?,
+            base: path.clone(),
+            path,
         })
     }
 
-    /// The file's path.
+    /// The file being written.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Where part `part` of the recording begun at `base` goes: `NAME.jsonl` is part 0,
+    /// `NAME.1.jsonl` part 1, and so on.
+    pub fn part_path(base: &Path, part: u64) -> PathBuf {
+        if part == 0 {
+            return base.to_path_buf();
+        }
+        let name = base
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let name = match name.strip_suffix(".jsonl") {
+            Some(stem) => format!("{stem}.{part}.jsonl"),
+            None => format!("{name}.{part}"),
+        };
+        base.with_file_name(name)
     }
 }
 
@@ -53,6 +83,13 @@ impl Sink for FileSink {
 
     fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()
+    }
+
+    fn rotate(&mut self, part: u64) -> io::Result<()> {
+        let path = FileSink::part_path(&self.base, part);
+        self.file = create_new(&path)?;
+        self.path = path;
+        Ok(())
     }
 }
 

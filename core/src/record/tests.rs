@@ -317,3 +317,234 @@ fn asciicast_export_has_a_header_and_timed_events() {
     assert_eq!(ev[1], "o");
     assert_eq!(ev[2], "hello\r\nworld\r\n");
 }
+
+/// A recording rotated into parts by size, written to files under a fresh directory.
+fn rotated(dir: &std::path::Path, session: &str, k: &SigningKey) -> Vec<Vec<u8>> {
+    let base = dir.join(format!("{session}.jsonl"));
+    let opts = RecordOptions {
+        checkpoint_every: 4,
+        rotate_bytes: Some(1500),
+        ..RecordOptions::default()
+    };
+    let start = SessionStart::new("mcp").session_id(session);
+    let rec = Recorder::start(Box::new(FileSink::create(&base).expect("creates")), k, start, opts).expect("starts");
+    for i in 0..30 {
+        rec.notice("mcp", &format!("event {i} of a session long enough to be rotated"));
+    }
+    rec.close().expect("closes");
+    let mut parts = Vec::new();
+    for n in 0.. {
+        match std::fs::read(FileSink::part_path(&base, n)) {
+            Ok(d) => parts.push(d),
+            Err(_) => break,
+        }
+    }
+    parts
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("sluice-record-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+#[test]
+fn rotated_parts_verify_as_one_chain() {
+    let dir = tempdir("parts");
+    let k = key(1);
+    let parts = rotated(&dir, "s1", &k);
+    assert!(parts.len() >= 3, "{} parts", parts.len());
+    let all: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    let r = verify_parts(&all, Some(&k.verifying_key()));
+    assert!(r.is_ok(), "{r}");
+    assert_eq!(r.parts, parts.len() as u64);
+    // Every part but the last ends with the checkpoint that names the next; each later one
+    // begins with its `continue` record.
+    for (n, p) in parts.iter().enumerate().skip(1) {
+        assert!(
+            p.starts_with(b"{\"part\":") && String::from_utf8_lossy(p).contains("\"type\":\"continue\""),
+            "part {n}"
+        );
+    }
+    // The parts concatenated are the same chain.
+    assert!(verify(&parts.concat(), Some(&k.verifying_key())).is_ok());
+    // The first part alone is intact but not closed: it names the part that follows.
+    let r = verify(&parts[0], None);
+    let p = r.problem.as_ref().expect("not closed");
+    assert!(p.torn && p.reason.contains("part 1"), "{r}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn missing_reordered_repeated_or_foreign_parts_are_detected() {
+    let dir = tempdir("bad-parts");
+    let k = key(1);
+    let parts = rotated(&dir, "s1", &k);
+    let other = rotated(&dir, "s2", &k);
+    let n = parts.len();
+    let check = |list: Vec<&Vec<u8>>, what: &str| {
+        let list: Vec<&[u8]> = list.into_iter().map(Vec::as_slice).collect();
+        let r = verify_parts(&list, Some(&k.verifying_key()));
+        assert!(!r.is_ok(), "{what} went unnoticed");
+        r
+    };
+    for i in 0..n {
+        let mut l: Vec<&Vec<u8>> = parts.iter().collect();
+        l.remove(i);
+        let r = check(l, &format!("dropping part {i}"));
+        if i + 1 < n {
+            assert_eq!(r.problem.as_ref().map(|p| p.input), Some(i), "{r}");
+        }
+        let mut l: Vec<&Vec<u8>> = parts.iter().collect();
+        l.insert(i, &parts[i]);
+        check(l, &format!("repeating part {i}"));
+        if i + 1 < n {
+            let mut l: Vec<&Vec<u8>> = parts.iter().collect();
+            l.swap(i, i + 1);
+            check(l, &format!("swapping parts {i} and {}", i + 1));
+        }
+        if i > 0 && i < other.len() {
+            let mut l: Vec<&Vec<u8>> = parts.iter().collect();
+            l[i] = &other[i];
+            let r = check(l, &format!("part {i} from another session"));
+            assert_eq!(r.problem.as_ref().map(|p| p.input), Some(i), "{r}");
+        }
+    }
+    // A flipped byte in any part.
+    for i in 0..n {
+        for at in (0..parts[i].len()).step_by(97) {
+            let mut bad = parts.clone();
+            bad[i][at] ^= 0x20;
+            check(bad.iter().collect(), &format!("flipping byte {at} of part {i}"));
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn time_rotates_parts_and_a_tick_signs_an_idle_tail() {
+    let k = key(1);
+    let sink = MemorySink::default();
+    let opts = RecordOptions {
+        checkpoint_every: 1_000_000,
+        checkpoint_interval: Duration::from_millis(30),
+        rotate_interval: Some(Duration::from_millis(60)),
+        ..RecordOptions::default()
+    };
+    let rec = Recorder::start(Box::new(sink.clone()), &k, SessionStart::new("sql"), opts).expect("starts");
+    rec.notice("sql", "a");
+    let before = verify(&sink.contents(), None);
+    assert_eq!(before.signed, 0, "nothing is signed yet: {before}");
+    std::thread::sleep(Duration::from_millis(40));
+    rec.tick();
+    let idle = verify(&sink.contents(), None);
+    assert_eq!(idle.signed, idle.records, "the tick signed the idle tail: {idle}");
+    // A tick with nothing new to sign writes nothing.
+    let len = sink.contents().len();
+    rec.tick();
+    assert_eq!(sink.contents().len(), len);
+    std::thread::sleep(Duration::from_millis(70));
+    rec.notice("sql", "b");
+    rec.close().expect("closes");
+    let r = verify(&sink.contents(), Some(&k.verifying_key()));
+    assert!(r.is_ok() && r.parts == 2, "{r}");
+}
+
+#[test]
+fn database_output_replays_as_rows_even_when_cut_across_records() {
+    use sluice_protocols::{mysql, postgres};
+    let k = key(1);
+    // PostgreSQL: the SSL refusal, a row description, two rows (one NULL), the tag, an error.
+    let mut pg = Vec::new();
+    let col = |name: &'static [u8]| postgres::Column {
+        name,
+        table_oid: 0,
+        attr: 0,
+        type_oid: 25,
+        type_size: -1,
+        type_mod: -1,
+        format: 0,
+    };
+    postgres::encode_row_description(&[col(b"id"), col(b"name")], &mut pg);
+    postgres::encode_data_row(&[Some(b"1"), Some(b"alpha")], &mut pg);
+    postgres::encode_data_row(&[Some(b"2"), None], &mut pg);
+    postgres::encode_command_complete(b"SELECT 2", &mut pg);
+    postgres::encode_error(
+        &[(b'S', b"ERROR"), (b'C', b"42P01"), (b'M', b"no such table")],
+        false,
+        &mut pg,
+    );
+    postgres::encode_ready_for_query(b'I', &mut pg);
+    let sink = MemorySink::default();
+    let rec = Recorder::start(
+        Box::new(sink.clone()),
+        &k,
+        SessionStart::new("postgres"),
+        RecordOptions::default(),
+    )
+    .expect("starts");
+    rec.output("sql", b"N");
+    let cut = pg.len() / 2 + 3;
+    rec.output("sql", &pg[..cut]);
+    rec.output("sql", &pg[cut..]);
+    rec.close().expect("closes");
+    let t = transcript(&sink.contents()).to_string();
+    for want in [
+        "< id | name",
+        "< 1 | alpha",
+        "< 2 | NULL",
+        "< (SELECT 2)",
+        "< ERROR: no such table (42P01)",
+    ] {
+        assert!(t.contains(want), "{want:?} missing from\n{t}");
+    }
+    assert!(!t.contains("< N"), "{t}");
+
+    // MySQL: handshake, OK after authentication, a result set, an OK, an error.
+    let mut my = Vec::new();
+    mysql::encode_packet(0, &[b"\x0a8.0.0\0"], &mut my);
+    mysql::encode_packet(2, &[b"\x00\x00\x00\x02\x00\x00\x00"], &mut my);
+    mysql::encode_packet(1, &[b"\x02"], &mut my);
+    let def = |name: &[u8]| {
+        let mut d = Vec::new();
+        for n in [&b"def"[..], b"app", b"t", b"t", name, name] {
+            d.push(n.len() as u8);
+            d.extend_from_slice(n);
+        }
+        d.extend_from_slice(&[0x0c, 0x21, 0, 0xff, 0, 0, 0, 0xfd, 0, 0, 0, 0, 0]);
+        d
+    };
+    mysql::encode_packet(2, &[&def(b"id")], &mut my);
+    mysql::encode_packet(3, &[&def(b"name")], &mut my);
+    mysql::encode_packet(4, &[b"\xfe\x00\x00\x02\x00"], &mut my);
+    mysql::encode_text_row(5, &[Some(b"1"), Some(b"alpha")], &mut my);
+    mysql::encode_text_row(6, &[Some(b"2"), None], &mut my);
+    mysql::encode_packet(7, &[b"\xfe\x00\x00\x02\x00"], &mut my);
+    mysql::encode_packet(1, &[b"\x00\x03\x00\x02\x00\x00\x00"], &mut my);
+    mysql::encode_err(1, 1146, b"42S02", b"Table 'app.x' doesn't exist", &mut my);
+    let sink = MemorySink::default();
+    let rec = Recorder::start(
+        Box::new(sink.clone()),
+        &k,
+        SessionStart::new("mysql"),
+        RecordOptions::default(),
+    )
+    .expect("starts");
+    for piece in my.chunks(7) {
+        rec.output("sql", piece);
+    }
+    rec.close().expect("closes");
+    let t = transcript(&sink.contents()).to_string();
+    for want in [
+        "< (authenticated)",
+        "< id | name",
+        "< 1 | alpha",
+        "< 2 | NULL",
+        "< (2 row(s))",
+        "< (OK, 3 row(s) affected)",
+        "< ERROR 1146: Table 'app.x' doesn't exist",
+    ] {
+        assert!(t.contains(want), "{want:?} missing from\n{t}");
+    }
+}

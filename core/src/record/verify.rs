@@ -1,12 +1,11 @@
-//! Reading recordings back: verification (the first bad record and why), readable transcripts
-//! and asciicast v2 export.
+//! Verifying recordings: the first bad record and why.
 
 use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{FORMAT_VERSION, checkpoint_message, genesis, hex, key_id};
@@ -29,6 +28,8 @@ pub struct Report {
     pub signed: u64,
     /// Whether the recording ends with its closing checkpoint.
     pub closed: bool,
+    /// Parts read (1 unless the recording was rotated).
+    pub parts: u64,
     /// The first problem, if any.
     pub problem: Option<Problem>,
 }
@@ -36,9 +37,11 @@ pub struct Report {
 /// The first thing wrong with a recording.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    /// Its line (1-based; the record with `seq` = line − 1).
+    /// Which of the inputs given to [`verify_parts`] holds it (0 for [`verify`]).
+    pub input: usize,
+    /// Its line in that input (1-based).
     pub line: u64,
-    /// The byte offset of that line.
+    /// The byte offset of that line in that input.
     pub offset: u64,
     /// What is wrong.
     pub reason: String,
@@ -59,9 +62,14 @@ impl fmt::Display for Report {
         match &self.problem {
             None => write!(
                 f,
-                "ok: session {}, {} records, {} checkpoints, closed, key {}{}",
+                "ok: session {}, {} records{}, {} checkpoints, closed, key {}{}",
                 self.session.as_deref().unwrap_or("?"),
                 self.records,
+                if self.parts > 1 {
+                    format!(" in {} parts", self.parts)
+                } else {
+                    String::new()
+                },
                 self.checkpoints,
                 self.key_id.as_deref().unwrap_or("?"),
                 if self.key_given {
@@ -88,49 +96,80 @@ impl fmt::Display for Report {
 /// session and key, every checkpoint's signature (with `key`, against that key), and that it is
 /// closed. Names the first bad record.
 pub fn verify(data: &[u8], key: Option<&VerifyingKey>) -> Report {
+    verify_parts(&[data], key)
+}
+
+/// Verifies a recording written in parts (rotated files, in order: part 0 first) as one chain:
+/// each input but the last must end where its part ends, and the next must begin the part
+/// named there. A missing, repeated or reordered part is named like a bad record.
+pub fn verify_parts(parts: &[&[u8]], key: Option<&VerifyingKey>) -> Report {
     let mut r = Report {
         key_given: key.is_some(),
         ..Report::default()
     };
-    let mut prev = [0u8; 32];
-    let mut public: Option<VerifyingKey> = None;
-    let mut ended = false;
-    let mut offset = 0u64;
-    let mut rest = data;
-    let mut line_no = 0u64;
-    let problem = loop {
-        if rest.is_empty() {
-            break None;
-        }
-        line_no += 1;
-        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
-            break Some(Problem {
-                line: line_no,
-                offset,
-                reason: "the last record is torn (no end of line): the recording was cut while writing".into(),
-                torn: true,
-            });
-        };
-        let line = &rest[..nl];
-        let bad = |reason: String| Problem {
-            line: line_no,
-            offset,
-            reason,
-            torn: false,
-        };
-        match check(line, line_no - 1, &mut prev, &mut public, key, &mut r, &mut ended) {
-            Ok(()) => {}
-            Err(reason) => break Some(bad(reason)),
-        }
-        offset += nl as u64 + 1;
-        rest = &rest[nl + 1..];
+    let mut c = Chain {
+        prev: [0u8; 32],
+        public: None,
+        ended: false,
+        part: 0,
+        next_part: None,
+        given: key,
     };
+    let mut seq = 0u64;
+    let (mut input, mut line_no, mut offset) = (0usize, 0u64, 0u64);
+    let problem = 'all: {
+        for (i, data) in parts.iter().enumerate() {
+            (input, line_no, offset) = (i, 0, 0);
+            if i > 0 && c.next_part.is_none() {
+                break 'all Some(Problem {
+                    input,
+                    line: 1,
+                    offset: 0,
+                    reason: format!(
+                        "another input follows, but input {} does not end its part (not a later part of the same recording, or given out of order)",
+                        i - 1
+                    ),
+                    torn: false,
+                });
+            }
+            let mut rest = *data;
+            while !rest.is_empty() {
+                line_no += 1;
+                let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+                    break 'all Some(Problem {
+                        input,
+                        line: line_no,
+                        offset,
+                        reason: "the last record is torn (no end of line): the recording was cut while writing".into(),
+                        torn: true,
+                    });
+                };
+                if let Err(reason) = c.check(&rest[..nl], seq, &mut r) {
+                    break 'all Some(Problem {
+                        input,
+                        line: line_no,
+                        offset,
+                        reason,
+                        torn: false,
+                    });
+                }
+                seq += 1;
+                offset += nl as u64 + 1;
+                rest = &rest[nl + 1..];
+            }
+        }
+        None
+    };
+    r.parts = c.part + 1;
     r.problem = problem.or_else(|| {
         (!r.closed).then(|| Problem {
+            input,
             line: line_no + 1,
             offset,
             reason: if r.records == 0 {
                 "empty recording".into()
+            } else if let Some(n) = c.next_part {
+                format!("the recording goes on in part {n}, which was not given")
             } else {
                 format!(
                     "no closing checkpoint: records after #{} are not covered by a signature (cut short, or still being written)",
@@ -143,286 +182,161 @@ pub fn verify(data: &[u8], key: Option<&VerifyingKey>) -> Report {
     r
 }
 
-/// One line's checks; on success the report and chain state advance.
-fn check(
-    line: &[u8],
-    seq: u64,
-    prev: &mut [u8; 32],
-    public: &mut Option<VerifyingKey>,
-    given: Option<&VerifyingKey>,
-    r: &mut Report,
-    ended: &mut bool,
-) -> Result<(), String> {
-    let v: Value = serde_json::from_slice(line).map_err(|e| format!("not a JSON record: {e}"))?;
-    // One encoding per record: what a signature or hash covers cannot be re-spelled.
-    if serde_json::to_vec(&v).ok().as_deref() != Some(line) {
-        return Err("not in the canonical encoding (compact JSON, keys in order)".into());
-    }
-    let s = |k: &str| v.get(k).and_then(Value::as_str);
-    if v.get("v").and_then(Value::as_u64) != Some(FORMAT_VERSION) {
-        return Err(format!("not a version-{FORMAT_VERSION} record"));
-    }
-    let got = v.get("seq").and_then(Value::as_u64);
-    if got != Some(seq) {
-        return Err(match got {
-            Some(g) => format!("out of order: seq {g} where {seq} was expected (records removed, repeated or moved)"),
-            None => "no seq".into(),
-        });
-    }
-    if r.closed {
-        return Err("a record after the closing checkpoint".into());
-    }
-    let kind = s("type").ok_or("no type")?;
-    if seq == 0 {
-        if kind != "start" {
-            return Err("the first record is not a session start".into());
+/// What verification carries from one record to the next.
+struct Chain<'k> {
+    /// The hash of the last record.
+    prev: [u8; 32],
+    /// The signer the start record names.
+    public: Option<VerifyingKey>,
+    /// An `end` record was read.
+    ended: bool,
+    /// The part being read.
+    part: u64,
+    /// The last record ended its part: the next must begin this one.
+    next_part: Option<u64>,
+    /// The key the caller gave.
+    given: Option<&'k VerifyingKey>,
+}
+
+impl Chain<'_> {
+    /// One record's checks; on success the report and the chain advance.
+    fn check(&mut self, line: &[u8], seq: u64, r: &mut Report) -> Result<(), String> {
+        let v: Value = serde_json::from_slice(line).map_err(|e| format!("not a JSON record: {e}"))?;
+        // One encoding per record: what a signature or hash covers cannot be re-spelled.
+        if serde_json::to_vec(&v).ok().as_deref() != Some(line) {
+            return Err("not in the canonical encoding (compact JSON, keys in order)".into());
         }
-        let session = s("session").ok_or("the start record has no session id")?;
-        let kid = s("signer").ok_or("the start record has no signer (key id)")?;
-        let pk = s("signer_ed25519")
-            .and_then(|b| STANDARD.decode(b).ok())
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .and_then(|b| VerifyingKey::from_bytes(&b).ok())
-            .ok_or("the start record has no valid public key")?;
-        if key_id(&pk) != kid {
-            return Err("the key id does not match the public key".into());
+        let s = |k: &str| v.get(k).and_then(Value::as_str);
+        if v.get("v").and_then(Value::as_u64) != Some(FORMAT_VERSION) {
+            return Err(format!("not a version-{FORMAT_VERSION} record"));
         }
-        if let Some(g) = given
-            && *g != pk
-        {
-            return Err(format!(
-                "signed by another key (id {kid}; the given key is {})",
-                key_id(g)
-            ));
-        }
-        *prev = genesis(session, kid);
-        *public = Some(pk);
-        r.session = Some(session.to_string());
-        r.key_id = Some(kid.to_string());
-    } else if kind == "start" {
-        return Err("a second session start".into());
-    }
-    let expected = hex(prev);
-    if s("prev") != Some(expected.as_str()) {
-        return Err(if seq == 0 {
-            "the first record is not bound to its session and key (prev)".into()
-        } else {
-            format!(
-                "the chain is broken: prev is not the hash of line {seq} (line {seq} was altered, or records were removed, inserted or spliced here)"
-            )
-        });
-    }
-    if *ended && kind != "checkpoint" {
-        return Err("a record after the session end".into());
-    }
-    match kind {
-        "checkpoint" => {
-            let sig = s("sig")
-                .and_then(|b| STANDARD.decode(b).ok())
-                .and_then(|b| <[u8; 64]>::try_from(b).ok())
-                .map(|b| Signature::from_bytes(&b))
-                .ok_or("a checkpoint without a valid signature field")?;
-            let session = r.session.as_deref().unwrap_or_default();
-            let pk = public.as_ref().ok_or("no key")?;
-            let mut unsigned = v.clone();
-            if let Some(o) = unsigned.as_object_mut() {
-                o.remove("sig");
+        let kind = s("type").ok_or("no type")?;
+        if let Some(n) = self.next_part {
+            if kind != "continue" || v.get("part").and_then(Value::as_u64) != Some(n) {
+                return Err(format!(
+                    "part {n} should begin here (a part is missing, repeated or out of order)"
+                ));
             }
-            let body = serde_json::to_vec(&unsigned).map_err(|e| e.to_string())?;
-            pk.verify(&checkpoint_message(session, &body), &sig)
-                .map_err(|_| "the checkpoint's signature does not verify".to_string())?;
-            r.checkpoints += 1;
-            r.signed = seq + 1;
-            if v.get("final").and_then(Value::as_bool) == Some(true) {
-                if !*ended {
-                    return Err("a closing checkpoint before the session end".into());
+        } else if kind == "continue" {
+            return Err("a part begins where none ended".into());
+        }
+        let got = v.get("seq").and_then(Value::as_u64);
+        if got != Some(seq) {
+            return Err(match got {
+                Some(g) => {
+                    format!("out of order: seq {g} where {seq} was expected (records removed, repeated or moved)")
                 }
-                r.closed = true;
-            } else if *ended {
-                return Err("a checkpoint after the session end that does not close it".into());
+                None => "no seq".into(),
+            });
+        }
+        if r.closed {
+            return Err("a record after the closing checkpoint".into());
+        }
+        if seq == 0 {
+            if kind != "start" {
+                return Err("the first record is not a session start (is part 0 missing?)".into());
+            }
+            let session = s("session").ok_or("the start record has no session id")?;
+            let (kid, pk) = signer(&v)?;
+            if let Some(g) = self.given
+                && *g != pk
+            {
+                return Err(format!(
+                    "signed by another key (id {kid}; the given key is {})",
+                    key_id(g)
+                ));
+            }
+            self.prev = genesis(session, &kid);
+            self.public = Some(pk);
+            r.session = Some(session.to_string());
+            r.key_id = Some(kid);
+        } else if kind == "start" {
+            return Err("a second session start".into());
+        }
+        if kind == "continue" {
+            let (kid, pk) = signer(&v)?;
+            if s("session") != r.session.as_deref() || Some(&pk) != self.public.as_ref() {
+                return Err(format!(
+                    "a part of another recording (session {}, key {kid})",
+                    s("session").unwrap_or("?")
+                ));
             }
         }
-        "end" => *ended = true,
-        _ => {}
+        let expected = hex(&self.prev);
+        if s("prev") != Some(expected.as_str()) {
+            return Err(if seq == 0 {
+                "the first record is not bound to its session and key (prev)".into()
+            } else {
+                format!(
+                    "the chain is broken: prev is not the hash of record {} (it was altered, or records were removed, inserted or spliced here)",
+                    seq - 1
+                )
+            });
+        }
+        if self.ended && kind != "checkpoint" {
+            return Err("a record after the session end".into());
+        }
+        self.next_part = None;
+        match kind {
+            "checkpoint" => self.checkpoint(&v, seq, r)?,
+            "end" => self.ended = true,
+            "continue" => self.part += 1,
+            _ => {}
+        }
+        self.prev = Sha256::digest(line).into();
+        r.records += 1;
+        Ok(())
     }
-    *prev = Sha256::digest(line).into();
-    r.records += 1;
-    Ok(())
-}
 
-/// The records of a recording, parsed, in order (a torn last line left out).
-fn records(data: &[u8]) -> Vec<Value> {
-    data.split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .filter_map(|l| serde_json::from_slice(l).ok())
-        .collect()
-}
-
-/// When the recording started (ms), from its first record.
-fn start_time(recs: &[Value]) -> u64 {
-    recs.first()
-        .and_then(|v| v.get("time"))
-        .and_then(Value::as_u64)
-        .unwrap_or(0)
-}
-
-/// A readable transcript: one block per record (time since the start, what happened).
-#[derive(Debug, Clone, Default)]
-pub struct Transcript {
-    /// The lines.
-    pub lines: Vec<String>,
-}
-
-impl fmt::Display for Transcript {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for l in &self.lines {
-            writeln!(f, "{l}")?;
+    fn checkpoint(&mut self, v: &Value, seq: u64, r: &mut Report) -> Result<(), String> {
+        let sig = v
+            .get("sig")
+            .and_then(Value::as_str)
+            .and_then(|b| STANDARD.decode(b).ok())
+            .and_then(|b| <[u8; 64]>::try_from(b).ok())
+            .map(|b| Signature::from_bytes(&b))
+            .ok_or("a checkpoint without a valid signature field")?;
+        let session = r.session.as_deref().unwrap_or_default();
+        let pk = self.public.as_ref().ok_or("no key")?;
+        let mut unsigned = v.clone();
+        if let Some(o) = unsigned.as_object_mut() {
+            o.remove("sig");
+        }
+        let body = serde_json::to_vec(&unsigned).map_err(|e| e.to_string())?;
+        pk.verify(&checkpoint_message(session, &body), &sig)
+            .map_err(|_| "the checkpoint's signature does not verify".to_string())?;
+        r.checkpoints += 1;
+        r.signed = seq + 1;
+        if v.get("final").and_then(Value::as_bool) == Some(true) {
+            if !self.ended {
+                return Err("a closing checkpoint before the session end".into());
+            }
+            r.closed = true;
+        } else if self.ended {
+            return Err("a checkpoint after the session end that does not close it".into());
+        } else if let Some(n) = v.get("next_part").and_then(Value::as_u64) {
+            if n != self.part + 1 {
+                return Err(format!("part {} ends naming part {n} next", self.part));
+            }
+            self.next_part = Some(n);
         }
         Ok(())
     }
 }
 
-/// Text a human can read from an output record: UTF-8 text as it is; binary protocol bytes
-/// (database rows) as their printable runs, separated by ` | `.
-fn output_text(v: &Value) -> String {
-    if let Some(t) = v.get("text").and_then(Value::as_str) {
-        return t.to_string();
-    }
-    let bytes = v
-        .get("data")
+/// The signer a `start` or `continue` record names: its key id and public key, checked against
+/// each other.
+fn signer(v: &Value) -> Result<(String, VerifyingKey), String> {
+    let kid = v.get("signer").and_then(Value::as_str).ok_or("no signer (key id)")?;
+    let pk = v
+        .get("signer_ed25519")
         .and_then(Value::as_str)
         .and_then(|b| STANDARD.decode(b).ok())
-        .unwrap_or_default();
-    let text = String::from_utf8_lossy(&bytes);
-    text.split(|c: char| c.is_control() || c == '\u{fffd}')
-        .filter(|p| p.trim().chars().count() >= 2)
-        .map(str::trim)
-        .collect::<Vec<_>>()
-        .join(" | ")
-}
-
-/// Renders a recording as a transcript (records in file order; verify it first).
-pub fn transcript(data: &[u8]) -> Transcript {
-    let recs = records(data);
-    let t0 = start_time(&recs);
-    let mut lines = Vec::new();
-    for v in &recs {
-        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
-        let t = v.get("time").and_then(Value::as_u64).unwrap_or(t0).saturating_sub(t0);
-        let at = format!("[{:>4}.{:03}s]", t / 1000, t % 1000);
-        let line = match s("type") {
-            "start" => {
-                let policy = v
-                    .get("policy")
-                    .map(|p| format!(", policy {} ({})", s_of(p, "name"), s_of(p, "digest")))
-                    .unwrap_or_default();
-                format!(
-                    "{at} session {} ({}) user {} target {}{policy}, key {}",
-                    s("session"),
-                    s("protocol"),
-                    or_unknown(s("user")),
-                    or_unknown(s("target")),
-                    s("signer")
-                )
-            }
-            "decision" => {
-                let rule = v
-                    .get("rule")
-                    .and_then(Value::as_str)
-                    .map(|r| format!(" [{r}]"))
-                    .unwrap_or_default();
-                let unsure = if v.get("uncertain").and_then(Value::as_bool) == Some(true) {
-                    " (uncertain)"
-                } else {
-                    ""
-                };
-                let approval = v
-                    .get("approval")
-                    .map(|a| format!(" approval {}", s_of(a, "id")))
-                    .unwrap_or_default();
-                format!(
-                    "{at} {}@{} > {}\n{at}   {}{rule}{unsure}{approval}: {}",
-                    s("user"),
-                    s("target"),
-                    s("command"),
-                    s("action").to_uppercase(),
-                    s("reason")
-                )
-            }
-            "output" => {
-                let text = output_text(v);
-                let text = text.trim_end();
-                text.lines()
-                    .map(|l| format!("{at} < {l}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            }
-            "masked" => format!(
-                "{at} masked {} value(s)",
-                v.get("count").and_then(Value::as_u64).unwrap_or(0)
-            ),
-            "notice" => format!("{at} notice: {}", s("message")),
-            "error" => format!("{at} error from the {}: {}", s("side"), s("reason")),
-            "end" => format!("{at} session end"),
-            "checkpoint" => {
-                let last = if v.get("final").and_then(Value::as_bool) == Some(true) {
-                    " (closing)"
-                } else {
-                    ""
-                };
-                format!(
-                    "{at} checkpoint #{}{last}",
-                    v.get("seq").and_then(Value::as_u64).unwrap_or(0)
-                )
-            }
-            other => format!("{at} {other}"),
-        };
-        if !line.is_empty() {
-            lines.push(line);
-        }
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+        .ok_or("no valid public key")?;
+    if key_id(&pk) != kid {
+        return Err("the key id does not match the public key".into());
     }
-    Transcript { lines }
-}
-
-fn s_of<'v>(v: &'v Value, k: &str) -> &'v str {
-    v.get(k).and_then(Value::as_str).unwrap_or("")
-}
-
-fn or_unknown(s: &str) -> &str {
-    if s.is_empty() { "(from the connection)" } else { s }
-}
-
-/// Exports a shell or SSH recording as asciicast v2 (`asciinema play FILE`): each command as a
-/// prompt line, each output as terminal output, each refusal as a message.
-pub fn asciicast(data: &[u8], width: u16, height: u16) -> String {
-    let recs = records(data);
-    let t0 = start_time(&recs);
-    let mut out = json!({
-        "version": 2,
-        "width": width,
-        "height": height,
-        "timestamp": t0 / 1000,
-        "title": recs.first().and_then(|v| v.get("session")).and_then(Value::as_str).unwrap_or(""),
-    })
-    .to_string();
-    out.push('\n');
-    let crlf = |s: &str| s.replace("\r\n", "\n").replace('\n', "\r\n");
-    for v in &recs {
-        let t = v.get("time").and_then(Value::as_u64).unwrap_or(t0).saturating_sub(t0) as f64 / 1000.0;
-        let text = match v.get("type").and_then(Value::as_str) {
-            Some("decision") => {
-                let cmd = s_of(v, "command");
-                match s_of(v, "action") {
-                    "allow" => format!("$ {cmd}\r\n"),
-                    a => format!("$ {cmd}\r\n[sluice: {a}: {}]\r\n", s_of(v, "reason")),
-                }
-            }
-            Some("output") => crlf(&output_text(v)),
-            Some("error") => format!("[sluice: session closed: {}]\r\n", s_of(v, "reason")),
-            _ => continue,
-        };
-        out.push_str(&json!([t, "o", text]).to_string());
-        out.push('\n');
-    }
-    out
+    Ok((kid.to_string(), pk))
 }
