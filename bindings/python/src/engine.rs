@@ -16,6 +16,7 @@ use sluice_core::session::{self, Guard, Hook};
 use crate::convert::*;
 use crate::errors::*;
 use crate::grants::*;
+use crate::recording::*;
 use crate::sessions::*;
 use crate::streaming::*;
 use crate::types::*;
@@ -42,6 +43,16 @@ impl Hook for PyHook {
 #[pyclass(frozen, module = "sluice")]
 pub(crate) struct Engine {
     pub(crate) guard: Arc<Guard>,
+}
+
+impl Engine {
+    /// This engine's guard, recording through `recorder` when one is given.
+    fn guard_for(&self, recorder: Option<&Recorder>) -> Arc<Guard> {
+        match recorder {
+            Some(r) => Arc::new(self.guard.with_recorder(Arc::clone(&r.inner))),
+            None => Arc::clone(&self.guard),
+        }
+    }
 }
 
 /// `Engine` options, from keyword arguments.
@@ -317,7 +328,8 @@ impl Engine {
     /// Decides on a command. `protocol` is shell, sql, http (`command` = `"METHOD URL"`), mcp
     /// (a JSON-RPC message as str or dict, or `{"name", "arguments"}`) or ssh. A `grant` from
     /// `GrantKey.issue` lets a `require_approval` command through once (needs `grant_key`).
-    #[pyo3(signature = (protocol, command, *, identity = None, target = None, grant = None, dialect = "postgres", headers = None, body = None, ssh = "exec"))]
+    /// With `recorder`, the decision is recorded (and refused if it cannot be).
+    #[pyo3(signature = (protocol, command, *, identity = None, target = None, grant = None, dialect = "postgres", headers = None, body = None, ssh = "exec", recorder = None))]
     #[allow(clippy::too_many_arguments)]
     fn check(
         &self,
@@ -331,11 +343,13 @@ impl Engine {
         headers: Option<BTreeMap<String, String>>,
         body: Option<&Bound<'_, PyAny>>,
         ssh: &str,
+        recorder: Option<&Recorder>,
     ) -> PyResult<Decision> {
         let protocol = parse_protocol(protocol)?;
         let (req, text) = build_request(py, protocol, command, dialect, headers, body, ssh)?;
         let (identity, target) = (identity_of(identity), target_of(target));
-        req.with(|r| self.guard.decide(&identity, &target, r, &text, grant))
+        let guard = self.guard_for(recorder);
+        req.with(|r| guard.decide(&identity, &target, r, &text, grant))
             .map(Decision::from)
             .map_err(RequestError::new_err)
     }
@@ -353,10 +367,18 @@ impl Engine {
     }
 
     /// A protocol session for one connection: `protocol` is postgres, mysql, http or mcp.
-    /// PostgreSQL and MySQL take identity and target from the startup when not given.
-    #[pyo3(signature = (protocol, *, identity = None, target = None))]
-    fn session(&self, protocol: &str, identity: Option<IdentityArg>, target: Option<TargetArg>) -> PyResult<Session> {
-        let g = self.guard.clone();
+    /// PostgreSQL and MySQL take identity and target from the startup when not given. With
+    /// `recorder` (from `recorder()`), every decision, masking count and output sent to the
+    /// client is recorded; a command that cannot be recorded is refused.
+    #[pyo3(signature = (protocol, *, identity = None, target = None, recorder = None))]
+    fn session(
+        &self,
+        protocol: &str,
+        identity: Option<IdentityArg>,
+        target: Option<TargetArg>,
+        recorder: Option<&Recorder>,
+    ) -> PyResult<Session> {
+        let g = self.guard_for(recorder);
         // PostgreSQL and MySQL fall back to the user and database of the startup, not to defaults.
         let inner = match protocol {
             "postgres" | "postgresql" => Inner::Pg(session::postgres::PgSession::new(
@@ -390,6 +412,54 @@ impl Engine {
             out: session::Output::default(),
             closed: None,
         })
+    }
+
+    /// Starts a session recording signed with `key` (an Ed25519 `GrantKey` or its text): to
+    /// `to`, a path (created new; later parts of a rotated recording next to it), a callable
+    /// that takes each record as bytes, or `None` (memory: `Recorder.data()`). The first record
+    /// names this engine's policy and its digest; what is written passes through this engine's
+    /// detector. Pass it to `session()` or `check()`; close it (or use `with`) at the end.
+    #[pyo3(signature = (to = None, *, key, protocol = "host", user = None, target = None, session_id = None, fsync = "checkpoint", checkpoint_every = 1000, checkpoint_interval = 10.0, rotate_bytes = None, rotate_interval = None, fail_closed = true))]
+    #[allow(clippy::too_many_arguments)]
+    fn recorder(
+        &self,
+        py: Python<'_>,
+        to: Option<Bound<'_, PyAny>>,
+        key: Bound<'_, PyAny>,
+        protocol: &str,
+        user: Option<String>,
+        target: Option<String>,
+        session_id: Option<String>,
+        fsync: &str,
+        checkpoint_every: u64,
+        checkpoint_interval: f64,
+        rotate_bytes: Option<u64>,
+        rotate_interval: Option<f64>,
+        fail_closed: bool,
+    ) -> PyResult<Recorder> {
+        let policy = self.guard.policy.load();
+        let mut start = sluice_core::record::SessionStart::new(protocol).policy(policy.name(), policy.digest());
+        if let Some(u) = user {
+            start = start.user(u);
+        }
+        if let Some(t) = target {
+            start = start.target(t);
+        }
+        if let Some(id) = session_id {
+            start = start.session_id(id);
+        }
+        let s = Start {
+            to,
+            key,
+            start,
+            fsync: fsync.to_string(),
+            checkpoint_every,
+            checkpoint_interval,
+            rotate_bytes,
+            rotate_interval,
+            fail_closed,
+        };
+        Recorder::start(py, s, Arc::clone(&self.guard.detector))
     }
 
     fn __repr__(&self) -> String {

@@ -73,6 +73,12 @@ create_exception!(
     SluiceError,
     "A session got bad input: close the connection."
 );
+create_exception!(
+    sluice,
+    RecordingError,
+    SluiceError,
+    "A session recording cannot be started, written or read."
+);
 
 /// Sets keyword attributes on a new exception of type `T`.
 pub(crate) fn error_with<T: pyo3::PyTypeInfo>(py: Python<'_>, message: String, attrs: &[(&str, Py<PyAny>)]) -> PyErr {

@@ -9,6 +9,7 @@ mod convert;
 mod engine;
 mod errors;
 mod grants;
+mod recording;
 mod sessions;
 mod streaming;
 mod types;
@@ -19,6 +20,7 @@ use sluice_core::policy::{self as core_policy};
 use crate::engine::*;
 use crate::errors::*;
 use crate::grants::*;
+use crate::recording::*;
 use crate::sessions::*;
 use crate::streaming::*;
 use crate::types::*;
@@ -46,7 +48,13 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<OidcVerifier>()?;
     m.add_class::<StreamRedactor>()?;
     m.add_class::<Session>()?;
+    m.add_class::<Recorder>()?;
+    m.add_class::<RecordingReport>()?;
+    m.add_class::<RecordingProblem>()?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_recording, m)?)?;
+    m.add_function(wrap_pyfunction!(replay_recording, m)?)?;
+    m.add_function(wrap_pyfunction!(export_asciicast, m)?)?;
     m.add("SluiceError", py.get_type::<SluiceError>())?;
     m.add("DetectorError", py.get_type::<DetectorError>())?;
     m.add("RuleFileError", py.get_type::<RuleFileError>())?;
@@ -60,6 +68,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GrantError", py.get_type::<GrantError>())?;
     m.add("OidcError", py.get_type::<OidcError>())?;
     m.add("SessionError", py.get_type::<SessionError>())?;
+    m.add("RecordingError", py.get_type::<RecordingError>())?;
     // The attributes each error carries, `None` on the class until an instance sets them.
     for name in ["origin", "rule", "line", "column"] {
         py.get_type::<DetectorError>().setattr(name, py.None())?;

@@ -3,7 +3,9 @@ in-process.
 
 The engine is Rust (``sluice._native``); this package re-exports it and adds integrations:
 
-- ``sluice.Engine``: scan, redact, stream-redact, decide (``check``), protocol sessions.
+- ``sluice.Engine``: scan, redact, stream-redact, decide (``check``), protocol sessions,
+  signed session recordings (``Engine.recorder``; read back with ``verify_recording``,
+  ``replay_recording``, ``export_asciicast``).
 - ``sluice.guard``: a guardrail for plain Python tool functions (agent frameworks).
 - ``sluice.langchain``: the same guardrail for LangChain tools (needs ``langchain-core``).
 - ``sluice.mcp``: an MCP server built with the official ``mcp`` SDK, guarded in-process.
@@ -29,6 +31,10 @@ from sluice._native import (
     OidcVerifier,
     PatternError,
     PolicyError,
+    Recorder,
+    RecordingError,
+    RecordingProblem,
+    RecordingReport,
     RequestError,
     RuleError,
     RuleFileError,
@@ -38,6 +44,9 @@ from sluice._native import (
     StreamRedactor,
     Target,
     __version__,
+    export_asciicast,
+    replay_recording,
+    verify_recording,
 )
 
 __all__ = [
@@ -58,6 +67,10 @@ __all__ = [
     "OidcVerifier",
     "PatternError",
     "PolicyError",
+    "Recorder",
+    "RecordingError",
+    "RecordingProblem",
+    "RecordingReport",
     "RequestError",
     "RuleError",
     "RuleFileError",
@@ -67,4 +80,7 @@ __all__ = [
     "StreamRedactor",
     "Target",
     "__version__",
+    "export_asciicast",
+    "replay_recording",
+    "verify_recording",
 ]

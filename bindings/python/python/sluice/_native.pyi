@@ -25,6 +25,10 @@ __all__ = [
     "OidcVerifier",
     "PatternError",
     "PolicyError",
+    "Recorder",
+    "RecordingError",
+    "RecordingProblem",
+    "RecordingReport",
     "RequestError",
     "RuleError",
     "RuleFileError",
@@ -35,6 +39,9 @@ __all__ = [
     "Target",
     "__version__",
     "cli_main",
+    "export_asciicast",
+    "replay_recording",
+    "verify_recording",
 ]
 
 __version__: Final[str]
@@ -89,6 +96,9 @@ class SessionError(SluiceError):
 
     side: Literal["client", "server"] | None
     reason: str | None
+
+class RecordingError(SluiceError):
+    """A session recording cannot be started, written or read."""
 
 @final
 class Finding:
@@ -300,6 +310,7 @@ class Engine:
         headers: Mapping[str, str] | None = None,
         body: bytes | str | None = None,
         ssh: Literal["exec", "env", "subsystem", "shell", "forward", "channel"] = "exec",
+        recorder: Recorder | None = None,
     ) -> Decision: ...
     def roles(self, identity: Identity | str) -> list[str]: ...
     def session(
@@ -308,7 +319,91 @@ class Engine:
         *,
         identity: Identity | str | None = None,
         target: Target | str | None = None,
+        recorder: Recorder | None = None,
     ) -> Session: ...
+    def recorder(
+        self,
+        to: str | PathLike[str] | Callable[[bytes], object] | None = None,
+        *,
+        key: GrantKey | str,
+        protocol: str = "host",
+        user: str | None = None,
+        target: str | None = None,
+        session_id: str | None = None,
+        fsync: Literal["every", "checkpoint", "never"] = "checkpoint",
+        checkpoint_every: int = 1000,
+        checkpoint_interval: float = 10.0,
+        rotate_bytes: int | None = None,
+        rotate_interval: float | None = None,
+        fail_closed: bool = True,
+    ) -> Recorder:
+        """Starts a signed session recording (to a new file, a callable taking each record, or
+        memory); pass it to ``session()`` or ``check()``."""
+
+@final
+class Recorder:
+    """One session's recording: append-only, hash-chained, signed (JSON Lines)."""
+
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def failure(self) -> str | None: ...
+    def data(self) -> bytes: ...
+    def notice(self, message: str, *, protocol: str = "host") -> None: ...
+    def tick(self) -> None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Recorder: ...
+    def __exit__(self, *_exc: object) -> bool: ...
+
+@final
+class RecordingProblem:
+    """Where verification stopped: which input, line and byte, why, and whether it was cut short."""
+
+    @property
+    def input(self) -> int: ...
+    @property
+    def line(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def torn(self) -> bool: ...
+
+@final
+class RecordingReport:
+    """What ``verify_recording`` found; true when intact, signed and closed."""
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def session(self) -> str | None: ...
+    @property
+    def key_id(self) -> str | None: ...
+    @property
+    def key_given(self) -> bool: ...
+    @property
+    def records(self) -> int: ...
+    @property
+    def checkpoints(self) -> int: ...
+    @property
+    def signed(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def parts(self) -> int: ...
+    @property
+    def problem(self) -> RecordingProblem | None: ...
+    def __bool__(self) -> bool: ...
+
+def verify_recording(*recording: str | PathLike[str] | bytes, key: GrantKey | str | None = None) -> RecordingReport:
+    """Verifies a recording (a rotated one's parts in order) against ``key`` when given."""
+
+def replay_recording(*recording: str | PathLike[str] | bytes) -> str:
+    """A recording as a readable transcript (database output decoded into rows)."""
+
+def export_asciicast(*recording: str | PathLike[str] | bytes, width: int = 120, height: int = 32) -> str:
+    """A shell or SSH recording as asciicast v2."""
 
 def cli_main(argv: Sequence[str]) -> int:
     """Runs the ``sluice`` command line (``argv[0]`` is the program name); returns the status."""
