@@ -2,7 +2,11 @@
 """pgbench select-only, direct and through pg-proxy (masking on, agent-safe policy): TPS ratio
 and added latency per query (p50, p99), from pgbench's per-transaction logs.
 
-    python3 scripts/bench_pgbench.py [--seconds 20] [--clients 4] [--rounds 2] [--baseline OTHER_PG_PROXY]
+    python3 scripts/bench_pgbench.py [--seconds 20] [--clients 4] [--rounds 2] [--baseline OTHER_PG_PROXY] [--record]
+
+With --record, a second pg-proxy of the same build records every session (--record DIR
+--record-key KEY, signed checkpoints every 1000 records, fsync at checkpoints) and is measured
+in the same rounds: recording on against recording off.
 
 Starts its own PostgreSQL 15 (initdb/pg_ctl, as the postgres user when run as root) and the
 pg-proxy example (build it first: cargo build --release -p sluice-examples --examples).
@@ -66,6 +70,23 @@ def pgbench(port, seconds, clients, logdir, tag):
 pgbench.stats = {}
 
 
+def proc_cpu(proc):
+    """CPU seconds (user + system) a process has used so far."""
+    f = open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(proc, port, seconds, clients, logdir, tag):
+    """pgbench through `proc`, with the CPU time `proc` itself used per transaction (us)."""
+    before = proc_cpu(proc)
+    tps, lat = pgbench(port, seconds, clients, logdir, tag)
+    measured.cpu[tag] = (proc_cpu(proc) - before) * 1e6 / (tps * seconds)
+    return tps, lat
+
+
+measured.cpu = {}
+
+
 def per_tx(tag):
     """CPU microseconds and context switches per transaction over a run (whole machine)."""
     stat, txs = pgbench.stats.get(tag, ({}, 0))
@@ -85,6 +106,8 @@ def main():
     ap.add_argument("--baseline", metavar="PG_PROXY",
                     help="another pg-proxy binary (an earlier build) measured in the same run, interleaved")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--record", action="store_true",
+                    help="also measure pg-proxy recording every session (same build), interleaved")
     a = ap.parse_args()
     work = pathlib.Path(tempfile.mkdtemp(prefix="sluice-pgbench-"))
     os.chmod(work, 0o777)
@@ -103,21 +126,40 @@ def main():
         base_port = free_port()
         base = a.baseline and subprocess.Popen([a.baseline, "--listen", f"127.0.0.1:{base_port}", "--upstream",
                                                 f"127.0.0.1:{port}", "--quiet"])
+        rec_port, rec = free_port(), None
+        if a.record:
+            key, rec_dir = work / "record.key", work / "recordings"
+            rec_dir.mkdir()
+            subprocess.run([str(ROOT / "target/release/sluice"), "keygen", "--out", str(key)], check=True,
+                           capture_output=True)
+            rec = subprocess.Popen([str(ROOT / "target/release/examples/pg-proxy"), "--listen",
+                                    f"127.0.0.1:{rec_port}", "--upstream", f"127.0.0.1:{port}", "--quiet",
+                                    "--record", str(rec_dir), "--record-key", str(key)])
         time.sleep(0.5)
         # Warm up every path, then measure them in turn and keep the best of each.
         pgbench(port, 3, a.clients, str(work), "warm-d")
         pgbench(proxy_port, 3, a.clients, str(work), "warm-p")
         if base:
             pgbench(base_port, 3, a.clients, str(work), "warm-b")
-        runs = {"direct": [], "proxy": [], "base": []}
+        if rec:
+            pgbench(rec_port, 3, a.clients, str(work), "warm-r")
+        runs = {"direct": [], "proxy": [], "base": [], "rec": []}
         for i in range(a.rounds):
             runs["direct"].append(pgbench(port, a.seconds, a.clients, str(work), f"d{i}"))
-            runs["proxy"].append(pgbench(proxy_port, a.seconds, a.clients, str(work), f"p{i}"))
+            runs["proxy"].append(measured(proxy, proxy_port, a.seconds, a.clients, str(work), f"p{i}"))
             if base:
                 runs["base"].append(pgbench(base_port, a.seconds, a.clients, str(work), f"b{i}"))
+            if rec:
+                runs["rec"].append(measured(rec, rec_port, a.seconds, a.clients, str(work), f"r{i}"))
+        print(f"proxy process CPU per transaction (median of rounds): {statistics.median(measured.cpu[f'p{i}'] for i in range(a.rounds)):.1f} us")
         proxy.terminate()
         if base:
             base.terminate()
+        if rec:
+            rec.terminate()
+            rec.wait()
+            size = sum(f.stat().st_size for f in (work / "recordings").glob("*.jsonl"))
+            records = sum(1 for f in (work / "recordings").glob("*.jsonl") for _ in open(f, "rb"))
         (d_tps, d_lat), d_i = max((r, i) for i, r in enumerate(runs["direct"]))
         (p_tps, p_lat), p_i = max((r, i) for i, r in enumerate(runs["proxy"]))
         print(f"pgbench -S -M extended, {a.clients} clients, {a.seconds} s, scale 10")
@@ -130,6 +172,20 @@ def main():
             print(f"this build:  {100 * p_tps / b_tps:.1f}% of the baseline proxy's TPS"
                   f" (every run, proxy/baseline: {[round(r[0]) for r in runs['proxy']]} / "
                   f"{[round(r[0]) for r in runs['base']]})")
+        if rec:
+            (r_tps, r_lat), r_i = max((r, i) for i, r in enumerate(runs["rec"]))
+            print(f"recording:   {r_tps:10.0f} tps   p50 {pct(r_lat, .5):5d} us   p99 {pct(r_lat, .99):5d} us")
+            # Rounds alternate off/on, so each pair shares the machine's state; the median of the
+            # pairs' ratios is steadier than the best runs' ratio on a noisy machine.
+            pairs = [on[0] / off[0] for on, off in zip(runs["rec"], runs["proxy"])]
+            print(f"recording on: median {100 * statistics.median(pairs):.1f}% of the proxy's TPS with recording off"
+                  f" (target >= 95%; best runs {100 * r_tps / p_tps:.1f}%); every round on/off:"
+                  f" {[round(r[0]) for r in runs['rec']]} / {[round(r[0]) for r in runs['proxy']]};"
+                  f" {records} records, {size / 1e6:.1f} MB written")
+            on = statistics.median(measured.cpu[f"r{i}"] for i in range(a.rounds))
+            off = statistics.median(measured.cpu[f"p{i}"] for i in range(a.rounds))
+            print(f"proxy process CPU per transaction (median of rounds): recording on {on:.1f} us,"
+                  f" off {off:.1f} us: recording adds {on - off:.1f} us ({records / max(1, sum(r[0] for r in runs['rec']) * a.seconds):.2f} records per transaction)")
         print(f"added:       p50 {pct(p_lat, .5) - pct(d_lat, .5)} us, p99 {pct(p_lat, .99) - pct(d_lat, .99)} us"
               " per query (target <= 100 us at p99)")
         d, p = per_tx(f"d{d_i}"), per_tx(f"p{p_i}")

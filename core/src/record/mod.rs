@@ -39,6 +39,7 @@
 //! # Ok(()) }
 //! ```
 
+mod fields;
 mod replay;
 mod sink;
 mod verify;
@@ -50,7 +51,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signer, SigningKey};
-use serde_json::{Map, Value, json};
+use std::borrow::Cow;
+
+use fields::{F, Fields};
 use sha2::{Digest, Sha256};
 
 use crate::Detector;
@@ -197,11 +200,13 @@ pub(crate) fn checkpoint_message(session: &str, record: &[u8]) -> Vec<u8> {
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
 }
 
 /// Records one session. Shared by the session's [`Guard`](crate::session::Guard) (writes are
@@ -230,6 +235,10 @@ struct State {
     opts: RecordOptions,
     failed: Option<String>,
     closed: bool,
+    /// Inside a batch ([`Recorder::begin_batch`]): records are flushed at its end.
+    batching: bool,
+    /// Recording failed inside the current batch.
+    failed_in_batch: bool,
     buf: Vec<u8>,
 }
 
@@ -282,6 +291,8 @@ impl Recorder {
             opts,
             failed: None,
             closed: false,
+            batching: false,
+            failed_in_batch: false,
             buf: Vec::with_capacity(512),
         };
         let rec = Recorder {
@@ -289,19 +300,24 @@ impl Recorder {
             detector: None,
             fail_closed,
         };
-        let mut body = Map::new();
-        body.insert("session".into(), json!(session));
-        body.insert("signer".into(), json!(kid));
-        body.insert("signer_ed25519".into(), json!(STANDARD.encode(public.as_bytes())));
-        body.insert("protocol".into(), json!(start.protocol));
-        if let Some(u) = start.user {
-            body.insert("user".into(), json!(u));
+        let mut body = Fields::new()
+            .with("session", session.as_str())
+            .with("signer", kid.as_str())
+            .with("signer_ed25519", STANDARD.encode(public.as_bytes()))
+            .with("protocol", start.protocol.as_str());
+        if let Some(u) = &start.user {
+            body.set("user", u.as_str());
         }
-        if let Some(t) = start.target {
-            body.insert("target".into(), json!(t));
+        if let Some(t) = &start.target {
+            body.set("target", t.as_str());
         }
-        if let Some((name, digest)) = start.policy {
-            body.insert("policy".into(), json!({"name": name, "digest": digest}));
+        if let Some((name, digest)) = &start.policy {
+            body.set(
+                "policy",
+                Fields::new()
+                    .with("name", name.as_str())
+                    .with("digest", digest.as_str()),
+            );
         }
         {
             let mut s = rec.lock();
@@ -339,34 +355,42 @@ impl Recorder {
 
     /// Records a decision on `request` (`command` as the session shows it).
     pub fn decision(&self, request: &Request<'_>, user: &str, target: &str, command: &str, d: &Decision) {
-        let mut body = Map::new();
-        body.insert("protocol".into(), json!(request.protocol()));
-        body.insert("user".into(), json!(self.mask(user)));
-        body.insert("target".into(), json!(self.mask(target)));
         let masked = self.mask(command);
-        body.insert("request".into(), self.request(request, command, &masked));
-        body.insert("command".into(), json!(masked));
-        body.insert("action".into(), json!(d.action()));
-        body.insert("rule".into(), json!(d.rule()));
-        body.insert("reason".into(), json!(self.mask(d.reason())));
-        body.insert("uncertain".into(), json!(d.uncertain()));
+        let mut body = Fields::new()
+            .with("protocol", request.protocol().as_str())
+            .with("user", self.mask(user))
+            .with("target", self.mask(target))
+            .with("request", self.request(request, command, &masked))
+            .with("command", masked.clone())
+            .with("action", d.action().as_str())
+            .with("rule", d.rule())
+            .with("reason", self.mask(d.reason()))
+            .with("uncertain", d.uncertain());
         if let Some(a) = d.approval() {
             // The request's id and what it asks; never a token.
-            body.insert("approval".into(), json!({"id": a.id, "rule": a.rule}));
+            body.set(
+                "approval",
+                Fields::new().with("id", a.id.as_str()).with("rule", a.rule.as_deref()),
+            );
         }
         self.write("decision", body);
     }
 
     /// Records that `count` values were masked in a response.
     pub fn masked(&self, protocol: &str, count: usize) {
-        self.write("masked", obj(json!({"protocol": protocol, "count": count})));
+        self.write(
+            "masked",
+            Fields::new().with("protocol", protocol).with("count", count as u64),
+        );
     }
 
     /// Records something notable that is not a decision.
     pub fn notice(&self, protocol: &str, message: &str) {
         self.write(
             "notice",
-            obj(json!({"protocol": protocol, "message": self.mask(message)})),
+            Fields::new()
+                .with("protocol", protocol)
+                .with("message", self.mask(message)),
         );
     }
 
@@ -377,12 +401,11 @@ impl Recorder {
         if bytes.is_empty() {
             return;
         }
-        let mut body = Map::new();
-        body.insert("protocol".into(), json!(protocol));
+        let mut body = Fields::new().with("protocol", protocol);
         match std::str::from_utf8(bytes) {
-            Ok(t) => body.insert("text".into(), json!(t)),
-            Err(_) => body.insert("data".into(), json!(STANDARD.encode(bytes))),
-        };
+            Ok(t) => body.set("text", t),
+            Err(_) => body.set("data", STANDARD.encode(bytes)),
+        }
         self.write("output", body);
     }
 
@@ -390,7 +413,10 @@ impl Recorder {
     pub fn error(&self, protocol: &str, side: &str, reason: &str) {
         self.write(
             "error",
-            obj(json!({"protocol": protocol, "side": side, "reason": self.mask(reason)})),
+            Fields::new()
+                .with("protocol", protocol)
+                .with("side", side)
+                .with("reason", self.mask(reason)),
         );
     }
 
@@ -405,22 +431,58 @@ impl Recorder {
             return Err(RecordError::new(f.clone()));
         }
         let r = s
-            .append("end", Map::new())
+            .append("end", Fields::new())
             .and_then(|()| s.checkpoint(Seal::Final))
             .and_then(|()| s.sync_at(SyncPoint::Close));
         s.closed = true;
         r
     }
 
-    fn write(&self, kind: &str, body: Map<String, Value>) {
+    fn write(&self, kind: &'static str, body: Fields<'_>) {
         let mut s = self.lock();
         if s.closed || s.failed.is_some() {
             return;
         }
-        let r = s.append(kind, body).and_then(|()| s.after_record());
+        let r = s
+            .append(kind, body)
+            .and_then(|()| s.after_record())
+            .and_then(|()| if s.batching { Ok(()) } else { s.flush() });
         if let Err(e) = r {
             s.failed = Some(e.message);
+            s.failed_in_batch = s.batching;
         }
+    }
+
+    /// Starts a batch: the records written until [`end_batch`](Recorder::end_batch) reach the
+    /// sink's buffer and are flushed together (one write for a session input's records). The
+    /// sessions batch each input, ending it before the host forwards anything.
+    pub fn begin_batch(&self) {
+        self.lock().batching = true;
+    }
+
+    /// Ends a batch: everything recorded in it is handed to the operating system. An error
+    /// means recording failed during this batch, so some of its records are not written (the
+    /// host must not forward what the batch produced). A recorder that had failed before the
+    /// batch writes nothing and returns `Ok`: its decisions were refused as they were made.
+    pub fn end_batch(&self) -> Result<(), RecordError> {
+        let mut s = self.lock();
+        s.batching = false;
+        let during = std::mem::take(&mut s.failed_in_batch);
+        if let Some(f) = &s.failed {
+            return if during {
+                Err(RecordError::new(f.clone()))
+            } else {
+                Ok(())
+            };
+        }
+        if s.closed {
+            return Ok(());
+        }
+        let r = s.flush();
+        if let Err(e) = &r {
+            s.failed = Some(e.message.clone());
+        }
+        r
     }
 
     /// Writes what time has made due while no record came: a checkpoint over records written
@@ -436,40 +498,53 @@ impl Recorder {
         }
     }
 
-    fn mask(&self, text: &str) -> String {
-        match &self.detector {
-            Some(d) => String::from_utf8_lossy(&d.redact(text.as_bytes())).into_owned(),
-            None => text.to_string(),
+    fn mask<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        let Some(d) = &self.detector else {
+            return Cow::Borrowed(text);
+        };
+        match d.redact(text.as_bytes()) {
+            // Nothing found: the text as it is, not copied.
+            Cow::Borrowed(_) => Cow::Borrowed(text),
+            Cow::Owned(m) => Cow::Owned(String::from_utf8_lossy(&m).into_owned()),
         }
     }
 
     /// What `sluice record audit` needs to decide the request again (masked like the rest).
-    fn request(&self, r: &Request<'_>, command: &str, masked_command: &str) -> Value {
+    fn request<'t>(&self, r: &Request<'t>, command: &str, masked_command: &Cow<'t, str>) -> F<'t> {
         // The request's text is usually the command itself: masked once.
-        let mask = |t: &str| {
+        let mask = |t: &'t str| -> Cow<'t, str> {
             if t == command {
-                masked_command.to_string()
+                masked_command.clone()
             } else {
                 self.mask(t)
             }
         };
-        match *r {
-            Request::Shell(cmd) => json!({"shell": mask(cmd)}),
+        let f = Fields::new();
+        F::from(match *r {
+            Request::Shell(cmd) => f.with("shell", mask(cmd)),
             Request::Sql { text, dialect, .. } => {
                 let dialect = match dialect {
                     sluice_protocols::sql::Dialect::MySql => "mysql",
                     sluice_protocols::sql::Dialect::Postgres => "postgres",
                     _ => "unknown",
                 };
-                json!({"sql": mask(text), "dialect": dialect})
+                f.with("sql", mask(text)).with("dialect", dialect)
             }
-            Request::Http(h) => json!({"method": h.method, "url": mask(h.url)}),
-            Request::Mcp(m) => json!({"mcp": mask(&String::from_utf8_lossy(m))}),
-            Request::Ssh(SshRequest::Exec(cmd)) => json!({"ssh_exec": mask(cmd)}),
-            Request::Ssh(SshRequest::Subsystem(name)) => json!({"ssh_subsystem": name}),
-            Request::Ssh(SshRequest::Shell) => json!({"ssh_shell": true}),
-            _ => Value::Null,
-        }
+            Request::Http(h) => f.with("method", h.method).with("url", mask(h.url)),
+            Request::Mcp(m) => {
+                let text = String::from_utf8_lossy(m);
+                let masked = if text == command {
+                    masked_command.clone()
+                } else {
+                    Cow::Owned(self.mask(&text).into_owned())
+                };
+                f.with("mcp", masked)
+            }
+            Request::Ssh(SshRequest::Exec(cmd)) => f.with("ssh_exec", mask(cmd)),
+            Request::Ssh(SshRequest::Subsystem(name)) => f.with("ssh_subsystem", name),
+            Request::Ssh(SshRequest::Shell) => f.with("ssh_shell", true),
+            _ => return F::Null,
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -504,13 +579,6 @@ enum SyncPoint {
     Close,
 }
 
-fn obj(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
-}
-
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -519,24 +587,24 @@ fn now_ms() -> u64 {
 
 impl State {
     /// Adds the fields every record has: `v`, `seq`, `time`, `type` and `prev`.
-    fn stamp(&self, kind: &str, body: &mut Map<String, Value>) {
-        body.insert("v".into(), json!(FORMAT_VERSION));
-        body.insert("seq".into(), json!(self.seq));
-        body.insert("time".into(), json!(now_ms()));
-        body.insert("type".into(), json!(kind));
-        body.insert("prev".into(), json!(hex(&self.prev)));
+    fn stamp<'a>(&self, kind: &'static str, body: &mut Fields<'a>) {
+        body.set("v", FORMAT_VERSION);
+        body.set("seq", self.seq);
+        body.set("time", now_ms());
+        body.set("type", kind);
+        body.set("prev", hex(&self.prev));
     }
 
     /// Writes one record: `body` and the fields every record has.
-    fn append(&mut self, kind: &str, mut body: Map<String, Value>) -> Result<(), RecordError> {
+    fn append(&mut self, kind: &'static str, mut body: Fields<'_>) -> Result<(), RecordError> {
         self.stamp(kind, &mut body);
-        self.write_line(&body)
+        self.write_line(&mut body)
     }
 
     /// Writes a stamped record in its canonical encoding (compact JSON, keys in order).
-    fn write_line(&mut self, body: &Map<String, Value>) -> Result<(), RecordError> {
+    fn write_line(&mut self, body: &mut Fields<'_>) -> Result<(), RecordError> {
         self.buf.clear();
-        serde_json::to_writer(&mut self.buf, body).map_err(|e| RecordError::new(e.to_string()))?;
+        body.write(&mut self.buf);
         let hash: [u8; 32] = Sha256::digest(&self.buf).into();
         self.buf.push(b'\n');
         self.sink
@@ -579,35 +647,40 @@ impl State {
         self.part = next;
         self.part_bytes = 0;
         self.part_started = Instant::now();
-        let mut body = Map::new();
-        body.insert("session".into(), json!(self.session));
-        body.insert("signer".into(), json!(self.signer.0));
-        body.insert("signer_ed25519".into(), json!(self.signer.1));
-        body.insert("part".into(), json!(next));
+        let (session, signer) = (self.session.clone(), self.signer.clone());
+        let body = Fields::new()
+            .with("session", session.as_str())
+            .with("signer", signer.0.as_str())
+            .with("signer_ed25519", signer.1.as_str())
+            .with("part", next);
         self.append("continue", body)?;
         self.sync_at(SyncPoint::Checkpoint)
     }
 
     /// A checkpoint: its own fields (and through `prev`, every record before it) signed.
     fn checkpoint(&mut self, seal: Seal) -> Result<(), RecordError> {
-        let mut body = Map::new();
+        let mut body = Fields::new();
         match seal {
             Seal::Checkpoint => {}
-            Seal::Final => {
-                body.insert("final".into(), json!(true));
-            }
-            Seal::Part(next) => {
-                body.insert("next_part".into(), json!(next));
-            }
+            Seal::Final => body.set("final", true),
+            Seal::Part(next) => body.set("next_part", next),
         }
         self.stamp("checkpoint", &mut body);
-        let signed = serde_json::to_vec(&body).map_err(|e| RecordError::new(e.to_string()))?;
+        let mut signed = Vec::with_capacity(256);
+        body.write(&mut signed);
         let sig = self.key.sign(&checkpoint_message(&self.session, &signed));
-        body.insert("sig".into(), json!(STANDARD.encode(sig.to_bytes())));
-        self.write_line(&body)?;
+        body.set("sig", STANDARD.encode(sig.to_bytes()));
+        self.write_line(&mut body)?;
         self.since_checkpoint = 0;
         self.last_checkpoint = Instant::now();
         self.sync_at(SyncPoint::Checkpoint)
+    }
+
+    /// Hands the sink's buffer to the operating system.
+    fn flush(&mut self) -> Result<(), RecordError> {
+        self.sink
+            .flush()
+            .map_err(|e| RecordError::new(format!("writing records before {}: {e}", self.seq)))
     }
 
     /// Syncs when the fsync policy asks for it at this point.

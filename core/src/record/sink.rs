@@ -11,8 +11,13 @@ pub trait Sink: Send {
     /// Appends one record. An error stops the recording (and, by default, the session's new
     /// commands).
     fn write(&mut self, record: &[u8]) -> io::Result<()>;
-    /// Makes what was written durable.
+    /// Makes what was written durable (writing out anything buffered first).
     fn sync(&mut self) -> io::Result<()>;
+    /// Hands anything buffered to the operating system (no durability promise). The recorder
+    /// calls it after each record outside a batch, and at the end of each batch.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
     /// Begins part `part` of the recording (rotation; the recorder has synced the part before).
     /// A sink without parts keeps writing, the default: the records say where a part begins.
     fn rotate(&mut self, part: u64) -> io::Result<()> {
@@ -28,7 +33,12 @@ pub struct FileSink {
     file: File,
     base: PathBuf,
     path: PathBuf,
+    /// Records not yet written: a batch (one session input's records) goes out in one write.
+    pending: Vec<u8>,
 }
+
+/// A batch this large is written out without waiting for its end.
+const PENDING_MAX: usize = 64 * 1024;
 
 fn create_new(path: &Path) -> io::Result<File> {
     let mut o = OpenOptions::new();
@@ -49,6 +59,7 @@ impl FileSink {
             file: create_new(&path)?,
             base: path.clone(),
             path,
+            pending: Vec::new(),
         })
     }
 
@@ -77,15 +88,30 @@ impl FileSink {
 
 impl Sink for FileSink {
     fn write(&mut self, record: &[u8]) -> io::Result<()> {
-        // One write per record: a crash tears at most the record being written.
-        self.file.write_all(record)
+        self.pending.extend_from_slice(record);
+        if self.pending.len() >= PENDING_MAX {
+            return self.flush();
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        // Whole records per write: a crash tears at most the last record written.
+        let r = self.file.write_all(&self.pending);
+        self.pending.clear();
+        r
     }
 
     fn sync(&mut self) -> io::Result<()> {
+        self.flush()?;
         self.file.sync_data()
     }
 
     fn rotate(&mut self, part: u64) -> io::Result<()> {
+        self.flush()?;
         let path = FileSink::part_path(&self.base, part);
         self.file = create_new(&path)?;
         self.path = path;

@@ -204,32 +204,115 @@ fn a_failing_sink_refuses_new_commands() {
             r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"read_file","arguments":{{"path":"README.md"}}}}}}"#
         )
     };
+    // Inputs are forwarded while they can be recorded; the input whose records fail ends the
+    // session (nothing of it forwarded); a host that goes on gets every later command refused.
     let mut forwarded = 0;
-    let mut refused = 0;
+    let mut failed_at = None;
     for id in 0..6 {
         let mut out = Output::default();
-        mcp.from_client(format!("{}\n", call(id)).as_bytes(), &mut out)
-            .expect("handled");
-        if out.to_server.is_empty() {
-            assert!(
-                String::from_utf8_lossy(&out.to_client).contains("recording failed"),
-                "{}",
-                String::from_utf8_lossy(&out.to_client)
-            );
-            refused += 1;
-        } else {
-            forwarded += 1;
+        match mcp.from_client(format!("{}\n", call(id)).as_bytes(), &mut out) {
+            Ok(()) if failed_at.is_none() => {
+                assert!(!out.to_server.is_empty(), "recorded and allowed, so forwarded");
+                forwarded += 1;
+            }
+            Ok(()) => {
+                assert!(out.to_server.is_empty(), "forwarded after the recording failed");
+                assert!(
+                    String::from_utf8_lossy(&out.to_client).contains("recording failed"),
+                    "{}",
+                    String::from_utf8_lossy(&out.to_client)
+                );
+            }
+            Err(e) => {
+                assert!(failed_at.is_none(), "only the failing input ends the session: {e}");
+                assert!(e.reason().contains("disk full"), "{e}");
+                failed_at = Some(id);
+            }
         }
     }
     assert!(
-        forwarded >= 1 && refused >= 1,
-        "forwarded {forwarded}, refused {refused}"
+        forwarded >= 1 && failed_at.is_some(),
+        "forwarded {forwarded}, failed at {failed_at:?}"
     );
-    // Once failed, nothing more is forwarded.
-    let mut out = Output::default();
-    mcp.from_client(format!("{}\n", call(99)).as_bytes(), &mut out)
-        .expect("handled");
-    assert!(out.to_server.is_empty());
+}
+
+/// A sink that buffers like a file and whose writes out start failing (a disk filling up).
+struct FillingDisk {
+    pending: Vec<u8>,
+    flushes_left: u32,
+    written: MemorySink,
+}
+
+impl Sink for FillingDisk {
+    fn write(&mut self, record: &[u8]) -> io::Result<()> {
+        self.pending.extend_from_slice(record);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if self.flushes_left == 0 {
+            return Err(io::Error::other("No space left on device"));
+        }
+        self.flushes_left -= 1;
+        let r = self.written.write(&self.pending);
+        self.pending.clear();
+        r
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.flush()
+    }
+}
+
+/// Records are batched per input and written out before the host forwards anything: the input
+/// whose batch cannot be written ends the session, so nothing unrecorded is forwarded.
+#[test]
+fn a_buffered_sink_that_fails_forwards_nothing_unrecorded() {
+    let k = key(1);
+    let written = MemorySink::default();
+    let sink = FillingDisk {
+        pending: Vec::new(),
+        flushes_left: 3,
+        written: written.clone(),
+    };
+    let rec = Recorder::start(Box::new(sink), &k, SessionStart::new("mcp"), RecordOptions::default()).expect("starts");
+    let policy = Arc::new(EngineHandle::new(Engine::agent_safe()));
+    let guard = Guard::new(policy, Arc::new(crate::Detector::builder().build().expect("builds")));
+    let mut mcp = McpSession::new(
+        Arc::new(guard.with_recorder(Arc::new(rec))),
+        Identity::new("agent-7"),
+        Target::new("files"),
+    );
+    let call = |id: u32| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"read_file","arguments":{{"path":"README.md"}}}}}}"#
+        )
+    };
+    let mut outcomes = Vec::new();
+    for id in 0..4 {
+        let mut out = Output::default();
+        let r = mcp.from_client(format!("{}\n", call(id)).as_bytes(), &mut out);
+        outcomes.push((r.is_ok(), !out.to_server.is_empty()));
+        if r.is_ok() {
+            let answer = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[]}}}}"#);
+            let _ = mcp.from_server(format!("{answer}\n").as_bytes(), &mut out);
+        }
+    }
+    // The start took one flush; inputs flushed while the budget lasted; then the failing one.
+    let failed = outcomes.iter().position(|(ok, _)| !ok).expect("an input failed");
+    assert!(failed >= 1, "{outcomes:?}");
+    assert!(outcomes[..failed].iter().all(|&(ok, fwd)| ok && fwd), "{outcomes:?}");
+    // Every forwarded command's decision reached the disk.
+    let on_disk = String::from_utf8_lossy(&written.contents()).into_owned();
+    for id in 0..failed {
+        assert!(
+            on_disk.contains(&format!(r#"\"id\":{id},"#)),
+            "call {id} forwarded unrecorded"
+        );
+    }
 }
 
 #[test]

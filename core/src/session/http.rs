@@ -292,10 +292,10 @@ impl HttpSession {
     /// empty slice after its response to process a pipelined one.
     pub fn from_client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
         let sent = out.to_client.len();
+        self.guard.handling();
         let r = self.handle_client(data, out);
         self.guard
-            .handled(Protocol::Http, out.to_client.get(sent..).unwrap_or_default(), &r);
-        r
+            .handled(Protocol::Http, out.to_client.get(sent..).unwrap_or_default(), r)
     }
 
     fn handle_client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
@@ -494,10 +494,10 @@ impl HttpSession {
     /// closed the connection.
     pub fn from_server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
         let sent = out.to_client.len();
+        self.guard.handling();
         let r = self.handle_server(data, out);
         self.guard
-            .handled(Protocol::Http, out.to_client.get(sent..).unwrap_or_default(), &r);
-        r
+            .handled(Protocol::Http, out.to_client.get(sent..).unwrap_or_default(), r)
     }
 
     fn handle_server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {

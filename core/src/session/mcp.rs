@@ -115,10 +115,10 @@ impl McpSession {
     /// decided by policy. A response must answer a request the server sent.
     pub fn client_message(&mut self, msg: &[u8], out: &mut Output) -> Result<(), SessionError> {
         let sent = out.to_client.len();
+        self.guard.handling();
         let r = self.handle_client_message(msg, out);
         self.guard
-            .handled(Protocol::Mcp, out.to_client.get(sent..).unwrap_or_default(), &r);
-        r
+            .handled(Protocol::Mcp, out.to_client.get(sent..).unwrap_or_default(), r)
     }
 
     fn handle_client_message(&mut self, msg: &[u8], out: &mut Output) -> Result<(), SessionError> {
@@ -238,10 +238,10 @@ impl McpSession {
     /// is found. A response must answer a request the client sent.
     pub fn server_message(&mut self, msg: &[u8], out: &mut Output) -> Result<(), SessionError> {
         let sent = out.to_client.len();
+        self.guard.handling();
         let r = self.handle_server_message(msg, out);
         self.guard
-            .handled(Protocol::Mcp, out.to_client.get(sent..).unwrap_or_default(), &r);
-        r
+            .handled(Protocol::Mcp, out.to_client.get(sent..).unwrap_or_default(), r)
     }
 
     fn handle_server_message(&mut self, msg: &[u8], out: &mut Output) -> Result<(), SessionError> {

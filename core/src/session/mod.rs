@@ -266,14 +266,35 @@ impl Guard {
         self.recorder.is_some()
     }
 
-    /// After a session handled input: records what it sent to the client (`sent`, already
-    /// masked) and the error that ends it.
-    pub(crate) fn handled(&self, protocol: Protocol, sent: &[u8], result: &Result<(), SessionError>) {
+    /// Before a session handles input: its records are written together, at [`handled`].
+    pub(crate) fn handling(&self) {
         if let Some(r) = &self.recorder {
-            r.output(protocol.as_str(), sent);
-            if let Err(e) = result {
-                r.error(protocol.as_str(), e.side().as_str(), e.reason());
-            }
+            r.begin_batch();
+        }
+    }
+
+    /// After a session handled input: records what it sent to the client (`sent`, already
+    /// masked) and the error that ends it, and writes the input's records out before the host
+    /// forwards anything. When they cannot be written and the recorder fails closed, the
+    /// session ends here (the host forwards nothing of this input).
+    pub(crate) fn handled(
+        &self,
+        protocol: Protocol,
+        sent: &[u8],
+        result: Result<(), SessionError>,
+    ) -> Result<(), SessionError> {
+        let Some(r) = &self.recorder else {
+            return result;
+        };
+        r.output(protocol.as_str(), sent);
+        if let Err(e) = &result {
+            r.error(protocol.as_str(), e.side().as_str(), e.reason());
+        }
+        match r.end_batch() {
+            Err(e) if r.fail_closed() && result.is_ok() => Err(SessionError::client(format!(
+                "{e}: the session is closed, unrecorded output is not forwarded"
+            ))),
+            _ => result,
         }
     }
 }

@@ -173,10 +173,10 @@ impl MySqlSession {
     /// [`from_server`](MySqlSession::from_server)).
     pub fn from_client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
         let sent = out.to_client.len();
+        self.guard.handling();
         let r = self.handle_client(data, out);
         self.guard
-            .handled(Protocol::Sql, out.to_client.get(sent..).unwrap_or_default(), &r);
-        r
+            .handled(Protocol::Sql, out.to_client.get(sent..).unwrap_or_default(), r)
     }
 
     fn handle_client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
@@ -225,10 +225,10 @@ impl MySqlSession {
     /// Bytes from the server.
     pub fn from_server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
         let sent = out.to_client.len();
+        self.guard.handling();
         let r = self.handle_server(data, out);
         self.guard
-            .handled(Protocol::Sql, out.to_client.get(sent..).unwrap_or_default(), &r);
-        r
+            .handled(Protocol::Sql, out.to_client.get(sent..).unwrap_or_default(), r)
     }
 
     fn handle_server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {

@@ -85,12 +85,9 @@ impl SshSession {
     /// decided; data goes only to channels the session opened; anything else ends the session.
     pub fn client_message(&mut self, payload: &[u8], out: &mut SshOutput) -> Result<(), SessionError> {
         let sent = out.to_client.len();
+        self.guard.handling();
         let r = self.handle_client_message(payload, out);
-        if self.guard.recording() {
-            let bytes = out.to_client.get(sent..).unwrap_or_default().concat();
-            self.guard.handled(Protocol::Ssh, &bytes, &r);
-        }
-        r
+        self.recorded(sent, out, r)
     }
 
     fn handle_client_message(&mut self, payload: &[u8], out: &mut SshOutput) -> Result<(), SessionError> {
@@ -257,15 +254,21 @@ impl SshSession {
         Ok(())
     }
 
+    /// Records what one message sent to the client (the messages from `sent` on, joined).
+    fn recorded(&self, sent: usize, out: &SshOutput, r: Result<(), SessionError>) -> Result<(), SessionError> {
+        if !self.guard.recording() {
+            return r;
+        }
+        let bytes = out.to_client.get(sent..).unwrap_or_default().concat();
+        self.guard.handled(Protocol::Ssh, &bytes, r)
+    }
+
     /// One message payload from the server.
     pub fn server_message(&mut self, payload: &[u8], out: &mut SshOutput) -> Result<(), SessionError> {
         let sent = out.to_client.len();
+        self.guard.handling();
         let r = self.handle_server_message(payload, out);
-        if self.guard.recording() {
-            let bytes = out.to_client.get(sent..).unwrap_or_default().concat();
-            self.guard.handled(Protocol::Ssh, &bytes, &r);
-        }
-        r
+        self.recorded(sent, out, r)
     }
 
     fn handle_server_message(&mut self, payload: &[u8], out: &mut SshOutput) -> Result<(), SessionError> {
