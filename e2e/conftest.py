@@ -118,6 +118,17 @@ class Proxy:
     def recordings(self):
         return sorted(pathlib.Path(self.record_dir).glob("*.jsonl"))
 
+    def closed_recording(self, before, marker):
+        """The recording made since `before` (a set of paths) that holds `marker`, once the relay
+        has closed it (its final checkpoint written)."""
+        mine = []
+        for _ in range(100):
+            mine = [f for f in set(self.recordings()) - before if marker in f.read_text()]
+            if mine and '"final":true' in mine[0].read_text():
+                return mine[0]
+            time.sleep(0.05)
+        raise AssertionError(f"no closed recording holds {marker}: {mine}")
+
     def decisions(self):
         lines = pathlib.Path(self.log_path).read_text().splitlines()
         return [json.loads(l) for l in lines if l.startswith("{")]

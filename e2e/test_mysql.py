@@ -55,18 +55,11 @@ def test_mysql_client_sees_keys_masked(mariadb, mysql_proxy, keys_table, known_s
 def test_mysql_session_replays_as_rows(mariadb, mysql_proxy, keys_table, grant_key):
     """The recording of a mysql client session verifies, and its replay decodes the server's
     packets into the column names, the (masked) rows and the row count."""
-    import time
     marker = f"replay-marker-{id(object())}"
     before = set(mysql_proxy.recordings())
     r = mysql_cli(mariadb, mysql_proxy, f"SELECT '{marker}' AS m; SELECT id, name, `key` FROM api_keys ORDER BY id")
     assert r.returncode == 0, r.stderr
-    mine = []
-    for _ in range(100):
-        mine = [f for f in set(mysql_proxy.recordings()) - before if marker in f.read_text()]
-        if mine and '"final":true' in mine[0].read_text():
-            break
-        time.sleep(0.05)
-    assert mine, "no recording holds the session"
+    mine = [mysql_proxy.closed_recording(before, marker)]
     sluice = str(TARGET / "sluice")
     v = subprocess.run([sluice, "record", "verify", "--key", f"{grant_key}.pub", str(mine[0])], capture_output=True, text=True)
     assert v.returncode == 0, v.stdout

@@ -156,13 +156,7 @@ def test_the_session_is_recorded_signed_and_secret_free(postgres, pg_proxy, keys
     r = psql(postgres, pg_proxy, f"SELECT '{marker}'", "SELECT * FROM pg_shadow", "SELECT key, note FROM api_keys")
     assert marker in r.stdout
     # The relay thread closes the recording when the connection ends.
-    mine = None
-    for _ in range(100):
-        mine = [f for f in set(pg_proxy.recordings()) - before if marker in f.read_text()]
-        if mine and '"final":true' in mine[0].read_text():
-            break
-        time.sleep(0.05)
-    assert mine, "no recording holds the session"
+    mine = [pg_proxy.closed_recording(before, marker)]
     sluice = str(TARGET / "sluice")
     v = subprocess.run([sluice, "record", "verify", "--key", f"{grant_key}.pub", str(mine[0])], capture_output=True, text=True)
     assert v.returncode == 0 and ": ok: session" in v.stdout, v.stdout + v.stderr

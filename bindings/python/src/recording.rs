@@ -47,17 +47,20 @@ fn sink(py: Python<'_>, to: Option<&Bound<'_, PyAny>>) -> PyResult<(Box<dyn Sink
     Ok((Box::new(file), None))
 }
 
+/// A key from a `GrantKey` or the text of one.
+fn grant_key(key: &Bound<'_, PyAny>) -> PyResult<grant::GrantKey> {
+    if let Ok(k) = key.extract::<GrantKey>() {
+        return Ok(k.inner);
+    }
+    let text: String = key
+        .extract()
+        .map_err(|_| PyTypeError::new_err("key: a GrantKey or the text of one"))?;
+    grant::GrantKey::parse(&text).map_err(py_err)
+}
+
 /// The Ed25519 secret key that signs, from a `GrantKey` or its text.
 pub(crate) fn signing_key(key: &Bound<'_, PyAny>) -> PyResult<ed25519_dalek::SigningKey> {
-    let k = if let Ok(k) = key.extract::<GrantKey>() {
-        k.inner
-    } else {
-        let text: String = key
-            .extract()
-            .map_err(|_| PyTypeError::new_err("key: a GrantKey or the text of one"))?;
-        grant::GrantKey::parse(&text).map_err(py_err)?
-    };
-    match k {
+    match grant_key(key)? {
         grant::GrantKey::Ed25519(k) => Ok(k),
         _ => Err(PyValueError::new_err(
             "recordings are signed with an Ed25519 secret key (GrantKey.generate_ed25519())",
@@ -67,15 +70,7 @@ pub(crate) fn signing_key(key: &Bound<'_, PyAny>) -> PyResult<ed25519_dalek::Sig
 
 /// The Ed25519 public key that verifies, from a `GrantKey` (either half) or its text.
 fn verifying_key(key: &Bound<'_, PyAny>) -> PyResult<ed25519_dalek::VerifyingKey> {
-    let k = if let Ok(k) = key.extract::<GrantKey>() {
-        k.inner
-    } else {
-        let text: String = key
-            .extract()
-            .map_err(|_| PyTypeError::new_err("key: a GrantKey or the text of one"))?;
-        grant::GrantKey::parse(&text).map_err(py_err)?
-    };
-    match k {
+    match grant_key(key)? {
         grant::GrantKey::Ed25519(k) => Ok(k.verifying_key()),
         grant::GrantKey::Ed25519Public(k) => Ok(k),
         _ => Err(PyValueError::new_err("recordings are verified with an Ed25519 key")),
