@@ -181,6 +181,7 @@ pub struct DetectorBuilder {
     builtin: bool,
     files: Vec<(String, String)>,
     known: Vec<(String, Vec<u8>)>,
+    brokered: Vec<(String, Vec<u8>)>,
     key: [u8; 32],
     limits: Limits,
 }
@@ -191,6 +192,7 @@ impl Default for DetectorBuilder {
             builtin: true,
             files: Vec::new(),
             known: Vec::new(),
+            brokered: Vec::new(),
             key: DEFAULT_KEY,
             limits: Limits::default(),
         }
@@ -219,6 +221,15 @@ impl DetectorBuilder {
     /// base64, URL-encoded and hex forms, and reported under `label`.
     pub fn known_value(mut self, label: impl Into<String>, value: impl AsRef<[u8]>) -> DetectorBuilder {
         self.known.push((label.into(), value.as_ref().to_vec()));
+        self
+    }
+
+    /// Registers a value the host holds on the agent's behalf under `name` (see
+    /// [`crate::broker`]): found in every form [`known_value`](Self::known_value) finds, and
+    /// JSON-escaped, reversed, in any ASCII case, and any piece of 8 or more bytes of it or of
+    /// its reverse; reported and replaced as its placeholder, `sluice:secret/NAME`.
+    pub fn brokered_value(mut self, name: impl Into<String>, value: impl AsRef<[u8]>) -> DetectorBuilder {
+        self.brokered.push((name.into(), value.as_ref().to_vec()));
         self
     }
 
@@ -312,18 +323,26 @@ impl DetectorBuilder {
         let max_kw = keywords.iter().map(String::len).max().unwrap_or(1);
 
         let mut ids: Vec<Arc<str>> = rules.iter().map(|r| r.meta.id.clone()).collect();
-        let mut labels: Vec<(usize, Vec<u8>)> = Vec::new();
-        for (label, value) in self.known {
-            let id = match ids[rules.len()..].iter().position(|l| **l == *label) {
-                Some(p) => rules.len() + p,
-                None => {
-                    ids.push(Arc::from(label.as_str()));
-                    ids.len() - 1
-                }
-            };
-            labels.push((id, value));
+        let mut label_id = |label: &str| match ids[rules.len()..].iter().position(|l| **l == *label) {
+            Some(p) => rules.len() + p,
+            None => {
+                ids.push(Arc::from(label));
+                ids.len() - 1
+            }
+        };
+        let labels: Vec<(usize, Vec<u8>)> = self
+            .known
+            .into_iter()
+            .map(|(label, value)| (label_id(&label), value))
+            .collect();
+        let mut brokered = Vec::new();
+        for (name, value) in self.brokered {
+            let placeholder = crate::broker::Placeholder::new(&name).map_err(|e| {
+                Error::new(crate::ErrorKind::KnownValue, format!("brokered value `{name}`: {e}"))
+            })?;
+            brokered.push((label_id(placeholder.as_str()), value));
         }
-        let known = known::build(&labels)?;
+        let known = known::build(&labels, &brokered)?;
         ids.push(Arc::from(CREDENTIAL_COLUMN));
         let table_id = ids.len() - 1;
 
@@ -543,16 +562,42 @@ impl Detector {
         merged.extend_from_slice(&anchored);
         if let Some(k) = &self.known {
             let input = aho_corasick::Input::new(hay).span(min_start..end);
-            for m in k.ac.find_iter(input) {
-                if !eof {
-                    raw.push((m.start(), m.end()));
+            if let Some(ac) = &k.ac {
+                for m in ac.find_iter(input.clone()) {
+                    if !eof {
+                        raw.push((m.start(), m.end()));
+                    }
+                    cands.push(Span {
+                        id: k.label_of[m.pattern().as_usize()],
+                        start: m.start(),
+                        end: m.end(),
+                        context: 0,
+                    });
                 }
-                cands.push(Span {
-                    id: k.label_of[m.pattern().as_usize()],
-                    start: m.start(),
-                    end: m.end(),
-                    context: 0,
-                });
+            }
+            if let Some(f) = &k.folded {
+                // A piece is extended along its value; later pieces inside it add nothing.
+                let mut covered = 0;
+                for m in f.ac.find_iter(input) {
+                    if m.end() <= covered {
+                        continue;
+                    }
+                    let p = m.pattern().as_usize();
+                    let e = f.extend(hay, p, m.end());
+                    // Every byte from the match on belongs to a value: a match that begins
+                    // inside the last one's extension takes over where it ended.
+                    let start = m.start().max(covered);
+                    covered = e;
+                    if !eof {
+                        raw.push((start, e));
+                    }
+                    cands.push(Span {
+                        id: f.pattern[p].0,
+                        start,
+                        end: e,
+                        context: 0,
+                    });
+                }
             }
         }
 

@@ -33,8 +33,12 @@ impl Detector {
         StreamRedactor::with(DetectorRef::Shared(Arc::clone(self)))
     }
 
-    /// The placeholder that stands for `secret` found by the rule or known value `id`.
+    /// The placeholder that stands for `secret` found by the rule or known value `id` (a
+    /// brokered value's is its own placeholder, `sluice:secret/NAME`).
     pub fn placeholder(&self, id: &str, secret: &[u8]) -> String {
+        if id.starts_with(crate::broker::PREFIX) {
+            return id.to_string();
+        }
         let fp = self.fingerprint(secret).to_hex();
         format!("[REDACTED:{id}:{}]", &fp[..6])
     }
