@@ -147,9 +147,8 @@ fn benches(c: &mut Criterion) {
     for i in 0..1000u64 {
         vault.set(format!("held-{i}"), synthetic(i));
     }
-    let brokered = std::sync::Arc::new(
-        sluice_core::broker::Vault::detector(&vault, Detector::builder()).expect("compiles"),
-    );
+    let brokered =
+        std::sync::Arc::new(sluice_core::broker::Vault::detector(&vault, Detector::builder()).expect("compiles"));
     assert!(brokered.scan(&chunk).is_empty(), "no held value in the clean chunk");
     let mut s = brokered.stream_redactor();
     g.bench_function("clean-64KiB-chunk-1000-held-values", |b| {

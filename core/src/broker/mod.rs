@@ -63,7 +63,10 @@ impl Placeholder {
     pub fn new(name: &str) -> Result<Placeholder, NameError> {
         let b = name.as_bytes();
         if b.is_empty() || b.len() > MAX_NAME {
-            return Err(NameError(format!("a name is 1 to {MAX_NAME} characters, `{name}` is {}", b.len())));
+            return Err(NameError(format!(
+                "a name is 1 to {MAX_NAME} characters, `{name}` is {}",
+                b.len()
+            )));
         }
         if !b[0].is_ascii_alphanumeric() || !b.iter().all(|&c| name_byte(c)) {
             return Err(NameError(format!(
@@ -140,10 +143,14 @@ pub trait Vault: Send + Sync {
     }
 }
 
+/// Values by name.
+type Values = BTreeMap<String, Arc<[u8]>>;
+
 /// A vault in memory: set and rotate values at run time.
 #[derive(Debug, Default)]
 pub struct MemoryVault {
-    inner: RwLock<(BTreeMap<String, Arc<[u8]>>, u64)>,
+    /// The values and their generation.
+    inner: RwLock<(Values, u64)>,
 }
 
 impl MemoryVault {
@@ -167,7 +174,7 @@ impl MemoryVault {
         }
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, (BTreeMap<String, Arc<[u8]>>, u64)> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, (Values, u64)> {
         self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
@@ -264,7 +271,11 @@ impl FileVault {
     pub fn reload(&self) -> Result<(), String> {
         let text = std::fs::read_to_string(&self.path).map_err(|e| format!("{}: {e}", self.path.display()))?;
         let parsed = parse_credentials(&text).map_err(|e| format!("{}: {e}", self.path.display()))?;
-        let mut g = self.values.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut g = self
+            .values
+            .inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if g.0 != parsed {
             g.0 = parsed;
             g.1 += 1;

@@ -43,7 +43,10 @@ fn leaks(out: &[u8], value: &str) -> Option<String> {
 
 #[test]
 fn placeholder_names_are_checked() {
-    assert_eq!(Placeholder::new("pg-prod.password_1").map(|p| p.to_string()).as_deref(), Ok("sluice:secret/pg-prod.password_1"));
+    assert_eq!(
+        Placeholder::new("pg-prod.password_1").map(|p| p.to_string()).as_deref(),
+        Ok("sluice:secret/pg-prod.password_1")
+    );
     for bad in ["", "Upper", "-lead", "sp ace", "x/y", &"a".repeat(65)] {
         assert!(Placeholder::new(bad).is_err(), "{bad:?}");
     }
@@ -65,10 +68,13 @@ fn substitution_follows_the_rule_and_refuses_whole() {
     let plain = substitute("nothing here", &v, |_| false).expect("nothing to do");
     assert!(matches!(plain.text, Cow::Borrowed(_)) && plain.used.is_empty());
     // One placeholder not allowed here: nothing is substituted.
-    let e = substitute("sluice:secret/gh-token sluice:secret/pg-pw", &v, |n| n == "gh-token").unwrap_err();
+    let e = substitute("sluice:secret/gh-token sluice:secret/pg-pw", &v, |n| n == "gh-token").expect_err("refused");
     assert_eq!(e.name, "pg-pw");
-    assert!(!e.to_string().contains("synthetic"), "a refusal never holds a value: {e}");
-    let e = substitute("sluice:secret/missing", &v, |_| true).unwrap_err();
+    assert!(
+        !e.to_string().contains("synthetic"),
+        "a refusal never holds a value: {e}"
+    );
+    let e = substitute("sluice:secret/missing", &v, |_| true).expect_err("refused");
     assert_eq!(e.reason, "no such credential");
 }
 
@@ -81,7 +87,13 @@ fn every_form_of_a_held_value_comes_back_as_its_placeholder() {
     let json = &json[1..json.len() - 1];
     let url: String = value
         .bytes()
-        .map(|b| if b.is_ascii_alphanumeric() { char::from(b).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect();
     let hex: String = value.bytes().map(|b| format!("{b:02x}")).collect();
     let forms = [
@@ -105,7 +117,10 @@ fn every_form_of_a_held_value_comes_back_as_its_placeholder() {
         let out = d.redact(text.as_bytes());
         let s = String::from_utf8_lossy(&out);
         assert!(s.contains("sluice:secret/db-password"), "{f:?} was not scrubbed: {s}");
-        assert!(leaks(&out, &value).is_none() || f.len() > value.len(), "{f:?} leaked: {s}");
+        assert!(
+            leaks(&out, &value).is_none() || f.len() > value.len(),
+            "{f:?} leaked: {s}"
+        );
         assert!(!s.contains(f.as_str()), "{f:?} is still there: {s}");
     }
     // A finding names the placeholder, never the value.
@@ -120,7 +135,12 @@ fn every_form_of_a_held_value_comes_back_as_its_placeholder() {
 fn a_value_split_across_chunks_is_still_scrubbed() {
     let value = synthetic(11);
     let (_, d) = vault_with("api-key", &value);
-    let text = format!("a {} b {} c {}", &value[2..14], value, value.chars().rev().collect::<String>());
+    let text = format!(
+        "a {} b {} c {}",
+        &value[2..14],
+        value,
+        value.chars().rev().collect::<String>()
+    );
     let whole = d.redact(text.as_bytes()).into_owned();
     for cut in 0..text.len() {
         let mut s = d.stream_redactor();
@@ -129,7 +149,11 @@ fn a_value_split_across_chunks_is_still_scrubbed() {
         s.feed(&text.as_bytes()[cut..], &mut out);
         s.finish(&mut out);
         assert_eq!(out, whole, "cut at {cut}");
-        assert!(leaks(&out, &value).is_none(), "cut at {cut}: {}", String::from_utf8_lossy(&out));
+        assert!(
+            leaks(&out, &value).is_none(),
+            "cut at {cut}: {}",
+            String::from_utf8_lossy(&out)
+        );
     }
 }
 
@@ -141,7 +165,10 @@ fn rotation_is_seen_by_a_rebuilt_detector() {
     v.set("pg-pw", &new);
     assert!(v.generation() > g);
     let d2 = v.detector(Detector::builder()).expect("builds");
-    assert!(leaks(&d1.redact(new.as_bytes()), &new).is_some(), "the old detector knows the old value only");
+    assert!(
+        leaks(&d1.redact(new.as_bytes()), &new).is_some(),
+        "the old detector knows the old value only"
+    );
     assert!(leaks(&d2.redact(new.as_bytes()), &new).is_none());
 }
 
@@ -156,7 +183,7 @@ fn credential_files_parse_with_clear_errors() {
         ("a = \n", "line 1: `a` has no value"),
         ("a = 12345678\na = 87654321\n", "line 2: `a` is given twice"),
     ] {
-        let e = parse_credentials(text).unwrap_err();
+        let e = parse_credentials(text).expect_err("rejected");
         assert!(e.starts_with(want), "{e}");
         assert!(!e.contains("12345678"), "an error never holds a value: {e}");
     }
@@ -172,7 +199,11 @@ fn credential_files_parse_with_clear_errors() {
     assert_eq!(fv.get("pg-pw").as_deref(), Some(&b"second-synthetic-value"[..]));
     std::fs::write(&path, "broken\n").expect("write");
     assert!(fv.reload().is_err());
-    assert_eq!(fv.get("pg-pw").as_deref(), Some(&b"second-synthetic-value"[..]), "kept on error");
+    assert_eq!(
+        fv.get("pg-pw").as_deref(),
+        Some(&b"second-synthetic-value"[..]),
+        "kept on error"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

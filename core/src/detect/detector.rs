@@ -337,9 +337,8 @@ impl DetectorBuilder {
             .collect();
         let mut brokered = Vec::new();
         for (name, value) in self.brokered {
-            let placeholder = crate::broker::Placeholder::new(&name).map_err(|e| {
-                Error::new(crate::ErrorKind::KnownValue, format!("brokered value `{name}`: {e}"))
-            })?;
+            let placeholder = crate::broker::Placeholder::new(&name)
+                .map_err(|e| Error::new(crate::ErrorKind::KnownValue, format!("brokered value `{name}`: {e}")))?;
             brokered.push((label_id(placeholder.as_str()), value));
         }
         let known = known::build(&labels, &brokered)?;
@@ -561,43 +560,18 @@ impl Detector {
         } = found;
         merged.extend_from_slice(&anchored);
         if let Some(k) = &self.known {
-            let input = aho_corasick::Input::new(hay).span(min_start..end);
-            if let Some(ac) = &k.ac {
-                for m in ac.find_iter(input.clone()) {
-                    if !eof {
-                        raw.push((m.start(), m.end()));
-                    }
-                    cands.push(Span {
-                        id: k.label_of[m.pattern().as_usize()],
-                        start: m.start(),
-                        end: m.end(),
-                        context: 0,
-                    });
+            let mut found = Vec::new();
+            k.find(&hay[..end], min_start, &mut found);
+            for (start, e, id) in found {
+                if !eof {
+                    raw.push((start, e));
                 }
-            }
-            if let Some(f) = &k.folded {
-                // A piece is extended along its value; later pieces inside it add nothing.
-                let mut covered = 0;
-                for m in f.ac.find_iter(input) {
-                    if m.end() <= covered {
-                        continue;
-                    }
-                    let p = m.pattern().as_usize();
-                    let e = f.extend(hay, p, m.end());
-                    // Every byte from the match on belongs to a value: a match that begins
-                    // inside the last one's extension takes over where it ended.
-                    let start = m.start().max(covered);
-                    covered = e;
-                    if !eof {
-                        raw.push((start, e));
-                    }
-                    cands.push(Span {
-                        id: f.pattern[p].0,
-                        start,
-                        end: e,
-                        context: 0,
-                    });
-                }
+                cands.push(Span {
+                    id,
+                    start,
+                    end: e,
+                    context: 0,
+                });
             }
         }
 

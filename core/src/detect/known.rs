@@ -7,7 +7,7 @@
 //! `substr(password, 1, 10)` and `reverse(password)` are found); each is replaced by its
 //! placeholder.
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine as _;
 
 use crate::error::{Error, ErrorKind};
@@ -20,52 +20,162 @@ pub(crate) const MAX_LEN: usize = 4096;
 /// The shortest piece of a brokered value that is found on its own.
 pub(crate) const PIECE: usize = 8;
 
+/// Grams are this long, probed at every `GRAM`th position: any match of `2 * GRAM - 1` bytes
+/// or more holds a whole gram at a probed position, whatever the alignment.
+const GRAM: usize = 4;
+
+/// The probe filter's size: 2^BITS bits (2 MiB), so a few hundred thousand grams leave it
+/// sparse and a probe of ordinary text rarely goes further.
+const BITS: u32 = 24;
+
 #[derive(Debug)]
 pub(crate) struct KnownValues {
-    /// Known values' forms, matched exactly.
-    pub(crate) ac: Option<AhoCorasick>,
-    /// For each pattern of `ac`, the label index it stands for.
-    pub(crate) label_of: Vec<usize>,
-    /// Brokered values' forms and pieces, matched ignoring ASCII case.
-    pub(crate) folded: Option<Folded>,
+    /// Patterns matched whole (each value's forms): bytes, label, whether ASCII case is ignored.
+    whole: Vec<(Vec<u8>, usize, bool)>,
+    /// Forms pieces of which are matched (brokered values and their reverses): bytes, label.
+    forms: Vec<(Vec<u8>, usize)>,
+    /// Whole patterns too short to hold a probed gram, matched by an automaton.
+    short: Option<(AhoCorasick, Vec<u32>)>,
+    /// Which gram keys occur anywhere (a bit per hashed key).
+    filter: Vec<u64>,
+    /// Where each gram key occurs.
+    grams: rustc_hash::FxHashMap<u32, smallvec::SmallVec<[Entry; 2]>>,
     /// The longest pattern or value, in bytes.
     pub(crate) max_len: usize,
     /// Whether some value spans lines (then a match may be in progress across a newline).
     pub(crate) has_newline: bool,
 }
 
-/// The automaton of brokered values.
-#[derive(Debug)]
-pub(crate) struct Folded {
-    pub(crate) ac: AhoCorasick,
-    /// For each pattern: its label, and for a piece, where it is in which form of the value.
-    pub(crate) pattern: Vec<(usize, Option<Piece>)>,
-    /// Each brokered value and its reverse (pieces are extended along them).
-    pub(crate) forms: Vec<Vec<u8>>,
-}
-
-/// A piece of a brokered value: the form it comes from (`Folded::forms`) and its offset there.
+/// Where a gram occurs.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Piece {
-    form: u32,
-    offset: u32,
+enum Entry {
+    /// At `offset` (below `GRAM`) of whole pattern `pattern`.
+    Whole { pattern: u32, offset: u32 },
+    /// At `offset` of piece form `form`.
+    Piece { form: u32, offset: u32 },
 }
 
-impl Folded {
-    /// Where the match of pattern `p` at `start..end` really ends: a piece is extended as far
-    /// as the text goes on matching its value (ignoring ASCII case).
-    pub(crate) fn extend(&self, hay: &[u8], p: usize, end: usize) -> usize {
-        let Some((_, Some(piece))) = self.pattern.get(p) else {
-            return end;
-        };
-        let form = &self.forms[piece.form as usize];
-        let rest = &form[piece.offset as usize + PIECE..];
-        let more = hay[end..]
-            .iter()
-            .zip(rest)
-            .take_while(|(a, b)| a.eq_ignore_ascii_case(b))
-            .count();
-        end + more
+/// A gram's key: its bytes with bit 5 set (ASCII letters folded to lower case; other bytes
+/// folded onto neighbours, which verification tells apart).
+fn key(g: [u8; GRAM]) -> u32 {
+    u32::from_le_bytes(g) | 0x2020_2020
+}
+
+fn slot(key: u32) -> usize {
+    (key.wrapping_mul(0x9E37_79B1) >> (32 - BITS)) as usize
+}
+
+/// A match found: start, end, label.
+pub(crate) type Hit = (usize, usize, usize);
+
+impl KnownValues {
+    fn index(&mut self, g: &[u8], e: Entry) {
+        let k = key([g[0], g[1], g[2], g[3]]);
+        let s = slot(k);
+        self.filter[s / 64] |= 1 << (s % 64);
+        self.grams.entry(k).or_default().push(e);
+    }
+
+    /// Every match in `hay` starting at or after `from`: whole patterns, and pieces of
+    /// [`PIECE`] bytes or more extended as far as they go (not before `from`). Overlapping
+    /// matches are all reported; the caller keeps the best.
+    pub(crate) fn find(&self, hay: &[u8], from: usize, out: &mut Vec<Hit>) {
+        let n0 = out.len();
+        if let Some((ac, of)) = &self.short {
+            for m in ac.find_iter(aho_corasick::Input::new(hay).span(from..hay.len())) {
+                out.push((m.start(), m.end(), self.whole[of[m.pattern().as_usize()] as usize].1));
+            }
+        }
+        // Probes in blocks: the filter's bits are loaded together (independent loads overlap in
+        // the memory system), and only a block with a bit set is looked at probe by probe.
+        const BLOCK: usize = 8;
+        let mut p = from;
+        while p + GRAM <= hay.len() {
+            let n = ((hay.len() - p - GRAM) / GRAM + 1).min(BLOCK);
+            let mut keys = [0u32; BLOCK];
+            let mut any = 0u64;
+            for (i, k) in keys.iter_mut().enumerate().take(n) {
+                let q = p + i * GRAM;
+                *k = key([hay[q], hay[q + 1], hay[q + 2], hay[q + 3]]);
+                let s = slot(*k);
+                any |= (self.filter[s / 64] >> (s % 64)) & 1;
+            }
+            if any != 0 {
+                for (i, &k) in keys.iter().enumerate().take(n) {
+                    self.probe(hay, from, p + i * GRAM, k, out);
+                }
+            }
+            p += n * GRAM;
+        }
+        // One match is found from each of its probed grams, and matches of pieces overlap
+        // (text holding two pieces that share bytes): overlapping matches become one, under the
+        // label of the longest, so no byte of any match is left out.
+        out[n0..].sort_unstable();
+        let mut kept = n0;
+        for i in n0..out.len() {
+            let (s, e, label) = out[i];
+            if kept > n0 && s < out[kept - 1].1 {
+                let last = &mut out[kept - 1];
+                if e - s > last.1 - last.0 {
+                    last.2 = label;
+                }
+                last.1 = last.1.max(e);
+            } else {
+                out[kept] = (s, e, label);
+                kept += 1;
+            }
+        }
+        out.truncate(kept);
+    }
+
+    /// One probe: the gram keyed `k` at `p`, against every place it occurs.
+    fn probe(&self, hay: &[u8], from: usize, p: usize, k: u32, out: &mut Vec<Hit>) {
+        let s = slot(k);
+        if self.filter[s / 64] & (1 << (s % 64)) != 0
+            && let Some(entries) = self.grams.get(&k)
+        {
+            for &e in entries {
+                match e {
+                    Entry::Whole { pattern, offset } => {
+                        let (pat, label, fold) = &self.whole[pattern as usize];
+                        let Some(start) = p.checked_sub(offset as usize).filter(|&st| st >= from) else {
+                            continue;
+                        };
+                        let Some(text) = hay.get(start..start + pat.len()) else {
+                            continue;
+                        };
+                        if if *fold {
+                            text.eq_ignore_ascii_case(pat)
+                        } else {
+                            text == pat.as_slice()
+                        } {
+                            out.push((start, start + pat.len(), *label));
+                        }
+                    }
+                    Entry::Piece { form, offset } => {
+                        let (f, label) = &self.forms[form as usize];
+                        let o = offset as usize;
+                        if !hay[p..p + GRAM].eq_ignore_ascii_case(&f[o..o + GRAM]) {
+                            continue;
+                        }
+                        let back = hay[from..p]
+                            .iter()
+                            .rev()
+                            .zip(f[..o].iter().rev())
+                            .take_while(|(a, b)| a.eq_ignore_ascii_case(b))
+                            .count();
+                        let fwd = hay[p + GRAM..]
+                            .iter()
+                            .zip(&f[o + GRAM..])
+                            .take_while(|(a, b)| a.eq_ignore_ascii_case(b))
+                            .count();
+                        if back + GRAM + fwd >= PIECE {
+                            out.push((p - back, p + GRAM + fwd, *label));
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -146,72 +256,83 @@ fn check_len(value: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-fn compile(patterns: &[Vec<u8>], fold: bool) -> Result<AhoCorasick, Error> {
-    let builder = |dfa: bool| {
-        let mut b = AhoCorasick::builder();
-        b.match_kind(MatchKind::LeftmostLongest).ascii_case_insensitive(fold);
-        if dfa {
-            b.kind(Some(AhoCorasickKind::DFA));
-        }
-        b.build(patterns)
-    };
-    builder(true)
-        .or_else(|_| builder(false))
-        .map_err(|e| Error::new(ErrorKind::Limit, format!("known values do not compile: {e}")))
-}
-
 /// Compiles known values (`values`: label index, value) and brokered values (`brokered`: the
 /// same).
 pub(crate) fn build(values: &[(usize, Vec<u8>)], brokered: &[(usize, Vec<u8>)]) -> Result<Option<KnownValues>, Error> {
     if values.is_empty() && brokered.is_empty() {
         return Ok(None);
     }
-    let mut patterns = Vec::new();
-    let mut label_of = Vec::new();
+    let mut k = KnownValues {
+        whole: Vec::new(),
+        forms: Vec::new(),
+        short: None,
+        filter: vec![0; (1 << BITS) / 64],
+        grams: rustc_hash::FxHashMap::default(),
+        max_len: 0,
+        has_newline: false,
+    };
     for (label, value) in values {
         check_len(value)?;
         for enc in encodings(value) {
-            patterns.push(enc);
-            label_of.push(*label);
+            k.whole.push((enc, *label, false));
         }
     }
-    let mut folded_patterns = Vec::new();
-    let mut pattern = Vec::new();
-    let mut forms = Vec::new();
     for (label, value) in brokered {
         check_len(value)?;
         for enc in brokered_forms(value) {
-            folded_patterns.push(enc);
-            pattern.push((*label, None));
+            k.whole.push((enc, *label, true));
         }
         if value.len() >= PIECE {
-            for form in [value.clone(), value.iter().rev().copied().collect()] {
-                let f = forms.len() as u32;
-                for offset in 0..=form.len() - PIECE {
-                    folded_patterns.push(form[offset..offset + PIECE].to_vec());
-                    pattern.push((
-                        *label,
-                        Some(Piece {
-                            form: f,
-                            offset: offset as u32,
-                        }),
-                    ));
-                }
-                forms.push(form);
-            }
+            k.forms.push((value.clone(), *label));
+            k.forms.push((value.iter().rev().copied().collect(), *label));
         }
     }
-    let all = patterns.iter().chain(&folded_patterns);
-    let max_len = all.clone().map(Vec::len).max().unwrap_or(0);
-    let has_newline = all.clone().any(|p| p.contains(&b'\n'));
-    Ok(Some(KnownValues {
-        ac: (!patterns.is_empty()).then(|| compile(&patterns, false)).transpose()?,
-        label_of,
-        folded: (!folded_patterns.is_empty())
-            .then(|| compile(&folded_patterns, true))
-            .transpose()?
-            .map(|ac| Folded { ac, pattern, forms }),
-        max_len,
-        has_newline,
-    }))
+    let mut short = Vec::new();
+    for i in 0..k.whole.len() {
+        let len = k.whole[i].0.len();
+        if len < 2 * GRAM - 1 {
+            short.push(i as u32);
+            continue;
+        }
+        for offset in 0..GRAM {
+            let g = k.whole[i].0[offset..offset + GRAM].to_vec();
+            k.index(
+                &g,
+                Entry::Whole {
+                    pattern: i as u32,
+                    offset: offset as u32,
+                },
+            );
+        }
+    }
+    for f in 0..k.forms.len() {
+        for offset in 0..=k.forms[f].0.len() - GRAM {
+            let g = k.forms[f].0[offset..offset + GRAM].to_vec();
+            k.index(
+                &g,
+                Entry::Piece {
+                    form: f as u32,
+                    offset: offset as u32,
+                },
+            );
+        }
+    }
+    if !short.is_empty() {
+        let patterns: Vec<&[u8]> = short.iter().map(|&i| k.whole[i as usize].0.as_slice()).collect();
+        // Short patterns are values of 4 to 6 bytes: matched exactly, case and all.
+        let ac = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(&patterns)
+            .map_err(|e| Error::new(ErrorKind::Limit, format!("known values do not compile: {e}")))?;
+        k.short = Some((ac, short));
+    }
+    k.max_len = k
+        .whole
+        .iter()
+        .map(|w| w.0.len())
+        .chain(k.forms.iter().map(|f| f.0.len()))
+        .max()
+        .unwrap_or(0);
+    k.has_newline = k.whole.iter().any(|w| w.0.contains(&b'\n'));
+    Ok(Some(k))
 }
