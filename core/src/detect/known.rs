@@ -24,9 +24,10 @@ pub(crate) const PIECE: usize = 8;
 /// or more holds a whole gram at a probed position, whatever the alignment.
 const GRAM: usize = 4;
 
-/// The probe filter's size: 2^BITS bits (2 MiB), so a few hundred thousand grams leave it
-/// sparse and a probe of ordinary text rarely goes further.
-const BITS: u32 = 24;
+/// The probe filter's size: about 64 bits per gram indexed (so a probe of ordinary text rarely
+/// goes further), between 2^12 bits (512 bytes) and 2^24 (2 MiB).
+const MIN_BITS: u32 = 12;
+const MAX_BITS: u32 = 24;
 
 #[derive(Debug)]
 pub(crate) struct KnownValues {
@@ -38,6 +39,8 @@ pub(crate) struct KnownValues {
     short: Option<(AhoCorasick, Vec<u32>)>,
     /// Which gram keys occur anywhere (a bit per hashed key).
     filter: Vec<u64>,
+    /// 32 minus the filter's size in bits, as a power of two.
+    shift: u32,
     /// Where each gram key occurs.
     grams: rustc_hash::FxHashMap<u32, smallvec::SmallVec<[Entry; 2]>>,
     /// The longest pattern or value, in bytes.
@@ -61,8 +64,8 @@ fn key(g: [u8; GRAM]) -> u32 {
     u32::from_le_bytes(g) | 0x2020_2020
 }
 
-fn slot(key: u32) -> usize {
-    (key.wrapping_mul(0x9E37_79B1) >> (32 - BITS)) as usize
+fn slot(key: u32, shift: u32) -> usize {
+    (key.wrapping_mul(0x9E37_79B1) >> shift) as usize
 }
 
 /// A match found: start, end, label.
@@ -71,9 +74,19 @@ pub(crate) type Hit = (usize, usize, usize);
 impl KnownValues {
     fn index(&mut self, g: &[u8], e: Entry) {
         let k = key([g[0], g[1], g[2], g[3]]);
-        let s = slot(k);
-        self.filter[s / 64] |= 1 << (s % 64);
         self.grams.entry(k).or_default().push(e);
+    }
+
+    /// Sizes the filter for the grams indexed and sets their bits.
+    fn fill_filter(&mut self) {
+        let want = (self.grams.len().max(1) * 64).next_power_of_two().trailing_zeros();
+        let bits = want.clamp(MIN_BITS, MAX_BITS);
+        self.shift = 32 - bits;
+        self.filter = vec![0; (1usize << bits) / 64];
+        for &k in self.grams.keys() {
+            let s = slot(k, self.shift);
+            self.filter[s / 64] |= 1 << (s % 64);
+        }
     }
 
     /// Every match in `hay` starting at or after `from`: whole patterns, and pieces of
@@ -97,7 +110,7 @@ impl KnownValues {
             for (i, k) in keys.iter_mut().enumerate().take(n) {
                 let q = p + i * GRAM;
                 *k = key([hay[q], hay[q + 1], hay[q + 2], hay[q + 3]]);
-                let s = slot(*k);
+                let s = slot(*k, self.shift);
                 any |= (self.filter[s / 64] >> (s % 64)) & 1;
             }
             if any != 0 {
@@ -130,7 +143,7 @@ impl KnownValues {
 
     /// One probe: the gram keyed `k` at `p`, against every place it occurs.
     fn probe(&self, hay: &[u8], from: usize, p: usize, k: u32, out: &mut Vec<Hit>) {
-        let s = slot(k);
+        let s = slot(k, self.shift);
         if self.filter[s / 64] & (1 << (s % 64)) != 0
             && let Some(entries) = self.grams.get(&k)
         {
@@ -266,7 +279,8 @@ pub(crate) fn build(values: &[(usize, Vec<u8>)], brokered: &[(usize, Vec<u8>)]) 
         whole: Vec::new(),
         forms: Vec::new(),
         short: None,
-        filter: vec![0; (1 << BITS) / 64],
+        filter: Vec::new(),
+        shift: 32,
         grams: rustc_hash::FxHashMap::default(),
         max_len: 0,
         has_newline: false,
@@ -317,6 +331,7 @@ pub(crate) fn build(values: &[(usize, Vec<u8>)], brokered: &[(usize, Vec<u8>)]) 
             );
         }
     }
+    k.fill_filter();
     if !short.is_empty() {
         let patterns: Vec<&[u8]> = short.iter().map(|&i| k.whole[i as usize].0.as_slice()).collect();
         // Short patterns are values of 4 to 6 bytes: matched exactly, case and all.
