@@ -32,6 +32,11 @@ pub struct Common {
     /// proxy holds.
     #[arg(long, value_name = "FILE")]
     pub known_values: Option<PathBuf>,
+    /// The credentials this proxy holds for the agent (`name = value` lines): every echo of a
+    /// value from the server, in any form or piece of 8+ characters, reaches the client as its
+    /// placeholder `sluice:secret/NAME`.
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
     /// Do not log decisions to stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -139,6 +144,13 @@ pub fn guard(name: &'static str, c: &mut Common) -> Result<Arc<Guard>, String> {
         for (i, v) in text.lines().filter(|l| !l.is_empty()).enumerate() {
             b = b.known_value(format!("known-value-{}", i + 1), v);
         }
+    }
+    if let Some(path) = &c.credentials {
+        let vault = sluice_core::broker::FileVault::load(path)?;
+        b = sluice_core::broker::Vault::names(&vault)
+            .into_iter()
+            .filter_map(|n| sluice_core::broker::Vault::get(&vault, &n).map(|v| (n, v)))
+            .fold(b, |b, (n, v)| b.brokered_value(n, &*v));
     }
     let detector = Arc::new(b.build().map_err(|e| e.to_string())?);
     let mut guard = Guard::new(Arc::new(EngineHandle::new(engine)), detector);

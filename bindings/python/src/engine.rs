@@ -43,6 +43,9 @@ impl Hook for PyHook {
 #[pyclass(frozen, module = "sluice")]
 pub(crate) struct Engine {
     pub(crate) guard: Arc<Guard>,
+    /// The credentials held for the agent (`credentials=`): scrubbed inbound, substituted by
+    /// `substitute`.
+    pub(crate) vault: Arc<sluice_core::broker::MemoryVault>,
 }
 
 impl Engine {
@@ -64,6 +67,7 @@ pub(crate) struct Options {
     pub(crate) grant_key: Option<grant::GrantKey>,
     pub(crate) replay_store: Option<String>,
     pub(crate) on_event: Option<Py<PyAny>>,
+    pub(crate) credentials: Vec<(String, Vec<u8>)>,
 }
 
 impl Options {
@@ -112,6 +116,17 @@ impl Options {
                     })
                 }
                 "replay_store" => o.replay_store = Some(v.extract()?),
+                "credentials" => {
+                    let d = v
+                        .cast::<PyDict>()
+                        .map_err(|_| PyTypeError::new_err("credentials must be a dict of name -> value"))?;
+                    for (k, v) in d.iter() {
+                        let name: String = k.extract()?;
+                        sluice_core::broker::Placeholder::new(&name)
+                            .map_err(|e| PyValueError::new_err(format!("credentials: {e}")))?;
+                        o.credentials.push((name, input(&v)?.bytes().to_vec()));
+                    }
+                }
                 "on_event" => {
                     if !v.is_callable() {
                         return Err(PyTypeError::new_err("on_event must be callable"));
@@ -136,6 +151,11 @@ impl Options {
         for (label, value) in &self.known_values {
             b = b.known_value(label.clone(), value);
         }
+        let vault = sluice_core::broker::MemoryVault::new();
+        for (name, value) in &self.credentials {
+            b = b.brokered_value(name.clone(), value);
+            vault.set(name.clone(), value);
+        }
         let detector = py.detach(|| b.build()).map_err(py_err)?;
         let grants = match self.grant_key {
             None => None,
@@ -158,6 +178,7 @@ impl Options {
                 hook: self.on_event.map(|f| Arc::new(PyHook(f)) as Arc<dyn Hook>),
                 recorder: None,
             }),
+            vault: Arc::new(vault),
         })
     }
 }
@@ -236,7 +257,9 @@ pub(crate) fn build_request(
 impl Engine {
     /// The built-in rules and the embedded agent-safe policy. Keyword options: `rules` (rule-file
     /// TOML text, or a list of them), `builtin_rules`, `known_values` (a dict label → value or a
-    /// list of values), `grant_key`, `replay_store` (`"memory"` or a `redis://` URL), `on_event`.
+    /// list of values), `grant_key`, `replay_store` (`"memory"` or a `redis://` URL), `on_event`,
+    /// `credentials` (a dict name → value held for the agent: every echo, in any form or piece
+    /// of 8+ characters, is masked as `sluice:secret/NAME`; `substitute` swaps them in).
     #[new]
     #[pyo3(signature = (**options))]
     fn new(py: Python<'_>, options: Option<&Bound<'_, PyDict>>) -> PyResult<Engine> {
@@ -412,6 +435,38 @@ impl Engine {
             out: session::Output::default(),
             closed: None,
         })
+    }
+
+    /// Swaps each placeholder `sluice:secret/NAME` in `text` for the credential held under NAME
+    /// (`credentials=`), when `allowed` (a list of names, or a callable taking a name) lets it
+    /// go where `text` goes. Returns `(text, names used)`; a placeholder not allowed or not held
+    /// raises `RequestError` naming it (never a value), and nothing is substituted.
+    #[pyo3(signature = (text, *, allowed))]
+    fn substitute(&self, text: &str, allowed: &Bound<'_, PyAny>) -> PyResult<(String, Vec<String>)> {
+        let names: Option<Vec<String>> = allowed.extract().ok();
+        let callable = allowed.is_callable();
+        if names.is_none() && !callable {
+            return Err(PyTypeError::new_err(
+                "allowed: a list of names or a callable taking a name",
+            ));
+        }
+        let mut err = None;
+        let ok = |name: &str| match &names {
+            Some(list) => list.iter().any(|n| n == name),
+            None => match allowed.call1((name,)).and_then(|r| r.is_truthy()) {
+                Ok(b) => b,
+                Err(e) => {
+                    err.get_or_insert(e);
+                    false
+                }
+            },
+        };
+        let r = sluice_core::broker::substitute(text, &*self.vault, ok);
+        if let Some(e) = err {
+            return Err(e);
+        }
+        r.map(|s| (s.text.into_owned(), s.used))
+            .map_err(|e| RequestError::new_err(e.to_string()))
     }
 
     /// Starts a session recording signed with `key` (an Ed25519 `GrantKey` or its text): to

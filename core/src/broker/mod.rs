@@ -355,7 +355,7 @@ impl std::error::Error for Refused {}
 pub fn substitute<'a>(
     text: &'a str,
     vault: &dyn Vault,
-    allowed: impl Fn(&str) -> bool,
+    mut allowed: impl FnMut(&str) -> bool,
 ) -> Result<Substituted<'a>, Refused> {
     let found = placeholders(text);
     if found.is_empty() {

@@ -280,6 +280,7 @@ class _EngineOptions(TypedDict, total=False):
     grant_key: GrantKey | str | None
     replay_store: str | None
     on_event: Callable[[_Event], object] | None
+    credentials: Mapping[str, str | bytes] | None
 
 @final
 class Engine:
@@ -321,6 +322,9 @@ class Engine:
         target: Target | str | None = None,
         recorder: Recorder | None = None,
     ) -> Session: ...
+    def substitute(self, text: str, *, allowed: Sequence[str] | Callable[[str], bool]) -> tuple[str, list[str]]:
+        """Swaps placeholders ``sluice:secret/NAME`` for the credentials held (``credentials=``)
+        where ``allowed`` lets each name go; returns the text and the names used."""
     def recorder(
         self,
         to: str | PathLike[str] | Callable[[bytes], object] | None = None,
