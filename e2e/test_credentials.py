@@ -112,3 +112,71 @@ def test_mysql_rows_holding_the_password_come_back_as_its_placeholder(mariadb, w
     finally:
         stop(proxy)
     assert_recordings_hold_no_piece(proxy, password)
+
+
+def test_http_requests_get_the_token_only_where_the_policy_lets_it_go(workdir, grant_key, known_secret):
+    """An agent sends `Authorization: Bearer sluice:secret/api-token` through http-proxy: the
+    origin the policy names receives the real token (and its echo comes back to the agent as
+    the placeholder); the same placeholder to another host is refused before anything is sent;
+    the recording names the credential, never its value."""
+    import http.server
+    import json
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from conftest import free_port
+
+    token = "tok-" + held_password()
+    seen = []
+
+    class Origin(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            seen.append((self.headers.get("Host"), self.headers.get("Authorization"), self.path))
+            body = json.dumps({"you_sent": self.headers.get("Authorization")}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    port = free_port()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Origin)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    creds = workdir / "http-credentials.txt"
+    creds.write_text(f"api-token = {token}\n")
+    policy = workdir / "http-credentials-policy.yaml"
+    policy.write_text("version: 1\nname: brokered\nextends: agent-safe\ndefault: allow\n"
+                      "credentials:\n  api-token: { targets: [\"127.0.0.1\"] }\n")
+    proxy = start_proxy("http-proxy", workdir, grant_key, known_secret, "--user", "agent-7", "--policy", str(policy),
+                        "--credentials", str(creds))
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": f"http://127.0.0.1:{proxy.port}"}))
+
+    def get(url):
+        req = urllib.request.Request(url, headers={"Authorization": "Bearer sluice:secret/api-token"})
+        try:
+            with opener.open(req, timeout=20) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    try:
+        status, body = get(f"http://127.0.0.1:{port}/repos")
+        assert status == 200, body
+        assert seen == [(f"127.0.0.1:{port}", f"Bearer {token}", "/repos")], seen
+        assert json.loads(body)["you_sent"] == "Bearer sluice:secret/api-token" and token not in body
+        # localhost is another host as far as the policy goes: refused, nothing sent.
+        status, body = get(f"http://localhost:{port}/repos")
+        assert status == 403 and "sluice:secret/api-token: this credential may not be sent here" in body, body
+        assert len(seen) == 1 and token not in body
+    finally:
+        stop(proxy)
+        server.shutdown()
+    texts = [f.read_text() for f in proxy.recordings()]
+    assert any("credentials substituted for 127.0.0.1: api-token" in t for t in texts)
+    assert not any(token in t for t in texts)

@@ -145,15 +145,18 @@ pub fn guard(name: &'static str, c: &mut Common) -> Result<Arc<Guard>, String> {
             b = b.known_value(format!("known-value-{}", i + 1), v);
         }
     }
+    let mut vault = None;
     if let Some(path) = &c.credentials {
-        let vault = sluice_core::broker::FileVault::load(path)?;
-        b = sluice_core::broker::Vault::names(&vault)
+        let v = sluice_core::broker::FileVault::load(path)?;
+        b = sluice_core::broker::Vault::names(&v)
             .into_iter()
-            .filter_map(|n| sluice_core::broker::Vault::get(&vault, &n).map(|v| (n, v)))
-            .fold(b, |b, (n, v)| b.brokered_value(n, &*v));
+            .filter_map(|n| sluice_core::broker::Vault::get(&v, &n).map(|x| (n, x)))
+            .fold(b, |b, (n, x)| b.brokered_value(n, &*x));
+        vault = Some(Arc::new(v) as Arc<dyn sluice_core::broker::Vault>);
     }
     let detector = Arc::new(b.build().map_err(|e| e.to_string())?);
     let mut guard = Guard::new(Arc::new(EngineHandle::new(engine)), detector);
+    guard.vault = vault;
     if let Some(path) = &c.grant_key {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let key = GrantKey::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -151,7 +151,7 @@ impl Options {
         for (label, value) in &self.known_values {
             b = b.known_value(label.clone(), value);
         }
-        let vault = sluice_core::broker::MemoryVault::new();
+        let vault = Arc::new(sluice_core::broker::MemoryVault::new());
         for (name, value) in &self.credentials {
             b = b.brokered_value(name.clone(), value);
             vault.set(name.clone(), value);
@@ -177,8 +177,10 @@ impl Options {
                 grants,
                 hook: self.on_event.map(|f| Arc::new(PyHook(f)) as Arc<dyn Hook>),
                 recorder: None,
+                vault: (!self.credentials.is_empty())
+                    .then(|| Arc::clone(&vault) as Arc<dyn sluice_core::broker::Vault>),
             }),
-            vault: Arc::new(vault),
+            vault,
         })
     }
 }

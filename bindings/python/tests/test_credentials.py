@@ -51,3 +51,23 @@ def test_substitution_only_where_allowed() -> None:
         sluice.Engine(credentials={"Bad Name": "x" * 12})
     with pytest.raises(TypeError):
         engine.substitute("x", allowed=42)  # type: ignore[arg-type]
+
+
+def test_a_session_swaps_placeholders_where_the_policy_lets_them_go() -> None:
+    import json
+
+    token = held()
+    policy = 'version: 1\ndefault: allow\ncredentials:\n  api-token: { targets: ["files"] }\n'
+    engine = sluice.Engine.from_yaml(policy, credentials={"api-token": token})
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "fetch", "arguments": {"auth": "Bearer sluice:secret/api-token"}}}
+    s = engine.session("mcp", identity="agent-7", target="files")
+    to_server, _ = s.client_message(json.dumps(call))
+    assert json.loads(to_server)["params"]["arguments"]["auth"] == f"Bearer {token}"
+    answer = {"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": f"used {token}"}]}}
+    _, to_client = s.server_message(json.dumps(answer))
+    assert token.encode() not in to_client and b"used sluice:secret/api-token" in to_client
+    # Another server: refused, nothing forwarded.
+    other = engine.session("mcp", identity="agent-7", target="shell")
+    to_server, to_client = other.client_message(json.dumps(call))
+    assert to_server == b"" and b"may not be sent here" in to_client and token.encode() not in to_client

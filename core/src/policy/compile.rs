@@ -355,6 +355,15 @@ pub(crate) fn compile(origin: &str, doc: PolicyDoc) -> Result<Engine, PolicyErro
         }
         rules.push(c.rule(&path, r, &roles, &default_approval)?);
     }
+    let mut credentials = Vec::with_capacity(doc.credentials.len());
+    for (name, cred) in &doc.credentials {
+        let path = format!("credentials.{name}");
+        crate::broker::Placeholder::new(name).map_err(|e| c.err(path.clone(), e.to_string()))?;
+        if cred.targets.is_empty() {
+            return Err(c.err(format!("{path}.targets"), "list the targets this credential may go to"));
+        }
+        credentials.push((name.clone(), c.globs(&format!("{path}.targets"), &cred.targets)?));
+    }
     let shell_tools = c.tool_maps("shell", &tools.shell)?;
     let file_tools = c.tool_maps("files", &tools.files)?;
     let sets = c.sets()?;
@@ -374,6 +383,7 @@ pub(crate) fn compile(origin: &str, doc: PolicyDoc) -> Result<Engine, PolicyErro
         sets,
         shell_tools,
         file_tools,
+        credentials,
         wants: c.wants,
     })
 }

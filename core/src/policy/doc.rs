@@ -53,8 +53,17 @@ pub(crate) struct PolicyDoc {
     pub roles: BTreeMap<String, RoleDoc>,
     #[serde(default)]
     pub tools: ToolsDoc,
+    /// Where each brokered credential may be substituted.
+    #[serde(default)]
+    pub credentials: BTreeMap<String, CredentialDoc>,
     #[serde(default)]
     pub rules: Vec<RuleDoc>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CredentialDoc {
+    pub targets: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

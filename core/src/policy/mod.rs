@@ -372,6 +372,8 @@ pub struct Engine {
     pub(crate) sets: Sets,
     pub(crate) shell_tools: Vec<ToolMap>,
     pub(crate) file_tools: Vec<ToolMap>,
+    /// Brokered credentials: name and the targets its placeholder may be substituted for.
+    pub(crate) credentials: Vec<(String, Vec<glob::Glob>)>,
     /// Which protocols any rule has a condition block for (bit mask), to skip analysis.
     pub(crate) wants: u8,
     /// For each protocol, the rules that can apply to it, in order.
@@ -390,6 +392,16 @@ impl Engine {
                 Arc::new(Engine::from_yaml("agent-safe", AGENT_SAFE).expect("the embedded policy compiles"))
             })
             .clone()
+    }
+
+    /// Whether the placeholder of credential `name` may be substituted in a request to
+    /// `target` (the HTTP host, the MCP server's target name): only when the policy's
+    /// `credentials` section names it with a matching target.
+    pub fn credential_allowed(&self, name: &str, target: &str) -> bool {
+        self.credentials
+            .iter()
+            .find(|(n, _)| n == name)
+            .is_some_and(|(_, targets)| targets.iter().any(|g| g.is_match(target.as_bytes())))
     }
 
     /// Compiles a YAML policy. `origin` names it in errors.

@@ -442,6 +442,27 @@ impl HttpSession {
             self.upstream = Some((host, port));
             return Ok(());
         }
+        // The decision was made on the placeholders; the server gets the credentials they name,
+        // each only where the policy lets it go (else the whole request is refused).
+        let swapped = match self.swap_credentials(&host, &path, &headers, body) {
+            Ok(s) => s,
+            Err(refused) => {
+                let d = self
+                    .guard
+                    .refuse(&self.identity, &target, &request, &command, refused.to_string());
+                forbidden(&d, &mut out.to_client);
+                self.body = Body::Done;
+                return Ok(());
+            }
+        };
+        let (path, headers, body) = match &swapped {
+            Some((p, h, b)) => (
+                p.clone(),
+                h.iter().map(|(n, v)| (*n, v.as_slice())).collect(),
+                b.as_slice(),
+            ),
+            None => (path, headers, body),
+        };
         // Origin form, hop-by-hop headers dropped, one request per upstream connection; the Host
         // header is the one the request was decided on, whatever the client sent.
         let o = &mut out.to_server;
@@ -488,6 +509,56 @@ impl HttpSession {
         self.body_in = 0;
         self.body_out = 0;
         Ok(())
+    }
+
+    /// The request's path, header values and body with placeholders swapped for credentials
+    /// (`None` when there is no vault or no placeholder).
+    #[allow(clippy::type_complexity)]
+    fn swap_credentials<'h>(
+        &self,
+        host: &str,
+        path: &str,
+        headers: &[(&'h str, &[u8])],
+        body: &[u8],
+    ) -> Result<Option<(String, Vec<(&'h str, Vec<u8>)>, Vec<u8>)>, crate::broker::Refused> {
+        let prefix = crate::broker::PREFIX.as_bytes();
+        let holds = |b: &[u8]| memchr::memmem::find(b, prefix).is_some();
+        if self.guard.vault.is_none()
+            || !(holds(path.as_bytes()) || holds(body) || headers.iter().any(|(_, v)| holds(v)))
+        {
+            return Ok(None);
+        }
+        // `head`: the text goes in the request line or a header, where a value holding a line
+        // break, a control character (or, in the path, a space) would end it early and let the
+        // value write its own request.
+        let swap = |b: &[u8], head: Option<&[u8]>| -> Result<Vec<u8>, crate::broker::Refused> {
+            let Ok(t) = std::str::from_utf8(b) else {
+                // Not text: a placeholder in it is not substituted, and the bytes go as they are.
+                return Ok(b.to_vec());
+            };
+            let out = self
+                .guard
+                .substitute(Protocol::Http, host, t)?
+                .into_owned()
+                .into_bytes();
+            if let Some(bad) = head
+                && out.len() != b.len()
+                && out.iter().any(|c| c.is_ascii_control() || bad.contains(c))
+            {
+                let name = crate::broker::placeholders(t).first().map_or("", |p| p.2).to_string();
+                return Err(crate::broker::Refused {
+                    name,
+                    reason: "its value cannot go in an HTTP request head (control character or space)".into(),
+                });
+            }
+            Ok(out)
+        };
+        let path = String::from_utf8(swap(path.as_bytes(), Some(b" "))?).unwrap_or_default();
+        let mut hs = Vec::with_capacity(headers.len());
+        for (n, v) in headers {
+            hs.push((*n, swap(v, Some(b""))?));
+        }
+        Ok(Some((path, hs, swap(body, None)?)))
     }
 
     /// Bytes from the server (for the current request). An empty `data` means the server

@@ -182,6 +182,23 @@ impl McpSession {
                 d.redeem(g, v);
             }
         }
+        // Decided on the placeholders; the server gets the credentials they name, in the
+        // message's string values (re-encoded, so a value cannot break out of its string), each
+        // only where the policy lets it go to this server, or the request is refused.
+        let text = match (d.action(), self.swap_credentials(&mut v, &text)) {
+            (Action::Allow, Ok(Some(swapped))) => swapped,
+            (Action::Allow, Err(refused)) => {
+                d = self.guard.refuse(
+                    &self.identity,
+                    &self.target,
+                    &Request::Mcp(text.as_bytes()),
+                    &text,
+                    refused.to_string(),
+                );
+                text
+            }
+            _ => text,
+        };
         if d.action() == Action::Allow {
             if let Some(id) = &id
                 && m.kind() == mcp::Kind::Request
@@ -195,6 +212,50 @@ impl McpSession {
         }
         // A refused notification has no one to answer: it is dropped (the event says why).
         Ok(())
+    }
+
+    /// `v` (the message `text`) with the placeholders in its string values swapped for
+    /// credentials: `None` when there is no vault or no placeholder.
+    fn swap_credentials(&self, v: &mut Value, text: &str) -> Result<Option<String>, crate::broker::Refused> {
+        if self.guard.vault.is_none() || !text.contains(crate::broker::PREFIX) {
+            return Ok(None);
+        }
+        fn walk(
+            v: &mut Value,
+            swap: &mut dyn FnMut(&str) -> Result<Option<String>, crate::broker::Refused>,
+        ) -> Result<(), crate::broker::Refused> {
+            match v {
+                Value::String(s) => {
+                    if let Some(new) = swap(s)? {
+                        *s = new;
+                    }
+                }
+                Value::Array(a) => {
+                    for x in a {
+                        walk(x, swap)?;
+                    }
+                }
+                Value::Object(o) => {
+                    for x in o.values_mut() {
+                        walk(x, swap)?;
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        }
+        let target = self.target.name.clone();
+        let mut swap = |s: &str| -> Result<Option<String>, crate::broker::Refused> {
+            match self.guard.substitute(Protocol::Mcp, &target, s)? {
+                std::borrow::Cow::Borrowed(_) => Ok(None),
+                std::borrow::Cow::Owned(o) => Ok(Some(o)),
+            }
+        };
+        // Only in the parameters: the method and id stay what was decided.
+        if let Some(params) = v.get_mut("params") {
+            walk(params, &mut swap)?;
+        }
+        Ok(Some(v.to_string()))
     }
 
     /// JSON-RPC errors for every client request still waiting for the server, for a host that

@@ -142,6 +142,11 @@ pub struct Guard {
     pub hook: Option<Arc<dyn Hook>>,
     /// Records the session (one recorder per session: see [`Guard::with_recorder`]).
     pub recorder: Option<Arc<Recorder>>,
+    /// The credentials held for the agent: placeholders in allowed requests are swapped for
+    /// them where the policy's `credentials` section lets each go ([`Guard::substitute`]).
+    /// The detector should hold the same values as brokered values, so echoes come back as
+    /// placeholders.
+    pub vault: Option<Arc<dyn crate::broker::Vault>>,
 }
 
 impl fmt::Debug for Guard {
@@ -151,6 +156,7 @@ impl fmt::Debug for Guard {
             .field("grants", &self.grants.is_some())
             .field("hook", &self.hook.is_some())
             .field("recorder", &self.recorder.is_some())
+            .field("vault", &self.vault.is_some())
             .finish()
     }
 }
@@ -164,6 +170,7 @@ impl Guard {
             grants: None,
             hook: None,
             recorder: None,
+            vault: None,
         }
     }
 
@@ -178,7 +185,37 @@ impl Guard {
             grants: self.grants.clone(),
             hook: self.hook.clone(),
             recorder: Some(recorder),
+            vault: self.vault.clone(),
         }
+    }
+
+    /// Swaps the placeholders in `text`, part of an allowed request to `target` (the HTTP host,
+    /// the MCP server's target name), for the credentials they name, each only where the
+    /// policy's `credentials` section lets it go; the names used are recorded, never the values.
+    /// A placeholder that may not go there, or names nothing held, refuses the whole request.
+    /// Without a vault, text is sent as it is.
+    pub fn substitute<'t>(
+        &self,
+        protocol: Protocol,
+        target: &str,
+        text: &'t str,
+    ) -> Result<std::borrow::Cow<'t, str>, crate::broker::Refused> {
+        let Some(vault) = &self.vault else {
+            return Ok(std::borrow::Cow::Borrowed(text));
+        };
+        if !text.contains(crate::broker::PREFIX) {
+            return Ok(std::borrow::Cow::Borrowed(text));
+        }
+        let engine = self.policy.load();
+        let out = crate::broker::substitute(text, &**vault, |name| engine.credential_allowed(name, target))?;
+        if !out.used.is_empty() {
+            let message = format!("credentials substituted for {target}: {}", out.used.join(", "));
+            self.emit(&Event::Notice {
+                protocol,
+                message: &message,
+            });
+        }
+        Ok(out.text)
     }
 
     /// Decides on `request`, redeeming `grant` when one is presented, and reports the decision.

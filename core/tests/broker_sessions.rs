@@ -1,0 +1,195 @@
+//! Credential brokering through the sessions: placeholders in allowed requests are swapped for
+//! the credentials they name where the policy lets each go, refused otherwise; echoes come back
+//! as placeholders; substitutions are recorded by name.
+
+use std::sync::{Arc, Mutex};
+
+use sluice_core::Detector;
+use sluice_core::broker::{MemoryVault, Vault};
+use sluice_core::policy::{Engine, EngineHandle, Identity, Target};
+use sluice_core::session::http::HttpSession;
+use sluice_core::session::mcp::McpSession;
+use sluice_core::session::{Event, Guard, Hook, Output};
+
+// Synthetic credentials, made up for these tests.
+const TOKEN: &str = "tok-synthetic-0123456789abcdefXYZ";
+const OTHER: &str = "other-synthetic-9876543210zyxwvQRS";
+
+const POLICY: &str = r#"
+version: 1
+name: brokered
+extends: agent-safe
+default: allow
+credentials:
+  api-token: { targets: ["api.example.test", "files"] }
+  other-token: { targets: ["elsewhere.example.test"] }
+"#;
+
+#[derive(Default)]
+struct Notes(Mutex<Vec<String>>);
+
+impl Hook for Notes {
+    fn event(&self, e: &Event<'_>) {
+        self.0.lock().expect("lock").push(e.to_json().to_string());
+    }
+}
+
+fn guard(notes: &Arc<Notes>) -> Arc<Guard> {
+    let vault = MemoryVault::new();
+    vault.set("api-token", TOKEN);
+    vault.set("other-token", OTHER);
+    vault.set("multi-line", "line-one-synthetic\r\nX-Injected: yes");
+    let detector = vault.detector(Detector::builder()).expect("builds");
+    let policy = Engine::from_yaml("brokered", POLICY).expect("compiles");
+    let mut g = Guard::new(Arc::new(EngineHandle::new(Arc::new(policy))), Arc::new(detector));
+    g.vault = Some(Arc::new(vault));
+    g.hook = Some(Arc::clone(notes) as Arc<dyn Hook>);
+    Arc::new(g)
+}
+
+fn http(g: &Arc<Guard>, request: &str) -> Output {
+    let mut s = HttpSession::new(Arc::clone(g), Identity::new("agent-7"), None);
+    let mut out = Output::default();
+    s.from_client(request.as_bytes(), &mut out).expect("handled");
+    out
+}
+
+#[test]
+fn http_headers_urls_and_bodies_get_the_credential_where_the_policy_lets_it_go() {
+    let notes = Arc::new(Notes::default());
+    let g = guard(&notes);
+    let body = r#"{"auth":"sluice:secret/api-token"}"#;
+    let out = http(
+        &g,
+        &format!(
+            "POST http://api.example.test/v1/items?key=sluice:secret/api-token HTTP/1.1\r\nHost: api.example.test\r\nAuthorization: Bearer sluice:secret/api-token\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    let sent = String::from_utf8_lossy(&out.to_server).into_owned();
+    assert!(
+        sent.starts_with(&format!("POST /v1/items?key={TOKEN} HTTP/1.1\r\n")),
+        "{sent}"
+    );
+    assert!(sent.contains(&format!("Authorization: Bearer {TOKEN}\r\n")), "{sent}");
+    assert!(sent.ends_with(&format!(r#"{{"auth":"{TOKEN}"}}"#)), "{sent}");
+    assert!(sent.contains(&format!(
+        "Content-Length: {}\r\n",
+        body.len() - "sluice:secret/api-token".len() + TOKEN.len()
+    )));
+    // Recorded by name, never by value.
+    let log = notes.0.lock().expect("lock").join("\n");
+    assert!(
+        log.contains("credentials substituted for api.example.test: api-token"),
+        "{log}"
+    );
+    assert!(!log.contains(TOKEN), "{log}");
+}
+
+#[test]
+fn a_placeholder_sent_where_it_may_not_go_refuses_the_request() {
+    let notes = Arc::new(Notes::default());
+    let g = guard(&notes);
+    for (request, why) in [
+        // The right host for neither: another host.
+        (
+            "GET http://evil.example.test/ HTTP/1.1\r\nHost: evil.example.test\r\nAuthorization: Bearer sluice:secret/api-token\r\n\r\n",
+            "may not be sent here",
+        ),
+        // One allowed, one not: nothing substituted, all refused.
+        (
+            "GET http://api.example.test/?a=sluice:secret/api-token&b=sluice:secret/other-token HTTP/1.1\r\nHost: api.example.test\r\n\r\n",
+            "other-token",
+        ),
+        // Not in the policy (held or not: the refusal does not tell which).
+        (
+            "GET http://api.example.test/ HTTP/1.1\r\nHost: api.example.test\r\nX-Key: sluice:secret/missing\r\n\r\n",
+            "sluice:secret/missing: this credential may not be sent here",
+        ),
+    ] {
+        let out = http(&g, request);
+        assert!(out.to_server.is_empty(), "{request}");
+        let reply = String::from_utf8_lossy(&out.to_client);
+        assert!(reply.starts_with("HTTP/1.1 403 "), "{reply}");
+        assert!(reply.contains(why), "{reply}");
+        assert!(!reply.contains(TOKEN) && !reply.contains(OTHER), "{reply}");
+    }
+}
+
+#[test]
+fn a_value_that_would_break_the_request_head_is_refused() {
+    let policy = "version: 1\ndefault: allow\ncredentials:\n  multi-line: { targets: [\"api.example.test\"] }\n";
+    let notes = Arc::new(Notes::default());
+    let g = guard(&notes);
+    g.policy
+        .swap(Arc::new(Engine::from_yaml("p", policy).expect("compiles")));
+    let out = http(
+        &g,
+        "GET http://api.example.test/ HTTP/1.1\r\nHost: api.example.test\r\nX-Key: sluice:secret/multi-line\r\n\r\n",
+    );
+    assert!(out.to_server.is_empty(), "{}", String::from_utf8_lossy(&out.to_server));
+    assert!(String::from_utf8_lossy(&out.to_client).contains("cannot go in an HTTP request head"));
+}
+
+#[test]
+fn mcp_tool_arguments_get_the_credential_inside_their_strings() {
+    let notes = Arc::new(Notes::default());
+    let g = guard(&notes);
+    let call = |target: &str, args: &str| {
+        let mut s = McpSession::new(Arc::clone(&g), Identity::new("agent-7"), Target::new(target));
+        let mut out = Output::default();
+        let msg = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"fetch","arguments":{args}}}}}"#
+        );
+        s.client_message(msg.as_bytes(), &mut out).expect("handled");
+        out
+    };
+    let out = call("files", r#"{"header":"Bearer sluice:secret/api-token","n":3}"#);
+    let sent: serde_json::Value = serde_json::from_slice(&out.to_server).expect("forwarded JSON");
+    assert_eq!(sent["params"]["arguments"]["header"], format!("Bearer {TOKEN}"));
+    assert_eq!(sent["params"]["arguments"]["n"], 3);
+    assert_eq!(sent["method"], "tools/call");
+    // Another server: refused with a JSON-RPC error naming the placeholder.
+    let out = call("shell", r#"{"header":"sluice:secret/api-token"}"#);
+    assert!(out.to_server.is_empty());
+    let reply = String::from_utf8_lossy(&out.to_client);
+    assert!(
+        reply.contains("sluice:secret/api-token: this credential may not be sent here"),
+        "{reply}"
+    );
+    // The echo of the credential comes back as its placeholder.
+    let mut s = McpSession::new(Arc::clone(&g), Identity::new("agent-7"), Target::new("files"));
+    let mut out = Output::default();
+    s.client_message(
+        br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"x","arguments":{}}}"#,
+        &mut out,
+    )
+    .expect("handled");
+    let echo = format!(r#"{{"jsonrpc":"2.0","id":2,"result":{{"content":[{{"type":"text","text":"got {TOKEN}"}}]}}}}"#);
+    let mut out = Output::default();
+    s.server_message(echo.as_bytes(), &mut out).expect("handled");
+    let back = String::from_utf8_lossy(&out.to_client);
+    assert!(
+        back.contains("got sluice:secret/api-token") && !back.contains(TOKEN),
+        "{back}"
+    );
+}
+
+#[test]
+fn the_policy_names_where_each_credential_may_go() {
+    let e = Engine::from_yaml("p", POLICY).expect("compiles");
+    assert!(e.credential_allowed("api-token", "api.example.test"));
+    assert!(!e.credential_allowed("api-token", "elsewhere.example.test"));
+    assert!(!e.credential_allowed("unlisted", "api.example.test"));
+    for (bad, why) in [
+        ("version: 1\ncredentials:\n  Bad: { targets: [x] }\n", "credentials.Bad"),
+        (
+            "version: 1\ncredentials:\n  ok: { targets: [] }\n",
+            "credentials.ok.targets",
+        ),
+        ("version: 1\ncredentials:\n  ok: { hosts: [x] }\n", "unknown field"),
+    ] {
+        let err = Engine::from_yaml("p", bad).expect_err("rejected").to_string();
+        assert!(err.contains(why), "{err}");
+    }
+}
