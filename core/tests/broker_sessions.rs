@@ -86,6 +86,31 @@ fn http_headers_urls_and_bodies_get_the_credential_where_the_policy_lets_it_go()
     assert!(!log.contains(TOKEN), "{log}");
 }
 
+/// A name decided again on the address it resolved to: the refusal and the records show the
+/// request as decided (the placeholder), never the credential swapped in.
+#[test]
+fn a_decision_on_the_resolved_address_never_shows_the_credential() {
+    let notes = Arc::new(Notes::default());
+    let g = guard(&notes);
+    let mut s = HttpSession::new(Arc::clone(&g), Identity::new("agent-7"), None);
+    let mut out = Output::default();
+    s.from_client(
+        b"GET http://api.example.test/v1?key=sluice:secret/api-token HTTP/1.1\r\nHost: api.example.test\r\n\r\n",
+        &mut out,
+    )
+    .expect("handled");
+    assert!(String::from_utf8_lossy(&out.to_server).contains(TOKEN));
+    // The name resolves to the cloud metadata address: refused.
+    let mut out = Output::default();
+    let metadata = std::net::IpAddr::from([169, 254, 169, 254]);
+    assert!(!s.decide_address(metadata, 80, &mut out));
+    let reply = String::from_utf8_lossy(&out.to_client);
+    assert!(reply.starts_with("HTTP/1.1 403 "), "{reply}");
+    assert!(!reply.contains(TOKEN), "{reply}");
+    let log = notes.0.lock().expect("lock").join("\n");
+    assert!(!log.contains(TOKEN), "{log}");
+}
+
 #[test]
 fn a_placeholder_sent_where_it_may_not_go_refuses_the_request() {
     let notes = Arc::new(Notes::default());

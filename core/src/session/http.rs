@@ -455,6 +455,9 @@ impl HttpSession {
                 return Ok(());
             }
         };
+        // The path as decided (placeholders, not credentials): what a later decision on the
+        // resolved address shows and records.
+        let decided_path = path.clone();
         let (path, headers, body) = match &swapped {
             Some((p, h, b)) => (
                 p.clone(),
@@ -503,7 +506,7 @@ impl HttpSession {
         }
         o.extend_from_slice(b"Connection: close\r\n\r\n");
         o.extend_from_slice(body);
-        self.pending = Some(("http", host.clone(), path, grant.is_some()));
+        self.pending = Some(("http", host.clone(), decided_path, grant.is_some()));
         self.upstream = Some((host, port));
         self.body = Body::Head;
         self.body_in = 0;
