@@ -39,6 +39,8 @@ fn guard(notes: &Arc<Notes>) -> Arc<Guard> {
     vault.set("api-token", TOKEN);
     vault.set("other-token", OTHER);
     vault.set("multi-line", "line-one-synthetic\r\nX-Injected: yes");
+    // Exactly as long as its placeholder (`sluice:secret/same-len`), with a line break.
+    vault.set("same-len", "a-synthetic\r\nX-Evil: 1");
     let detector = vault.detector(Detector::builder()).expect("builds");
     let policy = Engine::from_yaml("brokered", POLICY).expect("compiles");
     let mut g = Guard::new(Arc::new(EngineHandle::new(Arc::new(policy))), Arc::new(detector));
@@ -143,7 +145,7 @@ fn a_placeholder_sent_where_it_may_not_go_refuses_the_request() {
 
 #[test]
 fn a_value_that_would_break_the_request_head_is_refused() {
-    let policy = "version: 1\ndefault: allow\ncredentials:\n  multi-line: { targets: [\"api.example.test\"] }\n";
+    let policy = "version: 1\ndefault: allow\ncredentials:\n  multi-line: { targets: [\"api.example.test\"] }\n  same-len: { targets: [\"api.example.test\"] }\n";
     let notes = Arc::new(Notes::default());
     let g = guard(&notes);
     g.policy
@@ -151,6 +153,13 @@ fn a_value_that_would_break_the_request_head_is_refused() {
     let out = http(
         &g,
         "GET http://api.example.test/ HTTP/1.1\r\nHost: api.example.test\r\nX-Key: sluice:secret/multi-line\r\n\r\n",
+    );
+    assert!(out.to_server.is_empty(), "{}", String::from_utf8_lossy(&out.to_server));
+    assert!(String::from_utf8_lossy(&out.to_client).contains("cannot go in an HTTP request head"));
+    assert_eq!("sluice:secret/same-len".len(), "a-synthetic\r\nX-Evil: 1".len());
+    let out = http(
+        &g,
+        "GET http://api.example.test/ HTTP/1.1\r\nHost: api.example.test\r\nX-Key: sluice:secret/same-len\r\n\r\n",
     );
     assert!(out.to_server.is_empty(), "{}", String::from_utf8_lossy(&out.to_server));
     assert!(String::from_utf8_lossy(&out.to_client).contains("cannot go in an HTTP request head"));

@@ -539,13 +539,13 @@ impl HttpSession {
                 // Not text: a placeholder in it is not substituted, and the bytes go as they are.
                 return Ok(b.to_vec());
             };
-            let out = self
-                .guard
-                .substitute(Protocol::Http, host, t)?
-                .into_owned()
-                .into_bytes();
+            let std::borrow::Cow::Owned(out) = self.guard.substitute(Protocol::Http, host, t)? else {
+                return Ok(b.to_vec());
+            };
+            let out = out.into_bytes();
+            // Checked whenever something was substituted: a value as long as its placeholder
+            // changes no length but may still hold a line break.
             if let Some(bad) = head
-                && out.len() != b.len()
                 && out.iter().any(|c| c.is_ascii_control() || bad.contains(c))
             {
                 let name = crate::broker::placeholders(t).first().map_or("", |p| p.2).to_string();

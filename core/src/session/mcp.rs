@@ -185,9 +185,16 @@ impl McpSession {
         // Decided on the placeholders; the server gets the credentials they name, in the
         // message's string values (re-encoded, so a value cannot break out of its string), each
         // only where the policy lets it go to this server, or the request is refused.
-        let text = match (d.action(), self.swap_credentials(&mut v, &text)) {
-            (Action::Allow, Ok(Some(swapped))) => swapped,
-            (Action::Allow, Err(refused)) => {
+        // Only an allowed request is swapped: a refused one is not sent anywhere.
+        let swapped = if d.action() == Action::Allow {
+            self.swap_credentials(&mut v, &text)
+        } else {
+            Ok(None)
+        };
+        let text = match swapped {
+            Ok(Some(swapped)) => swapped,
+            Ok(None) => text,
+            Err(refused) => {
                 d = self.guard.refuse(
                     &self.identity,
                     &self.target,
@@ -197,7 +204,6 @@ impl McpSession {
                 );
                 text
             }
-            _ => text,
         };
         if d.action() == Action::Allow {
             if let Some(id) = &id
@@ -240,7 +246,7 @@ impl McpSession {
                         walk(x, swap)?;
                     }
                 }
-                _ => {}
+                Value::Null | Value::Bool(_) | Value::Number(_) => {}
             }
             Ok(())
         }

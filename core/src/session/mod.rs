@@ -327,11 +327,13 @@ impl Guard {
         if let Err(e) = &result {
             r.error(protocol.as_str(), e.side().as_str(), e.reason());
         }
-        match r.end_batch() {
-            Err(e) if r.fail_closed() && result.is_ok() => Err(SessionError::client(format!(
+        match (r.end_batch(), result) {
+            (Err(e), Ok(())) if r.fail_closed() => Err(SessionError::client(format!(
                 "{e}: the session is closed, unrecorded output is not forwarded"
             ))),
-            _ => result,
+            // Written; or the host chose to go on unrecorded (`fail_closed: false`); or the
+            // session ends with its own error anyway.
+            (Ok(()) | Err(_), result) => result,
         }
     }
 }
