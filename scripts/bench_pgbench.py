@@ -87,6 +87,24 @@ def measured(proc, port, seconds, clients, logdir, tag):
 measured.cpu = {}
 
 
+def side_by_side(a, b, seconds, clients):
+    """pgbench through proxies `a` and `b` at the same time (clients split between them), so
+    both see the same state of a noisy machine: each one's TPS and CPU time per transaction."""
+    procs, before = {}, {}
+    for name, (proc, port) in (("a", a), ("b", b)):
+        before[name] = proc_cpu(proc)
+        procs[name] = subprocess.Popen(
+            ["pgbench", "-h", "127.0.0.1", "-p", str(port), "-U", "bench", "-S", "-M", "extended",
+             "-c", str(max(1, clients // 2)), "-j", "1", "-T", str(seconds), "postgres"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out = {}
+    for name, (proc, _) in (("a", a), ("b", b)):
+        text = procs[name].communicate()[0]
+        tps = next(float(l.split("=")[1].split()[0]) for l in text.splitlines() if l.startswith("tps"))
+        out[name] = (tps, (proc_cpu(proc) - before[name]) * 1e6 / (tps * seconds))
+    return out["a"], out["b"]
+
+
 def per_tx(tag):
     """CPU microseconds and context switches per transaction over a run (whole machine)."""
     stat, txs = pgbench.stats.get(tag, ({}, 0))
@@ -152,14 +170,8 @@ def main():
             if rec:
                 runs["rec"].append(measured(rec, rec_port, a.seconds, a.clients, str(work), f"r{i}"))
         print(f"proxy process CPU per transaction (median of rounds): {statistics.median(measured.cpu[f'p{i}'] for i in range(a.rounds)):.1f} us")
-        proxy.terminate()
         if base:
             base.terminate()
-        if rec:
-            rec.terminate()
-            rec.wait()
-            size = sum(f.stat().st_size for f in (work / "recordings").glob("*.jsonl"))
-            records = sum(1 for f in (work / "recordings").glob("*.jsonl") for _ in open(f, "rb"))
         (d_tps, d_lat), d_i = max((r, i) for i, r in enumerate(runs["direct"]))
         (p_tps, p_lat), p_i = max((r, i) for i, r in enumerate(runs["proxy"]))
         print(f"pgbench -S -M extended, {a.clients} clients, {a.seconds} s, scale 10")
@@ -175,17 +187,32 @@ def main():
         if rec:
             (r_tps, r_lat), r_i = max((r, i) for i, r in enumerate(runs["rec"]))
             print(f"recording:   {r_tps:10.0f} tps   p50 {pct(r_lat, .5):5d} us   p99 {pct(r_lat, .99):5d} us")
-            # Rounds alternate off/on, so each pair shares the machine's state; the median of the
-            # pairs' ratios is steadier than the best runs' ratio on a noisy machine.
+            # Rounds alternate off/on; this machine swings between states from one round to
+            # the next, so the pairs are shown, but the side-by-side rounds below decide.
             pairs = [on[0] / off[0] for on, off in zip(runs["rec"], runs["proxy"])]
-            print(f"recording on: median {100 * statistics.median(pairs):.1f}% of the proxy's TPS with recording off"
-                  f" (target >= 95%; best runs {100 * r_tps / p_tps:.1f}%); every round on/off:"
-                  f" {[round(r[0]) for r in runs['rec']]} / {[round(r[0]) for r in runs['proxy']]};"
-                  f" {records} records, {size / 1e6:.1f} MB written")
-            on = statistics.median(measured.cpu[f"r{i}"] for i in range(a.rounds))
-            off = statistics.median(measured.cpu[f"p{i}"] for i in range(a.rounds))
-            print(f"proxy process CPU per transaction (median of rounds): recording on {on:.1f} us,"
-                  f" off {off:.1f} us: recording adds {on - off:.1f} us ({records / max(1, sum(r[0] for r in runs['rec']) * a.seconds):.2f} records per transaction)")
+            print(f"rounds in turn: median {100 * statistics.median(pairs):.1f}% of the proxy's TPS with recording off;"
+                  f" every round on/off: {[round(r[0]) for r in runs['rec']]} / {[round(r[0]) for r in runs['proxy']]}")
+            # Side by side: both proxies loaded at once (start order alternating), so both runs
+            # of a round see the same machine.
+            ratios, cpu_on, cpu_off = [], [], []
+            for i in range(2 * a.rounds):
+                if i % 2:
+                    off, on = side_by_side((proxy, proxy_port), (rec, rec_port), a.seconds, a.clients)
+                else:
+                    on, off = side_by_side((rec, rec_port), (proxy, proxy_port), a.seconds, a.clients)
+                ratios.append(on[0] / off[0])
+                cpu_on.append(on[1])
+                cpu_off.append(off[1])
+            rec.terminate()
+            rec.wait()
+            size = sum(f.stat().st_size for f in (work / "recordings").glob("*.jsonl"))
+            records = sum(1 for f in (work / "recordings").glob("*.jsonl") for _ in open(f, "rb"))
+            print(f"side by side: recording on at median {100 * statistics.median(ratios):.1f}% of recording off's TPS"
+                  f" (target >= 95%); every round: {[round(100 * r, 1) for r in ratios]}")
+            on, off = statistics.median(cpu_on), statistics.median(cpu_off)
+            print(f"proxy process CPU per transaction, side by side (median): recording on {on:.1f} us, off {off:.1f} us:"
+                  f" recording adds {on - off:.1f} us; {records} records, {size / 1e6:.1f} MB written in all")
+        proxy.terminate()
         print(f"added:       p50 {pct(p_lat, .5) - pct(d_lat, .5)} us, p99 {pct(p_lat, .99) - pct(d_lat, .99)} us"
               " per query (target <= 100 us at p99)")
         d, p = per_tx(f"d{d_i}"), per_tx(f"p{p_i}")

@@ -11,7 +11,7 @@ use sluice_core::Detector;
 use sluice_core::policy::Target;
 use sluice_core::policy::grant::{GrantKey, GrantVerifier, MemoryStore, RedisStore, ReplayStore};
 use sluice_core::policy::{Engine, EngineHandle};
-use sluice_core::record::{FileSink, RecordOptions, Recorder, SessionStart};
+use sluice_core::record::{FileSink, Fsync, RecordOptions, Recorder, SessionStart};
 use sluice_core::session::{Event, Guard, Hook, Output, SessionError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -57,6 +57,10 @@ pub struct Common {
     /// Start a new recording file after this many seconds.
     #[arg(long, value_name = "SECONDS", requires = "record")]
     pub record_rotate_seconds: Option<u64>,
+    /// When recordings are synced to disk: after every record, after every signed checkpoint
+    /// (and at close), or never (the operating system decides).
+    #[arg(long, value_name = "WHEN", default_value = "checkpoint", value_parser = ["every", "checkpoint", "never"], requires = "record")]
+    pub record_fsync: String,
     /// The recording key, read once at start-up by [`guard`].
     #[arg(skip)]
     pub record_signer: Option<Arc<ed25519_dalek::SigningKey>>,
@@ -226,6 +230,11 @@ pub fn session_guard(
     let opts = RecordOptions {
         rotate_bytes: c.record_rotate_bytes,
         rotate_interval: c.record_rotate_seconds.map(std::time::Duration::from_secs),
+        fsync: match c.record_fsync.as_str() {
+            "every" => Fsync::Every,
+            "never" => Fsync::Never,
+            _ => Fsync::Checkpoint,
+        },
         ..RecordOptions::default()
     };
     let rec = Arc::new(

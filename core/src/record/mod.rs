@@ -44,6 +44,7 @@ mod replay;
 mod sink;
 mod verify;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -65,6 +66,15 @@ pub use verify::{Problem, Report, verify, verify_parts};
 
 /// The recording format's version (`v` in every record).
 pub const FORMAT_VERSION: u64 = 1;
+
+/// When a batch's records are handed to the sink's storage ([`Recorder::end_batch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    /// Now, with every record held before: the host is about to forward something.
+    Now,
+    /// With the next batch written now, a checkpoint, a tick or the close.
+    Later,
+}
 
 /// When the recorder asks the sink to make records durable (`fsync` for files).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -215,8 +225,16 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 pub struct Recorder {
     state: Mutex<State>,
     detector: Option<Arc<Detector>>,
+    /// Texts masked lately and what they became (`None`: nothing to mask). A client repeats
+    /// its statements (prepared ones above all), so most commands are masked once.
+    masked: Mutex<HashMap<Box<str>, Option<Box<str>>>>,
     fail_closed: bool,
 }
+
+/// How many masked texts a recorder remembers (forgotten all at once when full), and the
+/// longest it remembers.
+const MASK_MEMO: usize = 64;
+const MASK_MEMO_TEXT: usize = 4096;
 
 struct State {
     sink: Box<dyn Sink>,
@@ -298,6 +316,7 @@ impl Recorder {
         let rec = Recorder {
             state: Mutex::new(state),
             detector: None,
+            masked: Mutex::new(HashMap::new()),
             fail_closed,
         };
         let mut body = Fields::new()
@@ -460,11 +479,15 @@ impl Recorder {
         self.lock().batching = true;
     }
 
-    /// Ends a batch: everything recorded in it is handed to the operating system. An error
-    /// means recording failed during this batch, so some of its records are not written (the
-    /// host must not forward what the batch produced). A recorder that had failed before the
-    /// batch writes nothing and returns `Ok`: its decisions were refused as they were made.
-    pub fn end_batch(&self) -> Result<(), RecordError> {
+    /// Ends a batch. With [`Write::Now`] every record so far is handed to the operating
+    /// system (the sessions ask for this before the host forwards anything to the server);
+    /// with [`Write::Later`] they stay in the sink's buffer until the next batch written now,
+    /// a checkpoint, a [`tick`](Recorder::tick) or the close. An error means recording failed
+    /// (during this batch, or writing records held from earlier ones), so some records are
+    /// not written and the host must not forward what the batch produced. A recorder that had
+    /// failed before the batch writes nothing and returns `Ok`: its decisions were refused as
+    /// they were made.
+    pub fn end_batch(&self, write: Write) -> Result<(), RecordError> {
         let mut s = self.lock();
         s.batching = false;
         let during = std::mem::take(&mut s.failed_in_batch);
@@ -475,7 +498,7 @@ impl Recorder {
                 Ok(())
             };
         }
-        if s.closed {
+        if s.closed || write == Write::Later {
             return Ok(());
         }
         let r = s.flush();
@@ -487,14 +510,17 @@ impl Recorder {
 
     /// Writes what time has made due while no record came: a checkpoint over records written
     /// more than [`RecordOptions::checkpoint_interval`] ago, or a new part. A host calls this
-    /// now and then (the example proxies every second) so an idle session's tail is signed.
+    /// now and then (the example proxies every second) so an idle session's tail is signed
+    /// and records held by [`Write::Later`] batches reach the file.
     pub fn tick(&self) {
         let mut s = self.lock();
         if s.closed || s.failed.is_some() {
             return;
         }
-        if let Err(e) = s.after_record() {
+        if let Err(e) = s.after_record().and_then(|()| s.flush()) {
             s.failed = Some(e.message);
+            // A batch open on another thread lost records too: its end must say so.
+            s.failed_in_batch = s.batching;
         }
     }
 
@@ -502,11 +528,26 @@ impl Recorder {
         let Some(d) = &self.detector else {
             return Cow::Borrowed(text);
         };
-        match d.redact(text.as_bytes()) {
-            // Nothing found: the text as it is, not copied.
-            Cow::Borrowed(_) => Cow::Borrowed(text),
-            Cow::Owned(m) => Cow::Owned(String::from_utf8_lossy(&m).into_owned()),
+        let remember = text.len() <= MASK_MEMO_TEXT;
+        if remember {
+            let memo = self.masked.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(m) = memo.get(text) {
+                return m.as_deref().map_or(Cow::Borrowed(text), |m| Cow::Owned(m.to_owned()));
+            }
         }
+        let masked = match d.redact(text.as_bytes()) {
+            // Nothing found: the text as it is, not copied.
+            Cow::Borrowed(_) => None,
+            Cow::Owned(m) => Some(String::from_utf8_lossy(&m).into_owned()),
+        };
+        if remember {
+            let mut memo = self.masked.lock().unwrap_or_else(|p| p.into_inner());
+            if memo.len() >= MASK_MEMO {
+                memo.clear();
+            }
+            memo.insert(text.into(), masked.as_deref().map(Into::into));
+        }
+        masked.map_or(Cow::Borrowed(text), Cow::Owned)
     }
 
     /// What `sluice record audit` needs to decide the request again (masked like the rest).

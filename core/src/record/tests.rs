@@ -315,6 +315,82 @@ fn a_buffered_sink_that_fails_forwards_nothing_unrecorded() {
     }
 }
 
+/// An input that only answers the client (here the server's replies) leaves its records in
+/// the sink's buffer; they go out with the next input that forwards something, or at a tick:
+/// one write per round trip, and a failure to write them refuses that next command.
+#[test]
+fn output_is_written_with_the_next_forwarded_input_or_at_a_tick() {
+    let k = key(1);
+    let written = MemorySink::default();
+    let sink = FillingDisk {
+        pending: Vec::new(),
+        flushes_left: 4,
+        written: written.clone(),
+    };
+    let rec = Arc::new(
+        Recorder::start(Box::new(sink), &k, SessionStart::new("mcp"), RecordOptions::default()).expect("starts"),
+    );
+    let policy = Arc::new(EngineHandle::new(Engine::agent_safe()));
+    let guard = Guard::new(policy, Arc::new(crate::Detector::builder().build().expect("builds")));
+    let mut mcp = McpSession::new(
+        Arc::new(guard.with_recorder(rec.clone())),
+        Identity::new("agent-7"),
+        Target::new("files"),
+    );
+    let call = |id: u32| {
+        format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/call\",\"params\":{{\"name\":\"read_file\",\"arguments\":{{\"path\":\"README.md\"}}}}}}\n"
+        )
+    };
+    let answer = |id: u32, text: &str| {
+        format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{{\"content\":[{{\"type\":\"text\",\"text\":\"{text}\"}}]}}}}\n"
+        )
+    };
+    let on_disk = || String::from_utf8_lossy(&written.contents()).into_owned();
+    let mut out = Output::default();
+    mcp.from_client(call(1).as_bytes(), &mut out).expect("forwarded");
+    assert!(!out.to_server.is_empty());
+    assert!(
+        on_disk().contains(r#"\"id\":1,"#),
+        "the decision is written before forwarding"
+    );
+    let mut out = Output::default();
+    mcp.from_server(answer(1, "first-answer").as_bytes(), &mut out)
+        .expect("answered");
+    assert!(String::from_utf8_lossy(&out.to_client).contains("first-answer"));
+    // Held: the reply went to the client, its record waits for the next write.
+    assert!(!on_disk().contains("\"output\""), "{}", on_disk());
+    let mut out = Output::default();
+    mcp.from_client(call(2).as_bytes(), &mut out).expect("forwarded");
+    assert_eq!(
+        on_disk().matches("\"output\"").count(),
+        1,
+        "written with the next command"
+    );
+    let mut out = Output::default();
+    mcp.from_server(answer(2, "second-answer").as_bytes(), &mut out)
+        .expect("answered");
+    assert_eq!(on_disk().matches("\"output\"").count(), 1);
+    rec.tick();
+    assert_eq!(
+        on_disk().matches("\"output\"").count(),
+        2,
+        "a tick writes what was held"
+    );
+    // The budget is spent (start, two commands, the tick): the next reply is held, and the
+    // command after it cannot be written with it, so it is refused, not forwarded.
+    let mut out = Output::default();
+    let note = "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"level\":\"info\",\"data\":\"late\"}}\n";
+    mcp.from_server(note.as_bytes(), &mut out).expect("a held reply");
+    let mut out = Output::default();
+    let e = mcp
+        .from_client(call(3).as_bytes(), &mut out)
+        .expect_err("refused: the host forwards nothing");
+    assert!(e.reason().contains("No space left"), "{e}");
+    assert!(!on_disk().contains(r#"\"id\":3,"#));
+}
+
 #[test]
 fn a_recorded_session_holds_decisions_output_and_no_secret() {
     let k = key(1);

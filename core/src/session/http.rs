@@ -291,11 +291,10 @@ impl HttpSession {
     /// Bytes from the client. At most one request is processed per call; call again with an
     /// empty slice after its response to process a pipelined one.
     pub fn from_client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
-        let sent = out.to_client.len();
+        let mark = out.mark();
         self.guard.handling();
         let r = self.handle_client(data, out);
-        self.guard
-            .handled(Protocol::Http, out.to_client.get(sent..).unwrap_or_default(), r)
+        self.guard.handled(Protocol::Http, out, mark, r)
     }
 
     fn handle_client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
@@ -567,11 +566,10 @@ impl HttpSession {
     /// Bytes from the server (for the current request). An empty `data` means the server
     /// closed the connection.
     pub fn from_server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
-        let sent = out.to_client.len();
+        let mark = out.mark();
         self.guard.handling();
         let r = self.handle_server(data, out);
-        self.guard
-            .handled(Protocol::Http, out.to_client.get(sent..).unwrap_or_default(), r)
+        self.guard.handled(Protocol::Http, out, mark, r)
     }
 
     fn handle_server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {

@@ -114,11 +114,10 @@ impl McpSession {
     /// prompts, completions, and methods this engine does not know, which are `uncertain`) is
     /// decided by policy. A response must answer a request the server sent.
     pub fn client_message(&mut self, msg: &[u8], out: &mut Output) -> Result<(), SessionError> {
-        let sent = out.to_client.len();
+        let mark = out.mark();
         self.guard.handling();
         let r = self.handle_client_message(msg, out);
-        self.guard
-            .handled(Protocol::Mcp, out.to_client.get(sent..).unwrap_or_default(), r)
+        self.guard.handled(Protocol::Mcp, out, mark, r)
     }
 
     fn handle_client_message(&mut self, msg: &[u8], out: &mut Output) -> Result<(), SessionError> {
@@ -304,11 +303,10 @@ impl McpSession {
     /// and the text items of an array also joined, so a secret split across two content items
     /// is found. A response must answer a request the client sent.
     pub fn server_message(&mut self, msg: &[u8], out: &mut Output) -> Result<(), SessionError> {
-        let sent = out.to_client.len();
+        let mark = out.mark();
         self.guard.handling();
         let r = self.handle_server_message(msg, out);
-        self.guard
-            .handled(Protocol::Mcp, out.to_client.get(sent..).unwrap_or_default(), r)
+        self.guard.handled(Protocol::Mcp, out, mark, r)
     }
 
     fn handle_server_message(&mut self, msg: &[u8], out: &mut Output) -> Result<(), SessionError> {

@@ -63,7 +63,7 @@ use std::sync::Arc;
 use crate::Detector;
 use crate::policy::grant::GrantVerifier;
 use crate::policy::{Action, Decision, EngineHandle, Identity, Lexing, Protocol, Request, Target};
-use crate::record::Recorder;
+use crate::record::{Recorder, Write};
 
 /// Something a session did, for the recorder, logs and metrics.
 #[derive(Debug, Clone, Copy)]
@@ -310,14 +310,31 @@ impl Guard {
         }
     }
 
-    /// After a session handled input: records what it sent to the client (`sent`, already
-    /// masked) and the error that ends it, and writes the input's records out before the host
-    /// forwards anything. When they cannot be written and the recorder fails closed, the
-    /// session ends here (the host forwards nothing of this input).
+    /// After a session handled input into `out` (which held `mark` before): records what it
+    /// sent to the client and the error that ends it (see [`Guard::handled_bytes`]).
     pub(crate) fn handled(
         &self,
         protocol: Protocol,
+        out: &Output,
+        mark: Mark,
+        result: Result<(), SessionError>,
+    ) -> Result<(), SessionError> {
+        let sent = out.to_client.get(mark.client..).unwrap_or_default();
+        self.handled_bytes(protocol, sent, out.to_server.len() > mark.server, result)
+    }
+
+    /// After a session handled input: records what it sent to the client (`sent`, already
+    /// masked) and the error that ends it. When the input forwards anything to the server
+    /// (`forwards`), every record so far is written out before the host forwards it; when
+    /// the recorder cannot write them and fails closed, the session ends here (the host
+    /// forwards nothing of this input). An input that only answers the client leaves its
+    /// records buffered until the next input that forwards, a checkpoint, a tick or the
+    /// close: one write per round trip, and nothing reaches the server unrecorded.
+    pub(crate) fn handled_bytes(
+        &self,
+        protocol: Protocol,
         sent: &[u8],
+        forwards: bool,
         result: Result<(), SessionError>,
     ) -> Result<(), SessionError> {
         let Some(r) = &self.recorder else {
@@ -327,7 +344,8 @@ impl Guard {
         if let Err(e) = &result {
             r.error(protocol.as_str(), e.side().as_str(), e.reason());
         }
-        match (r.end_batch(), result) {
+        let write = if forwards { Write::Now } else { Write::Later };
+        match (r.end_batch(write), result) {
             (Err(e), Ok(())) if r.fail_closed() => Err(SessionError::client(format!(
                 "{e}: the session is closed, unrecorded output is not forwarded"
             ))),
@@ -336,6 +354,13 @@ impl Guard {
             (Ok(()) | Err(_), result) => result,
         }
     }
+}
+
+/// How much of an [`Output`] was there before a session handled an input.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mark {
+    client: usize,
+    server: usize,
 }
 
 /// Bytes a session produced for each direction.
@@ -348,6 +373,14 @@ pub struct Output {
 }
 
 impl Output {
+    /// Where each direction ends now: what a session adds from here is its own.
+    pub(crate) fn mark(&self) -> Mark {
+        Mark {
+            client: self.to_client.len(),
+            server: self.to_server.len(),
+        }
+    }
+
     /// Empties both directions (keeping their capacity).
     pub fn clear(&mut self) {
         self.to_server.clear();

@@ -172,11 +172,10 @@ impl MySqlSession {
     /// and handled when that answer is complete (the output then comes from
     /// [`from_server`](MySqlSession::from_server)).
     pub fn from_client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
-        let sent = out.to_client.len();
+        let mark = out.mark();
         self.guard.handling();
         let r = self.handle_client(data, out);
-        self.guard
-            .handled(Protocol::Sql, out.to_client.get(sent..).unwrap_or_default(), r)
+        self.guard.handled(Protocol::Sql, out, mark, r)
     }
 
     fn handle_client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
@@ -224,11 +223,10 @@ impl MySqlSession {
 
     /// Bytes from the server.
     pub fn from_server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
-        let sent = out.to_client.len();
+        let mark = out.mark();
         self.guard.handling();
         let r = self.handle_server(data, out);
-        self.guard
-            .handled(Protocol::Sql, out.to_client.get(sent..).unwrap_or_default(), r)
+        self.guard.handled(Protocol::Sql, out, mark, r)
     }
 
     fn handle_server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {

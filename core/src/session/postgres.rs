@@ -176,11 +176,10 @@ impl PgSession {
 
     /// Bytes from the client.
     pub fn from_client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
-        let sent = out.to_client.len();
+        let mark = out.mark();
         self.guard.handling();
         let r = self.handle_client(data, out);
-        self.guard
-            .handled(Protocol::Sql, out.to_client.get(sent..).unwrap_or_default(), r)
+        self.guard.handled(Protocol::Sql, out, mark, r)
     }
 
     fn handle_client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
@@ -210,11 +209,10 @@ impl PgSession {
 
     /// Bytes from the server.
     pub fn from_server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
-        let sent = out.to_client.len();
+        let mark = out.mark();
         self.guard.handling();
         let r = self.handle_server(data, out);
-        self.guard
-            .handled(Protocol::Sql, out.to_client.get(sent..).unwrap_or_default(), r)
+        self.guard.handled(Protocol::Sql, out, mark, r)
     }
 
     fn handle_server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {

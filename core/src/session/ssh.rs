@@ -84,7 +84,7 @@ impl SshSession {
     /// them, otherwise `uncertain`); `exec`, `env`, `subsystem` and `shell` requests are
     /// decided; data goes only to channels the session opened; anything else ends the session.
     pub fn client_message(&mut self, payload: &[u8], out: &mut SshOutput) -> Result<(), SessionError> {
-        let sent = out.to_client.len();
+        let sent = (out.to_client.len(), out.to_server.len());
         self.guard.handling();
         let r = self.handle_client_message(payload, out);
         self.recorded(sent, out, r)
@@ -254,18 +254,25 @@ impl SshSession {
         Ok(())
     }
 
-    /// Records what one message sent to the client (the messages from `sent` on, joined).
-    fn recorded(&self, sent: usize, out: &SshOutput, r: Result<(), SessionError>) -> Result<(), SessionError> {
+    /// Records what one message sent to the client (the messages from `client` on, joined);
+    /// `server` is how many messages went to the server before it.
+    fn recorded(
+        &self,
+        (client, server): (usize, usize),
+        out: &SshOutput,
+        r: Result<(), SessionError>,
+    ) -> Result<(), SessionError> {
         if !self.guard.recording() {
             return r;
         }
-        let bytes = out.to_client.get(sent..).unwrap_or_default().concat();
-        self.guard.handled(Protocol::Ssh, &bytes, r)
+        let bytes = out.to_client.get(client..).unwrap_or_default().concat();
+        self.guard
+            .handled_bytes(Protocol::Ssh, &bytes, out.to_server.len() > server, r)
     }
 
     /// One message payload from the server.
     pub fn server_message(&mut self, payload: &[u8], out: &mut SshOutput) -> Result<(), SessionError> {
-        let sent = out.to_client.len();
+        let sent = (out.to_client.len(), out.to_server.len());
         self.guard.handling();
         let r = self.handle_server_message(payload, out);
         self.recorded(sent, out, r)
