@@ -2,7 +2,8 @@
 password for the agent; rows on the real servers that hold the password, its base64, its
 reverse, an upper-cased copy and a 10-character substring all reach the real psql and mysql
 clients as the placeholder, and no 8-character piece of the password (or of its reverse)
-gets through. (Outbound substitution, SCRAM and TLS: not built yet, see the README.)"""
+gets through. Outbound: HTTP requests and the PostgreSQL login get the credential where the
+policy lets it go. (MySQL login and TLS upstream: not built yet, see the README.)"""
 import base64
 import secrets
 import string
@@ -35,7 +36,7 @@ def leaked(out, pw):
     return None
 
 
-def assert_recordings_hold_no_piece(proxy, password):
+def assert_recordings_hold_no_piece(proxy, password, placeholder=PLACEHOLDER):
     """The session recordings hold the placeholder where the rows held the password, and no
     piece of it."""
     from conftest import TARGET
@@ -44,7 +45,7 @@ def assert_recordings_hold_no_piece(proxy, password):
         # The replay decodes the wire bytes (recorded as base64) into rows.
         replay = subprocess.run([str(TARGET / "sluice"), "record", "replay", str(f)], capture_output=True, text=True)
         texts += [f.read_text(), replay.stdout]
-    assert any(PLACEHOLDER in t for t in texts), "the rows' placeholders are recorded"
+    assert any(placeholder in t for t in texts), "the rows' placeholders are recorded"
     for t in texts:
         assert leaked(t, password) is None
 
@@ -180,3 +181,69 @@ def test_http_requests_get_the_token_only_where_the_policy_lets_it_go(workdir, g
     texts = [f.read_text() for f in proxy.recordings()]
     assert any("credentials substituted for 127.0.0.1: api-token" in t for t in texts)
     assert not any(token in t for t in texts)
+
+
+def test_postgres_login_with_a_placeholder_password(postgres, workdir, grant_key, known_secret):
+    """Outbound, PostgreSQL: the agent logs in through pg-proxy with `sluice:secret/pg-login`
+    as its password; the proxy answers the server's SCRAM-SHA-256 exchange with the held
+    password (the agent is asked for a cleartext one and never sees the server's challenge), and
+    the rows holding that password come back as the placeholder. The placeholder for a database
+    the policy does not name, or naming nothing held, is refused before the server sees a
+    password; the agent's own password still logs in (the proxy runs SCRAM with it); a wrong
+    one is refused by the server."""
+    login_pw = held_password()
+    with psycopg.connect(host="127.0.0.1", port=postgres["port"], user=postgres["user"],
+                         password=postgres["password"], dbname="postgres", autocommit=True) as c:
+        c.execute("DROP TABLE IF EXISTS login_held")
+        c.execute("DROP ROLE IF EXISTS broker_agent")
+        c.execute(f"CREATE ROLE broker_agent LOGIN PASSWORD '{login_pw}'")
+        c.execute("CREATE TABLE login_held (id int, v text)")
+        c.execute("GRANT SELECT ON login_held TO broker_agent")
+        for i, v in enumerate(forms(login_pw)):
+            c.execute("INSERT INTO login_held VALUES (%s, %s)", (i, v))
+    creds = workdir / "pg-login-credentials.txt"
+    creds.write_text(f"pg-login = {login_pw}\n")
+    policy = workdir / "pg-login-policy.yaml"
+    policy.write_text("version: 1\nname: brokered-login\nextends: agent-safe\ndefault: allow\n"
+                      "credentials:\n  pg-login: { targets: [\"postgres\"] }\n")
+    proxy = start_proxy("pg-proxy", workdir, grant_key, known_secret, "--upstream", f"127.0.0.1:{postgres['port']}",
+                        "--policy", str(policy), "--credentials", str(creds))
+
+    def psql(user, password, dbname, sql):
+        env = {"PATH": "/usr/bin:/bin", "PGPASSWORD": password}
+        conn = f"host=127.0.0.1 port={proxy.port} user={user} dbname={dbname} sslmode=disable"
+        return subprocess.run(["psql", "-X", "-A", "-t", conn, "-c", sql], capture_output=True, text=True, env=env,
+                              timeout=60)
+
+    try:
+        r = psql("broker_agent", "sluice:secret/pg-login", "postgres",
+                 "SELECT current_user; SELECT v FROM login_held ORDER BY id; "
+                 "SELECT reverse(v), substr(v, 3, 10), encode(convert_to(v, 'UTF8'), 'base64') FROM login_held WHERE id = 0")
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert lines[0] == "broker_agent", r.stdout
+        assert r.stdout.count("sluice:secret/pg-login") >= 9, r.stdout
+        assert leaked(r.stdout + r.stderr, login_pw) is None, r.stdout
+        # Another database: the policy does not let the credential go there.
+        r = psql("broker_agent", "sluice:secret/pg-login", "template1", "SELECT 1")
+        assert r.returncode != 0 and "may not be sent here" in r.stderr, r.stderr
+        # A placeholder naming nothing held.
+        r = psql("broker_agent", "sluice:secret/pg-nothing", "postgres", "SELECT 1")
+        assert r.returncode != 0 and "sluice:secret/pg-nothing" in r.stderr, r.stderr
+        # The agent's own password: the proxy logs in with it.
+        r = psql(postgres["user"], postgres["password"], "postgres", "SELECT current_user")
+        assert r.returncode == 0 and r.stdout.strip() == postgres["user"], r.stderr
+        r = psql(postgres["user"], "not-the-password", "postgres", "SELECT 1")
+        assert r.returncode != 0 and "password authentication failed" in r.stderr, r.stderr
+    finally:
+        stop(proxy)
+    # The refused attempts never reached the server as a password: its log holds the wrong
+    # password's failure and none for broker_agent.
+    log = (workdir / "postgres.log").read_text()
+    assert f'password authentication failed for user "{postgres["user"]}"' in log
+    assert 'password authentication failed for user "broker_agent"' not in log
+    texts = [f.read_text() for f in proxy.recordings()]
+    assert any("credentials substituted for postgres: pg-login" in t for t in texts), texts
+    assert any("may not be sent here" in t for t in texts)
+    assert not any(login_pw in t for t in texts)
+    assert_recordings_hold_no_piece(proxy, login_pw, "sluice:secret/pg-login")

@@ -5,10 +5,12 @@
 use std::sync::{Arc, Mutex};
 
 use sluice_core::Detector;
+use sluice_core::broker::login::md5_password;
 use sluice_core::broker::{MemoryVault, Vault};
 use sluice_core::policy::{Engine, EngineHandle, Identity, Target};
 use sluice_core::session::http::HttpSession;
 use sluice_core::session::mcp::McpSession;
+use sluice_core::session::postgres::PgSession;
 use sluice_core::session::{Event, Guard, Hook, Output};
 
 // Synthetic credentials, made up for these tests.
@@ -21,7 +23,7 @@ name: brokered
 extends: agent-safe
 default: allow
 credentials:
-  api-token: { targets: ["api.example.test", "files"] }
+  api-token: { targets: ["api.example.test", "files", "appdb"] }
   other-token: { targets: ["elsewhere.example.test"] }
 "#;
 
@@ -226,4 +228,140 @@ fn the_policy_names_where_each_credential_may_go() {
         let err = Engine::from_yaml("p", bad).expect_err("rejected").to_string();
         assert!(err.contains(why), "{err}");
     }
+}
+
+/// A PostgreSQL message: type, length, body.
+fn pg(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![tag];
+    m.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+fn pg_auth(code: u32, data: &[u8]) -> Vec<u8> {
+    let mut b = code.to_be_bytes().to_vec();
+    b.extend_from_slice(data);
+    pg(b'R', &b)
+}
+
+fn startup(user: &str, db: &str) -> Vec<u8> {
+    let mut body = 196608u32.to_be_bytes().to_vec();
+    for (k, v) in [("user", user), ("database", db)] {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut m = (body.len() as u32 + 4).to_be_bytes().to_vec();
+    m.extend_from_slice(&body);
+    m
+}
+
+/// A PostgreSQL session through the startup packet and the server's password request
+/// (`code`, `data`): the client must be asked for a cleartext password instead.
+fn pg_login(g: &Arc<Guard>, db: &str, code: u32, data: &[u8]) -> PgSession {
+    let mut s = PgSession::new(Arc::clone(g), None, None);
+    let mut out = Output::default();
+    s.from_client(&startup("agent", db), &mut out).expect("startup");
+    assert_eq!(out.to_server, startup("agent", db));
+    let mut out = Output::default();
+    s.from_server(&pg_auth(code, data), &mut out).expect("the request");
+    assert_eq!(
+        out.to_client,
+        pg_auth(3, b""),
+        "the client is asked for a cleartext password"
+    );
+    assert!(out.to_server.is_empty());
+    s
+}
+
+fn password(p: &str) -> Vec<u8> {
+    pg(b'p', format!("{p}\0").as_bytes())
+}
+
+#[test]
+fn postgres_login_answers_the_server_with_the_held_credential() {
+    let notes = Arc::new(Notes::default());
+    let g = guard(&notes);
+    // MD5: the answer is salted with the held value, never the placeholder.
+    let mut s = pg_login(&g, "appdb", 5, &[9, 8, 7, 6]);
+    let mut out = Output::default();
+    s.from_client(&password("sluice:secret/api-token"), &mut out)
+        .expect("answered");
+    assert_eq!(
+        out.to_server,
+        password(&md5_password(b"agent", TOKEN.as_bytes(), &[9, 8, 7, 6]))
+    );
+    assert!(out.to_client.is_empty());
+    let mut out = Output::default();
+    s.from_server(&pg_auth(0, b""), &mut out).expect("ok");
+    assert_eq!(out.to_client, pg_auth(0, b""), "AuthenticationOk reaches the client");
+    // Cleartext: the held value itself.
+    let mut s = pg_login(&g, "appdb", 3, b"");
+    let mut out = Output::default();
+    s.from_client(&password("sluice:secret/api-token"), &mut out)
+        .expect("answered");
+    assert_eq!(out.to_server, password(TOKEN));
+    // SCRAM: the client-first message, for SCRAM-SHA-256 (not the -PLUS variant).
+    let mut s = pg_login(&g, "appdb", 10, b"SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0");
+    let mut out = Output::default();
+    s.from_client(&password("sluice:secret/api-token"), &mut out)
+        .expect("answered");
+    let sent = String::from_utf8_lossy(&out.to_server).into_owned();
+    assert!(sent.contains("SCRAM-SHA-256\0") && sent.contains("n,,n=,r="), "{sent}");
+    assert!(!sent.contains(TOKEN) && !sent.contains("sluice:secret"), "{sent}");
+    // A server whose nonce does not extend the client's is not answered.
+    let mut out = Output::default();
+    assert!(
+        s.from_server(&pg_auth(11, b"r=forged,s=c2FsdA==,i=4096"), &mut out)
+            .is_err()
+    );
+    let notes = notes.0.lock().expect("lock").join("\n");
+    assert!(
+        notes.contains("credentials substituted for appdb: api-token"),
+        "{notes}"
+    );
+    assert!(!notes.contains(TOKEN));
+}
+
+#[test]
+fn postgres_login_refuses_a_placeholder_the_target_may_not_have() {
+    let notes = Arc::new(Notes::default());
+    let g = guard(&notes);
+    for (db, pw) in [
+        ("otherdb", "sluice:secret/api-token"),
+        ("appdb", "sluice:secret/other-token"),
+        ("appdb", "sluice:secret/nothing-held"),
+    ] {
+        let mut s = pg_login(&g, db, 10, b"SCRAM-SHA-256\0\0");
+        let mut out = Output::default();
+        s.from_client(&password(pw), &mut out).expect("answered with an error");
+        assert!(out.to_server.is_empty(), "nothing reaches the server");
+        let told = String::from_utf8_lossy(&out.to_client).into_owned();
+        assert!(
+            told.starts_with('E') && told.contains("28P01") && told.contains(pw),
+            "{told}"
+        );
+        // The session is over: nothing more goes through.
+        let mut out = Output::default();
+        assert!(s.from_client(&password(pw), &mut out).is_err());
+        assert!(out.to_server.is_empty());
+    }
+    // The agent's own password (no placeholder) is used as it is.
+    let mut s = pg_login(&g, "appdb", 3, b"");
+    let mut out = Output::default();
+    s.from_client(&password("my-own-password"), &mut out).expect("answered");
+    assert_eq!(out.to_server, password("my-own-password"));
+    // A SCRAM message before the password, or a password twice, is out of order.
+    let mut s = pg_login(&g, "appdb", 10, b"SCRAM-SHA-256\0\0");
+    let mut out = Output::default();
+    assert!(s.from_server(&pg_auth(11, b"r=x,s=c2FsdA==,i=1"), &mut out).is_err());
+    // Only channel binding offered: the session cannot log in and says so.
+    let mut s = pg_login(&g, "appdb", 10, b"SCRAM-SHA-256-PLUS\0\0");
+    let mut out = Output::default();
+    let e = s
+        .from_client(&password("sluice:secret/api-token"), &mut out)
+        .expect_err("cannot");
+    assert!(e.to_string().contains("SCRAM-SHA-256"), "{e}");
 }

@@ -658,6 +658,11 @@ pub fn parse_backend<'a>(buf: &'a [u8], limits: &Limits) -> Result<Status<(Backe
 }
 
 /// Writes a typed message: the tag, the length, then what `body` writes.
+/// Encodes a message of type `tag` with `body` as it is (its length prefixed).
+pub fn encode_message(tag: u8, body: &[u8], out: &mut Vec<u8>) {
+    encode(tag, out, |o| o.extend_from_slice(body));
+}
+
 fn encode(tag: u8, out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
     out.push(tag);
     let at = out.len();

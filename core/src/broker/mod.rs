@@ -389,5 +389,6 @@ pub fn substitute<'a>(
     })
 }
 
+pub mod login;
 #[cfg(test)]
 mod tests;

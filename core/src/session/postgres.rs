@@ -4,7 +4,14 @@
 //!   feeds the decrypted stream); the startup packet's `user` and `database` become the identity
 //!   and target unless the host set them.
 //! - **Authentication**: until the server's first `ReadyForQuery` the client may only answer
-//!   what the server asked (a password or SASL message).
+//!   what the server asked (a password or SASL message). With a vault (credential brokering),
+//!   the session logs in for the client: the server's cleartext, MD5 or SCRAM-SHA-256 request
+//!   is answered by the session, and the client is asked for a cleartext password instead. A
+//!   password that is (or holds) a placeholder is swapped for the credential it names, where
+//!   the policy's `credentials` section lets it go to this target (anything else ends the
+//!   session with an error, recorded); any other password is the client's own, used as it is.
+//!   The server's SCRAM signature is checked: a server that does not know the password is not
+//!   the one the credential is for.
 //! - **Decisions**: every simple `Query` and every extended-protocol `Parse` is decided before it
 //!   is forwarded; `Bind`, `Describe` and `Execute` are forwarded only for statements and portals
 //!   this session saw created by an allowed message (not by SQL `PREPARE` or `DECLARE`). A
@@ -37,7 +44,8 @@ use sluice_protocols::postgres::{self as pg, Backend, Frontend, Limits, Startup,
 use super::{
     Event, Guard, Output, SessionError, Side, SqlState, forward_masked, frames, refusal_message, split_grant_comment,
 };
-use crate::policy::{Action, Decision, Dialect, Identity, Protocol, Target};
+use crate::broker::login::{SCRAM_SHA_256, ScramClient, md5_password};
+use crate::policy::{Action, Decision, Dialect, Identity, Protocol, Request, Target};
 use crate::{Detector, StreamRedactor, credential_column};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +64,19 @@ enum Phase {
     Running,
     /// A cancel request was forwarded, or the client said Terminate: nothing else is expected.
     Ended,
+}
+
+/// Logging in for the client (with a vault): where the exchange with the server stands.
+enum Login {
+    /// The server's password request (its code and data), answered once the client's
+    /// cleartext password arrives.
+    Asked { code: u32, data: Vec<u8> },
+    /// SCRAM under way: the client-first message went to the server.
+    ScramFirst(Box<ScramClient>),
+    /// SCRAM under way: the client-final message went to the server.
+    ScramFinal(Box<ScramClient>),
+    /// Answered: the server's verdict is next.
+    Answered,
 }
 
 /// What to send the client once the server has delivered a given number of `ReadyForQuery`.
@@ -120,6 +141,10 @@ pub struct PgSession {
     /// The server accepted a `COPY … FROM STDIN`: the client's data may follow.
     copy_in: bool,
     scratch: Vec<u8>,
+    /// The startup packet's user (MD5 passwords are salted with it).
+    user: Vec<u8>,
+    /// Logging in for the client (with a vault).
+    login: Option<Login>,
 }
 
 impl std::fmt::Debug for PgSession {
@@ -161,6 +186,8 @@ impl PgSession {
             copy_out: None,
             copy_in: false,
             scratch: Vec::new(),
+            user: Vec::new(),
+            login: None,
         }
     }
 
@@ -246,6 +273,7 @@ impl PgSession {
             Startup::Startup { .. } => {
                 let text = |k: &str| m.param(k).map(|v| String::from_utf8_lossy(v).into_owned());
                 let user = text("user").unwrap_or_default();
+                self.user = user.clone().into_bytes();
                 if self.sql.identity.is_none() {
                     self.sql.identity = Some(Identity::new(user.clone()));
                 }
@@ -291,6 +319,10 @@ impl PgSession {
         if let Phase::Auth { asked, ok } = self.phase {
             // Only the answer to what the server asked: a password or SASL message.
             return match m {
+                Frontend::Password(body) if asked && self.login.is_some() => {
+                    self.phase = Phase::Auth { asked: false, ok };
+                    self.log_in(body, out)
+                }
                 Frontend::Password(_) if asked => {
                     self.phase = Phase::Auth { asked: false, ok };
                     out.to_server.extend_from_slice(raw);
@@ -529,6 +561,124 @@ impl PgSession {
         }
     }
 
+    /// Whether the session answers the server's authentication message `code` itself: with a
+    /// vault, a password request it can answer (cleartext, MD5, SASL) and what follows it.
+    fn brokering(&self, code: u32) -> bool {
+        self.guard.vault.is_some() && (matches!(code, 3 | 5 | 10) || self.login.is_some())
+    }
+
+    /// One step of logging in for the client: the server asked for a password (the client is
+    /// asked for a cleartext one instead), continued SCRAM, or said AuthenticationOk.
+    fn login_step(&mut self, code: u32, data: &[u8], raw: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        let fail =
+            |e: crate::broker::login::LoginError| SessionError::server(format!("logging in for the client: {e}"));
+        match (self.login.take(), code) {
+            (None, 3 | 5 | 10) => {
+                self.login = Some(Login::Asked {
+                    code,
+                    data: data.to_vec(),
+                });
+                self.phase = Phase::Auth { asked: true, ok: false };
+                // AuthenticationCleartextPassword: the placeholder (or the client's own
+                // password) comes to the session, which answers the server.
+                pg::encode_message(b'R', &3u32.to_be_bytes(), &mut out.to_client);
+                Ok(())
+            }
+            (Some(Login::ScramFirst(mut c)), 11) => {
+                let last = c.client_final(data).map_err(fail)?;
+                pg::encode_message(b'p', last.as_bytes(), &mut out.to_server);
+                self.login = Some(Login::ScramFinal(c));
+                Ok(())
+            }
+            (Some(Login::ScramFinal(c)), 12) => {
+                c.verify_server_final(data).map_err(fail)?;
+                self.login = Some(Login::Answered);
+                Ok(())
+            }
+            (Some(Login::Answered), 0) => {
+                self.phase = Phase::Auth { asked: false, ok: true };
+                out.to_client.extend_from_slice(raw);
+                Ok(())
+            }
+            (_, code) => Err(SessionError::server(format!(
+                "authentication message {code} out of order while logging in for the client"
+            ))),
+        }
+    }
+
+    /// The client's cleartext password, in answer to the request [`login_step`] sent: its
+    /// placeholders swapped for the credentials they name (where the policy lets them go to
+    /// this target), then the server's own request answered with it.
+    fn log_in(&mut self, body: &[u8], out: &mut Output) -> Result<(), SessionError> {
+        let Some(Login::Asked { code, data }) = self.login.take() else {
+            return Err(SessionError::client("a password the session did not ask for"));
+        };
+        let given = body.strip_suffix(b"\0").unwrap_or(body);
+        let target = self.sql.target.clone().unwrap_or_else(|| Target::new(""));
+        let text = String::from_utf8_lossy(given);
+        let password: Vec<u8> = match self.guard.substitute(Protocol::Sql, &target.name, &text) {
+            // Nothing to swap: the client's own password, as it sent it.
+            Ok(Cow::Borrowed(_)) => given.to_vec(),
+            Ok(Cow::Owned(p)) => p.into_bytes(),
+            Err(refused) => {
+                let identity = self.sql.identity.clone().unwrap_or_else(|| Identity::new(""));
+                let request = Request::Sql {
+                    text: "-- log in",
+                    dialect: Dialect::Postgres,
+                    lexing: Default::default(),
+                };
+                let d = self
+                    .guard
+                    .refuse(&identity, &target, &request, "log in", refused.to_string());
+                let message = refusal_message(&d);
+                pg::encode_error(
+                    &[
+                        (b'S', b"FATAL"),
+                        (b'V', b"FATAL"),
+                        (b'C', b"28P01"),
+                        (b'M', message.as_bytes()),
+                    ],
+                    false,
+                    &mut out.to_client,
+                );
+                self.phase = Phase::Ended;
+                return Ok(());
+            }
+        };
+        let mut answer = Vec::new();
+        match code {
+            3 => answer.extend_from_slice(&password),
+            5 => {
+                let salt = data
+                    .get(..4)
+                    .ok_or_else(|| SessionError::server("an MD5 request without its salt"))?;
+                answer.extend_from_slice(md5_password(&self.user, &password, salt).as_bytes());
+            }
+            _ => {
+                // SASL: the mechanisms offered, each NUL-terminated.
+                let offered = data.split(|&b| b == 0).any(|m| m == SCRAM_SHA_256.as_bytes());
+                if !offered {
+                    return Err(SessionError::server(
+                        "the server offers no SASL mechanism the session can log in with (SCRAM-SHA-256 without channel binding)",
+                    ));
+                }
+                let c = ScramClient::new(&password).map_err(|e| SessionError::server(e.to_string()))?;
+                let first = c.client_first();
+                answer.extend_from_slice(SCRAM_SHA_256.as_bytes());
+                answer.push(0);
+                answer.extend_from_slice(&(first.len() as u32).to_be_bytes());
+                answer.extend_from_slice(first.as_bytes());
+                pg::encode_message(b'p', &answer, &mut out.to_server);
+                self.login = Some(Login::ScramFirst(Box::new(c)));
+                return Ok(());
+            }
+        }
+        answer.push(0);
+        pg::encode_message(b'p', &answer, &mut out.to_server);
+        self.login = Some(Login::Answered);
+        Ok(())
+    }
+
     /// Handles one server message; returns how many values it masked. Every message type is
     /// decided here, by phase: passed (types that carry no text), masked, or refused.
     fn backend(&mut self, m: Backend<'_>, raw: &[u8], out: &mut Output) -> Result<usize, SessionError> {
@@ -542,6 +692,10 @@ impl PgSession {
             Phase::Startup => return Err(SessionError::server("data before the client's startup packet")),
             Phase::Auth { ok, .. } => {
                 return match m {
+                    Backend::Authentication { code, data } if !ok && self.brokering(code) => {
+                        self.login_step(code, data, raw, out)?;
+                        Ok(0)
+                    }
                     Backend::Authentication { code, .. } if !ok => {
                         let asked = match code {
                             0 => {
