@@ -237,7 +237,7 @@ def mariadb(workdir):
     subprocess.run(["mariadb", "--no-defaults", "-uroot", f"--socket={sock}", "-e",
                     f"CREATE USER 'sluice'@'%' IDENTIFIED BY '{password}'; GRANT ALL ON *.* TO 'sluice'@'%';"
                     " CREATE DATABASE app;"], check=True, capture_output=True)
-    yield {"port": port, "user": "sluice", "password": password, "dbname": "app"}
+    yield {"port": port, "user": "sluice", "password": password, "dbname": "app", "root_socket": str(sock)}
     proc.terminate()
     proc.wait(timeout=30)
 

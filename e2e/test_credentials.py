@@ -2,8 +2,8 @@
 password for the agent; rows on the real servers that hold the password, its base64, its
 reverse, an upper-cased copy and a 10-character substring all reach the real psql and mysql
 clients as the placeholder, and no 8-character piece of the password (or of its reverse)
-gets through. Outbound: HTTP requests and the PostgreSQL login get the credential where the
-policy lets it go. (MySQL login and TLS upstream: not built yet, see the README.)"""
+gets through. Outbound: HTTP requests and the PostgreSQL and MariaDB logins get the credential
+where the policy lets it go. (TLS upstream: not built yet, see the README.)"""
 import base64
 import secrets
 import string
@@ -247,3 +247,66 @@ def test_postgres_login_with_a_placeholder_password(postgres, workdir, grant_key
     assert any("may not be sent here" in t for t in texts)
     assert not any(login_pw in t for t in texts)
     assert_recordings_hold_no_piece(proxy, login_pw, "sluice:secret/pg-login")
+
+
+def test_mysql_login_with_a_placeholder_password(mariadb, workdir, grant_key, known_secret):
+    """Outbound, MariaDB: the agent logs in through mysql-proxy with `sluice:secret/my-login` as
+    its password; the client's mysql_native_password answer for the placeholder is swapped for
+    the answer computed from the held password, and the rows holding it come back as the
+    placeholder. The placeholder for a database the policy does not name is refused before
+    the server sees an answer; the agent's own password still logs in."""
+    login_pw = held_password()
+    c = pymysql.connect(host="127.0.0.1", port=mariadb["port"], user=mariadb["user"], password=mariadb["password"],
+                        database="app", autocommit=True)
+    # Granting takes root (the test user has no GRANT OPTION), over the server's socket.
+    subprocess.run(["mariadb", "--no-defaults", "-uroot", f"--socket={mariadb['root_socket']}", "-e",
+                    f"DROP USER IF EXISTS 'broker_agent'@'%'; CREATE USER 'broker_agent'@'%' IDENTIFIED BY '{login_pw}';"
+                    " CREATE DATABASE IF NOT EXISTS other; GRANT SELECT ON app.* TO 'broker_agent'@'%';"
+                    " GRANT SELECT ON other.* TO 'broker_agent'@'%';"], check=True, capture_output=True)
+    with c.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS login_held")
+        cur.execute("CREATE TABLE login_held (id int, v text)")
+        for i, v in enumerate(forms(login_pw)):
+            cur.execute("INSERT INTO login_held VALUES (%s, %s)", (i, v))
+    c.close()
+    creds = workdir / "my-login-credentials.txt"
+    creds.write_text(f"my-login = {login_pw}\n")
+    policy = workdir / "my-login-policy.yaml"
+    policy.write_text("version: 1\nname: brokered-login\nextends: agent-safe\ndefault: allow\n"
+                      "credentials:\n  my-login: { targets: [\"app\"] }\n")
+    proxy = start_proxy("mysql-proxy", workdir, grant_key, known_secret, "--upstream", f"127.0.0.1:{mariadb['port']}",
+                        "--policy", str(policy), "--credentials", str(creds))
+
+    def mysql(user, password, db, sql):
+        return subprocess.run(["mysql", "--no-defaults", "-h127.0.0.1", f"-P{proxy.port}", f"-u{user}",
+                               f"-p{password}", "-N", "-B", db, "-e", sql], capture_output=True, text=True, timeout=60)
+
+    try:
+        r = mysql("broker_agent", "sluice:secret/my-login", "app",
+                  "SELECT current_user(); SELECT v FROM login_held ORDER BY id; "
+                  "SELECT reverse(v), substr(v, 3, 10), to_base64(v) FROM login_held WHERE id = 0")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.splitlines()[0] == "broker_agent@%", r.stdout
+        assert r.stdout.count("sluice:secret/my-login") >= 9, r.stdout
+        assert leaked(r.stdout + r.stderr, login_pw) is None, r.stdout
+        # PyMySQL, another client library, logs in the same way.
+        conn = pymysql.connect(host="127.0.0.1", port=proxy.port, user="broker_agent",
+                               password="sluice:secret/my-login", database="app")
+        with conn.cursor() as cur:
+            cur.execute("SELECT current_user()")
+            assert cur.fetchone()[0] == "broker_agent@%"
+        conn.close()
+        # Another database: the policy does not let the credential go there.
+        r = mysql("broker_agent", "sluice:secret/my-login", "other", "SELECT 1")
+        assert r.returncode != 0 and "may not be sent here" in r.stderr, r.stderr
+        # The agent's own password is its answer, sent as it is; a wrong one is refused.
+        r = mysql(mariadb["user"], mariadb["password"], "app", "SELECT current_user()")
+        assert r.returncode == 0 and r.stdout.strip() == "sluice@%", r.stderr
+        r = mysql(mariadb["user"], "not-the-password", "app", "SELECT 1")
+        assert r.returncode != 0 and "Access denied" in r.stderr, r.stderr
+    finally:
+        stop(proxy)
+    texts = [f.read_text() for f in proxy.recordings()]
+    assert any("credentials substituted for app: my-login" in t for t in texts), texts
+    assert any("may not be sent here" in t for t in texts)
+    assert_recordings_hold_no_piece(proxy, login_pw, "sluice:secret/my-login")

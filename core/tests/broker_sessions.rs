@@ -5,11 +5,12 @@
 use std::sync::{Arc, Mutex};
 
 use sluice_core::Detector;
-use sluice_core::broker::login::md5_password;
+use sluice_core::broker::login::{md5_password, mysql_native_password};
 use sluice_core::broker::{MemoryVault, Vault};
 use sluice_core::policy::{Engine, EngineHandle, Identity, Target};
 use sluice_core::session::http::HttpSession;
 use sluice_core::session::mcp::McpSession;
+use sluice_core::session::mysql::MySqlSession;
 use sluice_core::session::postgres::PgSession;
 use sluice_core::session::{Event, Guard, Hook, Output};
 
@@ -364,4 +365,107 @@ fn postgres_login_refuses_a_placeholder_the_target_may_not_have() {
         .from_client(&password("sluice:secret/api-token"), &mut out)
         .expect_err("cannot");
     assert!(e.to_string().contains("SCRAM-SHA-256"), "{e}");
+}
+
+/// A MySQL packet: 3-byte length, sequence id, payload.
+fn my(seq: u8, payload: &[u8]) -> Vec<u8> {
+    let mut m = (payload.len() as u32).to_le_bytes()[..3].to_vec();
+    m.push(seq);
+    m.extend_from_slice(payload);
+    m
+}
+
+/// A protocol-10 greeting offering mysql_native_password with `scramble`.
+fn greeting(scramble: &[u8; 20]) -> Vec<u8> {
+    let caps: u32 = 0x0000_8000 | 0x0000_0200 | 0x0000_0008 | 0x0008_0000;
+    let mut g = vec![10];
+    g.extend_from_slice(b"10.11.0-MariaDB\0");
+    g.extend_from_slice(&7u32.to_le_bytes());
+    g.extend_from_slice(&scramble[..8]);
+    g.push(0);
+    g.extend_from_slice(&(caps as u16).to_le_bytes());
+    g.push(33);
+    g.extend_from_slice(&2u16.to_le_bytes());
+    g.extend_from_slice(&((caps >> 16) as u16).to_le_bytes());
+    g.push(21);
+    g.extend_from_slice(&[0; 10]);
+    g.extend_from_slice(&scramble[8..]);
+    g.push(0);
+    g.extend_from_slice(b"mysql_native_password\0");
+    my(0, &g)
+}
+
+fn handshake_response(user: &str, answer: &[u8], db: &str) -> Vec<u8> {
+    let caps: u32 = 0x0000_8000 | 0x0000_0200 | 0x0000_0008 | 0x0008_0000;
+    let mut r = caps.to_le_bytes().to_vec();
+    r.extend_from_slice(&(1u32 << 24).to_le_bytes());
+    r.push(33);
+    r.extend_from_slice(&[0; 23]);
+    r.extend_from_slice(user.as_bytes());
+    r.push(0);
+    r.push(answer.len() as u8);
+    r.extend_from_slice(answer);
+    r.extend_from_slice(db.as_bytes());
+    r.push(0);
+    r.extend_from_slice(b"mysql_native_password\0");
+    my(1, &r)
+}
+
+#[test]
+fn mysql_login_answers_with_the_held_credential_where_it_may_go() {
+    let notes = Arc::new(Notes::default());
+    let g = guard(&notes);
+    let scramble: [u8; 20] = *b"0123456789abcdefghij";
+    let start = |db: &str, answer: &[u8]| {
+        let mut s = MySqlSession::new(Arc::clone(&g), None, None);
+        let mut out = Output::default();
+        s.from_server(&greeting(&scramble), &mut out).expect("greeting");
+        let mut out = Output::default();
+        s.from_client(&handshake_response("agent", answer, db), &mut out)
+            .expect("handled");
+        (s, out)
+    };
+    let placeholder_answer = mysql_native_password(b"sluice:secret/api-token", &scramble);
+    // Allowed: the server gets the answer for the held value, in the same packet otherwise.
+    let (_, out) = start("appdb", &placeholder_answer);
+    let held_answer = mysql_native_password(TOKEN.as_bytes(), &scramble);
+    assert_eq!(out.to_server, handshake_response("agent", &held_answer, "appdb"));
+    // Not allowed for this database: ERR 1045 naming the placeholder, nothing to the server.
+    let (_, out) = start("otherdb", &placeholder_answer);
+    assert!(out.to_server.is_empty());
+    let told = String::from_utf8_lossy(&out.to_client).into_owned();
+    assert!(
+        out.to_client[3] == 2 && out.to_client[4] == 0xFF,
+        "ERR with the next sequence id"
+    );
+    assert!(
+        told.contains("sluice:secret/api-token") && told.contains("may not be sent here"),
+        "{told}"
+    );
+    // The agent's own password: its answer goes as it is.
+    let own = mysql_native_password(b"my-own-password", &scramble);
+    let (mut s, out) = start("appdb", &own);
+    assert_eq!(out.to_server, handshake_response("agent", &own, "appdb"));
+    // An auth switch to native password with a new scramble: the answer to it is swapped too.
+    let fresh: [u8; 20] = *b"ABCDEFGHIJKLMNOPQRST";
+    let mut switch = vec![0xFE];
+    switch.extend_from_slice(b"mysql_native_password\0");
+    switch.extend_from_slice(&fresh);
+    switch.push(0);
+    let mut out = Output::default();
+    s.from_server(&my(2, &switch), &mut out).expect("switch");
+    assert_eq!(out.to_client, my(2, &switch));
+    let mut out = Output::default();
+    s.from_client(
+        &my(3, &mysql_native_password(b"sluice:secret/api-token", &fresh)),
+        &mut out,
+    )
+    .expect("answered");
+    assert_eq!(out.to_server, my(3, &mysql_native_password(TOKEN.as_bytes(), &fresh)));
+    let notes = notes.0.lock().expect("lock").join("\n");
+    assert!(
+        notes.contains("credentials substituted for appdb: api-token"),
+        "{notes}"
+    );
+    assert!(!notes.contains(TOKEN));
 }

@@ -170,6 +170,9 @@ pub struct Handshake<'a> {
     pub capabilities: u32,
     /// Authentication plugin name, when sent.
     pub auth_plugin: Option<&'a [u8]>,
+    /// The authentication data (the scramble): its first 8 bytes and the rest as sent (for
+    /// `mysql_native_password`, 12 more and a NUL).
+    pub auth_data: (&'a [u8], &'a [u8]),
 }
 
 /// Parses the server's initial handshake payload.
@@ -181,7 +184,8 @@ pub fn parse_handshake(payload: &[u8]) -> Result<Handshake<'_>, Error> {
     }
     let server_version = r.cstr()?;
     let connection_id = r.le(4)? as u32;
-    r.take(8)?; // auth-plugin-data part 1
+    let data_1 = r.take(8)?; // auth-plugin-data part 1
+    let mut data_2: &[u8] = b"";
     r.take(1)?; // filler
     let mut capabilities = r.le(2)? as u32;
     let mut auth_plugin = None;
@@ -192,7 +196,7 @@ pub fn parse_handshake(payload: &[u8]) -> Result<Handshake<'_>, Error> {
         let data_len = usize::from(r.u8()?);
         r.take(10)?; // reserved
         if capabilities & caps::SECURE_CONNECTION != 0 {
-            r.take(data_len.saturating_sub(8).max(13))?;
+            data_2 = r.take(data_len.saturating_sub(8).max(13))?;
         }
         if capabilities & caps::PLUGIN_AUTH != 0 {
             auth_plugin = Some(r.c.cstr().unwrap_or_else(|| r.rest()));
@@ -203,6 +207,7 @@ pub fn parse_handshake(payload: &[u8]) -> Result<Handshake<'_>, Error> {
         connection_id,
         capabilities,
         auth_plugin,
+        auth_data: (data_1, data_2),
     })
 }
 

@@ -218,6 +218,31 @@ impl Guard {
         Ok(out.text)
     }
 
+    /// Refuses a database login whose password names a credential that may not go to
+    /// `target` (recorded like any refusal, the command being the login itself).
+    pub(crate) fn refuse_login(
+        &self,
+        identity: Option<&Identity>,
+        target: Option<&Target>,
+        dialect: crate::policy::Dialect,
+        refused: &crate::broker::Refused,
+    ) -> Decision {
+        let request = Request::Sql {
+            text: "-- log in",
+            dialect,
+            lexing: Default::default(),
+        };
+        let nobody = Identity::new("");
+        let nowhere = Target::new("");
+        self.refuse(
+            identity.unwrap_or(&nobody),
+            target.unwrap_or(&nowhere),
+            &request,
+            "log in",
+            refused.to_string(),
+        )
+    }
+
     /// Decides on `request`, redeeming `grant` when one is presented, and reports the decision.
     pub fn decide(
         &self,

@@ -4,7 +4,12 @@
 //!   greeting the client sees (so clients in `ssl-mode=PREFERRED` stay in plain text and
 //!   `COM_QUERY` keeps its classic layout); the client's user and database become the identity
 //!   and target unless the host set them. Authentication passes through, packet by packet in
-//!   sequence: the client answers only what the server asked.
+//!   sequence: the client answers only what the server asked. With a vault (credential
+//!   brokering), a `mysql_native_password` answer computed from a placeholder's text
+//!   (`sluice:secret/NAME` as the password) is swapped for the answer computed from the
+//!   credential NAME holds, where the policy's `credentials` section lets it go to this
+//!   target (elsewhere: an ERR 1045 naming the placeholder, recorded, and nothing to the
+//!   server); any other answer is the client's own password, sent as it is.
 //! - **One command at a time**: a command sent while another is answered (pipelined, or behind
 //!   the handshake) waits until that answer is complete; every reply packet must carry the next
 //!   sequence id.
@@ -33,6 +38,7 @@ use sluice_protocols::mysql::{self, Status, caps};
 use super::{
     Event, Guard, Output, SessionError, Side, SqlState, forward_masked, frames, refusal_message, split_grant_comment,
 };
+use crate::broker::login::mysql_native_password;
 use crate::policy::{Action, Decision, Dialect, Identity, Protocol, Target};
 use crate::{Detector, credential_column};
 
@@ -128,6 +134,9 @@ pub struct MySqlSession {
     sbuf: Vec<u8>,
     /// Client bytes received while a command was being answered, handled after it.
     held: Vec<u8>,
+    /// The `mysql_native_password` scramble in effect during the handshake (from the greeting
+    /// or an auth switch), for logging in with a held credential.
+    scramble: Option<[u8; 20]>,
 }
 
 impl std::fmt::Debug for MySqlSession {
@@ -165,6 +174,7 @@ impl MySqlSession {
             cbuf: Vec::new(),
             sbuf: Vec::new(),
             held: Vec::new(),
+            scramble: None,
         }
     }
 
@@ -284,7 +294,11 @@ impl MySqlSession {
                     asked: false,
                     seq: p.seq,
                 };
-                out.to_server.extend_from_slice(raw);
+                // The answer sits in the packet at its own offset; a swapped one is as long.
+                let at =
+                    raw.len() - p.payload.len() + (r.auth_response.as_ptr() as usize - p.payload.as_ptr() as usize);
+                let answer = r.auth_response.to_vec();
+                self.log_in(p.seq, raw, at, &answer, out);
             }
             Phase::Auth { asked, seq } => {
                 if !asked || p.seq != seq.wrapping_add(1) {
@@ -296,7 +310,7 @@ impl MySqlSession {
                     asked: false,
                     seq: p.seq,
                 };
-                out.to_server.extend_from_slice(raw);
+                self.log_in(p.seq, raw, raw.len() - p.payload.len(), p.payload, out);
             }
             Phase::Commands if self.reply == Reply::Infile => {
                 // The file a LOCAL INFILE statement (decided) asked for; an empty packet ends it.
@@ -511,6 +525,60 @@ impl MySqlSession {
         }
     }
 
+    /// Forwards the client's authentication packet `raw`, whose password answer (`answer`,
+    /// at byte `at` of `raw`) is swapped when it is the `mysql_native_password` answer for a
+    /// placeholder naming a held credential that may go to this target; refused (an ERR to
+    /// the client, recorded, nothing to the server) when that credential may not go here.
+    fn log_in(&mut self, seq: u8, raw: &[u8], at: usize, answer: &[u8], out: &mut Output) {
+        match self.brokered_answer(answer) {
+            Ok(None) => out.to_server.extend_from_slice(raw),
+            Ok(Some(swapped)) => {
+                let start = out.to_server.len();
+                out.to_server.extend_from_slice(raw);
+                out.to_server[start + at..start + at + swapped.len()].copy_from_slice(&swapped);
+            }
+            Err(refused) => {
+                let d = self.guard.refuse_login(
+                    self.sql.identity.as_ref(),
+                    self.sql.target.as_ref(),
+                    Dialect::MySql,
+                    &refused,
+                );
+                let message = refusal_message(&d);
+                mysql::encode_err(
+                    seq.wrapping_add(1),
+                    1045,
+                    b"28000",
+                    message.as_bytes(),
+                    &mut out.to_client,
+                );
+                self.phase = Phase::Ended;
+            }
+        }
+    }
+
+    /// With a vault and a native-password scramble: the answer for the credential a
+    /// placeholder names, when `answer` is the answer for that placeholder's own text (the
+    /// placeholders of the held names are tried; one naming nothing held cannot be told from
+    /// a password and goes as it is, for the server to refuse).
+    fn brokered_answer(&self, answer: &[u8]) -> Result<Option<Vec<u8>>, crate::broker::Refused> {
+        let (Some(vault), Some(scramble)) = (&self.guard.vault, &self.scramble) else {
+            return Ok(None);
+        };
+        if answer.len() != 20 {
+            return Ok(None);
+        }
+        let target = self.sql.target.as_ref().map_or("", |t| t.name.as_str());
+        for name in vault.names() {
+            let placeholder = format!("{}{name}", crate::broker::PREFIX);
+            if mysql_native_password(placeholder.as_bytes(), scramble) == answer {
+                let held = self.guard.substitute(Protocol::Sql, target, &placeholder)?;
+                return Ok(Some(mysql_native_password(held.as_bytes(), scramble)));
+            }
+        }
+        Ok(None)
+    }
+
     /// A packet before the command phase: the greeting, the authentication exchange, or an
     /// ERR that ends the connection.
     fn connection_packet(&mut self, p: mysql::Packet<'_>, raw: &[u8], out: &mut Output) -> Result<usize, SessionError> {
@@ -528,6 +596,11 @@ impl MySqlSession {
                     CLIENT_SSL | CLIENT_QUERY_ATTRIBUTES | CLIENT_COMPRESS | CLIENT_ZSTD,
                 )
                 .map_err(|e| SessionError::rejected(Side::Server, e))?;
+                let h = mysql::parse_handshake(payload).map_err(|e| SessionError::rejected(Side::Server, e))?;
+                self.scramble = match h.auth_plugin {
+                    None | Some(NATIVE_PASSWORD) => native_scramble(h.auth_data.0, h.auth_data.1),
+                    Some(_) => None,
+                };
                 out.to_client.extend_from_slice(&greeting);
                 self.phase = Phase::Login;
                 return Ok(0);
@@ -554,6 +627,19 @@ impl MySqlSession {
                     }
                     // Auth switch request, more data (caching_sha2 fast/full auth).
                     Some(0xFE | 0x01) => {
+                        if payload[0] == 0xFE {
+                            // A new plugin and scramble: only a native-password one is brokered.
+                            let rest = &payload[1..];
+                            let nul = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+                            let data = rest.get(nul + 1..).unwrap_or_default();
+                            self.scramble = match &rest[..nul] {
+                                NATIVE_PASSWORD => native_scramble(
+                                    data.get(..8).unwrap_or_default(),
+                                    data.get(8..).unwrap_or_default(),
+                                ),
+                                _ => None,
+                            };
+                        }
                         self.phase = Phase::Auth {
                             asked: true,
                             seq: p.seq,
@@ -998,6 +1084,17 @@ fn clear_capabilities(payload: &mut [u8], bits: u32) -> Result<(), mysql::Error>
         b.copy_from_slice(&v.to_le_bytes());
     }
     Ok(())
+}
+
+const NATIVE_PASSWORD: &[u8] = b"mysql_native_password";
+
+/// The 20-byte `mysql_native_password` scramble from its two parts as the server sent them
+/// (the second ends with a NUL); `None` when they are too short.
+fn native_scramble(first: &[u8], second: &[u8]) -> Option<[u8; 20]> {
+    let mut s = [0u8; 20];
+    s[..8].copy_from_slice(first.get(..8)?);
+    s[8..].copy_from_slice(second.get(..12)?);
+    Some(s)
 }
 
 /// `SET @sluice_grant = 'TOKEN'` (or `:=`, either quote): the token.

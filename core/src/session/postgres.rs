@@ -45,7 +45,7 @@ use super::{
     Event, Guard, Output, SessionError, Side, SqlState, forward_masked, frames, refusal_message, split_grant_comment,
 };
 use crate::broker::login::{SCRAM_SHA_256, ScramClient, md5_password};
-use crate::policy::{Action, Decision, Dialect, Identity, Protocol, Request, Target};
+use crate::policy::{Action, Decision, Dialect, Identity, Protocol, Target};
 use crate::{Detector, StreamRedactor, credential_column};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -614,22 +614,19 @@ impl PgSession {
             return Err(SessionError::client("a password the session did not ask for"));
         };
         let given = body.strip_suffix(b"\0").unwrap_or(body);
-        let target = self.sql.target.clone().unwrap_or_else(|| Target::new(""));
+        let target = self.sql.target.as_ref().map_or("", |t| t.name.as_str());
         let text = String::from_utf8_lossy(given);
-        let password: Vec<u8> = match self.guard.substitute(Protocol::Sql, &target.name, &text) {
+        let password: Vec<u8> = match self.guard.substitute(Protocol::Sql, target, &text) {
             // Nothing to swap: the client's own password, as it sent it.
             Ok(Cow::Borrowed(_)) => given.to_vec(),
             Ok(Cow::Owned(p)) => p.into_bytes(),
             Err(refused) => {
-                let identity = self.sql.identity.clone().unwrap_or_else(|| Identity::new(""));
-                let request = Request::Sql {
-                    text: "-- log in",
-                    dialect: Dialect::Postgres,
-                    lexing: Default::default(),
-                };
-                let d = self
-                    .guard
-                    .refuse(&identity, &target, &request, "log in", refused.to_string());
+                let d = self.guard.refuse_login(
+                    self.sql.identity.as_ref(),
+                    self.sql.target.as_ref(),
+                    Dialect::Postgres,
+                    &refused,
+                );
                 let message = refusal_message(&d);
                 pg::encode_error(
                     &[
