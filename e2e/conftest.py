@@ -83,6 +83,23 @@ def workdir():
     shutil.rmtree(d, ignore_errors=True)
 
 
+def make_ca(d, name):
+    """A throwaway CA (generated here, for this run) and a server certificate it signs for
+    127.0.0.1 and localhost: paths of the CA certificate, server certificate and server key."""
+    d.mkdir(parents=True, exist_ok=True)
+    ca_key, ca, key, csr, crt, ext = (d / f"{name}-{n}" for n in ("ca.key", "ca.pem", "server.key", "server.csr",
+                                                                  "server.crt", "ext.cnf"))
+    run = lambda *a: subprocess.run(["openssl", *map(str, a)], check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2",
+        "-subj", f"/CN=sluice test CA {name}")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1")
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+                   "basicConstraints=CA:FALSE\n")
+    run("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", crt, "-days", "2",
+        "-extfile", ext)
+    return ca, crt, key
+
+
 @pytest.fixture(scope="session")
 def postgres(workdir):
     """A PostgreSQL 15 cluster with password (SCRAM) authentication on a free port."""
@@ -103,10 +120,17 @@ def postgres(workdir):
     if os.geteuid() == 0:
         log.touch()
         shutil.chown(log, "postgres")
+    # TLS on (clients may still connect without it): a test CA's certificate for 127.0.0.1.
+    ca, crt, key = make_ca(workdir / "pg-tls", "pg")
+    key.chmod(0o600)
+    if os.geteuid() == 0:
+        for f in (crt, key):
+            shutil.chown(f, "postgres")
     as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "start", "-o",
-                 f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c max_connections=250"])
+                 f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c max_connections=250"
+                 f" -c ssl=on -c ssl_cert_file={crt} -c ssl_key_file={key}"])
     env = {"PGPASSWORD": password}
-    info = {"port": port, "user": "sluice", "password": password, "dbname": "postgres", "env": env}
+    info = {"port": port, "user": "sluice", "password": password, "dbname": "postgres", "env": env, "ca": ca}
     yield info
     as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
 

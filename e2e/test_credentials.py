@@ -310,3 +310,46 @@ def test_mysql_login_with_a_placeholder_password(mariadb, workdir, grant_key, kn
     assert any("credentials substituted for app: my-login" in t for t in texts), texts
     assert any("may not be sent here" in t for t in texts)
     assert_recordings_hold_no_piece(proxy, login_pw, "sluice:secret/my-login")
+
+
+def test_postgres_login_over_verified_tls(postgres, workdir, grant_key, known_secret):
+    """pg-proxy --upstream-tls verify-full: the brokered login and the session go to PostgreSQL
+    over TLS (the server itself reports the connection encrypted), the server's certificate
+    checked against the given CA and name; a server whose certificate another CA signed, or
+    that does not carry the expected name, gets nothing (not even the startup packet)."""
+    from conftest import make_ca
+    with psycopg.connect(host="127.0.0.1", port=postgres["port"], user=postgres["user"],
+                         password=postgres["password"], dbname="postgres", autocommit=True) as c:
+        c.execute("SELECT count(*) FROM pg_stat_activity")
+    creds = workdir / "pg-tls-credentials.txt"
+    creds.write_text(f"pg-admin = {postgres['password']}\n")
+    policy = workdir / "pg-tls-policy.yaml"
+    policy.write_text("version: 1\nname: brokered-tls\nextends: agent-safe\ndefault: allow\n"
+                      "credentials:\n  pg-admin: { targets: [\"postgres\"] }\n")
+    other_ca, _, _ = make_ca(workdir / "other-ca", "other")
+
+    def through(*tls):
+        proxy = start_proxy("pg-proxy", workdir, grant_key, known_secret, "--upstream", f"127.0.0.1:{postgres['port']}",
+                            "--policy", str(policy), "--credentials", str(creds), *tls)
+        env = {"PATH": "/usr/bin:/bin", "PGPASSWORD": "sluice:secret/pg-admin"}
+        conn = f"host=127.0.0.1 port={proxy.port} user={postgres['user']} dbname=postgres sslmode=disable"
+        try:
+            return subprocess.run(["psql", "-X", "-A", "-t", conn, "-c",
+                                   "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()"],
+                                  capture_output=True, text=True, env=env, timeout=60), proxy
+        finally:
+            stop(proxy)
+
+    r, _ = through("--upstream-tls", "verify-full", "--upstream-ca", str(postgres["ca"]))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().startswith("t|TLSv1."), r.stdout
+    # Without TLS the same proxy reaches the server in plain text.
+    r, _ = through()
+    assert r.returncode == 0 and r.stdout.strip().startswith("f|"), r.stdout + r.stderr
+    # Another CA, another name: the handshake fails and nothing is sent.
+    for tls in (["--upstream-ca", str(other_ca)],
+                ["--upstream-ca", str(postgres["ca"]), "--upstream-server-name", "db.example.test"]):
+        r, proxy = through("--upstream-tls", "verify-full", *tls)
+        assert r.returncode != 0, r.stdout
+        log = proxy.log_path.read_text()
+        assert "TLS with the server: invalid peer certificate" in log, log

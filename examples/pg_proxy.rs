@@ -9,7 +9,9 @@
 //!
 //! TLS from clients is refused (the session answers `N` to SSLRequest, so `sslmode=prefer`
 //! falls back to plain TCP and `sslmode=require` fails); terminate TLS in front of the proxy if
-//! the network needs it. One JSON line per decision goes to stderr.
+//! the network needs it. TLS to the server: `--upstream-tls verify-full [--upstream-ca FILE]`.
+//! With `--credentials FILE` the proxy logs in for the agent (a placeholder password). One JSON
+//! line per decision goes to stderr.
 
 use clap::Parser;
 use sluice_core::session::postgres::PgSession;

@@ -13,8 +13,10 @@ use sluice_core::policy::grant::{GrantKey, GrantVerifier, MemoryStore, RedisStor
 use sluice_core::policy::{Engine, EngineHandle};
 use sluice_core::record::{FileSink, Fsync, RecordOptions, Recorder, SessionStart};
 use sluice_core::session::{Event, Guard, Hook, Output, SessionError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+pub mod tls;
 
 /// Options every proxy takes.
 #[derive(Args, Debug, Clone)]
@@ -284,11 +286,20 @@ impl Wire for sluice_core::session::mysql::MySqlSession {
 
 /// Relays a client connection to its server through `session` until either side closes or the
 /// session refuses input (logged, then both connections are closed).
-pub async fn relay(name: &str, mut client: TcpStream, mut server: TcpStream, mut session: impl Wire) {
-    let _ = client.set_nodelay(true);
+pub async fn relay(name: &str, client: TcpStream, mut server: TcpStream, session: impl Wire) {
     let _ = server.set_nodelay(true);
+    let (sr, sw) = server.split();
+    relay_to(name, client, sr, sw, session).await;
+}
+
+/// [`relay`] to a server reached through any stream (TLS), given as its two halves.
+pub async fn relay_to<R, W>(name: &str, mut client: TcpStream, mut sr: R, mut sw: W, mut session: impl Wire)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let _ = client.set_nodelay(true);
     let (mut cr, mut cw) = client.split();
-    let (mut sr, mut sw) = server.split();
     let mut cbuf = vec![0u8; 64 * 1024];
     let mut sbuf = vec![0u8; 64 * 1024];
     let mut out = Output::default();
@@ -308,7 +319,7 @@ pub async fn relay(name: &str, mut client: TcpStream, mut server: TcpStream, mut
             log(name, &e.to_string());
             break;
         }
-        if !out.to_server.is_empty() && sw.write_all(&out.to_server).await.is_err() {
+        if !out.to_server.is_empty() && (sw.write_all(&out.to_server).await.is_err() || sw.flush().await.is_err()) {
             break;
         }
         if !out.to_client.is_empty() && cw.write_all(&out.to_client).await.is_err() {
@@ -335,6 +346,8 @@ pub struct TcpProxy {
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
     #[command(flatten)]
+    pub tls: tls::UpstreamTls,
+    #[command(flatten)]
     pub common: Common,
 }
 
@@ -350,6 +363,30 @@ where
     let (guard, listener) = match start(name, &mut args.common, &args.listen).await {
         Ok(x) => x,
         Err(code) => return code,
+    };
+    // TLS to the server: PostgreSQL's SSLRequest, then a verified handshake.
+    let secure = if args.tls.enabled() {
+        if protocol != "postgres" {
+            eprintln!(
+                "{name}: --upstream-tls is supported for PostgreSQL only (MySQL's in-handshake TLS is not built)"
+            );
+            return std::process::ExitCode::from(2);
+        }
+        let made = tls::connector(args.tls.upstream_ca.as_deref()).and_then(|c| {
+            Ok((
+                c,
+                tls::server_name(args.tls.upstream_server_name.as_deref(), &args.upstream)?,
+            ))
+        });
+        match made {
+            Ok(x) => Some(Arc::new(x)),
+            Err(e) => {
+                eprintln!("{name}: {e}");
+                return std::process::ExitCode::from(2);
+            }
+        }
+    } else {
+        None
     };
     let target = args.target.clone().map(|n| {
         let mut t = Target::new(n);
@@ -368,6 +405,7 @@ where
     loop {
         let (client, peer) = accept(&listener).await;
         let (guard, upstream, target, make) = (guard.clone(), args.upstream.clone(), target.clone(), make.clone());
+        let secure = secure.clone();
         let common = args.common.clone();
         let connect = args.common.connect();
         // One thread with its own single-threaded runtime per connection: a relay hop is mostly
@@ -397,10 +435,24 @@ where
                         return;
                     }
                 };
-                match tokio::time::timeout(connect, TcpStream::connect(&upstream)).await {
-                    Ok(Ok(server)) => relay(name, client, server, make(guard, target)).await,
-                    Ok(Err(e)) => log(name, &format!("{peer}: cannot reach {upstream}: {e}")),
-                    Err(_) => log(name, &format!("{peer}: connecting to {upstream} timed out")),
+                let server = match tokio::time::timeout(connect, TcpStream::connect(&upstream)).await {
+                    Ok(Ok(server)) => server,
+                    Ok(Err(e)) => return log(name, &format!("{peer}: cannot reach {upstream}: {e}")),
+                    Err(_) => return log(name, &format!("{peer}: connecting to {upstream} timed out")),
+                };
+                let Some(secure) = secure else {
+                    return relay(name, client, server, make(guard, target)).await;
+                };
+                let _ = server.set_nodelay(true);
+                let (connector, server_name) = &*secure;
+                match tokio::time::timeout(connect, tls::postgres(connector, server_name.clone(), server)).await {
+                    Ok(Ok(stream)) => {
+                        let (sr, sw) = tokio::io::split(stream);
+                        relay_to(name, client, sr, sw, make(guard, target)).await;
+                    }
+                    // The client is closed unanswered: nothing it sent reaches an unverified server.
+                    Ok(Err(e)) => log(name, &format!("{peer}: {upstream}: {e}")),
+                    Err(_) => log(name, &format!("{peer}: TLS with {upstream} timed out")),
                 }
             });
         });
