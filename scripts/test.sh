@@ -28,6 +28,8 @@ command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client-15)
 command -v pgbench >/dev/null 2>&1 || need_apt+=(postgresql-contrib-15)
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server)
 command -v mysql >/dev/null 2>&1 || need_apt+=(mariadb-client)
+# The e2e tests make a CA and server certificates for TLS to PostgreSQL.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
