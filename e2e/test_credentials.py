@@ -353,3 +353,89 @@ def test_postgres_login_over_verified_tls(postgres, workdir, grant_key, known_se
         assert r.returncode != 0, r.stdout
         log = proxy.log_path.read_text()
         assert "TLS with the server: invalid peer certificate" in log, log
+
+
+def test_http_reverse_proxy_to_an_https_origin(workdir, grant_key, known_secret):
+    """http-proxy --upstream https://localhost:PORT: the agent calls the proxy as if it were the
+    API; the request is decided and brokered for that origin and sent over TLS verified against
+    the run's test CA; the origin's echo of the token comes back as the placeholder. An origin
+    whose certificate another CA signed gets nothing (502); CONNECT is not served."""
+    import http.server
+    import json
+    import ssl
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from conftest import free_port, make_ca
+
+    token = "tok-" + held_password()
+    seen = []
+
+    class Origin(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            seen.append((self.headers.get("Host"), self.headers.get("Authorization"), self.path))
+            body = json.dumps({"you_sent": self.headers.get("Authorization")}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    ca, crt, key = make_ca(workdir / "origin-tls", "origin")
+    other_ca, _, _ = make_ca(workdir / "origin-other-ca", "origin-other")
+    port = free_port()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Origin)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(str(crt), str(key))
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    creds = workdir / "origin-credentials.txt"
+    creds.write_text(f"api-token = {token}\n")
+    policy = workdir / "origin-policy.yaml"
+    policy.write_text("version: 1\nname: brokered-origin\nextends: agent-safe\ndefault: allow\n"
+                      "credentials:\n  api-token: { targets: [\"localhost\"] }\n")
+
+    def proxy_for(ca_file):
+        return start_proxy("http-proxy", workdir, grant_key, known_secret, "--user", "agent-7", "--policy",
+                           str(policy), "--credentials", str(creds), "--upstream", f"https://localhost:{port}",
+                           "--upstream-ca", str(ca_file))
+
+    def get(proxy, path):
+        req = urllib.request.Request(f"http://127.0.0.1:{proxy.port}{path}",
+                                     headers={"Authorization": "Bearer sluice:secret/api-token"})
+        try:
+            with urllib.request.urlopen(req, timeout=20) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    proxy = proxy_for(ca)
+    try:
+        status, body = get(proxy, "/repos?page=2")
+        assert status == 200, body
+        assert seen == [(f"localhost:{port}", f"Bearer {token}", "/repos?page=2")], seen
+        assert json.loads(body)["you_sent"] == "Bearer sluice:secret/api-token" and token not in body
+        # CONNECT is not a request for a path of the origin: the connection ends.
+        import socket
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as s:
+            s.sendall(b"CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n")
+            assert b"200" not in s.recv(4096)
+    finally:
+        stop(proxy)
+    texts = [f.read_text() for f in proxy.recordings()]
+    assert any(f"credentials substituted for localhost: api-token" in t for t in texts)
+    assert not any(token in t for t in texts)
+    proxy = proxy_for(other_ca)
+    try:
+        status, body = get(proxy, "/repos")
+        assert status == 502, body
+        assert len(seen) == 1 and token not in body
+    finally:
+        stop(proxy)
+        server.shutdown()

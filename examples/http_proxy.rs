@@ -8,6 +8,11 @@
 //! curl -x http://127.0.0.1:8080 http://api.example.test/v1/items
 //! ```
 //!
+//! Reverse-proxy mode, `--upstream https://api.example.test` (or `http://…`): the agent sends
+//! plain requests to the proxy as if it were the API (`curl http://127.0.0.1:8080/v1/items`),
+//! decided and brokered for that origin, and the proxy calls it over verified TLS
+//! (`--upstream-ca FILE`, default the system's roots).
+//!
 //! HTTPS (`CONNECT`) is decided by host and port; the tunnel must then start with a TLS
 //! ClientHello (plain traffic is refused) and is relayed without inspection: this example does
 //! not terminate TLS. Every name is decided again on the addresses it resolves to. Timeouts:
@@ -45,6 +50,13 @@ struct Cli {
     /// Seconds to wait for the upstream's response (between reads).
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     upstream_timeout: u64,
+    /// Reverse-proxy mode: every request goes to this origin (`https://HOST[:PORT]` over
+    /// verified TLS, or `http://HOST[:PORT]`), whatever its Host header says.
+    #[arg(long, value_name = "URL")]
+    upstream: Option<String>,
+    /// CA bundle (PEM) the origin's certificate must chain to (default: the system's roots).
+    #[arg(long, value_name = "FILE", requires = "upstream")]
+    upstream_ca: Option<std::path::PathBuf>,
     #[command(flatten)]
     common: Common,
 }
@@ -57,7 +69,65 @@ struct Timeouts {
     upstream: Duration,
 }
 
-async fn serve(mut client: TcpStream, mut session: HttpSession, t: Timeouts) -> Result<(), String> {
+/// A connection to the upstream, plain or TLS.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+/// Reverse-proxy mode: the origin (TLS, host, port) and, for TLS, the verifying connector.
+struct Origin {
+    tls: Option<tokio_rustls::TlsConnector>,
+    host: String,
+    port: u16,
+}
+
+impl Origin {
+    /// `https://HOST[:PORT]` or `http://HOST[:PORT]` (a trailing `/` at most).
+    fn parse(url: &str, ca: Option<&std::path::Path>) -> Result<Origin, String> {
+        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err(format!(
+                "--upstream {url}: give https://HOST[:PORT] or http://HOST[:PORT]"
+            ));
+        };
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
+            return Err(format!(
+                "--upstream {url}: an origin only (scheme, host, port), no path or user"
+            ));
+        }
+        let default = if tls { 443 } else { 80 };
+        // `HOST`, `HOST:PORT`, `[V6]` or `[V6]:PORT`.
+        let (host, port) = match authority.strip_prefix('[').and_then(|r| r.split_once(']')) {
+            Some((h, "")) => (h, None),
+            Some((h, p)) => (h, Some(p.strip_prefix(':').unwrap_or(p))),
+            None => match authority.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            },
+        };
+        let port = match port {
+            None => default,
+            Some(p) => p.parse().map_err(|_| format!("--upstream {url}: bad port {p:?}"))?,
+        };
+        let host = host.to_string();
+        let tls = if tls {
+            Some(sluice_examples::tls::connector(ca)?)
+        } else {
+            None
+        };
+        Ok(Origin { tls, host, port })
+    }
+}
+
+async fn serve(
+    mut client: TcpStream,
+    mut session: HttpSession,
+    origin: Option<&Origin>,
+    t: Timeouts,
+) -> Result<(), String> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut out = Output::default();
     let mut input: Vec<u8> = Vec::new();
@@ -72,7 +142,7 @@ async fn serve(mut client: TcpStream, mut session: HttpSession, t: Timeouts) -> 
         r.map_err(|e| e.to_string())?;
         if let Some(u) = session.upstream() {
             let request = std::mem::take(&mut out.to_server);
-            upstream(&mut client, &mut session, u, &request, &mut buf, t).await?;
+            upstream(&mut client, &mut session, origin, u, &request, &mut buf, t).await?;
             if session.tunnel() {
                 return Ok(());
             }
@@ -118,6 +188,7 @@ async fn fail(client: &mut TcpStream, session: &mut HttpSession, why: String, ti
 async fn upstream(
     client: &mut TcpStream,
     session: &mut HttpSession,
+    origin: Option<&Origin>,
     (host, port): (String, u16),
     request: &[u8],
     buf: &mut [u8],
@@ -139,10 +210,24 @@ async fn upstream(
             return Err(format!("{host} resolves to {}, which the policy refuses", a.ip()));
         }
     }
-    let mut server = match timeout(t.connect, TcpStream::connect(&addrs[..])).await {
+    let tcp = match timeout(t.connect, TcpStream::connect(&addrs[..])).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return fail(client, session, format!("cannot reach {host}:{port}: {e}"), false).await,
         Err(_) => return fail(client, session, format!("connecting to {host}:{port} timed out"), true).await,
+    };
+    let mut server: Box<dyn Stream> = match origin.and_then(|o| o.tls.as_ref()) {
+        None => Box::new(tcp),
+        Some(connector) => {
+            let name = match sluice_examples::tls::server_name(Some(&host), "") {
+                Ok(n) => n,
+                Err(e) => return fail(client, session, e, false).await,
+            };
+            match timeout(t.connect, sluice_examples::tls::handshake(connector, name, tcp)).await {
+                Ok(Ok(s)) => Box::new(s),
+                Ok(Err(e)) => return fail(client, session, format!("{host}:{port}: {e}"), false).await,
+                Err(_) => return fail(client, session, format!("TLS with {host}:{port} timed out"), true).await,
+            }
+        }
     };
     if session.tunnel() {
         // The first client bytes must open TLS: plain traffic is not tunnelled uninspected.
@@ -161,7 +246,7 @@ async fn upstream(
             head.extend_from_slice(&buf[..n]);
         }
         server.write_all(&head).await.map_err(|e| e.to_string())?;
-        tokio::io::copy_bidirectional(client, &mut server)
+        tokio::io::copy_bidirectional(client, &mut *server)
             .await
             .map_err(|e| e.to_string())?;
         return Ok(());
@@ -198,7 +283,25 @@ async fn main() -> std::process::ExitCode {
         Err(code) => return code,
     };
     let user = default_user(cli.user.as_deref());
-    log("http-proxy", &format!("listening on {}", cli.listen));
+    let origin = match cli
+        .upstream
+        .as_deref()
+        .map(|u| Origin::parse(u, cli.upstream_ca.as_deref()))
+    {
+        None => None,
+        Some(Ok(o)) => Some(std::sync::Arc::new(o)),
+        Some(Err(e)) => {
+            eprintln!("http-proxy: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match &cli.upstream {
+        Some(u) => log(
+            "http-proxy",
+            &format!("listening on {}, reverse proxy to {u}", cli.listen),
+        ),
+        None => log("http-proxy", &format!("listening on {}", cli.listen)),
+    }
     let t = Timeouts {
         connect: cli.common.connect(),
         idle: Duration::from_secs(cli.idle_timeout),
@@ -220,10 +323,14 @@ async fn main() -> std::process::ExitCode {
                 continue;
             }
         };
-        let session = HttpSession::new(guard, Identity::new(user.clone()), cli.target.clone().map(Target::new));
+        let mut session = HttpSession::new(guard, Identity::new(user.clone()), cli.target.clone().map(Target::new));
+        if let Some(o) = &origin {
+            session = session.with_origin(o.tls.is_some(), &o.host, o.port);
+        }
+        let origin = origin.clone();
         tokio::spawn(async move {
             let _ = client.set_nodelay(true);
-            if let Err(e) = serve(client, session, t).await
+            if let Err(e) = serve(client, session, origin.as_deref(), t).await
                 && e != "client closed"
             {
                 log("http-proxy", &format!("{peer}: {e}"));

@@ -469,3 +469,41 @@ fn mysql_login_answers_with_the_held_credential_where_it_may_go() {
     );
     assert!(!notes.contains(TOKEN));
 }
+
+#[test]
+fn a_reverse_proxy_session_sends_every_request_to_its_origin() {
+    let notes = Arc::new(Notes::default());
+    let g = guard(&notes);
+    let session =
+        || HttpSession::new(Arc::clone(&g), Identity::new("agent-7"), None).with_origin(true, "api.example.test", 443);
+    // Whatever the Host header says, the request is the origin's: decided, brokered and sent
+    // for it (the default port left out of Host).
+    let mut s = session();
+    let mut out = Output::default();
+    s.from_client(
+        b"GET /v1/items HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nAuthorization: Bearer sluice:secret/api-token\r\n\r\n",
+        &mut out,
+    )
+    .expect("handled");
+    assert_eq!(s.upstream(), Some(("api.example.test".into(), 443)));
+    let sent = String::from_utf8_lossy(&out.to_server).into_owned();
+    assert!(
+        sent.starts_with("GET /v1/items HTTP/1.1\r\nHost: api.example.test\r\n"),
+        "{sent}"
+    );
+    assert!(sent.contains(&format!("Bearer {TOKEN}")), "{sent}");
+    let notes = notes.0.lock().expect("lock").join("\n");
+    assert!(
+        notes.contains("https://api.example.test:443/v1/items"),
+        "decided on the origin's URL: {notes}"
+    );
+    // CONNECT and absolute-form requests are not requests for a path of the origin.
+    for request in [
+        &b"CONNECT other.example.test:443 HTTP/1.1\r\nHost: other.example.test:443\r\n\r\n"[..],
+        b"GET http://other.example.test/ HTTP/1.1\r\nHost: other.example.test\r\n\r\n",
+    ] {
+        let mut out = Output::default();
+        assert!(session().from_client(request, &mut out).is_err());
+        assert!(out.to_server.is_empty());
+    }
+}

@@ -127,6 +127,8 @@ pub struct HttpSession {
     /// The allowed request waiting for its upstream: (scheme, host, path, allowed by a grant),
     /// for a decision on the address its host resolves to.
     pending: Option<(&'static str, String, String, bool)>,
+    /// Reverse-proxy mode: the one origin every request goes to (scheme, host, port).
+    origin: Option<(&'static str, String, u16)>,
     /// Bytes of the response body read (encoded) and decoded, for the decompression bound.
     body_in: u64,
     body_out: u64,
@@ -169,11 +171,22 @@ impl HttpSession {
             tunnel_checked: false,
             tunnel_head: Vec::new(),
             pending: None,
+            origin: None,
             body_in: 0,
             body_out: 0,
             plain: Vec::new(),
             masked: Vec::new(),
         }
+    }
+
+    /// Reverse-proxy mode: every request is for the origin `https://host:port` (`tls`) or
+    /// `http://host:port`, whatever its `Host` header says; requests come in origin form
+    /// (`GET /path`), and `CONNECT` or a request for another URL is a [`SessionError`].
+    /// Decisions, credentials and the forwarded `Host` are the origin's.
+    pub fn with_origin(mut self, tls: bool, host: &str, port: u16) -> HttpSession {
+        let scheme = if tls { "https" } else { "http" };
+        self.origin = Some((scheme, crate::policy::normalize_host(host), port));
+        self
     }
 
     /// Where the bytes last put in `to_server` must go (host, port), once per allowed request.
@@ -365,7 +378,16 @@ impl HttpSession {
 
     fn request(&mut self, req: &http::Request<'_, '_>, body: &[u8], out: &mut Output) -> Result<(), SessionError> {
         let connect = req.method.eq_ignore_ascii_case("CONNECT");
-        let (host, port, path) = if connect {
+        let scheme = self.origin.as_ref().map_or("http", |o| o.0);
+        let (host, port, path) = if let Some((_, host, port)) = &self.origin {
+            if connect || !req.path.starts_with('/') {
+                return Err(SessionError::client(format!(
+                    "this proxy serves one origin: `{} {}` is not a request for a path of it",
+                    req.method, req.path
+                )));
+            }
+            (host.clone(), *port, req.path.to_string())
+        } else if connect {
             let (h, p) = req.path.rsplit_once(':').unwrap_or((req.path, "443"));
             (
                 h.trim_matches(['[', ']']).to_string(),
@@ -405,7 +427,7 @@ impl HttpSession {
         let url = if connect {
             format!("https://{host}:{port}/")
         } else {
-            format!("http://{host}:{port}{path}")
+            format!("{scheme}://{host}:{port}{path}")
         };
         let grant = req
             .header("sluice-grant")
@@ -474,7 +496,7 @@ impl HttpSession {
         } else {
             host.clone()
         };
-        if port == 80 {
+        if port == if scheme == "https" { 443 } else { 80 } {
             write!(o, "Host: {authority}\r\n")
         } else {
             write!(o, "Host: {authority}:{port}\r\n")
@@ -505,7 +527,7 @@ impl HttpSession {
         }
         o.extend_from_slice(b"Connection: close\r\n\r\n");
         o.extend_from_slice(body);
-        self.pending = Some(("http", host.clone(), decided_path, grant.is_some()));
+        self.pending = Some((scheme, host.clone(), decided_path, grant.is_some()));
         self.upstream = Some((host, port));
         self.body = Body::Head;
         self.body_in = 0;
