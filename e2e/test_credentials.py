@@ -3,7 +3,8 @@ password for the agent; rows on the real servers that hold the password, its bas
 reverse, an upper-cased copy and a 10-character substring all reach the real psql and mysql
 clients as the placeholder, and no 8-character piece of the password (or of its reverse)
 gets through. Outbound: HTTP requests and the PostgreSQL and MariaDB logins get the credential
-where the policy lets it go. (TLS upstream: not built yet, see the README.)"""
+where the policy lets it go, over verified TLS to PostgreSQL and HTTPS origins (reverse proxy
+and CONNECT interception)."""
 import base64
 import secrets
 import string
@@ -436,6 +437,105 @@ def test_http_reverse_proxy_to_an_https_origin(workdir, grant_key, known_secret)
         status, body = get(proxy, "/repos")
         assert status == 502, body
         assert len(seen) == 1 and token not in body
+    finally:
+        stop(proxy)
+        server.shutdown()
+
+
+def test_https_interception_of_connect(workdir, grant_key, known_secret):
+    """http-proxy --intercept-ca: an agent using the proxy for HTTPS (CONNECT) and trusting the
+    host's interception CA gets TLS under a certificate minted for the host; the request inside
+    is decided, the placeholder swapped for the token (only for the host the policy names) and
+    sent to the real host over TLS verified against its own CA; the echo comes back masked.
+    A host whose certificate does not verify gets nothing."""
+    import http.server
+    import json
+    import ssl
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from conftest import free_port, make_ca
+
+    token = "tok-" + held_password()
+    seen = []
+
+    class Origin(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            seen.append((self.headers.get("Host"), self.headers.get("Authorization"), self.path))
+            body = json.dumps({"you_sent": self.headers.get("Authorization")}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    ca, crt, key = make_ca(workdir / "intercept-origin", "intercept-origin")
+    d = workdir / "intercept-ca"
+    d.mkdir()
+    icert, ikey = d / "ca.pem", d / "ca.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(ikey), "-out", str(icert), "-days", "2", "-subj", "/CN=sluice test interception CA",
+                    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"],
+                   check=True, capture_output=True)
+    port = free_port()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Origin)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(str(crt), str(key))
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    creds = workdir / "intercept-credentials.txt"
+    creds.write_text(f"api-token = {token}\n")
+    policy = workdir / "intercept-policy.yaml"
+    policy.write_text("version: 1\nname: brokered-intercept\nextends: agent-safe\ndefault: allow\n"
+                      "credentials:\n  api-token: { targets: [\"localhost\"] }\n")
+
+    def proxy_for(upstream_ca):
+        return start_proxy("http-proxy", workdir, grant_key, known_secret, "--user", "agent-7", "--policy",
+                           str(policy), "--credentials", str(creds), "--intercept-ca", str(icert),
+                           "--intercept-ca-key", str(ikey), "--upstream-ca", str(upstream_ca))
+
+    agent_tls = ssl.create_default_context(cafile=str(icert))
+
+    def get(proxy, url):
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({"https": f"http://127.0.0.1:{proxy.port}"}),
+            urllib.request.HTTPSHandler(context=agent_tls))
+        req = urllib.request.Request(url, headers={"Authorization": "Bearer sluice:secret/api-token"})
+        try:
+            with opener.open(req, timeout=20) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    proxy = proxy_for(ca)
+    try:
+        status, body = get(proxy, f"https://localhost:{port}/user/repos")
+        assert status == 200, body
+        assert seen == [(f"localhost:{port}", f"Bearer {token}", "/user/repos")], seen
+        assert json.loads(body)["you_sent"] == "Bearer sluice:secret/api-token" and token not in body
+        # The same placeholder to another name for the host is refused inside the tunnel.
+        status, body = get(proxy, f"https://127.0.0.1:{port}/user/repos")
+        assert status == 403 and "may not be sent here" in body, body
+        assert len(seen) == 1
+    finally:
+        stop(proxy)
+    texts = [f.read_text() for f in proxy.recordings()]
+    assert any("credentials substituted for localhost: api-token" in t for t in texts)
+    assert any(f"https://localhost:{port}/user/repos" in t for t in texts), "the request inside is recorded"
+    assert not any(token in t for t in texts)
+    # The real host's certificate does not verify (the proxy trusts another CA): nothing sent.
+    other_ca, _, _ = make_ca(workdir / "intercept-other", "intercept-other")
+    proxy = proxy_for(other_ca)
+    try:
+        status, body = get(proxy, f"https://localhost:{port}/user/repos")
+        assert status == 502, body
+        assert len(seen) == 1
     finally:
         stop(proxy)
         server.shutdown()

@@ -13,6 +13,11 @@
 //! decided and brokered for that origin, and the proxy calls it over verified TLS
 //! (`--upstream-ca FILE`, default the system's roots).
 //!
+//! HTTPS interception, `--intercept-ca CA.pem --intercept-ca-key CA.key`: an allowed `CONNECT`
+//! is answered with TLS under a certificate for its host minted by that CA (the agent must trust
+//! it), and every request inside is decided, brokered and masked like a plain one, then sent to
+//! the host over verified TLS. Without it:
+//!
 //! HTTPS (`CONNECT`) is decided by host and port; the tunnel must then start with a TLS
 //! ClientHello (plain traffic is refused) and is relayed without inspection: this example does
 //! not terminate TLS. Every name is decided again on the addresses it resolves to. Timeouts:
@@ -54,9 +59,17 @@ struct Cli {
     /// verified TLS, or `http://HOST[:PORT]`), whatever its Host header says.
     #[arg(long, value_name = "URL")]
     upstream: Option<String>,
-    /// CA bundle (PEM) the origin's certificate must chain to (default: the system's roots).
-    #[arg(long, value_name = "FILE", requires = "upstream")]
+    /// CA bundle (PEM) the origin's certificate must chain to (default: the system's roots);
+    /// for intercepted hosts too.
+    #[arg(long, value_name = "FILE")]
     upstream_ca: Option<std::path::PathBuf>,
+    /// HTTPS interception: the CA certificate (PEM) that signs a certificate for each host an
+    /// allowed CONNECT names (the agent must trust this CA).
+    #[arg(long, value_name = "FILE", requires = "intercept_ca_key")]
+    intercept_ca: Option<std::path::PathBuf>,
+    /// The CA's private key (PEM, PKCS#8).
+    #[arg(long, value_name = "FILE", requires = "intercept_ca")]
+    intercept_ca_key: Option<std::path::PathBuf>,
     #[command(flatten)]
     common: Common,
 }
@@ -78,6 +91,66 @@ struct Origin {
     tls: Option<tokio_rustls::TlsConnector>,
     host: String,
     port: u16,
+}
+
+/// HTTPS interception: certificates minted per host by the CA the host provides, and the
+/// connector that verifies the real hosts.
+struct Interceptor {
+    issuer: rcgen::Certificate,
+    key: rcgen::KeyPair,
+    /// One server configuration per host, minted once.
+    minted: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<rustls::ServerConfig>>>,
+    upstream: tokio_rustls::TlsConnector,
+}
+
+impl Interceptor {
+    fn load(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        upstream_ca: Option<&std::path::Path>,
+    ) -> Result<Self, String> {
+        let read = |p: &std::path::Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+        let key_pair = rcgen::KeyPair::from_pem(&read(key)?)
+            .map_err(|e| format!("{}: not a PEM private key rcgen can sign with: {e}", key.display()))?;
+        let issuer = rcgen::CertificateParams::from_ca_cert_pem(&read(cert)?)
+            .map_err(|e| format!("{}: not a PEM CA certificate: {e}", cert.display()))?
+            .self_signed(&key_pair)
+            .map_err(|e| format!("{}: the key does not fit the certificate: {e}", key.display()))?;
+        Ok(Interceptor {
+            issuer,
+            key: key_pair,
+            minted: Default::default(),
+            upstream: sluice_examples::tls::connector(upstream_ca)?,
+        })
+    }
+
+    /// The TLS acceptor presenting a certificate for `host` (minted on first use).
+    fn acceptor(&self, host: &str) -> Result<tokio_rustls::TlsAcceptor, String> {
+        let mut minted = self.minted.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = minted.get(host) {
+            return Ok(tokio_rustls::TlsAcceptor::from(c.clone()));
+        }
+        let leaf_key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+        let mut params = rcgen::CertificateParams::new(vec![host.to_string()]).map_err(|e| e.to_string())?;
+        params.distinguished_name.push(rcgen::DnType::CommonName, host);
+        let leaf = params
+            .signed_by(&leaf_key, &self.issuer, &self.key)
+            .map_err(|e| format!("minting a certificate for {host}: {e}"))?;
+        #[allow(deprecated)] // ring: see sluice_examples::tls
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+            )
+            .map_err(|e| e.to_string())?;
+        let config = std::sync::Arc::new(config);
+        minted.insert(host.to_string(), config.clone());
+        Ok(tokio_rustls::TlsAcceptor::from(config))
+    }
 }
 
 impl Origin {
@@ -122,10 +195,17 @@ impl Origin {
     }
 }
 
+/// What every connection shares: the reverse-proxy origin and the interceptor.
+#[derive(Clone, Copy)]
+struct Modes<'a> {
+    origin: Option<&'a Origin>,
+    intercept: Option<&'a Interceptor>,
+}
+
 async fn serve(
-    mut client: TcpStream,
+    mut client: Box<dyn Stream>,
     mut session: HttpSession,
-    origin: Option<&Origin>,
+    modes: Modes<'_>,
     t: Timeouts,
 ) -> Result<(), String> {
     let mut buf = vec![0u8; 64 * 1024];
@@ -142,7 +222,7 @@ async fn serve(
         r.map_err(|e| e.to_string())?;
         if let Some(u) = session.upstream() {
             let request = std::mem::take(&mut out.to_server);
-            upstream(&mut client, &mut session, origin, u, &request, &mut buf, t).await?;
+            upstream(&mut client, &mut session, modes, u, &request, &mut buf, t).await?;
             if session.tunnel() {
                 return Ok(());
             }
@@ -176,7 +256,12 @@ async fn serve(
 
 /// Fails the request with a 502/504 to the client (when no response has started) and ends the
 /// connection.
-async fn fail(client: &mut TcpStream, session: &mut HttpSession, why: String, timed_out: bool) -> Result<(), String> {
+async fn fail(
+    client: &mut Box<dyn Stream>,
+    session: &mut HttpSession,
+    why: String,
+    timed_out: bool,
+) -> Result<(), String> {
     let mut out = Output::default();
     session.upstream_failed(&why, timed_out, &mut out);
     let _ = client.write_all(&out.to_client).await;
@@ -186,9 +271,9 @@ async fn fail(client: &mut TcpStream, session: &mut HttpSession, why: String, ti
 
 /// Sends one allowed request upstream and relays its (masked) response, or opens a tunnel.
 async fn upstream(
-    client: &mut TcpStream,
+    client: &mut Box<dyn Stream>,
     session: &mut HttpSession,
-    origin: Option<&Origin>,
+    modes: Modes<'_>,
     (host, port): (String, u16),
     request: &[u8],
     buf: &mut [u8],
@@ -210,12 +295,40 @@ async fn upstream(
             return Err(format!("{host} resolves to {}, which the policy refuses", a.ip()));
         }
     }
+    if session.tunnel()
+        && let Some(intercept) = modes.intercept
+    {
+        // Interception: TLS with the agent under a certificate for the host, then every
+        // request inside decided like a plain one and sent to the host over verified TLS.
+        let acceptor = intercept.acceptor(&host)?;
+        let tls = match timeout(
+            t.idle,
+            acceptor.accept(std::mem::replace(client, Box::new(tokio::io::empty()))),
+        )
+        .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(format!("TLS with the agent for {host}: {e}")),
+            Err(_) => return Err(format!("TLS with the agent for {host} timed out")),
+        };
+        let inner = session.intercept(&host, port);
+        let origin = Origin {
+            tls: Some(intercept.upstream.clone()),
+            host: host.clone(),
+            port,
+        };
+        let modes = Modes {
+            origin: Some(&origin),
+            intercept: None,
+        };
+        return Box::pin(serve(Box::new(tls), inner, modes, t)).await;
+    }
     let tcp = match timeout(t.connect, TcpStream::connect(&addrs[..])).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return fail(client, session, format!("cannot reach {host}:{port}: {e}"), false).await,
         Err(_) => return fail(client, session, format!("connecting to {host}:{port} timed out"), true).await,
     };
-    let mut server: Box<dyn Stream> = match origin.and_then(|o| o.tls.as_ref()) {
+    let mut server: Box<dyn Stream> = match modes.origin.and_then(|o| o.tls.as_ref()) {
         None => Box::new(tcp),
         Some(connector) => {
             let name = match sluice_examples::tls::server_name(Some(&host), "") {
@@ -246,7 +359,7 @@ async fn upstream(
             head.extend_from_slice(&buf[..n]);
         }
         server.write_all(&head).await.map_err(|e| e.to_string())?;
-        tokio::io::copy_bidirectional(client, &mut *server)
+        tokio::io::copy_bidirectional(&mut **client, &mut *server)
             .await
             .map_err(|e| e.to_string())?;
         return Ok(());
@@ -295,6 +408,16 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    let intercept = match (&cli.intercept_ca, &cli.intercept_ca_key) {
+        (Some(c), Some(k)) => match Interceptor::load(c, k, cli.upstream_ca.as_deref()) {
+            Ok(i) => Some(std::sync::Arc::new(i)),
+            Err(e) => {
+                eprintln!("http-proxy: {e}");
+                return std::process::ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
     match &cli.upstream {
         Some(u) => log(
             "http-proxy",
@@ -327,10 +450,14 @@ async fn main() -> std::process::ExitCode {
         if let Some(o) = &origin {
             session = session.with_origin(o.tls.is_some(), &o.host, o.port);
         }
-        let origin = origin.clone();
+        let (origin, intercept) = (origin.clone(), intercept.clone());
         tokio::spawn(async move {
             let _ = client.set_nodelay(true);
-            if let Err(e) = serve(client, session, origin.as_deref(), t).await
+            let modes = Modes {
+                origin: origin.as_deref(),
+                intercept: intercept.as_deref(),
+            };
+            if let Err(e) = serve(Box::new(client), session, modes, t).await
                 && e != "client closed"
             {
                 log("http-proxy", &format!("{peer}: {e}"));

@@ -189,6 +189,15 @@ impl HttpSession {
         self
     }
 
+    /// A session for the requests inside an allowed `CONNECT` tunnel to `host:port` that the
+    /// host decrypts (HTTPS interception): the same guard, identity and target, in
+    /// reverse-proxy mode for `https://host:port` ([`HttpSession::with_origin`]), so every
+    /// request in the tunnel is decided, brokered and masked like any other.
+    pub fn intercept(&self, host: &str, port: u16) -> HttpSession {
+        HttpSession::new(Arc::clone(&self.guard), self.identity.clone(), self.target.clone())
+            .with_origin(true, host, port)
+    }
+
     /// Where the bytes last put in `to_server` must go (host, port), once per allowed request.
     pub fn upstream(&mut self) -> Option<(String, u16)> {
         self.upstream.take()
