@@ -12,7 +12,9 @@ use sluice_core::session::http::HttpSession;
 use sluice_core::session::mcp::McpSession;
 use sluice_core::session::mysql::MySqlSession;
 use sluice_core::session::postgres::PgSession;
+use sluice_core::session::ssh::{SshOutput, SshSession};
 use sluice_core::session::{Event, Guard, Hook, Output};
+use sluice_protocols::ssh;
 
 // Synthetic credentials, made up for these tests.
 const TOKEN: &str = "tok-synthetic-0123456789abcdefXYZ";
@@ -24,7 +26,8 @@ name: brokered
 extends: agent-safe
 default: allow
 credentials:
-  api-token: { targets: ["api.example.test", "files", "appdb"] }
+  api-token: { targets: ["api.example.test", "files", "appdb", "build-host"] }
+  spaced: { targets: ["build-host"] }
   other-token: { targets: ["elsewhere.example.test"] }
 "#;
 
@@ -44,6 +47,8 @@ fn guard(notes: &Arc<Notes>) -> Arc<Guard> {
     vault.set("multi-line", "line-one-synthetic\r\nX-Injected: yes");
     // Exactly as long as its placeholder (`sluice:secret/same-len`), with a line break.
     vault.set("same-len", "a-synthetic\r\nX-Evil: 1");
+    // A value a shell would split or expand.
+    vault.set("spaced", "synthetic value; $(id)");
     let detector = vault.detector(Detector::builder()).expect("builds");
     let policy = Engine::from_yaml("brokered", POLICY).expect("compiles");
     let mut g = Guard::new(Arc::new(EngineHandle::new(Arc::new(policy))), Arc::new(detector));
@@ -506,4 +511,78 @@ fn a_reverse_proxy_session_sends_every_request_to_its_origin() {
         assert!(session().from_client(request, &mut out).is_err());
         assert!(out.to_server.is_empty());
     }
+}
+
+fn ssh_session(g: &Arc<Guard>, target: &str) -> SshSession {
+    let mut s = SshSession::new(Arc::clone(g), Identity::new("agent"), Target::new(target));
+    let mut out = SshOutput::default();
+    // The client opens channel 5; the server calls it 700.
+    let mut open = vec![90];
+    for part in [&7u32.to_be_bytes()[..], b"session"] {
+        open.extend_from_slice(part);
+    }
+    open.extend_from_slice(&5u32.to_be_bytes());
+    open.extend_from_slice(&65536u32.to_be_bytes());
+    open.extend_from_slice(&32768u32.to_be_bytes());
+    s.client_message(&open, &mut out).expect("open");
+    let mut confirm = vec![91];
+    for n in [5u32, 700, 1_000_000, 32768] {
+        confirm.extend_from_slice(&n.to_be_bytes());
+    }
+    s.server_message(&confirm, &mut out).expect("confirm");
+    s
+}
+
+#[test]
+fn ssh_exec_commands_and_env_values_get_the_credential() {
+    let notes = Arc::new(Notes::default());
+    let g = guard(&notes);
+    let mut s = ssh_session(&g, "build-host");
+    let exec = |cmd: &str| {
+        let mut m = Vec::new();
+        ssh::encode_channel_request_exec(700, true, cmd.as_bytes(), &mut m);
+        m
+    };
+    let env = |name: &str, value: &str| {
+        let mut m = Vec::new();
+        ssh::encode_channel_request_env(700, true, name.as_bytes(), value.as_bytes(), &mut m);
+        m
+    };
+    let mut out = SshOutput::default();
+    s.client_message(&exec("deploy --token sluice:secret/api-token"), &mut out)
+        .expect("exec");
+    assert_eq!(out.to_server, vec![exec(&format!("deploy --token {TOKEN}"))]);
+    let mut out = SshOutput::default();
+    s.client_message(&env("API_TOKEN", "sluice:secret/api-token"), &mut out)
+        .expect("env");
+    assert_eq!(out.to_server, vec![env("API_TOKEN", TOKEN)]);
+    // An env value may hold anything (no shell reads it); a command may not.
+    let mut out = SshOutput::default();
+    s.client_message(&env("NOTE", "sluice:secret/spaced"), &mut out)
+        .expect("env");
+    assert_eq!(out.to_server, vec![env("NOTE", "synthetic value; $(id)")]);
+    for refused in [
+        "echo sluice:secret/spaced",
+        "deploy sluice:secret/other-token",
+        "x sluice:secret/unknown",
+    ] {
+        let mut out = SshOutput::default();
+        s.client_message(&exec(refused), &mut out).expect("answered");
+        assert!(out.to_server.is_empty(), "{refused}: nothing forwarded");
+        let told: Vec<u8> = out.to_client.concat();
+        let told = String::from_utf8_lossy(&told);
+        assert!(told.contains("sluice: denied: sluice:secret/"), "{refused}: {told}");
+    }
+    // Another host: the policy does not let api-token go there.
+    let mut s = ssh_session(&g, "other-host");
+    let mut out = SshOutput::default();
+    s.client_message(&exec("deploy --token sluice:secret/api-token"), &mut out)
+        .expect("answered");
+    assert!(out.to_server.is_empty());
+    let notes = notes.0.lock().expect("lock").join("\n");
+    assert!(
+        notes.contains("credentials substituted for build-host: api-token"),
+        "{notes}"
+    );
+    assert!(!notes.contains(TOKEN));
 }

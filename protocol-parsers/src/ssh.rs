@@ -331,6 +331,16 @@ pub fn encode_channel_request_exec(recipient: u32, want_reply: bool, command: &[
     string(out, command);
 }
 
+/// Encodes an `env` channel request.
+pub fn encode_channel_request_env(recipient: u32, want_reply: bool, name: &[u8], value: &[u8], out: &mut Vec<u8>) {
+    out.push(98);
+    out.extend_from_slice(&recipient.to_be_bytes());
+    string(out, b"env");
+    out.push(u8::from(want_reply));
+    string(out, name);
+    string(out, value);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

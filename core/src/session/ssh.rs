@@ -19,6 +19,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use std::borrow::Cow;
+
 use sluice_protocols::ssh::{self, ChannelRequest, Message};
 
 use super::{Event, Guard, SessionError, Side, refusal_verb};
@@ -196,9 +198,29 @@ impl SshSession {
                     _ => return Err(SessionError::client("a channel request this session does not know")),
                 };
                 if let Some(r) = req {
-                    let d = self
+                    let mut d = self
                         .guard
                         .decide(&self.identity, &self.target, &Request::Ssh(r), &command, None);
+                    // Allowed: the placeholders in an exec command or env value become the
+                    // credentials they name, where the policy lets them go to this target.
+                    if d.action() == Action::Allow {
+                        match self.swap_credentials(recipient, want_reply, &request) {
+                            Ok(Some(message)) => {
+                                out.to_server.push(message);
+                                return Ok(());
+                            }
+                            Ok(None) => {}
+                            Err(refused) => {
+                                d = self.guard.refuse(
+                                    &self.identity,
+                                    &self.target,
+                                    &Request::Ssh(r),
+                                    &command,
+                                    refused.to_string(),
+                                );
+                            }
+                        }
+                    }
                     if d.action() != Action::Allow {
                         let client_id = self.channels.get(&recipient).map_or(recipient, |c| c.client_id);
                         let verb = refusal_verb(&d);
@@ -252,6 +274,57 @@ impl SshSession {
         }
         out.to_server.push(payload.to_vec());
         Ok(())
+    }
+
+    /// An allowed `exec` or `env` request with its placeholders swapped for credentials
+    /// (`None`: no vault, no placeholder, another request). A value swapped into a command must
+    /// hold only characters no shell reads specially (letters, digits and `-_.:/+=@%,^`):
+    /// anything else (quotes, spaces, `$`, `;`, a backslash, a newline) could end its word or
+    /// run a command of its own, so the request is refused.
+    fn swap_credentials(
+        &self,
+        recipient: u32,
+        want_reply: bool,
+        request: &ChannelRequest<'_>,
+    ) -> Result<Option<Vec<u8>>, crate::broker::Refused> {
+        let Some(vault) = &self.guard.vault else {
+            return Ok(None);
+        };
+        let mut message = Vec::new();
+        match request {
+            ChannelRequest::Exec(cmd) => {
+                let Ok(cmd) = std::str::from_utf8(cmd) else {
+                    return Ok(None);
+                };
+                for (_, _, name) in crate::broker::placeholders(cmd) {
+                    let safe = |v: &[u8]| {
+                        v.iter()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@%,^".contains(b))
+                    };
+                    if vault.get(name).is_some_and(|v| !safe(&v[..])) {
+                        return Err(crate::broker::Refused {
+                            name: name.to_string(),
+                            reason: "its value holds characters a shell reads specially (quotes, spaces, $, ;, …), so it cannot go in a command".into(),
+                        });
+                    }
+                }
+                let Cow::Owned(swapped) = self.guard.substitute(Protocol::Ssh, &self.target.name, cmd)? else {
+                    return Ok(None);
+                };
+                ssh::encode_channel_request_exec(recipient, want_reply, swapped.as_bytes(), &mut message);
+            }
+            ChannelRequest::Env { name, value } => {
+                let Ok(text) = std::str::from_utf8(value) else {
+                    return Ok(None);
+                };
+                let Cow::Owned(swapped) = self.guard.substitute(Protocol::Ssh, &self.target.name, text)? else {
+                    return Ok(None);
+                };
+                ssh::encode_channel_request_env(recipient, want_reply, name, swapped.as_bytes(), &mut message);
+            }
+            _ => return Ok(None),
+        }
+        Ok(Some(message))
     }
 
     /// Records what one message sent to the client (the messages from `client` on, joined);
