@@ -539,3 +539,52 @@ def test_https_interception_of_connect(workdir, grant_key, known_secret):
     finally:
         stop(proxy)
         server.shutdown()
+
+
+def test_rotation_reaches_open_sessions(postgres, workdir, grant_key, known_secret):
+    """The credentials file changes while a session is open: new logins use the new password
+    at once (within the proxy's one-second reload), and the open session, never restarted,
+    masks the new value (and still the old one) in rows it reads afterwards."""
+    import time
+    old_pw, new_pw = held_password(), held_password()
+    admin = psycopg.connect(host="127.0.0.1", port=postgres["port"], user=postgres["user"],
+                            password=postgres["password"], dbname="postgres", autocommit=True)
+    admin.execute("DROP TABLE IF EXISTS rotation_held")
+    admin.execute("DROP ROLE IF EXISTS rot_agent")
+    admin.execute(f"CREATE ROLE rot_agent LOGIN PASSWORD '{old_pw}'")
+    admin.execute("CREATE TABLE rotation_held (id int, v text)")
+    admin.execute("GRANT SELECT ON rotation_held TO rot_agent")
+    admin.execute("INSERT INTO rotation_held VALUES (1, %s)", (old_pw,))
+    creds = workdir / "rotation-credentials.txt"
+    creds.write_text(f"pg-rot = {old_pw}\n")
+    policy = workdir / "rotation-policy.yaml"
+    policy.write_text("version: 1\nname: brokered-rotation\nextends: agent-safe\ndefault: allow\n"
+                      "credentials:\n  pg-rot: { targets: [\"postgres\"] }\n")
+    proxy = start_proxy("pg-proxy", workdir, grant_key, known_secret, "--upstream", f"127.0.0.1:{postgres['port']}",
+                        "--policy", str(policy), "--credentials", str(creds))
+    try:
+        agent = psycopg.connect(host="127.0.0.1", port=proxy.port, user="rot_agent", password="sluice:secret/pg-rot",
+                                dbname="postgres", sslmode="disable", autocommit=True)
+        assert agent.execute("SELECT v FROM rotation_held").fetchall() == [("sluice:secret/pg-rot",)]
+        # Rotate: the server's password and the file change; a row holds the new value.
+        admin.execute(f"ALTER ROLE rot_agent PASSWORD '{new_pw}'")
+        admin.execute("INSERT INTO rotation_held VALUES (2, %s)", (new_pw,))
+        creds.write_text(f"pg-rot = {new_pw}\n")
+        for _ in range(100):
+            if "credentials rotated" in proxy.log_path.read_text():
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(proxy.log_path.read_text())
+        rows = agent.execute("SELECT v, reverse(v) FROM rotation_held ORDER BY id").fetchall()
+        text = repr(rows)
+        assert rows[1][0] == "sluice:secret/pg-rot" and leaked(text, new_pw) is None and leaked(text, old_pw) is None, rows
+        agent.close()
+        # A new login goes with the new password.
+        again = psycopg.connect(host="127.0.0.1", port=proxy.port, user="rot_agent", password="sluice:secret/pg-rot",
+                                dbname="postgres", sslmode="disable", autocommit=True)
+        assert again.execute("SELECT current_user").fetchone() == ("rot_agent",)
+        again.close()
+    finally:
+        stop(proxy)
+        admin.close()

@@ -144,25 +144,24 @@ pub fn guard(name: &'static str, c: &mut Common) -> Result<Arc<Guard>, String> {
         Some(p) => Arc::new(Engine::from_file(p).map_err(|e| e.to_string())?),
         None => Engine::agent_safe(),
     };
-    let mut b = Detector::builder();
-    if let Some(path) = &c.known_values {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        for (i, v) in text.lines().filter(|l| !l.is_empty()).enumerate() {
-            b = b.known_value(format!("known-value-{}", i + 1), v);
-        }
-    }
+    let base = known_values(c)?;
+    let mut b = base.clone();
     let mut vault = None;
+    let mut file_vault = None;
     if let Some(path) = &c.credentials {
-        let v = sluice_core::broker::FileVault::load(path)?;
-        b = sluice_core::broker::Vault::names(&v)
-            .into_iter()
-            .filter_map(|n| sluice_core::broker::Vault::get(&v, &n).map(|x| (n, x)))
-            .fold(b, |b, (n, x)| b.brokered_value(n, &*x));
-        vault = Some(Arc::new(v) as Arc<dyn sluice_core::broker::Vault>);
+        let v = Arc::new(sluice_core::broker::FileVault::load(path)?);
+        b = held(&*v).into_iter().fold(b, |b, (n, x)| b.brokered_value(n, &*x));
+        vault = Some(Arc::clone(&v) as Arc<dyn sluice_core::broker::Vault>);
+        file_vault = Some(v);
     }
     let detector = Arc::new(b.build().map_err(|e| e.to_string())?);
-    let mut guard = Guard::new(Arc::new(EngineHandle::new(engine)), detector);
+    let mut guard = Guard::new(Arc::new(EngineHandle::new(engine)), Arc::clone(&detector));
     guard.vault = vault;
+    if let Some(v) = file_vault {
+        let cell = Arc::new(arc_swap::ArcSwap::new(detector));
+        guard.rotated = Some(Arc::clone(&cell));
+        rotate_credentials(name, v, base, cell);
+    }
     if let Some(path) = &c.grant_key {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let key = GrantKey::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -179,6 +178,75 @@ pub fn guard(name: &'static str, c: &mut Common) -> Result<Arc<Guard>, String> {
     // Read at start (a bad key fails here, not at the first connection), not per connection.
     c.record_signer = record_key(c)?.map(Arc::new);
     Ok(Arc::new(guard))
+}
+
+/// A detector builder with the known values of the common options.
+fn known_values(c: &Common) -> Result<sluice_core::DetectorBuilder, String> {
+    let mut b = Detector::builder();
+    if let Some(path) = &c.known_values {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        for (i, v) in text.lines().filter(|l| !l.is_empty()).enumerate() {
+            b = b.known_value(format!("known-value-{}", i + 1), v);
+        }
+    }
+    Ok(b)
+}
+
+/// Every (name, value) a vault holds now.
+fn held(v: &dyn sluice_core::broker::Vault) -> Vec<(String, Arc<[u8]>)> {
+    v.names()
+        .into_iter()
+        .filter_map(|n| v.get(&n).map(|x| (n.clone(), x)))
+        .collect()
+}
+
+/// Rotation without restarting sessions: the credentials file is read again every second;
+/// when its values change, substitution uses the new ones at once (the vault), and a detector
+/// holding every value held since start (an echo of a rotated-out value still must not get
+/// out) replaces the one open sessions mask with.
+fn rotate_credentials(
+    name: &'static str,
+    vault: Arc<sluice_core::broker::FileVault>,
+    base: sluice_core::DetectorBuilder,
+    cell: Arc<arc_swap::ArcSwap<Detector>>,
+) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    rt.spawn(async move {
+        let mut seen: Vec<(String, Arc<[u8]>)> = held(&*vault);
+        let mut generation = sluice_core::broker::Vault::generation(&*vault);
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            if let Err(e) = vault.reload() {
+                log(name, &format!("credentials not reloaded (the old values stay): {e}"));
+                continue;
+            }
+            let now = sluice_core::broker::Vault::generation(&*vault);
+            if now == generation {
+                continue;
+            }
+            generation = now;
+            for (n, v) in held(&*vault) {
+                if !seen.iter().any(|(sn, sv)| *sn == n && *sv == v) {
+                    seen.push((n, v));
+                }
+            }
+            let b = seen
+                .iter()
+                .fold(base.clone(), |b, (n, v)| b.brokered_value(n.as_str(), &**v));
+            match b.build() {
+                Ok(d) => {
+                    cell.store(Arc::new(d));
+                    log(name, &format!("credentials rotated ({} values held)", seen.len()));
+                }
+                Err(e) => log(
+                    name,
+                    &format!("credentials rotated, but the detector failed to build: {e}"),
+                ),
+            }
+        }
+    });
 }
 
 /// The recording key of the common options.

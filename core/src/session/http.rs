@@ -680,7 +680,7 @@ impl HttpSession {
         }
         let masked: Vec<Option<std::borrow::Cow<'_, [u8]>>> = fields
             .iter()
-            .map(|f| f.map(|v| self.guard.detector.redact(v)))
+            .map(|f| f.map(|v| self.guard.current_detector().redact(v)))
             .collect();
         let changed = masked
             .iter()
@@ -723,7 +723,7 @@ impl HttpSession {
             return Ok(());
         }
         o.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
-        self.redactor = Some(self.guard.detector.shared_stream_redactor());
+        self.redactor = Some(self.guard.current_detector().shared_stream_redactor());
         self.body = match kind {
             BodyKind::ContentLength(n) => Body::Length(n),
             BodyKind::Chunked => Body::Chunked(ChunkedDecoder::new(self.limits.clone())),

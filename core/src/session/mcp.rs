@@ -313,7 +313,7 @@ impl McpSession {
         // One pass: the result is parsed (it is what gets masked), the rest stays raw.
         let mut m = mcp::parse_with_result(msg).map_err(|e| SessionError::rejected(Side::Server, e))?;
         let kind = m.kind();
-        let det = Arc::clone(&self.guard.detector);
+        let det = self.guard.current_detector();
         let mut masked = 0;
         let mut mask = |s: &str| match det.redact(s.as_bytes()) {
             std::borrow::Cow::Owned(b) => {

@@ -147,6 +147,10 @@ pub struct Guard {
     /// The detector should hold the same values as brokered values, so echoes come back as
     /// placeholders.
     pub vault: Option<Arc<dyn crate::broker::Vault>>,
+    /// When set, the detector sessions mask with from now on ([`Guard::current_detector`]): a
+    /// host whose vault rotates stores a detector holding the new values (and the old ones,
+    /// whose echoes still must not get out) and open sessions use it for what they mask next.
+    pub rotated: Option<Arc<arc_swap::ArcSwap<Detector>>>,
 }
 
 impl fmt::Debug for Guard {
@@ -171,6 +175,16 @@ impl Guard {
             hook: None,
             recorder: None,
             vault: None,
+            rotated: None,
+        }
+    }
+
+    /// The detector to mask with now: the latest one stored in [`Guard::rotated`], else
+    /// [`Guard::detector`].
+    pub fn current_detector(&self) -> Arc<Detector> {
+        match &self.rotated {
+            Some(cell) => cell.load_full(),
+            None => Arc::clone(&self.detector),
         }
     }
 
@@ -186,6 +200,7 @@ impl Guard {
             hook: self.hook.clone(),
             recorder: Some(recorder),
             vault: self.vault.clone(),
+            rotated: self.rotated.clone(),
         }
     }
 

@@ -659,7 +659,7 @@ impl MySqlSession {
     /// A packet of the reply to the command in flight; returns how many values it masked.
     fn reply_packet(&mut self, p: mysql::Packet<'_>, raw: &[u8], out: &mut Output) -> Result<usize, SessionError> {
         let payload = p.payload;
-        let det = Arc::clone(&self.guard.detector);
+        let det = self.guard.current_detector();
         if self.reply == Reply::Idle || self.reply == Reply::Infile {
             return Err(SessionError::server("a packet no command asked for"));
         }
@@ -1010,7 +1010,7 @@ impl MySqlSession {
                 message,
             }) = mysql::parse_response(payload)
         {
-            let m = self.guard.detector.redact(message);
+            let m = self.guard.current_detector().redact(message);
             if matches!(m, Cow::Owned(_)) {
                 let mut state = *b"HY000";
                 if let Some(s) = sql_state.filter(|s| s.len() == 5) {

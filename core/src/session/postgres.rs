@@ -679,7 +679,7 @@ impl PgSession {
     /// Handles one server message; returns how many values it masked. Every message type is
     /// decided here, by phase: passed (types that carry no text), masked, or refused.
     fn backend(&mut self, m: Backend<'_>, raw: &[u8], out: &mut Output) -> Result<usize, SessionError> {
-        let det = Arc::clone(&self.guard.detector);
+        let det = self.guard.current_detector();
         // Settings that change how SQL is read, whenever the server reports them (at startup:
         // from the startup packet's `options` too; later: SET, set_config, function SET clauses).
         if let Backend::ParameterStatus { name, value } = &m {
@@ -911,7 +911,7 @@ impl PgSession {
         self.scratch.clear();
         match self.copy_out.take() {
             Some(CopyOut::Text(mut t)) => {
-                t.finish(&self.guard.detector, &mut self.scratch);
+                t.finish(&self.guard.current_detector(), &mut self.scratch);
             }
             Some(CopyOut::Binary(b)) if !b.buf.is_empty() => {
                 return Err(SessionError::server("binary COPY data ended inside a tuple"));

@@ -365,8 +365,8 @@ impl SshSession {
                         client_id: recipient,
                         window,
                         queued: Vec::new(),
-                        out: self.guard.detector.shared_stream_redactor(),
-                        err: self.guard.detector.shared_stream_redactor(),
+                        out: self.guard.current_detector().shared_stream_redactor(),
+                        err: self.guard.current_detector().shared_stream_redactor(),
                     },
                 );
             }
@@ -419,7 +419,7 @@ impl SshSession {
                 recipient, description, ..
             } => {
                 self.opening.remove(&recipient);
-                let masked = self.guard.detector.redact(description);
+                let masked = self.guard.current_detector().redact(description);
                 if let std::borrow::Cow::Owned(d) = masked {
                     let mut f = Vec::new();
                     encode_open_failure(recipient, &String::from_utf8_lossy(&d), &mut f);
