@@ -179,6 +179,7 @@ impl Options {
                 recorder: None,
                 vault: (!self.credentials.is_empty())
                     .then(|| Arc::clone(&vault) as Arc<dyn sluice_core::broker::Vault>),
+                rotated: None,
             }),
             vault,
         })
