@@ -27,7 +27,12 @@ def add(a: int, b: int) -> int:
 
 @mcp.tool()
 def run_command(command: str) -> str:
-    """Pretend to run a shell command (this test server never runs anything)."""
+    """Pretend to run a shell command (this test server never runs anything). With
+    SLUICE_TEST_SEEN set, the command as received is appended to that file (what the server saw)."""
+    seen = os.environ.get("SLUICE_TEST_SEEN")
+    if seen:
+        with open(seen, "a") as f:
+            f.write(command + "\n")
     return f"ran: {command}"
 
 

@@ -190,3 +190,43 @@ def test_shell_tool_evasions_are_seen_through(grant_key, workdir):
                 assert "ran: if [ -f Cargo.toml ]" in ok.content[0].text
 
     run(scenario())
+
+
+def test_tool_arguments_get_held_credentials(grant_key, workdir):
+    """mcp-stdio-guard --credentials: a tool call whose arguments hold `sluice:secret/api-token`
+    reaches the real server with the token (the server records what it received), the echo
+    comes back to the SDK client as the placeholder, and under a target the policy does not
+    name the call is refused before the server sees it."""
+    import secrets as pysecrets
+    token = "tok-" + pysecrets.token_hex(16)
+    creds = workdir / "mcp-credentials.txt"
+    creds.write_text(f"api-token = {token}\n")
+    policy = workdir / "mcp-credentials-policy.yaml"
+    policy.write_text("version: 1\nname: brokered-mcp\nextends: agent-safe\ndefault: allow\n"
+                      "credentials:\n  api-token: { targets: [\"deploy-tools\"] }\n")
+    seen = workdir / "mcp-seen.txt"
+
+    def guarded(target):
+        return StdioServerParameters(
+            command=str(TARGET / "examples" / "mcp-stdio-guard"),
+            args=["--user", "agent-7", "--target", target, "--policy", str(policy), "--credentials", str(creds),
+                  "--", sys.executable, os.path.join(HERE, "mcp_server.py")],
+            env={**os.environ, "SLUICE_TEST_SEEN": str(seen)},
+        )
+
+    async def scenario():
+        async with stdio_client(guarded("deploy-tools")) as (r, w):
+            async with ClientSession(r, w) as s:
+                await s.initialize()
+                res = await s.call_tool("run_command", {"command": "deploy --token sluice:secret/api-token"})
+                text = res.content[0].text
+                assert text == "ran: deploy --token sluice:secret/api-token", text
+        async with stdio_client(guarded("other-tools")) as (r, w):
+            async with ClientSession(r, w) as s:
+                await s.initialize()
+                text = await refused(s, "run_command", {"command": "deploy --token sluice:secret/api-token"})
+                assert "sluice:secret/api-token" in text and "may not be sent here" in text, text
+                assert token not in text
+
+    run(scenario())
+    assert seen.read_text().splitlines() == [f"deploy --token {token}"]
