@@ -253,15 +253,18 @@ def mariadb(workdir):
                    check=True, capture_output=True)
     port = free_port()
     sock = d / "sock"
+    # TLS on (clients may still connect without it): a test CA's certificate for 127.0.0.1.
+    ca, crt, key = make_ca(d / "tls", "mariadb")
     proc = subprocess.Popen([server, "--no-defaults", f"--datadir={d / 'data'}", "--user=root", f"--port={port}",
                              "--bind-address=127.0.0.1", f"--socket={sock}", f"--pid-file={d / 'pid'}",
-                             f"--log-error={d / 'err.log'}", "--max-connections=300"])
+                             f"--log-error={d / 'err.log'}", "--max-connections=300", f"--ssl-cert={crt}",
+                             f"--ssl-key={key}", f"--ssl-ca={ca}"])
     wait_port(port)
     password = secrets.token_urlsafe(18)
     subprocess.run(["mariadb", "--no-defaults", "-uroot", f"--socket={sock}", "-e",
                     f"CREATE USER 'sluice'@'%' IDENTIFIED BY '{password}'; GRANT ALL ON *.* TO 'sluice'@'%';"
                     " CREATE DATABASE app;"], check=True, capture_output=True)
-    yield {"port": port, "user": "sluice", "password": password, "dbname": "app", "root_socket": str(sock)}
+    yield {"port": port, "user": "sluice", "password": password, "dbname": "app", "root_socket": str(sock), "ca": ca}
     proc.terminate()
     proc.wait(timeout=30)
 

@@ -588,3 +588,37 @@ def test_rotation_reaches_open_sessions(postgres, workdir, grant_key, known_secr
     finally:
         stop(proxy)
         admin.close()
+
+
+def test_mysql_login_over_verified_tls(mariadb, workdir, grant_key, known_secret):
+    """mysql-proxy --upstream-tls verify-full: after the greeting the proxy sends MariaDB an
+    SSLRequest and logs the agent in (placeholder password, brokered) over TLS verified against
+    the run's CA; the server reports the session encrypted. Another CA: nothing of the login is
+    sent."""
+    from conftest import make_ca
+    creds = workdir / "my-tls-credentials.txt"
+    creds.write_text(f"my-admin = {mariadb['password']}\n")
+    policy = workdir / "my-tls-policy.yaml"
+    policy.write_text("version: 1\nname: brokered-tls\nextends: agent-safe\ndefault: allow\n"
+                      "credentials:\n  my-admin: { targets: [\"app\"] }\n")
+    other_ca, _, _ = make_ca(workdir / "my-other-ca", "my-other")
+
+    def through(*tls):
+        proxy = start_proxy("mysql-proxy", workdir, grant_key, known_secret, "--upstream",
+                            f"127.0.0.1:{mariadb['port']}", "--policy", str(policy), "--credentials", str(creds), *tls)
+        try:
+            return subprocess.run(["mysql", "--no-defaults", "-h127.0.0.1", f"-P{proxy.port}", f"-u{mariadb['user']}",
+                                   "-psluice:secret/my-admin", "-N", "-B", "app", "-e",
+                                   "SHOW SESSION STATUS LIKE 'Ssl_version'; SELECT current_user()"],
+                                  capture_output=True, text=True, timeout=60), proxy
+        finally:
+            stop(proxy)
+
+    r, _ = through("--upstream-tls", "verify-full", "--upstream-ca", str(mariadb["ca"]))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("Ssl_version\tTLSv1."), r.stdout
+    assert lines[1] == "sluice@%", r.stdout
+    r, proxy = through("--upstream-tls", "verify-full", "--upstream-ca", str(other_ca))
+    assert r.returncode != 0, r.stdout
+    assert "TLS with the server: invalid peer certificate" in proxy.log_path.read_text()

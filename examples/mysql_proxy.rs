@@ -7,8 +7,11 @@
 //! mysql -h 127.0.0.1 -P 3307 -u app -p app
 //! ```
 //!
-//! TLS is refused: the greeting the client sees does not offer it (`ssl-mode=PREFERRED` stays in
-//! plain text, `REQUIRED` fails). One JSON line per decision goes to stderr.
+//! TLS from clients is refused: the greeting the client sees does not offer it
+//! (`ssl-mode=PREFERRED` stays in plain text, `REQUIRED` fails). TLS to the server:
+//! `--upstream-tls verify-full [--upstream-ca FILE]` (an SSLRequest after the greeting, then the
+//! login over verified TLS). With `--credentials FILE` a placeholder password logs in with the
+//! held one. One JSON line per decision goes to stderr.
 
 use clap::Parser;
 use sluice_core::session::mysql::MySqlSession;
@@ -24,8 +27,10 @@ struct Cli {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    serve("mysql-proxy", "mysql", cli.proxy, |guard, target| {
-        MySqlSession::new(guard, None, target)
+    let tls = cli.proxy.tls.enabled();
+    serve("mysql-proxy", "mysql", cli.proxy, move |guard, target| {
+        let session = MySqlSession::new(guard, None, target);
+        if tls { session.with_upstream_tls() } else { session }
     })
     .await
 }

@@ -382,7 +382,12 @@ fn my(seq: u8, payload: &[u8]) -> Vec<u8> {
 
 /// A protocol-10 greeting offering mysql_native_password with `scramble`.
 fn greeting(scramble: &[u8; 20]) -> Vec<u8> {
-    let caps: u32 = 0x0000_8000 | 0x0000_0200 | 0x0000_0008 | 0x0008_0000;
+    greeting_with(scramble, 0)
+}
+
+/// The same, with more capability bits (`0x800`: TLS).
+fn greeting_with(scramble: &[u8; 20], more: u32) -> Vec<u8> {
+    let caps: u32 = 0x0000_8000 | 0x0000_0200 | 0x0000_0008 | 0x0008_0000 | more;
     let mut g = vec![10];
     g.extend_from_slice(b"10.11.0-MariaDB\0");
     g.extend_from_slice(&7u32.to_le_bytes());
@@ -585,4 +590,69 @@ fn ssh_exec_commands_and_env_values_get_the_credential() {
         "{notes}"
     );
     assert!(!notes.contains(TOKEN));
+}
+
+#[test]
+fn mysql_tls_to_the_server_starts_after_the_greeting_and_renumbers_the_login() {
+    let notes = Arc::new(Notes::default());
+    let g = guard(&notes);
+    let scramble: [u8; 20] = *b"0123456789abcdefghij";
+    let mut s = MySqlSession::new(Arc::clone(&g), None, None).with_upstream_tls();
+    let mut out = Output::default();
+    s.from_server(&greeting_with(&scramble, 0x800), &mut out)
+        .expect("greeting");
+    let seen = out.to_client.clone();
+    // Lower capability bytes: header 4, version 1, "10.11.0-MariaDB\0" 16, id 4, scramble 8, filler 1.
+    assert_eq!(
+        u16::from_le_bytes([seen[34], seen[35]]) & 0x8000,
+        0x8000,
+        "the greeting as expected"
+    );
+    assert_eq!(
+        u16::from_le_bytes([seen[34], seen[35]]) & 0x800,
+        0,
+        "the client is not offered TLS"
+    );
+    // The client's response: an SSLRequest goes out now, the response (numbered 2, with
+    // CLIENT_SSL) once TLS is up, with the held credential's answer.
+    let answer = mysql_native_password(b"sluice:secret/api-token", &scramble);
+    let response = handshake_response("agent", &answer, "appdb");
+    let mut out = Output::default();
+    s.from_client(&response, &mut out).expect("response");
+    assert_eq!(&out.to_server[..4], &[32, 0, 0, 1], "an SSLRequest, sequence 1");
+    let caps = u32::from_le_bytes([out.to_server[4], out.to_server[5], out.to_server[6], out.to_server[7]]);
+    assert_ne!(caps & 0x800, 0);
+    assert_eq!(out.to_server.len(), 36);
+    assert!(out.to_client.is_empty());
+    let later = s.start_tls().expect("TLS now");
+    assert!(s.start_tls().is_none(), "once");
+    assert_eq!(later[3], 2, "numbered after the SSLRequest");
+    let mut expected = handshake_response("agent", &mysql_native_password(TOKEN.as_bytes(), &scramble), "appdb");
+    expected[3] = 2;
+    expected[5] |= 0x08; // CLIENT_SSL (0x800)
+    assert_eq!(later, expected);
+    // An auth switch from the server (its number 3) reaches the client as 2; the client's
+    // answer (3) reaches the server as 4; the server's OK (5) the client as 4.
+    let fresh: [u8; 20] = *b"ABCDEFGHIJKLMNOPQRST";
+    let mut switch = vec![0xFE];
+    switch.extend_from_slice(b"mysql_native_password\0");
+    switch.extend_from_slice(&fresh);
+    switch.push(0);
+    let mut out = Output::default();
+    s.from_server(&my(3, &switch), &mut out).expect("switch");
+    assert_eq!(out.to_client, my(2, &switch));
+    let mut out = Output::default();
+    s.from_client(
+        &my(3, &mysql_native_password(b"sluice:secret/api-token", &fresh)),
+        &mut out,
+    )
+    .expect("answer");
+    assert_eq!(out.to_server, my(4, &mysql_native_password(TOKEN.as_bytes(), &fresh)));
+    let mut out = Output::default();
+    s.from_server(&my(5, &[0, 0, 0, 2, 0, 0, 0]), &mut out).expect("ok");
+    assert_eq!(out.to_client, my(4, &[0, 0, 0, 2, 0, 0, 0]));
+    // A server that does not offer TLS is not logged in to.
+    let mut s = MySqlSession::new(Arc::clone(&g), None, None).with_upstream_tls();
+    let mut out = Output::default();
+    assert!(s.from_server(&greeting(&scramble), &mut out).is_err());
 }

@@ -332,6 +332,11 @@ pub trait Wire: Send {
     fn client(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError>;
     /// Bytes from the server.
     fn server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError>;
+    /// When the session asks for TLS with the server now (MySQL, after the client's handshake
+    /// response): the bytes to send once it is up.
+    fn start_tls(&mut self) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 impl Wire for sluice_core::session::postgres::PgSession {
@@ -349,6 +354,9 @@ impl Wire for sluice_core::session::mysql::MySqlSession {
     }
     fn server(&mut self, data: &[u8], out: &mut Output) -> Result<(), SessionError> {
         self.from_server(data, out)
+    }
+    fn start_tls(&mut self) -> Option<Vec<u8>> {
+        sluice_core::session::mysql::MySqlSession::start_tls(self)
     }
 }
 
@@ -398,6 +406,64 @@ where
     let _ = sw.shutdown().await;
 }
 
+/// [`relay`] for a protocol whose TLS starts inside it (MySQL): plain until the session asks
+/// for TLS, then the verified handshake with the server, then the rest over TLS. A session
+/// that never asks (its client was refused) ends in plain text, having sent the server nothing
+/// but what the protocol sends before TLS.
+pub async fn relay_starttls(
+    name: &str,
+    mut client: TcpStream,
+    mut server: TcpStream,
+    mut session: impl Wire,
+    connector: &tokio_rustls::TlsConnector,
+    server_name: rustls::pki_types::ServerName<'static>,
+) {
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let mut cbuf = vec![0u8; 64 * 1024];
+    let mut sbuf = vec![0u8; 64 * 1024];
+    let mut out = Output::default();
+    let rest = loop {
+        out.clear();
+        let r = tokio::select! {
+            n = client.read(&mut cbuf) => match n {
+                Ok(0) | Err(_) => return,
+                Ok(n) => session.client(&cbuf[..n], &mut out),
+            },
+            n = server.read(&mut sbuf) => match n {
+                Ok(0) | Err(_) => return,
+                Ok(n) => session.server(&sbuf[..n], &mut out),
+            },
+        };
+        if let Err(e) = r {
+            log(name, &e.to_string());
+            return;
+        }
+        if !out.to_server.is_empty() && server.write_all(&out.to_server).await.is_err() {
+            return;
+        }
+        if !out.to_client.is_empty() && client.write_all(&out.to_client).await.is_err() {
+            return;
+        }
+        if let Some(rest) = session.start_tls() {
+            break rest;
+        }
+    };
+    let tls = match tls::handshake(connector, server_name, server).await {
+        Ok(t) => t,
+        Err(e) => {
+            // The client's handshake response (its login) never reaches an unverified server.
+            log(name, &e);
+            return;
+        }
+    };
+    let (sr, mut sw) = tokio::io::split(tls);
+    if sw.write_all(&rest).await.is_err() || sw.flush().await.is_err() {
+        return;
+    }
+    relay_to(name, client, sr, sw, session).await;
+}
+
 /// Options of a TCP proxy in front of a database.
 #[derive(Args, Debug, Clone)]
 pub struct TcpProxy {
@@ -432,14 +498,8 @@ where
         Ok(x) => x,
         Err(code) => return code,
     };
-    // TLS to the server: PostgreSQL's SSLRequest, then a verified handshake.
+    // TLS to the server, verified: PostgreSQL's SSLRequest first; MySQL's inside its handshake.
     let secure = if args.tls.enabled() {
-        if protocol != "postgres" {
-            eprintln!(
-                "{name}: --upstream-tls is supported for PostgreSQL only (MySQL's in-handshake TLS is not built)"
-            );
-            return std::process::ExitCode::from(2);
-        }
         let made = tls::connector(args.tls.upstream_ca.as_deref()).and_then(|c| {
             Ok((
                 c,
@@ -513,6 +573,18 @@ where
                 };
                 let _ = server.set_nodelay(true);
                 let (connector, server_name) = &*secure;
+                if protocol != "postgres" {
+                    // MySQL: TLS starts after the greeting, when the session asks for it.
+                    return relay_starttls(
+                        name,
+                        client,
+                        server,
+                        make(guard, target),
+                        connector,
+                        server_name.clone(),
+                    )
+                    .await;
+                }
                 match tokio::time::timeout(connect, tls::postgres(connector, server_name.clone(), server)).await {
                     Ok(Ok(stream)) => {
                         let (sr, sw) = tokio::io::split(stream);

@@ -18,7 +18,8 @@ use tokio_rustls::client::TlsStream;
 #[derive(Args, Debug, Clone, Default)]
 pub struct UpstreamTls {
     /// TLS to the server: `disable` (plain TCP) or `verify-full` (the server's certificate
-    /// checked against the CA bundle and the server's name; PostgreSQL's SSLRequest first).
+    /// checked against the CA bundle and the server's name; PostgreSQL: an SSLRequest first;
+    /// MySQL: after the server's greeting, before the client's login).
     #[arg(long, value_name = "MODE", default_value = "disable", value_parser = ["disable", "verify-full"])]
     pub upstream_tls: String,
     /// CA bundle (PEM) the server's certificate must chain to (default: the system's roots).

@@ -137,6 +137,11 @@ pub struct MySqlSession {
     /// The `mysql_native_password` scramble in effect during the handshake (from the greeting
     /// or an auth switch), for logging in with a held credential.
     scramble: Option<[u8; 20]>,
+    /// The host reaches the server over TLS ([`MySqlSession::with_upstream_tls`]): the server's
+    /// authentication packets are numbered one higher than the client's.
+    upstream_tls: bool,
+    /// The client's handshake response (renumbered), to send once TLS with the server is up.
+    start_tls: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for MySqlSession {
@@ -175,7 +180,35 @@ impl MySqlSession {
             sbuf: Vec::new(),
             held: Vec::new(),
             scramble: None,
+            upstream_tls: false,
+            start_tls: None,
         }
+    }
+
+    /// The host talks TLS to the server (the client stays in plain text): the session requires
+    /// a greeting that offers TLS, answers the client's handshake response by sending the
+    /// server an SSLRequest (in `to_server`) and holding the response for
+    /// [`MySqlSession::start_tls`], and renumbers the authentication packets between the two
+    /// sides (the server's count one more: the SSLRequest).
+    pub fn with_upstream_tls(mut self) -> MySqlSession {
+        self.upstream_tls = true;
+        self
+    }
+
+    /// After the client's handshake response with [`MySqlSession::with_upstream_tls`]: the
+    /// bytes to send the server once the host has completed the TLS handshake (the SSLRequest
+    /// just sent in plain text). `None` at every other time.
+    pub fn start_tls(&mut self) -> Option<Vec<u8>> {
+        self.start_tls.take()
+    }
+
+    /// A packet's bytes with another sequence id.
+    fn renumbered(raw: &[u8], seq: u8) -> Vec<u8> {
+        let mut v = raw.to_vec();
+        if let Some(b) = v.get_mut(3) {
+            *b = seq;
+        }
+        v
     }
 
     /// Bytes from the client. A command sent while another is still being answered is held
@@ -298,7 +331,25 @@ impl MySqlSession {
                 let at =
                     raw.len() - p.payload.len() + (r.auth_response.as_ptr() as usize - p.payload.as_ptr() as usize);
                 let answer = r.auth_response.to_vec();
-                self.log_in(p.seq, raw, at, &answer, out);
+                if !self.upstream_tls {
+                    self.log_in(p.seq, raw, at, &answer, out);
+                    return Ok(());
+                }
+                // TLS with the server first: an SSLRequest (the response's first 32 bytes,
+                // with CLIENT_SSL), then, over TLS, the response numbered one higher.
+                let mut plain = Output::default();
+                self.log_in(p.seq, raw, at, &answer, &mut plain);
+                out.to_client.extend_from_slice(&plain.to_client);
+                if !plain.to_server.is_empty() {
+                    let header = raw.len() - p.payload.len();
+                    let mut response = Self::renumbered(&plain.to_server, p.seq.wrapping_add(1));
+                    let caps = &mut response[header..header + 4];
+                    let with_ssl = u32::from_le_bytes([caps[0], caps[1], caps[2], caps[3]]) | CLIENT_SSL;
+                    caps.copy_from_slice(&with_ssl.to_le_bytes());
+                    out.to_server.extend_from_slice(&[32, 0, 0, p.seq]);
+                    out.to_server.extend_from_slice(&response[header..header + 32]);
+                    self.start_tls = Some(response);
+                }
             }
             Phase::Auth { asked, seq } => {
                 if !asked || p.seq != seq.wrapping_add(1) {
@@ -310,7 +361,12 @@ impl MySqlSession {
                     asked: false,
                     seq: p.seq,
                 };
-                self.log_in(p.seq, raw, raw.len() - p.payload.len(), p.payload, out);
+                if self.upstream_tls {
+                    let raw = Self::renumbered(raw, p.seq.wrapping_add(1));
+                    self.log_in(p.seq, &raw, raw.len() - p.payload.len(), p.payload, out);
+                } else {
+                    self.log_in(p.seq, raw, raw.len() - p.payload.len(), p.payload, out);
+                }
             }
             Phase::Commands if self.reply == Reply::Infile => {
                 // The file a LOCAL INFILE statement (decided) asked for; an empty packet ends it.
@@ -597,6 +653,9 @@ impl MySqlSession {
                 )
                 .map_err(|e| SessionError::rejected(Side::Server, e))?;
                 let h = mysql::parse_handshake(payload).map_err(|e| SessionError::rejected(Side::Server, e))?;
+                if self.upstream_tls && h.capabilities & CLIENT_SSL == 0 {
+                    return Err(SessionError::server("the server does not offer TLS"));
+                }
                 self.scramble = match h.auth_plugin {
                     None | Some(NATIVE_PASSWORD) => native_scramble(h.auth_data.0, h.auth_data.1),
                     Some(_) => None,
@@ -613,7 +672,17 @@ impl MySqlSession {
                 return Err(SessionError::server("a packet the client did not ask for"));
             }
             Phase::Auth { seq, .. } => {
-                if p.seq != seq.wrapping_add(1) {
+                // With TLS to the server, its count is one ahead (the SSLRequest): the client
+                // sees its own numbering.
+                let renumbered;
+                let (pseq, raw) = if self.upstream_tls {
+                    let s = p.seq.wrapping_sub(1);
+                    renumbered = Self::renumbered(raw, s);
+                    (s, &renumbered[..])
+                } else {
+                    (p.seq, raw)
+                };
+                if pseq != seq.wrapping_add(1) {
                     return Err(SessionError::server("authentication packet out of sequence"));
                 }
                 match payload.first() {
@@ -623,7 +692,7 @@ impl MySqlSession {
                     }
                     Some(0xFF) => {
                         self.phase = Phase::Ended;
-                        return Ok(self.masked_err(p.seq, payload, raw, true, out));
+                        return Ok(self.masked_err(pseq, payload, raw, true, out));
                     }
                     // Auth switch request, more data (caching_sha2 fast/full auth).
                     Some(0xFE | 0x01) => {
@@ -640,10 +709,7 @@ impl MySqlSession {
                                 _ => None,
                             };
                         }
-                        self.phase = Phase::Auth {
-                            asked: true,
-                            seq: p.seq,
-                        };
+                        self.phase = Phase::Auth { asked: true, seq: pseq };
                         out.to_client.extend_from_slice(raw);
                     }
                     _ => return Err(SessionError::server("an unexpected packet during authentication")),
