@@ -656,3 +656,66 @@ fn mysql_tls_to_the_server_starts_after_the_greeting_and_renumbers_the_login() {
     let mut out = Output::default();
     assert!(s.from_server(&greeting(&scramble), &mut out).is_err());
 }
+
+#[test]
+fn binary_and_compressed_request_bodies_get_the_credential() {
+    use std::io::Write as _;
+    let notes = Arc::new(Notes::default());
+    let g = guard(&notes);
+    let send = |head: &str, body: &[u8]| {
+        let mut req = format!("{head}Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+        req.extend_from_slice(body);
+        let mut s = HttpSession::new(Arc::clone(&g), Identity::new("agent-7"), None);
+        let mut out = Output::default();
+        s.from_client(&req, &mut out).expect("handled");
+        out
+    };
+    let split = |sent: &[u8]| {
+        let at = memchr::memmem::find(sent, b"\r\n\r\n").expect("a head") + 4;
+        (String::from_utf8_lossy(&sent[..at]).into_owned(), sent[at..].to_vec())
+    };
+    // Not UTF-8: the bytes around the placeholder stay as they are.
+    let mut body = vec![0xff, 0x00, 0xfe];
+    body.extend_from_slice(b"sluice:secret/api-token");
+    body.extend_from_slice(&[0x80, 0x81]);
+    let out = send(
+        "POST /upload HTTP/1.1\r\nHost: api.example.test\r\nContent-Type: application/octet-stream\r\n",
+        &body,
+    );
+    let (head, sent) = split(&out.to_server);
+    let mut expected = vec![0xff, 0x00, 0xfe];
+    expected.extend_from_slice(TOKEN.as_bytes());
+    expected.extend_from_slice(&[0x80, 0x81]);
+    assert_eq!(sent, expected);
+    assert!(head.contains(&format!("Content-Length: {}", expected.len())), "{head}");
+    // gzip: decoded, swapped, sent uncompressed without Content-Encoding.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(br#"{"token":"sluice:secret/api-token"}"#).expect("gzip");
+    let out = send(
+        "POST /v1/items HTTP/1.1\r\nHost: api.example.test\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n",
+        &gz.finish().expect("gzip"),
+    );
+    let (head, sent) = split(&out.to_server);
+    assert_eq!(sent, format!(r#"{{"token":"{TOKEN}"}}"#).into_bytes());
+    assert!(!head.to_ascii_lowercase().contains("content-encoding"), "{head}");
+    // Compressed, to a host the policy does not name: refused, nothing sent.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"sluice:secret/api-token").expect("gzip");
+    let out = send(
+        "POST /v1/items HTTP/1.1\r\nHost: elsewhere.example.test\r\nContent-Encoding: gzip\r\n",
+        &gz.finish().expect("gzip"),
+    );
+    assert!(out.to_server.is_empty());
+    assert!(String::from_utf8_lossy(&out.to_client).starts_with("HTTP/1.1 403"));
+    // A compressed body without placeholders goes as it came.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"plain").expect("gzip");
+    let plain = gz.finish().expect("gzip");
+    let out = send(
+        "POST /v1/items HTTP/1.1\r\nHost: api.example.test\r\nContent-Encoding: gzip\r\n",
+        &plain,
+    );
+    let (head, sent) = split(&out.to_server);
+    assert_eq!(sent, plain);
+    assert!(head.contains("Content-Encoding: gzip"), "{head}");
+}

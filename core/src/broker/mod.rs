@@ -97,21 +97,38 @@ impl fmt::Display for Placeholder {
 /// go, so `sluice:secret/db-password.` names `db-password.`; a prefix followed by no valid name
 /// is not a placeholder.
 pub fn placeholders(text: &str) -> Vec<(usize, usize, &str)> {
+    // Placeholders are ASCII: byte offsets found in the bytes fall on character boundaries.
+    placeholders_in(text.as_bytes())
+        .into_iter()
+        .map(|(start, end)| (start, end, &text[start + PREFIX.len()..end]))
+        .collect()
+}
+
+/// [`placeholders`] in bytes that need not be text: (start, end) of each, the name being
+/// `bytes[start + PREFIX.len()..end]` (ASCII).
+pub fn placeholders_in(bytes: &[u8]) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut from = 0;
-    while let Some(i) = text[from..].find(PREFIX) {
+    let finder = memchr::memmem::Finder::new(PREFIX.as_bytes());
+    while let Some(i) = finder.find(&bytes[from..]) {
         let start = from + i;
         let name_start = start + PREFIX.len();
-        let len = text.as_bytes()[name_start..]
+        let len = bytes[name_start..]
             .iter()
             .take_while(|&&b| name_byte(b))
             .count()
             .min(MAX_NAME);
-        let name = &text[name_start..name_start + len];
-        // A trailing `.` or `-` is punctuation, not part of the name.
-        let name = name.trim_end_matches(['.', '-', '_']);
+        // A trailing `.`, `-` or `_` is punctuation, not part of the name.
+        let name = &bytes[name_start..name_start + len];
+        let trimmed = name.len()
+            - name
+                .iter()
+                .rev()
+                .take_while(|b| matches!(b, b'.' | b'-' | b'_'))
+                .count();
+        let name = std::str::from_utf8(&name[..trimmed]).unwrap_or_default();
         if Placeholder::new(name).is_ok() {
-            out.push((start, name_start + name.len(), name));
+            out.push((start, name_start + name.len()));
             from = name_start + name.len();
         } else {
             from = name_start;
@@ -387,6 +404,39 @@ pub fn substitute<'a>(
         text: Cow::Owned(out),
         used,
     })
+}
+
+/// [`substitute`] for bytes that need not be text (a binary or decoded request body): each
+/// placeholder is swapped for its value's bytes, the bytes around it left as they are.
+pub fn substitute_bytes<'a>(
+    bytes: &'a [u8],
+    vault: &dyn Vault,
+    mut allowed: impl FnMut(&str) -> bool,
+) -> Result<(Cow<'a, [u8]>, Vec<String>), Refused> {
+    let found = placeholders_in(bytes);
+    if found.is_empty() {
+        return Ok((Cow::Borrowed(bytes), Vec::new()));
+    }
+    let mut out = Vec::with_capacity(bytes.len() + 64);
+    let mut used = Vec::with_capacity(found.len());
+    let mut pos = 0;
+    for (start, end) in found {
+        let name = std::str::from_utf8(&bytes[start + PREFIX.len()..end]).unwrap_or_default();
+        let refuse = |reason: &str| Refused {
+            name: name.to_string(),
+            reason: reason.to_string(),
+        };
+        if !allowed(name) {
+            return Err(refuse("this credential may not be sent here"));
+        }
+        let value = vault.get(name).ok_or_else(|| refuse("no such credential"))?;
+        out.extend_from_slice(&bytes[pos..start]);
+        out.extend_from_slice(&value);
+        used.push(name.to_string());
+        pos = end;
+    }
+    out.extend_from_slice(&bytes[pos..]);
+    Ok((Cow::Owned(out), used))
 }
 
 pub mod login;

@@ -94,6 +94,27 @@ impl Decoder {
     }
 }
 
+/// A request body in `coding` (gzip, deflate, br) decoded, within the bound responses have
+/// ([`MAX_DECODE_RATIO`] times its size plus [`DECODED_SLACK`], and [`MAX_REQUEST_BODY`]);
+/// `None` for another coding or a body that does not decode.
+fn decode_request_body(coding: &[u8], body: &[u8]) -> Option<Vec<u8>> {
+    let coding = String::from_utf8_lossy(coding).trim().to_ascii_lowercase();
+    let mut d = match coding.as_str() {
+        "gzip" | "x-gzip" => Decoder::Gzip(Box::new(flate2::write::MultiGzDecoder::new(Vec::new()))),
+        "deflate" => Decoder::Deflate(Box::new(flate2::write::ZlibDecoder::new(Vec::new()))),
+        "br" => Decoder::Brotli(Box::new(brotli::DecompressorWriter::new(Vec::new(), 4096))),
+        _ => return None,
+    };
+    let cap = (body.len() as u64)
+        .saturating_mul(MAX_DECODE_RATIO)
+        .saturating_add(DECODED_SLACK)
+        .min(MAX_REQUEST_BODY);
+    let mut out = Vec::new();
+    d.feed(body, &mut out, cap).ok()?;
+    d.finish(&mut out).ok()?;
+    (out.len() as u64 <= cap).then_some(out)
+}
+
 /// Where the response body is.
 enum Body {
     /// Waiting for a response head.
@@ -554,11 +575,20 @@ impl HttpSession {
         headers: &[(&'h str, &[u8])],
         body: &[u8],
     ) -> Result<Option<(String, Vec<(&'h str, Vec<u8>)>, Vec<u8>)>, crate::broker::Refused> {
+        if self.guard.vault.is_none() {
+            return Ok(None);
+        }
         let prefix = crate::broker::PREFIX.as_bytes();
         let holds = |b: &[u8]| memchr::memmem::find(b, prefix).is_some();
-        if self.guard.vault.is_none()
-            || !(holds(path.as_bytes()) || holds(body) || headers.iter().any(|(_, v)| holds(v)))
-        {
+        // A compressed body is looked into: its placeholders are swapped in the decoded bytes,
+        // which then go uncompressed (Content-Encoding dropped).
+        let decoded = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-encoding"))
+            .and_then(|(_, coding)| decode_request_body(coding, body))
+            .filter(|d| holds(d));
+        let body_seen = decoded.as_deref().unwrap_or(body);
+        if !(holds(path.as_bytes()) || holds(body_seen) || headers.iter().any(|(_, v)| holds(v))) {
             return Ok(None);
         }
         // `head`: the text goes in the request line or a header, where a value holding a line
@@ -589,9 +619,17 @@ impl HttpSession {
         let path = String::from_utf8(swap(path.as_bytes(), Some(b" "))?).unwrap_or_default();
         let mut hs = Vec::with_capacity(headers.len());
         for (n, v) in headers {
+            if decoded.is_some() && n.eq_ignore_ascii_case("content-encoding") {
+                continue;
+            }
             hs.push((*n, swap(v, Some(b""))?));
         }
-        Ok(Some((path, hs, swap(body, None)?)))
+        // The body as bytes (text or not): placeholders are ASCII, the bytes around them stay.
+        let body = self
+            .guard
+            .substitute_bytes(Protocol::Http, host, body_seen)?
+            .into_owned();
+        Ok(Some((path, hs, body)))
     }
 
     /// Bytes from the server (for the current request). An empty `data` means the server

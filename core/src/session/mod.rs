@@ -223,13 +223,7 @@ impl Guard {
         }
         let engine = self.policy.load();
         let out = crate::broker::substitute(text, &**vault, |name| engine.credential_allowed(name, target))?;
-        if !out.used.is_empty() {
-            let message = format!("credentials substituted for {target}: {}", out.used.join(", "));
-            self.emit(&Event::Notice {
-                protocol,
-                message: &message,
-            });
-        }
+        self.substituted(protocol, target, &out.used);
         Ok(out.text)
     }
 
@@ -256,6 +250,37 @@ impl Guard {
             "log in",
             refused.to_string(),
         )
+    }
+
+    /// [`Guard::substitute`] for bytes that need not be text (request bodies).
+    pub fn substitute_bytes<'t>(
+        &self,
+        protocol: Protocol,
+        target: &str,
+        bytes: &'t [u8],
+    ) -> Result<std::borrow::Cow<'t, [u8]>, crate::broker::Refused> {
+        let Some(vault) = &self.vault else {
+            return Ok(std::borrow::Cow::Borrowed(bytes));
+        };
+        if memchr::memmem::find(bytes, crate::broker::PREFIX.as_bytes()).is_none() {
+            return Ok(std::borrow::Cow::Borrowed(bytes));
+        }
+        let engine = self.policy.load();
+        let (out, used) =
+            crate::broker::substitute_bytes(bytes, &**vault, |name| engine.credential_allowed(name, target))?;
+        self.substituted(protocol, target, &used);
+        Ok(out)
+    }
+
+    /// Records the credentials substituted for `target`, by name.
+    fn substituted(&self, protocol: Protocol, target: &str, used: &[String]) {
+        if !used.is_empty() {
+            let message = format!("credentials substituted for {target}: {}", used.join(", "));
+            self.emit(&Event::Notice {
+                protocol,
+                message: &message,
+            });
+        }
     }
 
     /// Decides on `request`, redeeming `grant` when one is presented, and reports the decision.
