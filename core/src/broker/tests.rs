@@ -252,3 +252,49 @@ proptest! {
         prop_assert!(leaks(&out, &value).is_none(), "{:?} -> {}", text, String::from_utf8_lossy(&out));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Substituting in bytes agrees with substituting in text wherever the input is text, and
+    /// leaves every byte around the placeholders as it was where it is not.
+    #[test]
+    fn bytes_and_text_substitution_agree(
+        before in proptest::collection::vec(any::<u8>(), 0..40),
+        after in proptest::collection::vec(any::<u8>(), 0..40),
+        name in "[a-z][a-z0-9]{0,8}",
+        allowed in any::<bool>(),
+    ) {
+        let vault = MemoryVault::new();
+        vault.set(&name, "synthetic-value-0123");
+        let mut input = before.clone();
+        input.extend_from_slice(format!("{PREFIX}{name}").as_bytes());
+        // A byte no name holds ends it (and may be any non-ASCII byte, or a space).
+        input.push(b' ');
+        input.extend_from_slice(&after);
+        let bytes = substitute_bytes(&input, &vault, |_| allowed);
+        if let Ok(text) = std::str::from_utf8(&input) {
+            let t = substitute(text, &vault, |_| allowed);
+            match (&bytes, &t) {
+                (Ok((b, used_b)), Ok(t)) => {
+                    prop_assert_eq!(&b[..], t.text.as_bytes());
+                    prop_assert_eq!(used_b, &t.used);
+                }
+                (Err(a), Err(b)) => prop_assert_eq!(a, b),
+                _ => prop_assert!(false, "one refused, the other did not: {:?} / {:?}", bytes, t),
+            }
+        }
+        if allowed {
+            let (out, _) = bytes.expect("allowed");
+            // The value where the placeholder was; before and after it, the input's bytes
+            // (`before` may hold a placeholder-looking run of its own only by chance: then the
+            // whole is refused, not allowed, so here it holds none).
+            let mut expected = before.clone();
+            expected.extend_from_slice(b"synthetic-value-0123 ");
+            expected.extend_from_slice(&after);
+            prop_assert_eq!(&out[..], &expected[..]);
+        } else {
+            prop_assert!(bytes.is_err());
+        }
+    }
+}
