@@ -14,7 +14,7 @@ import pymysql
 import psycopg
 import pytest
 
-from conftest import start_proxy, stop
+from conftest import make_ca, start_proxy, stop
 
 PLACEHOLDER = "sluice:secret/db-password"
 
@@ -49,6 +49,43 @@ def assert_recordings_hold_no_piece(proxy, password, placeholder=PLACEHOLDER):
     assert any(placeholder in t for t in texts), "the rows' placeholders are recorded"
     for t in texts:
         assert leaked(t, password) is None
+
+
+def start_origin(cert=None):
+    """A local HTTP origin (HTTPS with `cert` = (certificate, key)) that answers every GET with
+    the Authorization header it received, as JSON: (server, port, what it saw: host,
+    authorization, path per request)."""
+    import http.server
+    import json
+    import ssl
+    import threading
+
+    from conftest import free_port
+    seen = []
+
+    class Origin(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            seen.append((self.headers.get("Host"), self.headers.get("Authorization"), self.path))
+            body = json.dumps({"you_sent": self.headers.get("Authorization")}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    port = free_port()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Origin)
+    if cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(str(cert[0]), str(cert[1]))
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, port, seen
 
 
 @pytest.fixture(scope="module")
@@ -121,35 +158,13 @@ def test_http_requests_get_the_token_only_where_the_policy_lets_it_go(workdir, g
     origin the policy names receives the real token (and its echo comes back to the agent as
     the placeholder); the same placeholder to another host is refused before anything is sent;
     the recording names the credential, never its value."""
-    import http.server
     import json
-    import threading
     import urllib.error
     import urllib.request
 
-    from conftest import free_port
 
     token = "tok-" + held_password()
-    seen = []
-
-    class Origin(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *a):
-            pass
-
-        def do_GET(self):
-            seen.append((self.headers.get("Host"), self.headers.get("Authorization"), self.path))
-            body = json.dumps({"you_sent": self.headers.get("Authorization")}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    port = free_port()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Origin)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server, port, seen = start_origin()
     creds = workdir / "http-credentials.txt"
     creds.write_text(f"api-token = {token}\n")
     policy = workdir / "http-credentials-policy.yaml"
@@ -318,7 +333,6 @@ def test_postgres_login_over_verified_tls(postgres, workdir, grant_key, known_se
     over TLS (the server itself reports the connection encrypted), the server's certificate
     checked against the given CA and name; a server whose certificate another CA signed, or
     that does not carry the expected name, gets nothing (not even the startup packet)."""
-    from conftest import make_ca
     with psycopg.connect(host="127.0.0.1", port=postgres["port"], user=postgres["user"],
                          password=postgres["password"], dbname="postgres", autocommit=True) as c:
         c.execute("SELECT count(*) FROM pg_stat_activity")
@@ -361,41 +375,15 @@ def test_http_reverse_proxy_to_an_https_origin(workdir, grant_key, known_secret)
     API; the request is decided and brokered for that origin and sent over TLS verified against
     the run's test CA; the origin's echo of the token comes back as the placeholder. An origin
     whose certificate another CA signed gets nothing (502); CONNECT is not served."""
-    import http.server
     import json
-    import ssl
-    import threading
     import urllib.error
     import urllib.request
 
-    from conftest import free_port, make_ca
 
     token = "tok-" + held_password()
-    seen = []
-
-    class Origin(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *a):
-            pass
-
-        def do_GET(self):
-            seen.append((self.headers.get("Host"), self.headers.get("Authorization"), self.path))
-            body = json.dumps({"you_sent": self.headers.get("Authorization")}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
     ca, crt, key = make_ca(workdir / "origin-tls", "origin")
     other_ca, _, _ = make_ca(workdir / "origin-other-ca", "origin-other")
-    port = free_port()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Origin)
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(str(crt), str(key))
-    server.socket = tls.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server, port, seen = start_origin((crt, key))
     creds = workdir / "origin-credentials.txt"
     creds.write_text(f"api-token = {token}\n")
     policy = workdir / "origin-policy.yaml"
@@ -430,7 +418,7 @@ def test_http_reverse_proxy_to_an_https_origin(workdir, grant_key, known_secret)
     finally:
         stop(proxy)
     texts = [f.read_text() for f in proxy.recordings()]
-    assert any(f"credentials substituted for localhost: api-token" in t for t in texts)
+    assert any("credentials substituted for localhost: api-token" in t for t in texts)
     assert not any(token in t for t in texts)
     proxy = proxy_for(other_ca)
     try:
@@ -448,33 +436,13 @@ def test_https_interception_of_connect(workdir, grant_key, known_secret):
     is decided, the placeholder swapped for the token (only for the host the policy names) and
     sent to the real host over TLS verified against its own CA; the echo comes back masked.
     A host whose certificate does not verify gets nothing."""
-    import http.server
     import json
     import ssl
-    import threading
     import urllib.error
     import urllib.request
 
-    from conftest import free_port, make_ca
 
     token = "tok-" + held_password()
-    seen = []
-
-    class Origin(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *a):
-            pass
-
-        def do_GET(self):
-            seen.append((self.headers.get("Host"), self.headers.get("Authorization"), self.path))
-            body = json.dumps({"you_sent": self.headers.get("Authorization")}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
     ca, crt, key = make_ca(workdir / "intercept-origin", "intercept-origin")
     d = workdir / "intercept-ca"
     d.mkdir()
@@ -483,12 +451,7 @@ def test_https_interception_of_connect(workdir, grant_key, known_secret):
                     "-keyout", str(ikey), "-out", str(icert), "-days", "2", "-subj", "/CN=sluice test interception CA",
                     "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"],
                    check=True, capture_output=True)
-    port = free_port()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Origin)
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(str(crt), str(key))
-    server.socket = tls.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server, port, seen = start_origin((crt, key))
     creds = workdir / "intercept-credentials.txt"
     creds.write_text(f"api-token = {token}\n")
     policy = workdir / "intercept-policy.yaml"
@@ -595,7 +558,6 @@ def test_mysql_login_over_verified_tls(mariadb, workdir, grant_key, known_secret
     SSLRequest and logs the agent in (placeholder password, brokered) over TLS verified against
     the run's CA; the server reports the session encrypted. Another CA: nothing of the login is
     sent."""
-    from conftest import make_ca
     creds = workdir / "my-tls-credentials.txt"
     creds.write_text(f"my-admin = {mariadb['password']}\n")
     policy = workdir / "my-tls-policy.yaml"

@@ -372,38 +372,25 @@ impl std::error::Error for Refused {}
 pub fn substitute<'a>(
     text: &'a str,
     vault: &dyn Vault,
-    mut allowed: impl FnMut(&str) -> bool,
+    allowed: impl FnMut(&str) -> bool,
 ) -> Result<Substituted<'a>, Refused> {
-    let found = placeholders(text);
-    if found.is_empty() {
-        return Ok(Substituted {
-            text: Cow::Borrowed(text),
-            used: Vec::new(),
-        });
-    }
-    let mut out = String::with_capacity(text.len() + 64);
-    let mut used = Vec::with_capacity(found.len());
-    let mut pos = 0;
-    for (start, end, name) in found {
-        let refuse = |reason: &str| Refused {
-            name: name.to_string(),
-            reason: reason.to_string(),
-        };
-        if !allowed(name) {
-            return Err(refuse("this credential may not be sent here"));
-        }
-        let value = vault.get(name).ok_or_else(|| refuse("no such credential"))?;
-        let value = std::str::from_utf8(&value).map_err(|_| refuse("the value is not text"))?;
-        out.push_str(&text[pos..start]);
-        out.push_str(value);
-        used.push(name.to_string());
-        pos = end;
-    }
-    out.push_str(&text[pos..]);
-    Ok(Substituted {
-        text: Cow::Owned(out),
-        used,
-    })
+    let (out, used) = substitute_bytes(text.as_bytes(), vault, allowed)?;
+    let text = match out {
+        Cow::Borrowed(_) => Cow::Borrowed(text),
+        Cow::Owned(bytes) => Cow::Owned(String::from_utf8(bytes).map_err(|_| {
+            // Text went in: only a value that is not text can have made it invalid.
+            let name = used
+                .iter()
+                .find(|n| vault.get(n).is_some_and(|v| std::str::from_utf8(&v).is_err()))
+                .cloned()
+                .unwrap_or_default();
+            Refused {
+                name,
+                reason: "the value is not text".into(),
+            }
+        })?),
+    };
+    Ok(Substituted { text, used })
 }
 
 /// [`substitute`] for bytes that need not be text (a binary or decoded request body): each
