@@ -335,7 +335,10 @@ def test_postgres_login_over_verified_tls(postgres, workdir, grant_key, known_se
     that does not carry the expected name, gets nothing (not even the startup packet)."""
     with psycopg.connect(host="127.0.0.1", port=postgres["port"], user=postgres["user"],
                          password=postgres["password"], dbname="postgres", autocommit=True) as c:
-        c.execute("SELECT count(*) FROM pg_stat_activity")
+        c.execute("DROP TABLE IF EXISTS tls_held")
+        c.execute("CREATE TABLE tls_held (id int, v text)")
+        for i, v in enumerate(forms(postgres["password"])):
+            c.execute("INSERT INTO tls_held VALUES (%s, %s)", (i, v))
     creds = workdir / "pg-tls-credentials.txt"
     creds.write_text(f"pg-admin = {postgres['password']}\n")
     policy = workdir / "pg-tls-policy.yaml"
@@ -350,7 +353,10 @@ def test_postgres_login_over_verified_tls(postgres, workdir, grant_key, known_se
         conn = f"host=127.0.0.1 port={proxy.port} user={postgres['user']} dbname=postgres sslmode=disable"
         try:
             return subprocess.run(["psql", "-X", "-A", "-t", conn, "-c",
-                                   "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()"],
+                                   "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid(); "
+                                   "SELECT v FROM tls_held ORDER BY id; "
+                                   "SELECT reverse(v), substr(v, 3, 10), encode(convert_to(v, 'UTF8'), 'base64') "
+                                   "FROM tls_held WHERE id = 0"],
                                   capture_output=True, text=True, env=env, timeout=60), proxy
         finally:
             stop(proxy)
@@ -358,6 +364,9 @@ def test_postgres_login_over_verified_tls(postgres, workdir, grant_key, known_se
     r, _ = through("--upstream-tls", "verify-full", "--upstream-ca", str(postgres["ca"]))
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().startswith("t|TLSv1."), r.stdout
+    # Rows holding the held password, its base64, reverse and a substring: the placeholder.
+    assert r.stdout.count("sluice:secret/pg-admin") >= 9, r.stdout
+    assert leaked(r.stdout + r.stderr, postgres["password"]) is None, r.stdout
     # Without TLS the same proxy reaches the server in plain text.
     r, _ = through()
     assert r.returncode == 0 and r.stdout.strip().startswith("f|"), r.stdout + r.stderr
@@ -564,6 +573,14 @@ def test_mysql_login_over_verified_tls(mariadb, workdir, grant_key, known_secret
     policy.write_text("version: 1\nname: brokered-tls\nextends: agent-safe\ndefault: allow\n"
                       "credentials:\n  my-admin: { targets: [\"app\"] }\n")
     other_ca, _, _ = make_ca(workdir / "my-other-ca", "my-other")
+    c = pymysql.connect(host="127.0.0.1", port=mariadb["port"], user=mariadb["user"], password=mariadb["password"],
+                        database="app", autocommit=True)
+    with c.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS tls_held")
+        cur.execute("CREATE TABLE tls_held (id int, v text)")
+        for i, v in enumerate(forms(mariadb["password"])):
+            cur.execute("INSERT INTO tls_held VALUES (%s, %s)", (i, v))
+    c.close()
 
     def through(*tls):
         proxy = start_proxy("mysql-proxy", workdir, grant_key, known_secret, "--upstream",
@@ -571,7 +588,9 @@ def test_mysql_login_over_verified_tls(mariadb, workdir, grant_key, known_secret
         try:
             return subprocess.run(["mysql", "--no-defaults", "-h127.0.0.1", f"-P{proxy.port}", f"-u{mariadb['user']}",
                                    "-psluice:secret/my-admin", "-N", "-B", "app", "-e",
-                                   "SHOW SESSION STATUS LIKE 'Ssl_version'; SELECT current_user()"],
+                                   "SHOW SESSION STATUS LIKE 'Ssl_version'; SELECT current_user(); "
+                                   "SELECT v FROM tls_held ORDER BY id; "
+                                   "SELECT reverse(v), substr(v, 3, 10), to_base64(v) FROM tls_held WHERE id = 0"],
                                   capture_output=True, text=True, timeout=60), proxy
         finally:
             stop(proxy)
@@ -581,6 +600,8 @@ def test_mysql_login_over_verified_tls(mariadb, workdir, grant_key, known_secret
     lines = r.stdout.splitlines()
     assert lines[0].startswith("Ssl_version\tTLSv1."), r.stdout
     assert lines[1] == "sluice@%", r.stdout
+    assert r.stdout.count("sluice:secret/my-admin") >= 9, r.stdout
+    assert leaked(r.stdout + r.stderr, mariadb["password"]) is None, r.stdout
     r, proxy = through("--upstream-tls", "verify-full", "--upstream-ca", str(other_ca))
     assert r.returncode != 0, r.stdout
     assert "TLS with the server: invalid peer certificate" in proxy.log_path.read_text()
