@@ -93,6 +93,9 @@ struct Origin {
     port: u16,
 }
 
+/// Minted certificates kept for reuse (forgotten all at once when full).
+const MINTED_MAX: usize = 1024;
+
 /// HTTPS interception: certificates minted per host by the CA the host provides, and the
 /// connector that verifies the real hosts.
 struct Interceptor {
@@ -148,6 +151,10 @@ impl Interceptor {
             )
             .map_err(|e| e.to_string())?;
         let config = std::sync::Arc::new(config);
+        // Bounded: an agent naming ever new hosts cannot grow the cache without end.
+        if minted.len() >= MINTED_MAX {
+            minted.clear();
+        }
         minted.insert(host.to_string(), config.clone());
         Ok(tokio_rustls::TlsAcceptor::from(config))
     }
