@@ -139,9 +139,7 @@ impl Interceptor {
         let leaf = params
             .signed_by(&leaf_key, &self.issuer, &self.key)
             .map_err(|e| format!("minting a certificate for {host}: {e}"))?;
-        #[allow(deprecated)] // ring: see sluice_examples::tls
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
+        let config = rustls::ServerConfig::builder_with_provider(sluice_examples::tls::provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
             .with_no_client_auth()

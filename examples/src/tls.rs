@@ -66,16 +66,20 @@ pub fn connector(ca: Option<&Path>) -> Result<TlsConnector, String> {
             }
         }
     }
-    // ring: builds with the C compiler alone (aws-lc-rs, rustls's preferred provider, needs
-    // cmake), at the cost of the post-quantum key exchange rustls now nudges towards.
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// The crypto provider of every TLS connection the proxies make or accept: ring, which builds
+/// with the C compiler alone (aws-lc-rs, rustls's preferred provider, needs cmake), at the cost
+/// of the post-quantum key exchange rustls now nudges towards.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    #[allow(deprecated)]
+    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// The name to verify: `given`, else the host part of `upstream` (`HOST:PORT`, `[V6]:PORT`).

@@ -651,7 +651,7 @@ impl PgSession {
                     .ok_or_else(|| SessionError::server("an MD5 request without its salt"))?;
                 answer.extend_from_slice(md5_password(&self.user, &password, salt).as_bytes());
             }
-            _ => {
+            10 => {
                 // SASL: the mechanisms offered, each NUL-terminated.
                 let offered = data.split(|&b| b == 0).any(|m| m == SCRAM_SHA_256.as_bytes());
                 if !offered {
@@ -668,6 +668,12 @@ impl PgSession {
                 pg::encode_message(b'p', &answer, &mut out.to_server);
                 self.login = Some(Login::ScramFirst(Box::new(c)));
                 return Ok(());
+            }
+            // Only the requests `login_step` asks the client about reach here.
+            other => {
+                return Err(SessionError::server(format!(
+                    "authentication request {other} is not one the session answers"
+                )));
             }
         }
         answer.push(0);
