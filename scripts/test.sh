@@ -61,6 +61,8 @@ export PG_BIN
 # Tests that need a service fail (instead of skipping) when it is missing.
 export SLUICE_REQUIRE_SERVICES=1
 
+df -h . | tail -n 1
+
 step "formatting"
 if cargo fmt --version >/dev/null 2>&1; then
     cargo fmt --all -- --check
@@ -82,6 +84,11 @@ cargo build --release --workspace --exclude sluice-python --locked --bins --exam
 
 step "rust tests (unit, property, doctests, CLI)"
 cargo test --workspace --exclude sluice-python --locked
+if [ "${SLUICE_PRUNE_DEBUG:-0}" = 1 ]; then
+    # Set by .ci/run: nothing below uses the debug build, and a small disk needs the room.
+    rm -rf target/debug
+fi
+df -h . | tail -n 1
 
 step "python: build the abi3 wheel from source (maturin) and install it"
 rm -rf target/wheels
