@@ -249,10 +249,10 @@ impl DetectorBuilder {
     pub fn build(self) -> Result<Detector, Error> {
         let mut rules = Vec::new();
         if self.builtin {
-            rules.extend(rules::compile_file(BUILTIN_RULES, "builtin.toml", &self.limits)?);
+            rules.extend(rules::compile_file(BUILTIN_RULES, "builtin.toml", &self.limits, true)?);
         }
         for (origin, text) in &self.files {
-            rules.extend(rules::compile_file(text, origin, &self.limits)?);
+            rules.extend(rules::compile_file(text, origin, &self.limits, false)?);
         }
         if rules.len() > self.limits.max_rules {
             return Err(Error::new(
@@ -534,7 +534,7 @@ impl Detector {
             if from >= b {
                 continue;
             }
-            for caps in r.regex.captures_iter(Input::new(hay).range(from..b)) {
+            for caps in r.regex.get().captures_iter(Input::new(hay).range(from..b)) {
                 self.consider(hay, ri, &caps, b, eof, &mut found);
             }
         }
@@ -544,8 +544,8 @@ impl Detector {
             if caps_of.len() <= ri as usize {
                 caps_of.resize(ri as usize + 1, None);
             }
-            let caps = caps_of[ri as usize].get_or_insert_with(|| r.regex.create_captures());
-            r.regex.search_captures(
+            let caps = caps_of[ri as usize].get_or_insert_with(|| r.regex.get().create_captures());
+            r.regex.get().search_captures(
                 &Input::new(hay).range(at..b).anchored(regex_automata::Anchored::Yes),
                 caps,
             );
@@ -954,6 +954,22 @@ mod tests {
             det.collect_hits(hay, 0, &mut hits);
             let got: Vec<(usize, usize)> = hits.iter().map(|h| (h.start, h.end)).collect();
             assert_eq!(got, naive_hits(&det, hay), "{:?}", String::from_utf8_lossy(hay));
+        }
+    }
+
+    /// The built-in rules compile on first use; this proves first use cannot fail (and that
+    /// the `secret` group found in the parsed pattern is the compiled regex's).
+    #[test]
+    fn every_builtin_rule_compiles() {
+        let det = Detector::builtin().expect("compiles");
+        for r in &det.rules {
+            let re = r.regex.get();
+            assert_eq!(
+                re.group_info().to_index(regex_automata::PatternID::ZERO, "secret"),
+                r.secret_group,
+                "{}",
+                r.meta.id
+            );
         }
     }
 }

@@ -146,36 +146,72 @@ impl Prefilter {
 #[derive(Debug, Clone)]
 pub(super) struct Verifier {
     keywords: Vec<Box<[u8]>>,
-    by4: Vec<Vec<u32>>,
-    by3: Vec<Vec<u32>>,
-    by2: Vec<Vec<u32>>,
+    by4: Buckets,
+    by3: Buckets,
+    by2: Buckets,
+}
+
+/// Keyword indices in 2^16 buckets, stored flat (bucket `b` is `items[start[b]..start[b + 1]]`):
+/// two allocations instead of 65,536 small ones, zeroed memory the kernel hands out lazily, so
+/// a short-lived process (an agent hook) does not spend its time building the table.
+#[derive(Debug, Clone)]
+struct Buckets {
+    start: Vec<u32>,
+    items: Vec<u32>,
+}
+
+impl Buckets {
+    fn new(entries: &[(usize, u32)]) -> Buckets {
+        let mut start = vec![0u32; (1 << 16) + 1];
+        for &(b, _) in entries {
+            start[b + 1] += 1;
+        }
+        for b in 0..1 << 16 {
+            start[b + 1] += start[b];
+        }
+        let mut fill = start.clone();
+        let mut items = vec![0u32; entries.len()];
+        for &(b, i) in entries {
+            items[fill[b] as usize] = i;
+            fill[b] += 1;
+        }
+        Buckets { start, items }
+    }
+
+    #[inline]
+    fn get(&self, b: usize) -> &[u32] {
+        &self.items[self.start[b] as usize..self.start[b + 1] as usize]
+    }
 }
 
 impl Verifier {
     pub(super) fn new(keywords: &[String]) -> Verifier {
         let fold = |b: u8| u32::from(b) | 0x20;
-        let mut v = Verifier {
+        let (mut by4, mut by3, mut by2) = (Vec::new(), Vec::new(), Vec::new());
+        // Longest first within a bucket: entries are added in that order.
+        let mut order: Vec<usize> = (0..keywords.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(keywords[i].len()));
+        for i in order {
+            let k = keywords[i].as_bytes();
+            match k.len() {
+                0 | 1 => {}
+                2 => by2.push(((fold(k[0]) << 8 | fold(k[1])) as usize, i as u32)),
+                3 => by3.push((h16(fold(k[0]) << 16 | fold(k[1]) << 8 | fold(k[2])), i as u32)),
+                _ => by4.push((
+                    h16(fold(k[0]) << 24 | fold(k[1]) << 16 | fold(k[2]) << 8 | fold(k[3])),
+                    i as u32,
+                )),
+            }
+        }
+        Verifier {
             keywords: keywords
                 .iter()
                 .map(|k| k.as_bytes().to_vec().into_boxed_slice())
                 .collect(),
-            by4: vec![Vec::new(); 1 << 16],
-            by3: vec![Vec::new(); 1 << 16],
-            by2: vec![Vec::new(); 1 << 16],
-        };
-        for (i, k) in keywords.iter().enumerate() {
-            let k = k.as_bytes();
-            match k.len() {
-                0 | 1 => {}
-                2 => v.by2[(fold(k[0]) << 8 | fold(k[1])) as usize].push(i as u32),
-                3 => v.by3[h16(fold(k[0]) << 16 | fold(k[1]) << 8 | fold(k[2]))].push(i as u32),
-                _ => v.by4[h16(fold(k[0]) << 24 | fold(k[1]) << 16 | fold(k[2]) << 8 | fold(k[3]))].push(i as u32),
-            }
+            by4: Buckets::new(&by4),
+            by3: Buckets::new(&by3),
+            by2: Buckets::new(&by2),
         }
-        for b in &mut v.by4 {
-            b.sort_by_key(|&i| std::cmp::Reverse(keywords[i as usize].len()));
-        }
-        v
     }
 
     /// The longest keyword at `p` (its index and length), given the folded bytes `w` there.
@@ -186,10 +222,12 @@ impl Verifier {
             let k = &self.keywords[i as usize];
             rest.len() >= k.len() && rest[..k.len()].eq_ignore_ascii_case(k)
         };
-        let found = self.by4[h16(w)]
+        let found = self
+            .by4
+            .get(h16(w))
             .iter()
-            .chain(&self.by3[h16(w >> 8)])
-            .chain(&self.by2[(w >> 16) as usize])
+            .chain(self.by3.get(h16(w >> 8)))
+            .chain(self.by2.get((w >> 16) as usize))
             .copied()
             .find(|&i| is(i));
         found.map(|i| (i, self.keywords[i as usize].len()))

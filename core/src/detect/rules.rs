@@ -48,9 +48,10 @@
 //! match of `block_end` (`block_end = '''[^A-Za-z0-9+/=]'''` ends a base64 blob at its first
 //! other byte): a block of any length up to `block_max` without a pattern that long.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use regex_automata::{meta, util::syntax};
+use regex_syntax::hir::{Hir, HirKind};
 use serde::Deserialize;
 
 use super::validate::Validator;
@@ -138,7 +139,7 @@ struct RuleDef {
 #[derive(Debug)]
 pub(crate) struct Rule {
     pub(crate) meta: RuleInfo,
-    pub(crate) regex: meta::Regex,
+    pub(crate) regex: RuleRegex,
     /// Index of the `secret` capture group, if the pattern has one.
     pub(crate) secret_group: Option<usize>,
     pub(crate) keywords: Vec<String>,
@@ -168,6 +169,60 @@ pub(crate) struct Rule {
     pub(crate) counter_examples: Vec<String>,
 }
 
+/// A rule's compiled pattern. The built-in rules compile on first use (a process that scans
+/// one small input, such as an agent hook, pays only for the rules whose keywords it meets);
+/// every one of them is compiled by the tests, so first use cannot fail. Rule files compile at
+/// build, where an error can still be reported.
+pub(crate) struct RuleRegex {
+    cell: OnceLock<meta::Regex>,
+    /// The parsed pattern, kept until it is compiled.
+    hir: Option<Hir>,
+    size_limit: usize,
+}
+
+impl RuleRegex {
+    fn compile(hir: &Hir, size_limit: usize) -> Result<meta::Regex, String> {
+        meta::Builder::new()
+            .syntax(syntax_config())
+            .configure(meta::Config::new().nfa_size_limit(Some(size_limit)))
+            .build_from_hir(hir)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The regex, compiled now if it was not yet.
+    pub(crate) fn get(&self) -> &meta::Regex {
+        self.cell.get_or_init(|| {
+            let hir = self
+                .hir
+                .as_ref()
+                .unwrap_or_else(|| unreachable!("an unset cell keeps its pattern"));
+            // Only built-in rules compile lazily, and the tests compile every one of them.
+            Self::compile(hir, self.size_limit)
+                .unwrap_or_else(|e| panic!("a built-in rule's pattern does not compile: {e}"))
+        })
+    }
+}
+
+impl std::fmt::Debug for RuleRegex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleRegex")
+            .field("compiled", &self.cell.get().is_some())
+            .finish()
+    }
+}
+
+/// The index of the capture group named `name`, as the compiled regex numbers groups (the
+/// parser's capture indices).
+fn capture_index(hir: &Hir, name: &str) -> Option<usize> {
+    match hir.kind() {
+        HirKind::Capture(c) if c.name.as_deref() == Some(name) => Some(c.index as usize),
+        HirKind::Capture(c) => capture_index(&c.sub, name),
+        HirKind::Repetition(r) => capture_index(&r.sub, name),
+        HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().find_map(|h| capture_index(h, name)),
+        HirKind::Empty | HirKind::Literal(_) | HirKind::Class(_) | HirKind::Look(_) => None,
+    }
+}
+
 /// Where the block of a block rule ends.
 #[derive(Debug)]
 pub(crate) struct Block {
@@ -191,7 +246,8 @@ pub struct RuleInfo {
 }
 
 /// Parses and compiles every rule of a rule file. `origin` names the file in errors.
-pub(crate) fn compile_file(text: &str, origin: &str, limits: &Limits) -> Result<Vec<Rule>, Error> {
+/// `lazy`: patterns compile on first use (the built-in rules only, which the tests compile).
+pub(crate) fn compile_file(text: &str, origin: &str, limits: &Limits, lazy: bool) -> Result<Vec<Rule>, Error> {
     let file: RuleFile = toml::from_str(text).map_err(|e| {
         let mut err = Error::new(ErrorKind::RuleFile, e.message().to_string()).with_origin(origin);
         if let Some(span) = e.span() {
@@ -215,7 +271,7 @@ pub(crate) fn compile_file(text: &str, origin: &str, limits: &Limits) -> Result<
             let (l, c) = line_col_of(text, offset);
             err.with_origin(origin).with_line_col(l, c)
         };
-        let rule = compile_rule(def, text, limits).map_err(|(e, off)| at(e, off.unwrap_or(table_start)))?;
+        let rule = compile_rule(def, text, limits, lazy).map_err(|(e, off)| at(e, off.unwrap_or(table_start)))?;
         out.push(rule);
     }
     Ok(out)
@@ -244,13 +300,12 @@ fn fail(id: &str, kind: ErrorKind, msg: impl Into<String>) -> RuleFailure {
     (Error::new(kind, msg).with_rule(id), None)
 }
 
-fn compile_rule(def: RuleDef, text: &str, limits: &Limits) -> Result<Rule, RuleFailure> {
+fn compile_rule(def: RuleDef, text: &str, limits: &Limits, lazy: bool) -> Result<Rule, RuleFailure> {
     let id = def.id.clone();
     check_id(&id)?;
     let pattern_start = string_content_start(text, def.pattern.span().start);
     let pattern = def.pattern.into_inner();
-    let (regex, max_len) = compile_pattern(&id, &pattern, pattern_start, def.multiline, limits)?;
-    let secret_group = regex.group_info().to_index(regex_automata::PatternID::ZERO, "secret");
+    let (regex, max_len) = compile_pattern(&id, &pattern, pattern_start, def.multiline, limits, lazy)?;
     check_keywords(&id, &def.keywords, limits)?;
     if let Some(e) = def.entropy
         && !(0.0..=8.0).contains(&e)
@@ -297,8 +352,8 @@ fn compile_rule(def: RuleDef, text: &str, limits: &Limits) -> Result<Rule, RuleF
             description: Arc::from(def.description.as_str()),
             provider: def.provider.as_deref().map(Arc::from),
         },
-        regex,
-        secret_group,
+        secret_group: regex.secret_group,
+        regex: regex.regex,
         keywords: def.keywords,
         case_sensitive_keywords: def.case_sensitive_keywords,
         entropy: def.entropy,
@@ -346,16 +401,23 @@ fn syntax_config() -> syntax::Config {
     syntax::Config::new().unicode(false).utf8(false)
 }
 
-/// Parses and compiles a rule's pattern, bounded (a maximum match length within the limit, no
-/// empty match): the regex and its maximum match length. Parse errors point into the rule file
-/// (`pattern_start` is where the pattern's text begins).
+/// A rule's pattern and the index of its `secret` group.
+struct Pattern {
+    regex: RuleRegex,
+    secret_group: Option<usize>,
+}
+
+/// Parses and compiles (unless `lazy`) a rule's pattern, bounded (a maximum match length within
+/// the limit, no empty match): the regex and its maximum match length. Parse errors point into
+/// the rule file (`pattern_start` is where the pattern's text begins).
 fn compile_pattern(
     id: &str,
     pattern: &str,
     pattern_start: usize,
     multiline: bool,
     limits: &Limits,
-) -> Result<(meta::Regex, usize), RuleFailure> {
+    lazy: bool,
+) -> Result<(Pattern, usize), RuleFailure> {
     if pattern.len() > limits.max_pattern_len {
         return Err(fail(
             id,
@@ -405,12 +467,26 @@ fn compile_pattern(
     if hir.properties().minimum_len() == Some(0) {
         return Err(fail(id, ErrorKind::Pattern, "pattern can match the empty string"));
     }
-    let regex = meta::Builder::new()
-        .syntax(syntax_config())
-        .configure(meta::Config::new().nfa_size_limit(Some(limits.max_compiled_size)))
-        .build_from_hir(&hir)
-        .map_err(|e| fail(id, ErrorKind::Pattern, format!("pattern does not compile: {e}")))?;
-    Ok((regex, max_len))
+    let secret_group = capture_index(&hir, "secret");
+    let cell = OnceLock::new();
+    let hir = if lazy {
+        Some(hir)
+    } else {
+        let regex = RuleRegex::compile(&hir, limits.max_compiled_size)
+            .map_err(|e| fail(id, ErrorKind::Pattern, format!("pattern does not compile: {e}")))?;
+        debug_assert_eq!(
+            regex.group_info().to_index(regex_automata::PatternID::ZERO, "secret"),
+            secret_group
+        );
+        let _ = cell.set(regex);
+        None
+    };
+    let regex = RuleRegex {
+        cell,
+        hir,
+        size_limit: limits.max_compiled_size,
+    };
+    Ok((Pattern { regex, secret_group }, max_len))
 }
 
 /// At least one keyword (the prefilter needs it), within the limits.

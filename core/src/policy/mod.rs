@@ -463,6 +463,13 @@ impl Engine {
         self
     }
 
+    /// What the policy does with a request its analysers could not see through (`uncertain:`):
+    /// a host that meets something it cannot hand the engine at all (an agent's unknown tool)
+    /// applies the same.
+    pub fn uncertain_action(&self) -> Action {
+        self.uncertain
+    }
+
     /// Number of rules.
     pub fn rule_count(&self) -> usize {
         self.rules.len()
