@@ -8,6 +8,7 @@
 //! binary and the Python wheel's `sluice` / `python -m sluice` both call [`run`].
 
 mod diff;
+mod hook;
 mod output;
 mod policy;
 mod record;
@@ -51,6 +52,9 @@ enum Command {
     /// Verify, replay, export or re-audit session recordings.
     #[command(subcommand)]
     Record(record::RecordCommand),
+    /// Guard a coding agent: `sluice hook AGENT EVENT` is the hook command (the agent's JSON
+    /// on stdin, its answer on stdout); `install`, `uninstall` and `doctor` manage it.
+    Hook(Box<hook::HookArgs>),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -151,6 +155,7 @@ where
         Command::Keygen(args) => policy::keygen(args),
         Command::Policy(cmd) => policy::policy(cmd),
         Command::Record(cmd) => record::run(cmd),
+        Command::Hook(args) => hook::run(*args),
     };
     match result {
         Ok(code) => code,
