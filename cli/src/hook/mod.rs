@@ -200,7 +200,8 @@ pub(crate) fn shell_quote(w: &str) -> String {
 /// Decides the steps of one event, with the engine, the detector (built only when text must be
 /// scanned) and the recorder.
 struct Checker {
-    engine: Arc<Engine>,
+    policy: Option<PathBuf>,
+    engine: OnceCell<Arc<Engine>>,
     identity: Identity,
     target: Target,
     rules: Vec<PathBuf>,
@@ -212,10 +213,6 @@ struct Checker {
 
 impl Checker {
     fn new(agent: Agent, opts: &HookOptions) -> Result<Checker, String> {
-        let engine = match &opts.policy {
-            Some(p) => Arc::new(Engine::from_file(p).map_err(|e| e.to_string())?),
-            None => Engine::agent_safe(),
-        };
         let user = opts
             .user
             .clone()
@@ -226,7 +223,8 @@ impl Checker {
             _ => None,
         };
         Ok(Checker {
-            engine,
+            policy: opts.policy.clone(),
+            engine: OnceCell::new(),
             identity: Identity::new(user),
             target: Target::new(opts.target.clone().unwrap_or_else(|| agent.name().to_string())),
             rules: opts.rules.clone(),
@@ -235,6 +233,18 @@ impl Checker {
             record,
             agent,
         })
+    }
+
+    /// The policy, loaded when first needed (a prompt check needs none).
+    fn engine(&self) -> Result<&Arc<Engine>, String> {
+        if let Some(e) = self.engine.get() {
+            return Ok(e);
+        }
+        let e = match &self.policy {
+            Some(p) => Arc::new(Engine::from_file(p).map_err(|e| e.to_string())?),
+            None => Engine::agent_safe(),
+        };
+        Ok(self.engine.get_or_init(|| e))
     }
 
     fn detector(&self) -> Result<&Arc<Detector>, String> {
@@ -265,7 +275,7 @@ impl Checker {
             .session_id(id)
             .user(self.identity.user.clone())
             .target(self.target.name.clone())
-            .policy(self.engine.name(), self.engine.digest());
+            .policy(self.engine()?.name(), self.engine()?.digest());
         let rec = Recorder::start(Box::new(sink), key, start, RecordOptions::default())
             .map_err(|e| format!("cannot record to {}: {e}", path.display()))?
             .with_detector(Arc::clone(self.detector()?));
@@ -317,14 +327,14 @@ impl Checker {
     fn step(&self, s: &Step) -> Result<Verdict, String> {
         let q = |p: &str| shell_quote(p);
         Ok(match s {
-            Step::Shell(c) => self.decide(&Request::Shell(c), c, None),
-            Step::Read(p) => self.shell(&format!("cat -- {}", q(p))),
-            Step::List(p) => self.shell(&format!("ls -- {}", q(p))),
-            Step::Search { pattern, path } => self.shell(&format!("grep -r -e {} -- {}", q(pattern), q(path))),
-            Step::Delete(p) => self.shell(&format!("rm -- {}", q(p))),
+            Step::Shell(c) => self.decide(&Request::Shell(c), c, None)?,
+            Step::Read(p) => self.shell(&format!("cat -- {}", q(p)))?,
+            Step::List(p) => self.shell(&format!("ls -- {}", q(p)))?,
+            Step::Search { pattern, path } => self.shell(&format!("grep -r -e {} -- {}", q(pattern), q(path)))?,
+            Step::Delete(p) => self.shell(&format!("rm -- {}", q(p)))?,
             Step::Write { path, content } => match self.secrets(&format!("the text to write to {path}"), content)? {
                 Some(v) => v,
-                None => self.shell(&format!("cat > {}", q(path))),
+                None => self.shell(&format!("cat > {}", q(path)))?,
             },
             Step::Fetch(url) => match self.secrets("the URL to fetch", url)? {
                 Some(v) => v,
@@ -335,7 +345,7 @@ impl Checker {
                         headers: &[],
                         body: None,
                     });
-                    self.decide(&req, &format!("GET {url}"), None)
+                    self.decide(&req, &format!("GET {url}"), None)?
                 }
             },
             Step::Mcp {
@@ -354,7 +364,7 @@ impl Checker {
                         })
                         .to_string();
                         let target = (!server.is_empty()).then(|| Target::new(server.clone()));
-                        self.decide(&Request::Mcp(msg.as_bytes()), &msg, target.as_ref())
+                        self.decide(&Request::Mcp(msg.as_bytes()), &msg, target.as_ref())?
                     }
                 }
             }
@@ -367,7 +377,7 @@ impl Checker {
                 let reason = format!("Sluice does not know what the tool `{tool}` does, so it was not checked");
                 self.note(&format!("uncertain: {reason}"));
                 Verdict {
-                    outcome: outcome(self.engine.uncertain_action()),
+                    outcome: outcome(self.engine()?.uncertain_action()),
                     rule: Some("unknown-tool".into()),
                     reason,
                 }
@@ -375,19 +385,19 @@ impl Checker {
         })
     }
 
-    fn shell(&self, command: &str) -> Verdict {
+    fn shell(&self, command: &str) -> Result<Verdict, String> {
         self.decide(&Request::Shell(command), command, None)
     }
 
-    fn decide(&self, req: &Request<'_>, command: &str, target: Option<&Target>) -> Verdict {
+    fn decide(&self, req: &Request<'_>, command: &str, target: Option<&Target>) -> Result<Verdict, String> {
         let target = target.unwrap_or(&self.target);
-        let d: Decision = self.engine.decide(&self.identity, target, req);
+        let d: Decision = self.engine()?.decide(&self.identity, target, req);
         self.with_recorder(|r| r.decision(req, &self.identity.user, &target.name, command, &d));
-        Verdict {
+        Ok(Verdict {
             outcome: outcome(d.action()),
             rule: d.rule().map(str::to_string),
             reason: d.reason().to_string(),
-        }
+        })
     }
 
     /// A refusal when `text` holds a secret: the rules and lines, never the value.

@@ -57,6 +57,8 @@ use serde::Deserialize;
 use super::validate::Validator;
 use crate::error::{Error, ErrorKind, line_col_of};
 
+include!(concat!(env!("OUT_DIR"), "/builtin_meta.rs"));
+
 /// Limits applied when compiling rules, built-in or user-supplied.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -170,13 +172,14 @@ pub(crate) struct Rule {
 }
 
 /// A rule's compiled pattern. The built-in rules compile on first use (a process that scans
-/// one small input, such as an agent hook, pays only for the rules whose keywords it meets);
-/// every one of them is compiled by the tests, so first use cannot fail. Rule files compile at
-/// build, where an error can still be reported.
+/// one small input, such as an agent hook, pays only for the rules whose keywords it meets;
+/// their longest match and `secret` group come from `BUILTIN_META`, made by the build script,
+/// so they are not even parsed at start); every one of them is compiled by the tests, so first
+/// use cannot fail. Rule files compile at build, where an error can still be reported.
 pub(crate) struct RuleRegex {
     cell: OnceLock<meta::Regex>,
-    /// The parsed pattern, kept until it is compiled.
-    hir: Option<Hir>,
+    /// The pattern's text, for a regex not compiled yet.
+    pattern: Option<String>,
     size_limit: usize,
 }
 
@@ -192,12 +195,15 @@ impl RuleRegex {
     /// The regex, compiled now if it was not yet.
     pub(crate) fn get(&self) -> &meta::Regex {
         self.cell.get_or_init(|| {
-            let hir = self
-                .hir
-                .as_ref()
+            let pattern = self
+                .pattern
+                .as_deref()
                 .unwrap_or_else(|| unreachable!("an unset cell keeps its pattern"));
             // Only built-in rules compile lazily, and the tests compile every one of them.
-            Self::compile(hir, self.size_limit)
+            syntax_parser()
+                .parse(pattern)
+                .map_err(|e| e.to_string())
+                .and_then(|hir| Self::compile(&hir, self.size_limit))
                 .unwrap_or_else(|e| panic!("a built-in rule's pattern does not compile: {e}"))
         })
     }
@@ -264,6 +270,7 @@ pub(crate) fn compile_file(text: &str, origin: &str, limits: &Limits, lazy: bool
         .with_origin(origin));
     }
     let mut out = Vec::with_capacity(file.rule.len());
+    let mut meta = if lazy { BUILTIN_META } else { &[] };
     for spanned in file.rule {
         let table_start = spanned.span().start;
         let def = spanned.into_inner();
@@ -271,7 +278,17 @@ pub(crate) fn compile_file(text: &str, origin: &str, limits: &Limits, lazy: bool
             let (l, c) = line_col_of(text, offset);
             err.with_origin(origin).with_line_col(l, c)
         };
-        let rule = compile_rule(def, text, limits, lazy).map_err(|(e, off)| at(e, off.unwrap_or(table_start)))?;
+        // What the build script found for this rule (entries are in file order; a rule it
+        // could not read has none and is parsed here).
+        let known = match meta.first() {
+            Some(&(id, len, max_len, group)) if id == def.id && len == def.pattern.get_ref().len() => {
+                meta = &meta[1..];
+                Some((max_len, group))
+            }
+            _ => None,
+        };
+        let rule =
+            compile_rule(def, text, limits, lazy, known).map_err(|(e, off)| at(e, off.unwrap_or(table_start)))?;
         out.push(rule);
     }
     Ok(out)
@@ -300,12 +317,29 @@ fn fail(id: &str, kind: ErrorKind, msg: impl Into<String>) -> RuleFailure {
     (Error::new(kind, msg).with_rule(id), None)
 }
 
-fn compile_rule(def: RuleDef, text: &str, limits: &Limits, lazy: bool) -> Result<Rule, RuleFailure> {
+fn compile_rule(
+    def: RuleDef,
+    text: &str,
+    limits: &Limits,
+    lazy: bool,
+    known: Option<(usize, Option<usize>)>,
+) -> Result<Rule, RuleFailure> {
     let id = def.id.clone();
     check_id(&id)?;
     let pattern_start = string_content_start(text, def.pattern.span().start);
     let pattern = def.pattern.into_inner();
-    let (regex, max_len) = compile_pattern(&id, &pattern, pattern_start, def.multiline, limits, lazy)?;
+    let (regex, max_len) = match known {
+        Some((max_len, secret_group)) => {
+            check_lengths(&id, pattern.len(), max_len, def.multiline, limits)?;
+            let regex = RuleRegex {
+                cell: OnceLock::new(),
+                pattern: Some(pattern),
+                size_limit: limits.max_compiled_size,
+            };
+            (Pattern { regex, secret_group }, max_len)
+        }
+        None => compile_pattern(&id, &pattern, pattern_start, def.multiline, limits, lazy)?,
+    };
     check_keywords(&id, &def.keywords, limits)?;
     if let Some(e) = def.entropy
         && !(0.0..=8.0).contains(&e)
@@ -418,17 +452,8 @@ fn compile_pattern(
     limits: &Limits,
     lazy: bool,
 ) -> Result<(Pattern, usize), RuleFailure> {
-    if pattern.len() > limits.max_pattern_len {
-        return Err(fail(
-            id,
-            ErrorKind::Limit,
-            format!(
-                "pattern is {} bytes, over the limit of {}",
-                pattern.len(),
-                limits.max_pattern_len
-            ),
-        ));
-    }
+    // The source length first: a long pattern is not parsed at all.
+    check_lengths(id, pattern.len(), 0, multiline, limits)?;
     let hir = syntax_parser().parse(pattern).map_err(|e| {
         let (offset, msg) = match &e {
             regex_syntax::Error::Parse(p) => (p.span().start.offset, p.kind().to_string()),
@@ -449,6 +474,41 @@ fn compile_pattern(
             "pattern can match an unbounded length; bound every repetition (e.g. `{1,256}` instead of `+`)",
         )
     })?;
+    check_lengths(id, pattern.len(), max_len, multiline, limits)?;
+    if hir.properties().minimum_len() == Some(0) {
+        return Err(fail(id, ErrorKind::Pattern, "pattern can match the empty string"));
+    }
+    let secret_group = capture_index(&hir, "secret");
+    let cell = OnceLock::new();
+    let pattern = if lazy {
+        Some(pattern.to_string())
+    } else {
+        let regex = RuleRegex::compile(&hir, limits.max_compiled_size)
+            .map_err(|e| fail(id, ErrorKind::Pattern, format!("pattern does not compile: {e}")))?;
+        debug_assert_eq!(
+            regex.group_info().to_index(regex_automata::PatternID::ZERO, "secret"),
+            secret_group
+        );
+        let _ = cell.set(regex);
+        None
+    };
+    let regex = RuleRegex {
+        cell,
+        pattern,
+        size_limit: limits.max_compiled_size,
+    };
+    Ok((Pattern { regex, secret_group }, max_len))
+}
+
+/// A pattern's source length and longest match within the limits.
+fn check_lengths(id: &str, len: usize, max_len: usize, multiline: bool, limits: &Limits) -> Result<(), RuleFailure> {
+    if len > limits.max_pattern_len {
+        return Err(fail(
+            id,
+            ErrorKind::Limit,
+            format!("pattern is {len} bytes, over the limit of {}", limits.max_pattern_len),
+        ));
+    }
     let cap = if multiline {
         limits.max_multiline_match_len
     } else {
@@ -464,29 +524,7 @@ fn compile_pattern(
             ),
         ));
     }
-    if hir.properties().minimum_len() == Some(0) {
-        return Err(fail(id, ErrorKind::Pattern, "pattern can match the empty string"));
-    }
-    let secret_group = capture_index(&hir, "secret");
-    let cell = OnceLock::new();
-    let hir = if lazy {
-        Some(hir)
-    } else {
-        let regex = RuleRegex::compile(&hir, limits.max_compiled_size)
-            .map_err(|e| fail(id, ErrorKind::Pattern, format!("pattern does not compile: {e}")))?;
-        debug_assert_eq!(
-            regex.group_info().to_index(regex_automata::PatternID::ZERO, "secret"),
-            secret_group
-        );
-        let _ = cell.set(regex);
-        None
-    };
-    let regex = RuleRegex {
-        cell,
-        hir,
-        size_limit: limits.max_compiled_size,
-    };
-    Ok((Pattern { regex, secret_group }, max_len))
+    Ok(())
 }
 
 /// At least one keyword (the prefilter needs it), within the limits.
@@ -570,4 +608,30 @@ fn compile_block(
         end_excluded,
     };
     Ok((block, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The build script's reading of the built-in rules is the parser's: every rule has its
+    /// entry, with the same longest match and `secret` group.
+    #[test]
+    fn builtin_meta_agrees_with_the_parser() {
+        let file: RuleFile = toml::from_str(crate::BUILTIN_RULES).expect("parses");
+        assert_eq!(
+            file.rule.len(),
+            BUILTIN_META.len(),
+            "a built-in rule has no build-time entry"
+        );
+        for (spanned, &(id, len, max_len, group)) in file.rule.iter().zip(BUILTIN_META) {
+            let def = spanned.get_ref();
+            assert_eq!(def.id, id);
+            let pattern = def.pattern.get_ref();
+            assert_eq!(pattern.len(), len, "{id}");
+            let hir = syntax_parser().parse(pattern).expect("parses");
+            assert_eq!(hir.properties().maximum_len(), Some(max_len), "{id}");
+            assert_eq!(capture_index(&hir, "secret"), group, "{id}");
+        }
+    }
 }

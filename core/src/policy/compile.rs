@@ -142,6 +142,39 @@ pub(crate) struct Sets {
     pub tools: GlobSet,
 }
 
+#[cfg(test)]
+impl Sets {
+    fn all(&self) -> [&GlobSet; 13] {
+        [
+            &self.programs,
+            &self.args,
+            &self.key_args,
+            &self.flags,
+            &self.paths,
+            &self.writes,
+            &self.variables,
+            &self.relations,
+            &self.functions,
+            &self.columns,
+            &self.hosts,
+            &self.http_paths,
+            &self.tools,
+        ]
+    }
+}
+
+#[cfg(test)]
+mod lazy_tests {
+    /// The embedded policy's glob sets compile on first use; this proves first use cannot fail.
+    #[test]
+    fn every_set_of_the_embedded_policy_compiles() {
+        let e = super::super::Engine::agent_safe();
+        for set in e.sets.all() {
+            set.force().expect("compiles");
+        }
+    }
+}
+
 /// MCP tools mapped onto shell or path analysis.
 #[derive(Debug)]
 pub(crate) struct ToolMap {
@@ -177,6 +210,7 @@ struct Compiler<'o> {
     origin: &'o str,
     globs: BTreeMap<&'static str, Vec<Glob>>,
     wants: u8,
+    lazy: bool,
 }
 
 impl Compiler<'_> {
@@ -243,7 +277,7 @@ impl Compiler<'_> {
 
     fn set(&mut self, name: &'static str) -> Result<GlobSet, PolicyError> {
         let globs = self.globs.remove(name).unwrap_or_default();
-        GlobSet::new(globs).map_err(|e| self.err(name.to_string(), e))
+        GlobSet::new(globs, self.lazy).map_err(|e| self.err(name.to_string(), e))
     }
 }
 
@@ -321,12 +355,14 @@ const SQL_KINDS: &[(&str, sluice_protocols::sql::Kind)] = {
     ]
 };
 
-/// Compiles a parsed policy document into an [`Engine`].
-pub(crate) fn compile(origin: &str, doc: PolicyDoc) -> Result<Engine, PolicyError> {
+/// Compiles a parsed policy document into an [`Engine`]. `lazy`: glob sets compile on first
+/// use (the embedded policy only, whose sets the tests compile).
+pub(crate) fn compile(origin: &str, doc: PolicyDoc, lazy: bool) -> Result<Engine, PolicyError> {
     let mut c = Compiler {
         origin,
         globs: BTreeMap::new(),
         wants: 0,
+        lazy,
     };
     if doc.version != 1 {
         return Err(c.err(

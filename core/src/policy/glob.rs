@@ -568,33 +568,55 @@ pub(crate) fn required_literals<'g>(globs: impl Iterator<Item = &'g Glob>) -> Op
 }
 
 /// Many globs compiled into one anchored multi-pattern regex, plus their NFAs.
+///
+/// The regex and its prefilter are built at [`GlobSet::new`], or on first use when the set
+/// belongs to the embedded policy (`lazy`: a short-lived process, such as an agent hook, then
+/// builds only the sets its request touches; the tests build every one of them).
 #[derive(Debug, Clone)]
 pub(crate) struct GlobSet {
     /// Globs without wildcards, by their text.
     literals: rustc_hash::FxHashMap<Vec<u8>, Vec<usize>>,
-    /// The other globs, as one multi-pattern regex, and the glob id of each of its patterns.
-    regex: Option<Regex>,
-    /// When every glob of the regex has a required literal: those literals. A text containing
-    /// none of them matches no glob of the regex, which then need not run.
-    prefilter: Option<AhoCorasick>,
+    /// The other globs, as one multi-pattern regex (`None`: there are none).
+    compiled: std::sync::OnceLock<Compiled>,
     regex_ids: Vec<usize>,
     globs: Vec<Glob>,
 }
 
+/// A set's regex and, when every glob of the regex has a required literal, those literals: a
+/// text containing none of them matches no glob of the regex, which then need not run.
+#[derive(Debug, Clone)]
+struct Compiled {
+    regex: Option<Regex>,
+    prefilter: Option<AhoCorasick>,
+}
+
 impl GlobSet {
-    pub(crate) fn new(globs: Vec<Glob>) -> Result<GlobSet, String> {
+    pub(crate) fn new(globs: Vec<Glob>, lazy: bool) -> Result<GlobSet, String> {
         let mut literals: rustc_hash::FxHashMap<Vec<u8>, Vec<usize>> = Default::default();
-        let mut patterns = Vec::new();
         let mut regex_ids = Vec::new();
         for (id, g) in globs.iter().enumerate() {
             if let Some(l) = &g.literal {
                 literals.entry(l.clone()).or_default().push(id);
             } else {
-                patterns.push(g.regex.as_str());
                 regex_ids.push(id);
             }
         }
-        let prefilter = required_literals(regex_ids.iter().map(|&id| &globs[id]));
+        let set = GlobSet {
+            literals,
+            compiled: std::sync::OnceLock::new(),
+            regex_ids,
+            globs,
+        };
+        if !lazy {
+            let c = set.build()?;
+            let _ = set.compiled.set(c);
+        }
+        Ok(set)
+    }
+
+    fn build(&self) -> Result<Compiled, String> {
+        let patterns: Vec<&str> = self.regex_ids.iter().map(|&id| self.globs[id].regex.as_str()).collect();
+        let prefilter = required_literals(self.regex_ids.iter().map(|&id| &self.globs[id]));
         let regex = if patterns.is_empty() {
             None
         } else {
@@ -606,13 +628,21 @@ impl GlobSet {
                     .map_err(|e| e.to_string())?,
             )
         };
-        Ok(GlobSet {
-            literals,
-            regex,
-            prefilter,
-            regex_ids,
-            globs,
+        Ok(Compiled { regex, prefilter })
+    }
+
+    fn compiled(&self) -> &Compiled {
+        self.compiled.get_or_init(|| {
+            // Only the embedded policy's sets are lazy, and the tests build every one of them.
+            self.build()
+                .unwrap_or_else(|e| panic!("a glob set of the embedded policy does not compile: {e}"))
         })
+    }
+
+    /// Builds the regex now (tests: first use cannot fail).
+    #[cfg(test)]
+    pub(crate) fn force(&self) -> Result<(), String> {
+        self.build().map(|_| ())
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -630,8 +660,12 @@ impl GlobSet {
         {
             ids.iter().for_each(|&id| out.insert(id));
         }
-        let Some(re) = &self.regex else { return };
-        if self.prefilter.as_ref().is_some_and(|p| !p.is_match(text)) {
+        if self.regex_ids.is_empty() {
+            return;
+        }
+        let c = self.compiled();
+        let Some(re) = &c.regex else { return };
+        if c.prefilter.as_ref().is_some_and(|p| !p.is_match(text)) {
             return;
         }
         SCRATCH.with(|scratch| {
@@ -685,7 +719,7 @@ mod tests {
 
     fn m(p: &str, t: &str) -> bool {
         let g = Glob::new(p).expect("glob");
-        let set = GlobSet::new(vec![g.clone()]).expect("set");
+        let set = GlobSet::new(vec![g.clone()], false).expect("set");
         let mut ps = Bits::new(1);
         set.matches_into(t.as_bytes(), &mut ps);
         assert_eq!(
@@ -782,7 +816,7 @@ mod tests {
                 .iter()
                 .map(|p| if path { Glob::new(p) } else { Glob::text(p) }.expect("glob"))
                 .collect();
-            let set = GlobSet::new(globs.clone()).expect("set");
+            let set = GlobSet::new(globs.clone(), false).expect("set");
             let mut out = Bits::new(globs.len());
             set.matches_into(text.as_bytes(), &mut out);
             for (id, g) in globs.iter().enumerate() {

@@ -389,7 +389,7 @@ impl Engine {
         ENGINE
             .get_or_init(|| {
                 #[allow(clippy::expect_used)]
-                Arc::new(Engine::from_yaml("agent-safe", AGENT_SAFE).expect("the embedded policy compiles"))
+                Arc::new(Engine::from_yaml_with("agent-safe", AGENT_SAFE, true).expect("the embedded policy compiles"))
             })
             .clone()
     }
@@ -406,6 +406,12 @@ impl Engine {
 
     /// Compiles a YAML policy. `origin` names it in errors.
     pub fn from_yaml(origin: &str, text: &str) -> Result<Engine, PolicyError> {
+        Engine::from_yaml_with(origin, text, false)
+    }
+
+    /// `lazy`: glob sets compile on first use (the embedded policy, whose sets the tests
+    /// compile; a policy file is compiled whole, so that its errors show at load).
+    fn from_yaml_with(origin: &str, text: &str, lazy: bool) -> Result<Engine, PolicyError> {
         let doc: PolicyDoc = serde_yaml_ng::from_str(text).map_err(|e| {
             let message = e.to_string().split(" at line ").next().unwrap_or_default().to_string();
             let err = PolicyError::new(PolicyErrorKind::Syntax, origin, message);
@@ -415,7 +421,7 @@ impl Engine {
             }
             .source(e)
         })?;
-        compile(origin, doc).map(|e| e.with_digest(text))
+        compile(origin, doc, lazy).map(|e| e.with_digest(text))
     }
 
     /// Compiles a JSON policy. `origin` names it in errors.
@@ -426,7 +432,7 @@ impl Engine {
                 .at(e.line(), e.column())
                 .source(e)
         })?;
-        compile(origin, doc).map(|e| e.with_digest(text))
+        compile(origin, doc, false).map(|e| e.with_digest(text))
     }
 
     /// Compiles a policy, JSON when it starts with `{`, YAML otherwise.
