@@ -14,7 +14,6 @@
 """
 import json
 import os
-import pathlib
 import secrets
 import shutil
 import string
@@ -312,3 +311,22 @@ def test_decisions_are_recorded_and_the_recording_verifies(tmp_path, secret):
     text = "".join(f.read_text() for f in files)
     assert secret not in text
     assert "credential-files" in text and "stripe-secret-key" in text
+
+
+def test_install_turns_a_switched_off_guard_back_on(tmp_path):
+    """Fail closed where the agent has a switch: Gemini's `hooks.enabled: false` and a
+    `disabled` entry naming Sluice, Claude Code's `disableAllHooks`."""
+    g = tmp_path / ".gemini/settings.json"
+    g.parent.mkdir(parents=True)
+    g.write_text(json.dumps({"hooks": {"enabled": False, "disabled": ["sluice", "other"], "notifications": []}}))
+    r = sluice("hook", "install", "gemini", "--dir", str(tmp_path))
+    assert r.returncode == 0 and "hooks.enabled" in r.stdout, r.stdout
+    s = json.loads(g.read_text())["hooks"]
+    assert s["enabled"] is True and s["disabled"] == ["other"] and s["notifications"] == []
+    c = tmp_path / ".claude/settings.json"
+    c.parent.mkdir(parents=True)
+    c.write_text(json.dumps({"disableAllHooks": True, "model": "x"}))
+    r = sluice("hook", "install", "claude-code", "--dir", str(tmp_path))
+    assert r.returncode == 0 and "disableAllHooks" in r.stdout
+    s = json.loads(c.read_text())
+    assert "disableAllHooks" not in s and s["model"] == "x" and "PreToolUse" in s["hooks"]

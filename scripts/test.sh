@@ -30,6 +30,8 @@ command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need_apt+=(m
 command -v mysql >/dev/null 2>&1 || need_apt+=(mariadb-client)
 # The e2e tests make a CA and server certificates for TLS to PostgreSQL.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# The hook tests type-check fixtures with the agents' npm type packages (e2e/hooks).
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -109,7 +111,7 @@ python3 scripts/check_policy_schema.py
 ./target/release/sluice policy test testdata/policy/examples/team.yaml testdata/policy/examples/team-cases.yaml
 ./target/release/sluice policy test agent-safe testdata/policy/agent-safe.json | tail -n 1
 
-step "end-to-end: real PostgreSQL and MariaDB, psql, mysql, psycopg, PyMySQL, mysql-connector and the official MCP SDK through the example proxies"
+step "end-to-end: real PostgreSQL and MariaDB, psql, mysql, psycopg, PyMySQL, mysql-connector and the official MCP SDK through the example proxies; agent hooks type-checked with tsc"
 python3 -m pytest -q e2e
 
 step "self-scan: the repository holds no secrets outside .sluiceignore'd fixtures"

@@ -73,6 +73,13 @@ impl Json {
         }
     }
 
+    fn get_mut(&mut self, key: &str) -> Option<&mut Json> {
+        match self {
+            Json::Object(m) => m.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
     /// The member `key` of an object, added (as `default`) when missing.
     fn entry(&mut self, key: &str, default: Json) -> Result<&mut Json, String> {
         let Json::Object(m) = self else {
@@ -295,8 +302,10 @@ fn remove_ours(hooks: &mut Json, agent: Agent) -> usize {
         return 0;
     };
     let mut removed = 0;
-    for (_, list) in events.iter_mut() {
+    let mut emptied = Vec::new();
+    for (event, list) in events.iter_mut() {
         let Json::Array(groups) = list else { continue };
+        let had = groups.len();
         groups.retain_mut(|g| {
             // Cursor: the entry itself holds the command.
             if g.get("command")
@@ -325,8 +334,11 @@ fn remove_ours(hooks: &mut Json, agent: Agent) -> usize {
             }
             true
         });
+        if had > 0 && groups.is_empty() {
+            emptied.push(event.clone());
+        }
     }
-    events.retain(|(_, list)| !matches!(list, Json::Array(a) if a.is_empty()));
+    events.retain(|(event, _)| !emptied.contains(event));
     removed
 }
 
@@ -396,14 +408,20 @@ pub(crate) fn install(a: &InstallArgs) -> Result<u8, String> {
         notes.push("removed `disableAllHooks: true`");
     }
     if a.scope.agent == Agent::Gemini
-        && let Some(cfg) = match &mut settings {
-            Json::Object(m) => m.iter_mut().find(|(k, _)| k == "hooksConfig").map(|(_, v)| v),
-            _ => None,
-        }
-        && cfg.get("enabled") == Some(&Json::Bool(false))
+        && let Some(hooks) = settings.get_mut("hooks")
     {
-        *cfg.entry("enabled", Json::Bool(true))? = Json::Bool(true);
-        notes.push("set `hooksConfig.enabled` to true");
+        // Gemini keeps its switches in `hooks`: `enabled`, and `disabled` (hook names).
+        if hooks.get("enabled") == Some(&Json::Bool(false)) {
+            *hooks.entry("enabled", Json::Bool(true))? = Json::Bool(true);
+            notes.push("set `hooks.enabled` to true");
+        }
+        if let Some(Json::Array(names)) = hooks.get_mut("disabled") {
+            let n = names.len();
+            names.retain(|x| x.as_str() != Some("sluice"));
+            if names.len() != n {
+                notes.push("removed `sluice` from `hooks.disabled`");
+            }
+        }
     }
     let mut out = std::io::stdout().lock();
     if settings == before {
