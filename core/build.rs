@@ -18,11 +18,33 @@ fn capture_index(hir: &Hir, name: &str) -> Option<u32> {
     }
 }
 
+/// The embedded policy as JSON: parsing JSON at start costs a fraction of YAML (a test holds
+/// the two to the same document).
+fn agent_safe_json() {
+    println!("cargo:rerun-if-changed=src/policy/agent-safe.yaml");
+    let yaml = std::fs::read_to_string("src/policy/agent-safe.yaml").unwrap_or_default();
+    // An unreadable policy gives an empty document here; the YAML itself is then parsed at
+    // run time, where its error is reported.
+    let json = serde_yaml_ng::from_str::<serde_json::Value>(&yaml)
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let dest = std::path::Path::new(&std::env::var("OUT_DIR").unwrap_or_default()).join("agent-safe.json");
+    std::fs::write(dest, json).unwrap_or_else(|e| panic!("cannot write agent-safe.json: {e}"));
+}
+
 fn main() {
+    agent_safe_json();
     println!("cargo:rerun-if-changed=rules/builtin.toml");
     println!("cargo:rerun-if-changed=build.rs");
     let text = std::fs::read_to_string("rules/builtin.toml").unwrap_or_default();
     let table: toml::Table = text.parse().unwrap_or_default();
+    // The rules as JSON (an empty file when unreadable: the TOML is then read at run time).
+    let json = table
+        .get("rule")
+        .map(|r| serde_json::to_string(r).unwrap_or_default())
+        .unwrap_or_default();
+    let dest = std::path::Path::new(&std::env::var("OUT_DIR").unwrap_or_default()).join("builtin.json");
+    std::fs::write(dest, json).unwrap_or_else(|e| panic!("cannot write builtin.json: {e}"));
     let mut out = String::from(
         "/// Per built-in rule, in file order: (id, pattern length, longest match, `secret` group).\n\
          pub(crate) static BUILTIN_META: &[(&str, usize, usize, Option<usize>)] = &[\n",

@@ -251,13 +251,7 @@ impl Checker {
         if let Some(d) = self.detector.get() {
             return Ok(d);
         }
-        let mut b = Detector::builder();
-        for path in &self.rules {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("cannot read rule file {}: {e}", path.display()))?;
-            b = b.rules_toml(path.display().to_string(), text);
-        }
-        let d = Arc::new(b.build().map_err(|e| e.to_string())?);
+        let d = build_detector(&self.rules)?;
         Ok(self.detector.get_or_init(|| d))
     }
 
@@ -467,6 +461,16 @@ fn outcome(a: Action) -> Outcome {
         // Deny, and anything a later policy version adds: refused.
         _ => Outcome::Deny,
     }
+}
+
+fn build_detector(rules: &[PathBuf]) -> Result<Arc<Detector>, String> {
+    let mut b = Detector::builder();
+    for path in rules {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read rule file {}: {e}", path.display()))?;
+        b = b.rules_toml(path.display().to_string(), text);
+    }
+    Ok(Arc::new(b.build().map_err(|e| e.to_string())?))
 }
 
 /// Every string in `v` with its secrets masked (object keys too), counting what was found.

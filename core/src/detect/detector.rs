@@ -249,7 +249,7 @@ impl DetectorBuilder {
     pub fn build(self) -> Result<Detector, Error> {
         let mut rules = Vec::new();
         if self.builtin {
-            rules.extend(rules::compile_file(BUILTIN_RULES, "builtin.toml", &self.limits, true)?);
+            rules.extend(rules::compile_builtin(&self.limits)?);
         }
         for (origin, text) in &self.files {
             rules.extend(rules::compile_file(text, origin, &self.limits, false)?);

@@ -96,14 +96,16 @@ struct RuleFile {
     rule: Vec<toml::Spanned<RuleDef>>,
 }
 
+/// One rule as written. `P` is the pattern: with its place in the file when read from TOML,
+/// plain text when read from the build script's JSON of the built-in rules.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RuleDef {
+struct RuleDef<P = toml::Spanned<String>> {
     id: String,
     description: String,
     #[serde(default)]
     provider: Option<String>,
-    pattern: toml::Spanned<String>,
+    pattern: P,
     keywords: Vec<String>,
     #[serde(default)]
     case_sensitive_keywords: bool,
@@ -278,20 +280,77 @@ pub(crate) fn compile_file(text: &str, origin: &str, limits: &Limits, lazy: bool
             let (l, c) = line_col_of(text, offset);
             err.with_origin(origin).with_line_col(l, c)
         };
-        // What the build script found for this rule (entries are in file order; a rule it
-        // could not read has none and is parsed here).
-        let known = match meta.first() {
-            Some(&(id, len, max_len, group)) if id == def.id && len == def.pattern.get_ref().len() => {
-                meta = &meta[1..];
-                Some((max_len, group))
-            }
-            _ => None,
-        };
+        let known = next_meta(&mut meta, &def.id, def.pattern.get_ref().len());
         let rule =
             compile_rule(def, text, limits, lazy, known).map_err(|(e, off)| at(e, off.unwrap_or(table_start)))?;
         out.push(rule);
     }
     Ok(out)
+}
+
+/// A rule's pattern as read: its text and where that text begins in the rule file.
+trait PatternText {
+    fn start(&self, file: &str) -> usize;
+    fn into_text(self) -> String;
+}
+
+impl PatternText for toml::Spanned<String> {
+    fn start(&self, file: &str) -> usize {
+        string_content_start(file, self.span().start)
+    }
+    fn into_text(self) -> String {
+        self.into_inner()
+    }
+}
+
+impl PatternText for String {
+    fn start(&self, _: &str) -> usize {
+        0
+    }
+    fn into_text(self) -> String {
+        self
+    }
+}
+
+/// The built-in rules, from the JSON the build script made of `builtin.toml` (parsing it costs
+/// a fraction of the TOML; a test holds the two to the same rules), patterns compiled on first
+/// use. Falls back to the TOML when the build script could not read it.
+pub(crate) fn compile_builtin(limits: &Limits) -> Result<Vec<Rule>, Error> {
+    const JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/builtin.json"));
+    let defs: Vec<RuleDef<String>> = match serde_json::from_str(JSON) {
+        Ok(d) if !JSON.is_empty() => d,
+        _ => return compile_file(crate::BUILTIN_RULES, "builtin.toml", limits, true),
+    };
+    if defs.len() > limits.max_rules {
+        return Err(Error::new(
+            ErrorKind::Limit,
+            format!("{} rules exceed the limit of {}", defs.len(), limits.max_rules),
+        )
+        .with_origin("builtin.toml"));
+    }
+    let mut meta = BUILTIN_META;
+    let mut out = Vec::with_capacity(defs.len());
+    for def in defs {
+        let known = next_meta(&mut meta, &def.id, def.pattern.len());
+        out.push(compile_rule(def, "", limits, true, known).map_err(|(e, _)| e.with_origin("builtin.toml"))?);
+    }
+    Ok(out)
+}
+
+/// What the build script found for the rule `id` (entries are in file order; a rule it could
+/// not read has none and is parsed at run time).
+fn next_meta(
+    meta: &mut &[(&str, usize, usize, Option<usize>)],
+    id: &str,
+    len: usize,
+) -> Option<(usize, Option<usize>)> {
+    match meta.first() {
+        Some(&(m, l, max_len, group)) if m == id && l == len => {
+            *meta = &meta[1..];
+            Some((max_len, group))
+        }
+        _ => None,
+    }
 }
 
 /// Byte offset in the file where the content of the TOML string at `span_start` begins.
@@ -317,8 +376,8 @@ fn fail(id: &str, kind: ErrorKind, msg: impl Into<String>) -> RuleFailure {
     (Error::new(kind, msg).with_rule(id), None)
 }
 
-fn compile_rule(
-    def: RuleDef,
+fn compile_rule<P: PatternText>(
+    def: RuleDef<P>,
     text: &str,
     limits: &Limits,
     lazy: bool,
@@ -326,8 +385,8 @@ fn compile_rule(
 ) -> Result<Rule, RuleFailure> {
     let id = def.id.clone();
     check_id(&id)?;
-    let pattern_start = string_content_start(text, def.pattern.span().start);
-    let pattern = def.pattern.into_inner();
+    let pattern_start = def.pattern.start(text);
+    let pattern = def.pattern.into_text();
     let (regex, max_len) = match known {
         Some((max_len, secret_group)) => {
             check_lengths(&id, pattern.len(), max_len, def.multiline, limits)?;
@@ -613,6 +672,19 @@ fn compile_block(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The built-in rules read from the build script's JSON are the TOML's.
+    #[test]
+    fn builtin_json_is_the_toml() {
+        let limits = Limits::default();
+        let from_json = compile_builtin(&limits).expect("json");
+        let from_toml = compile_file(crate::BUILTIN_RULES, "builtin.toml", &limits, true).expect("toml");
+        assert_eq!(from_json.len(), from_toml.len());
+        for (a, b) in from_json.iter().zip(&from_toml) {
+            assert_eq!(format!("{a:?}"), format!("{b:?}"));
+            assert_eq!(a.regex.pattern, b.regex.pattern);
+        }
+    }
 
     /// The build script's reading of the built-in rules is the parser's: every rule has its
     /// entry, with the same longest match and `secret` group.

@@ -165,6 +165,19 @@ impl Sets {
 
 #[cfg(test)]
 mod lazy_tests {
+    /// The build script's JSON of the embedded policy is the YAML's document.
+    #[test]
+    fn the_embedded_json_is_the_yaml() {
+        let json: super::PolicyDoc =
+            serde_json::from_str(include_str!(concat!(env!("OUT_DIR"), "/agent-safe.json"))).expect("json");
+        let yaml: super::PolicyDoc = serde_yaml_ng::from_str(super::super::AGENT_SAFE).expect("yaml");
+        assert_eq!(format!("{json:?}"), format!("{yaml:?}"));
+        let e = super::super::Engine::agent_safe();
+        let y = super::super::Engine::from_yaml("agent-safe", super::super::AGENT_SAFE).expect("compiles");
+        assert_eq!(e.digest(), y.digest());
+        assert_eq!(e.rule_count(), y.rule_count());
+    }
+
     /// The embedded policy's glob sets compile on first use; this proves first use cannot fail.
     #[test]
     fn every_set_of_the_embedded_policy_compiles() {
