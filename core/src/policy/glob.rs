@@ -569,15 +569,18 @@ pub(crate) fn required_literals<'g>(globs: impl Iterator<Item = &'g Glob>) -> Op
 
 /// Many globs compiled into one anchored multi-pattern regex, plus their NFAs.
 ///
-/// The regex and its prefilter are built at [`GlobSet::new`], or on first use when the set
-/// belongs to the embedded policy (`lazy`: a short-lived process, such as an agent hook, then
-/// builds only the sets its request touches; the tests build every one of them).
-#[derive(Debug, Clone)]
+/// The regex and its prefilter are built at [`GlobSet::new`], or, when the set belongs to the
+/// embedded policy (`lazy`), the regex on first use and the prefilter (only ever a shortcut past
+/// the regex) after [`PREFILTER_AFTER`] uses: a short-lived process, such as an agent hook,
+/// builds only what its request touches; the tests build every one of them.
+#[derive(Debug)]
 pub(crate) struct GlobSet {
     /// Globs without wildcards, by their text.
     literals: rustc_hash::FxHashMap<Vec<u8>, Vec<usize>>,
     /// The other globs, as one multi-pattern regex (`None`: there are none).
     compiled: std::sync::OnceLock<Compiled>,
+    /// Uses of a lazy set before its prefilter is built.
+    uses: std::sync::atomic::AtomicU32,
     regex_ids: Vec<usize>,
     globs: Vec<Glob>,
 }
@@ -587,8 +590,11 @@ pub(crate) struct GlobSet {
 #[derive(Debug, Clone)]
 struct Compiled {
     regex: Option<Regex>,
-    prefilter: Option<AhoCorasick>,
+    prefilter: std::sync::OnceLock<Option<AhoCorasick>>,
 }
+
+/// Uses of a lazily built set after which its literal prefilter is built.
+const PREFILTER_AFTER: u32 = 64;
 
 impl GlobSet {
     pub(crate) fn new(globs: Vec<Glob>, lazy: bool) -> Result<GlobSet, String> {
@@ -604,11 +610,13 @@ impl GlobSet {
         let set = GlobSet {
             literals,
             compiled: std::sync::OnceLock::new(),
+            uses: std::sync::atomic::AtomicU32::new(0),
             regex_ids,
             globs,
         };
         if !lazy {
             let c = set.build()?;
+            let _ = c.prefilter.set(set.literals_prefilter());
             let _ = set.compiled.set(c);
         }
         Ok(set)
@@ -616,7 +624,6 @@ impl GlobSet {
 
     fn build(&self) -> Result<Compiled, String> {
         let patterns: Vec<&str> = self.regex_ids.iter().map(|&id| self.globs[id].regex.as_str()).collect();
-        let prefilter = required_literals(self.regex_ids.iter().map(|&id| &self.globs[id]));
         let regex = if patterns.is_empty() {
             None
         } else {
@@ -628,7 +635,26 @@ impl GlobSet {
                     .map_err(|e| e.to_string())?,
             )
         };
-        Ok(Compiled { regex, prefilter })
+        Ok(Compiled {
+            regex,
+            prefilter: std::sync::OnceLock::new(),
+        })
+    }
+
+    fn literals_prefilter(&self) -> Option<AhoCorasick> {
+        required_literals(self.regex_ids.iter().map(|&id| &self.globs[id]))
+    }
+
+    /// The prefilter, once there is one (built after enough uses).
+    fn prefilter<'c>(&self, c: &'c Compiled) -> Option<&'c AhoCorasick> {
+        if let Some(p) = c.prefilter.get() {
+            return p.as_ref();
+        }
+        let n = self.uses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n < PREFILTER_AFTER {
+            return None;
+        }
+        c.prefilter.get_or_init(|| self.literals_prefilter()).as_ref()
     }
 
     fn compiled(&self) -> &Compiled {
@@ -665,7 +691,7 @@ impl GlobSet {
         }
         let c = self.compiled();
         let Some(re) = &c.regex else { return };
-        if c.prefilter.as_ref().is_some_and(|p| !p.is_match(text)) {
+        if self.prefilter(c).is_some_and(|p| !p.is_match(text)) {
             return;
         }
         SCRATCH.with(|scratch| {
@@ -821,6 +847,15 @@ mod tests {
             set.matches_into(text.as_bytes(), &mut out);
             for (id, g) in globs.iter().enumerate() {
                 proptest::prop_assert_eq!(out.contains(id), g.nfa.is_match(text.as_bytes()), "{} on {}", pats[id], text);
+            }
+            // A lazily built set answers the same before and after its prefilter exists.
+            let lazy = GlobSet::new(globs.clone(), true).expect("set");
+            for _ in 0..PREFILTER_AFTER + 2 {
+                let mut l = Bits::new(globs.len());
+                lazy.matches_into(text.as_bytes(), &mut l);
+                for id in 0..globs.len() {
+                    proptest::prop_assert_eq!(l.contains(id), out.contains(id));
+                }
             }
         }
     }
