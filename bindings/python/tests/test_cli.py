@@ -99,3 +99,21 @@ def test_scan_diff_reports_only_added_lines(tmp_path: pathlib.Path) -> None:
     assert bad.returncode == 2 and "no-such-rev" in bad.stderr
     outside = run([*sluice, "scan", "--diff", "HEAD"], cwd=tmp_path)
     assert outside.returncode == 2 and "git repository" in outside.stderr
+
+
+@pytest.mark.parametrize("entry", entry_points(), ids=["console-script", "python-m"])
+def test_hook_installed_from_the_wheel_runs_through_this_python(entry: list[str], tmp_path: pathlib.Path) -> None:
+    """`sluice hook install` from the wheel installs `<this python> -m sluice hook …` (the
+    console script runs inside Python, which is not a `sluice` binary), and that command decides."""
+    r = run([*entry, "hook", "install", "claude-code", "--dir", str(tmp_path)])
+    assert r.returncode == 0, r.stderr
+    settings = json.loads((tmp_path / ".claude" / "settings.json").read_text())
+    cmd = settings["hooks"]["PreToolUse"][0]["hooks"][0]["command"]
+    assert " -m sluice hook claude-code PreToolUse" in cmd, cmd
+    payload = {"hook_event_name": "PreToolUse", "tool_name": "Read", "tool_input": {"file_path": "/home/dev/.aws/credentials"}}
+    out = subprocess.run(["sh", "-c", cmd], input=json.dumps(payload), capture_output=True, text=True, timeout=120)
+    assert json.loads(out.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny", out
+    secret = synthetic_stripe_key()
+    prompt = {"hook_event_name": "UserPromptSubmit", "prompt": f"use {secret}"}
+    r = run([*entry, "hook", "claude-code", "UserPromptSubmit"], stdin=json.dumps(prompt))
+    assert json.loads(r.stdout)["decision"] == "block" and secret not in r.stdout

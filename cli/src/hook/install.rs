@@ -225,12 +225,17 @@ fn command_line(agent: Agent, event: &str, opts: &HookOptions) -> Result<String,
         let abs = std::path::absolute(p).map_err(|e| format!("{}: {e}", p.display()))?;
         Ok(super::shell_quote(&abs.to_string_lossy()))
     };
-    let mut words = vec![
-        super::shell_quote(&exe.to_string_lossy()),
-        "hook".to_string(),
-        agent.name().to_string(),
-        event.to_string(),
-    ];
+    // The `sluice` binary itself, or, when this runs inside Python (the wheel's console script),
+    // that interpreter with the package.
+    let program = if exe
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("sluice"))
+    {
+        super::shell_quote(&exe.to_string_lossy())
+    } else {
+        format!("{} -m sluice", super::shell_quote(&exe.to_string_lossy()))
+    };
+    let mut words = vec![program, "hook".to_string(), agent.name().to_string(), event.to_string()];
     if let Some(p) = &opts.policy {
         words.push(format!("--policy {}", path(p)?));
     }
