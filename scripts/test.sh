@@ -103,6 +103,14 @@ python3 -c 'import sluice; print("sluice", sluice.__version__, "from", sluice.__
 step "python tests (pytest against the installed wheel: vectors, policy cases, API, CLI, MCP SDK, LangChain, stubs)"
 python3 -m pytest -q bindings/python/tests
 
+step "node: build the addon from source (napi-rs) and run its tests (node:test, tsc --strict)"
+(
+    cd bindings/node
+    npm ci --no-audit --no-fund --loglevel=error
+    npm run build 2>&1 | tail -n 1
+    npm test 2>&1 | tail -n 9
+)
+
 step "built-in rules: every example found, no counter-example"
 ./target/release/sluice rules --check | tail -n 1
 

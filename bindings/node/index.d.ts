@@ -1,0 +1,40 @@
+// The `sluice` package's types: the addon's generated declarations (native.d.ts, made by
+// `npm run build`) for the values, and the JavaScript wrapper's classes.
+import type { Transform } from 'node:stream'
+import type { CheckOptions, Decision, EngineOptions, Finding } from './native'
+
+export type { CheckOptions, Decision, EngineOptions, Finding } from './native'
+
+/** Bytes (read in place) or text. */
+export type Input = Uint8Array | string
+
+/** Base class of every error Sluice throws. */
+export declare class SluiceError extends Error {
+  readonly code: string
+  readonly rule: string | null
+  readonly line: number | null
+  readonly column: number | null
+  readonly origin: string | null
+}
+export declare class RuleError extends SluiceError {}
+export declare class PolicyError extends SluiceError {}
+export declare class RequestError extends SluiceError {}
+export declare class LimitError extends SluiceError {}
+
+export declare class StreamRedactor {
+  feed(chunk: Input): Buffer
+  finish(): Buffer
+}
+
+export declare class Engine {
+  constructor(options?: EngineOptions | null)
+  static fromYaml(text: string, options?: EngineOptions | null): Engine
+  static fromFile(path: string, options?: EngineOptions | null): Engine
+  get policyName(): string
+  scan(input: Input): Finding[]
+  redact(input: Buffer | Uint8Array): Buffer
+  redact(input: string): string
+  check(protocol: 'shell' | 'sql' | 'http' | 'mcp' | 'ssh', command: string, options?: CheckOptions | null): Decision
+  streamRedactor(): StreamRedactor
+  redactStream(): Transform
+}

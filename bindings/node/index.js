@@ -1,0 +1,123 @@
+'use strict'
+// The `sluice` package: the native addon (built from source by `npm run build`) with the
+// JavaScript around it: errors as `SluiceError` subclasses, and `engine.redactStream()`, a
+// `Transform` for `pipe` / `pipeline`.
+
+const { Transform } = require('node:stream')
+
+const native = require('./sluice.node')
+
+/** Base class of every error Sluice throws: `code`, and where known `rule`, `line`, `column`, `origin`. */
+class SluiceError extends Error {
+  constructor(message, fields = {}) {
+    super(message)
+    this.name = this.constructor.name
+    this.code = fields.code ?? 'SLUICE_ERROR'
+    for (const k of ['rule', 'line', 'column', 'origin']) {
+      this[k] = fields[k] ?? null
+    }
+  }
+}
+/** A rule file or pattern is invalid. */
+class RuleError extends SluiceError {}
+/** A policy document is invalid. */
+class PolicyError extends SluiceError {}
+/** A request cannot be decided as given (unknown protocol, dialect, …). */
+class RequestError extends SluiceError {}
+/** A limit was exceeded. */
+class LimitError extends SluiceError {}
+
+const CLASSES = {
+  SLUICE_RULE: RuleError,
+  SLUICE_POLICY: PolicyError,
+  SLUICE_REQUEST: RequestError,
+  SLUICE_LIMIT: LimitError,
+}
+
+/** Runs a native call, turning its errors into `SluiceError`s. */
+function call(f) {
+  try {
+    return f()
+  } catch (e) {
+    if (e && typeof e.code === 'string' && e.code.startsWith('SLUICE_')) {
+      let fields = {}
+      try {
+        fields = JSON.parse(e.message)
+      } catch {
+        fields = { message: e.message }
+      }
+      const Cls = CLASSES[e.code] ?? SluiceError
+      throw new Cls(fields.message, { ...fields, code: e.code })
+    }
+    throw e
+  }
+}
+
+class StreamRedactor {
+  constructor(inner) {
+    this._inner = inner
+  }
+  /** Masks a chunk: returns the bytes that are now safe to pass on. */
+  feed(chunk) {
+    return call(() => this._inner.feed(chunk))
+  }
+  /** Ends the stream: returns what was held back. */
+  finish() {
+    return call(() => this._inner.finish())
+  }
+}
+
+class Engine {
+  constructor(options) {
+    this._native = options instanceof native.Engine ? options : call(() => new native.Engine(options))
+  }
+  /** An engine with the policy in `text` (YAML or JSON). */
+  static fromYaml(text, options) {
+    return new Engine(call(() => native.Engine.fromYaml(text, options)))
+  }
+  /** An engine with the policy in the file at `path`. */
+  static fromFile(path, options) {
+    return new Engine(call(() => native.Engine.fromFile(path, options)))
+  }
+  get policyName() {
+    return this._native.policyName
+  }
+  /** Every secret in `input` (a Buffer or Uint8Array, read in place, or a string). */
+  scan(input) {
+    return call(() => this._native.scan(input))
+  }
+  /** `input` with every secret replaced by its placeholder, of the same type. */
+  redact(input) {
+    return call(() => this._native.redact(input))
+  }
+  /** Decides on a command. */
+  check(protocol, command, options) {
+    return call(() => this._native.check(protocol, command, options))
+  }
+  /** A redactor for a stream of chunks. */
+  streamRedactor() {
+    return new StreamRedactor(this._native.streamRedactor())
+  }
+  /** A `Transform` that masks every secret of what flows through it, across chunk boundaries. */
+  redactStream() {
+    const r = this._native.streamRedactor()
+    return new Transform({
+      transform(chunk, _enc, done) {
+        try {
+          done(null, r.feed(chunk))
+        } catch (e) {
+          done(e)
+        }
+      },
+      flush(done) {
+        try {
+          done(null, r.finish())
+        } catch (e) {
+          done(e)
+        }
+      },
+    })
+  }
+}
+
+module.exports = { Engine, StreamRedactor, SluiceError, RuleError, PolicyError, RequestError, LimitError }

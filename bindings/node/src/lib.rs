@@ -1,0 +1,356 @@
+//! The `sluice` npm package's native addon (napi-rs): the Sluice engine for Node.
+//!
+//! This is the glue only: values converted, work handed to `sluice-core`. `Buffer` and
+//! `Uint8Array` inputs are read in place (no copy) in the synchronous calls; strings are UTF-8
+//! and offsets into them are in UTF-16 code units, as JavaScript counts. Errors carry a `code`
+//! (`SLUICE_RULE`, `SLUICE_POLICY`, `SLUICE_REQUEST`, …) and, in their message, a JSON object
+//! with the fields the JavaScript wrapper (`index.js`) turns into `SluiceError` properties.
+
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{Buffer, Either, Uint8Array};
+use napi::{Error, Result};
+use napi_derive::napi;
+use sluice_core::Detector;
+use sluice_core::policy::cases::{OwnedRequest, SshKind};
+use sluice_core::policy::{self as core_policy, Dialect, EngineHandle, Protocol};
+use sluice_core::session::Guard;
+
+/// An error with a code and its fields as JSON, for the wrapper.
+fn err(code: &str, message: impl Into<String>, extra: serde_json::Value) -> Error<String> {
+    let mut v = serde_json::json!({ "message": message.into() });
+    if let (Some(o), serde_json::Value::Object(e)) = (v.as_object_mut(), extra) {
+        o.extend(e);
+    }
+    Error::new(code.to_string(), v.to_string())
+}
+
+fn core_err(e: &sluice_core::Error) -> Error<String> {
+    let code = match e.kind() {
+        sluice_core::ErrorKind::RuleFile | sluice_core::ErrorKind::Rule | sluice_core::ErrorKind::Pattern => {
+            "SLUICE_RULE"
+        }
+        sluice_core::ErrorKind::Limit => "SLUICE_LIMIT",
+        _ => "SLUICE_ERROR",
+    };
+    let (line, column) = e.line_col().unzip();
+    err(
+        code,
+        e.to_string(),
+        serde_json::json!({ "rule": e.rule(), "line": line, "column": column, "origin": e.origin() }),
+    )
+}
+
+fn policy_err(e: &core_policy::PolicyError) -> Error<String> {
+    let (line, column) = e.line_col().unzip();
+    err(
+        "SLUICE_POLICY",
+        e.to_string(),
+        serde_json::json!({ "origin": e.origin(), "line": line, "column": column }),
+    )
+}
+
+/// Input bytes: a `Buffer`/`Uint8Array` (read in place) or a string.
+fn bytes(input: &Either<Uint8Array, String>) -> &[u8] {
+    match input {
+        Either::A(b) => b,
+        Either::B(s) => s.as_bytes(),
+    }
+}
+
+/// A byte offset into `s` as a UTF-16 offset (what JavaScript strings index by).
+fn utf16_offset(s: &str, byte: usize) -> u32 {
+    let byte = byte.min(s.len());
+    let mut b = byte;
+    while !s.is_char_boundary(b) {
+        b -= 1;
+    }
+    s[..b].encode_utf16().count() as u32
+}
+
+/// Options for `new Engine(options)`.
+#[napi(object)]
+#[derive(Debug, Default)]
+pub struct EngineOptions {
+    /// Rule files' text (TOML) added to the built-in rules.
+    pub rules: Option<Vec<String>>,
+    /// Load the built-in rules (default true).
+    pub builtin_rules: Option<bool>,
+    /// A policy document (YAML or JSON text); default: the embedded agent-safe policy.
+    pub policy: Option<String>,
+}
+
+/// A secret found: where and by which rule; never the secret itself.
+#[napi(object)]
+#[derive(Debug)]
+pub struct Finding {
+    /// The rule id, e.g. `github-pat`.
+    pub rule: String,
+    /// Start offset (bytes for a Buffer, UTF-16 code units for a string).
+    pub start: u32,
+    /// End offset, exclusive.
+    pub end: u32,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column (characters).
+    pub column: u32,
+    /// Keyed fingerprint of the secret (hex).
+    pub fingerprint: String,
+}
+
+/// Options for `engine.check(...)`.
+#[napi(object)]
+#[derive(Debug, Default)]
+pub struct CheckOptions {
+    /// The acting user (default `agent`).
+    pub user: Option<String>,
+    /// The user's groups.
+    pub groups: Option<Vec<String>>,
+    /// The user's attributes.
+    pub attributes: Option<std::collections::HashMap<String, String>>,
+    /// The target (default `default`).
+    pub target: Option<String>,
+    /// Target labels.
+    pub labels: Option<std::collections::HashMap<String, String>>,
+    /// SQL dialect: `postgres` (default) or `mysql`.
+    pub dialect: Option<String>,
+    /// HTTP headers.
+    pub headers: Option<std::collections::HashMap<String, String>>,
+    /// HTTP body.
+    pub body: Option<String>,
+    /// SSH request kind: exec (default), env, subsystem, shell, forward, channel.
+    pub ssh: Option<String>,
+}
+
+/// A decision.
+#[napi(object)]
+#[derive(Debug)]
+pub struct Decision {
+    /// `allow`, `deny` or `require_approval`.
+    pub decision: String,
+    /// The rule that decided, if one did.
+    pub rule: Option<String>,
+    /// Why.
+    pub reason: String,
+    /// Whether the analysis could not see everything.
+    pub uncertain: bool,
+    /// Whether responses are masked.
+    pub mask: bool,
+    /// The approval request (JSON) when the decision is `require_approval`.
+    pub approval: Option<serde_json::Value>,
+}
+
+/// The Sluice engine: a compiled detector and a policy, shared by every call.
+#[napi]
+#[derive(Debug)]
+pub struct Engine {
+    guard: Arc<Guard>,
+}
+
+fn build(options: Option<EngineOptions>) -> Result<Engine, String> {
+    let o = options.unwrap_or_default();
+    let mut b = Detector::builder().builtin_rules(o.builtin_rules.unwrap_or(true));
+    for (i, text) in o.rules.unwrap_or_default().into_iter().enumerate() {
+        b = b.rules_toml(format!("rules[{i}]"), text);
+    }
+    let detector = b.build().map_err(|e| core_err(&e))?;
+    let policy = match &o.policy {
+        Some(text) => Arc::new(core_policy::Engine::from_text("policy", text).map_err(|e| policy_err(&e))?),
+        None => core_policy::Engine::agent_safe(),
+    };
+    Ok(Engine {
+        guard: Arc::new(Guard {
+            policy: Arc::new(EngineHandle::new(policy)),
+            detector: Arc::new(detector),
+            grants: None,
+            hook: None,
+            recorder: None,
+            vault: None,
+            rotated: None,
+        }),
+    })
+}
+
+#[napi]
+impl Engine {
+    /// An engine on the built-in rules and the embedded agent-safe policy, or as `options` say.
+    #[napi(constructor)]
+    pub fn new(options: Option<EngineOptions>) -> Result<Engine, String> {
+        build(options)
+    }
+
+    /// An engine with the policy in `text` (YAML or JSON).
+    #[napi(factory)]
+    pub fn from_yaml(text: String, options: Option<EngineOptions>) -> Result<Engine, String> {
+        let mut o = options.unwrap_or_default();
+        o.policy = Some(text);
+        build(Some(o))
+    }
+
+    /// An engine with the policy in the file at `path`.
+    #[napi(factory)]
+    pub fn from_file(path: String, options: Option<EngineOptions>) -> Result<Engine, String> {
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            err(
+                "SLUICE_POLICY",
+                format!("{path}: cannot read: {e}"),
+                serde_json::json!({ "origin": path }),
+            )
+        })?;
+        let mut o = options.unwrap_or_default();
+        o.policy = Some(text);
+        build(Some(o))
+    }
+
+    /// The policy's name.
+    #[napi(getter)]
+    pub fn policy_name(&self) -> String {
+        self.guard.policy.load().name().to_string()
+    }
+
+    /// Every secret in `input`.
+    #[napi]
+    pub fn scan(&self, input: Either<Uint8Array, String>) -> Vec<Finding> {
+        let data = bytes(&input);
+        let text = match &input {
+            Either::B(s) => Some(s.as_str()),
+            Either::A(_) => None,
+        };
+        let off = |b: usize| text.map_or(b as u32, |s| utf16_offset(s, b));
+        self.guard
+            .detector
+            .scan(data)
+            .into_iter()
+            .map(|f| Finding {
+                rule: f.rule.to_string(),
+                start: off(f.start),
+                end: off(f.end),
+                line: f.line as u32,
+                column: f.column as u32,
+                fingerprint: f.fingerprint.to_hex(),
+            })
+            .collect()
+    }
+
+    /// `input` with every secret replaced by its placeholder (a string for a string, a Buffer
+    /// for bytes).
+    #[napi]
+    pub fn redact(&self, input: Either<Uint8Array, String>) -> Either<Buffer, String> {
+        let out = self.guard.detector.redact(bytes(&input)).into_owned();
+        match input {
+            Either::A(_) => Either::A(out.into()),
+            // Placeholders are ASCII and replace whole matches: the text stays UTF-8.
+            Either::B(_) => Either::B(String::from_utf8_lossy(&out).into_owned()),
+        }
+    }
+
+    /// Decides on a command: `protocol` is shell, sql, http (`METHOD URL`), mcp (a JSON-RPC
+    /// message) or ssh.
+    #[napi]
+    pub fn check(&self, protocol: String, command: String, options: Option<CheckOptions>) -> Result<Decision, String> {
+        let o = options.unwrap_or_default();
+        let protocol: Protocol = protocol
+            .parse()
+            .map_err(|e: String| err("SLUICE_REQUEST", e, serde_json::json!({})))?;
+        let mut req = OwnedRequest::new(protocol, command.clone());
+        req = match o.dialect.as_deref().unwrap_or("postgres") {
+            "postgres" | "postgresql" => req.dialect(Dialect::Postgres),
+            "mysql" | "mariadb" => req.dialect(Dialect::MySql),
+            other => {
+                return Err(err(
+                    "SLUICE_REQUEST",
+                    format!("unknown dialect `{other}` (postgres or mysql)"),
+                    serde_json::json!({}),
+                ));
+            }
+        };
+        for (n, v) in o.headers.unwrap_or_default() {
+            req = req.header(n, v.into_bytes());
+        }
+        if let Some(b) = o.body {
+            req = req.body(b.into_bytes());
+        }
+        let kind = match o.ssh.as_deref().unwrap_or("exec") {
+            "exec" => SshKind::Exec,
+            "env" => SshKind::Env,
+            "subsystem" => SshKind::Subsystem,
+            "shell" => SshKind::Shell,
+            "forward" => SshKind::Forward,
+            "channel" => SshKind::Channel,
+            other => {
+                return Err(err(
+                    "SLUICE_REQUEST",
+                    format!("unknown ssh request `{other}`"),
+                    serde_json::json!({}),
+                ));
+            }
+        };
+        let req = req.ssh(kind);
+        let mut identity = core_policy::Identity::new(o.user.unwrap_or_else(|| "agent".into()));
+        for g in o.groups.unwrap_or_default() {
+            identity = identity.group(g);
+        }
+        for (k, v) in o.attributes.unwrap_or_default() {
+            identity = identity.attribute(k, v);
+        }
+        let mut target = core_policy::Target::new(o.target.unwrap_or_else(|| "default".into()));
+        for (k, v) in o.labels.unwrap_or_default() {
+            target = target.label(k, v);
+        }
+        let d = req
+            .with(|r| self.guard.decide(&identity, &target, r, &command, None))
+            .map_err(|e| err("SLUICE_REQUEST", e, serde_json::json!({})))?;
+        let v = serde_json::to_value(&d).unwrap_or_default();
+        Ok(Decision {
+            decision: v["decision"].as_str().unwrap_or("deny").to_string(),
+            rule: d.rule().map(str::to_string),
+            reason: d.reason().to_string(),
+            uncertain: d.uncertain(),
+            mask: d.mask(),
+            approval: d.approval().and_then(|a| serde_json::to_value(a).ok()),
+        })
+    }
+
+    /// A redactor for a stream: `feed` chunks, `finish` at the end; secrets split across
+    /// chunks are still masked.
+    #[napi]
+    pub fn stream_redactor(&self) -> StreamRedactor {
+        StreamRedactor {
+            inner: Some(self.guard.detector.shared_stream_redactor()),
+        }
+    }
+}
+
+/// Streaming redaction: what `feed` returns is final; held-back bytes come with the next call.
+#[napi]
+#[derive(Debug)]
+pub struct StreamRedactor {
+    inner: Option<sluice_core::StreamRedactor<'static>>,
+}
+
+#[napi]
+impl StreamRedactor {
+    /// Masks a chunk: returns the bytes that are now safe to pass on.
+    #[napi]
+    pub fn feed(&mut self, chunk: Either<Uint8Array, String>) -> Result<Buffer, String> {
+        let r = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| err("SLUICE_STATE", "feed after finish", serde_json::json!({})))?;
+        let mut out = Vec::new();
+        r.feed(bytes(&chunk), &mut out);
+        Ok(out.into())
+    }
+
+    /// Ends the stream: returns what was held back.
+    #[napi]
+    pub fn finish(&mut self) -> Result<Buffer, String> {
+        let mut r = self
+            .inner
+            .take()
+            .ok_or_else(|| err("SLUICE_STATE", "finish called twice", serde_json::json!({})))?;
+        let mut out = Vec::new();
+        r.finish(&mut out);
+        Ok(out.into())
+    }
+}

@@ -1,0 +1,18 @@
+// A TypeScript user's code, type-checked with `tsc --strict` (npm test): the package's types
+// as an application sees them.
+import { Engine, PolicyError, type Decision, type Finding } from 'sluice'
+
+const engine: Engine = new Engine({ builtinRules: true })
+const found: Finding[] = engine.scan(Buffer.from('text'))
+const masked: string = engine.redact('text')
+const maskedBytes: Buffer = engine.redact(Buffer.from('text'))
+const d: Decision = engine.check('shell', 'ls -la', { user: 'dev', groups: ['eng'], target: 'laptop' })
+if (d.decision === 'require_approval') console.log(d.approval)
+try {
+  Engine.fromYaml('version: 1')
+} catch (e) {
+  if (e instanceof PolicyError) console.log(e.code, e.line, e.origin)
+}
+const stream = engine.redactStream()
+process.stdin.pipe(stream).pipe(process.stdout)
+console.log(found.length, masked, maskedBytes.length)
