@@ -3,7 +3,8 @@
 import type { Transform } from 'node:stream'
 import type { CheckOptions, Decision, EngineOptions, Finding } from './native'
 
-export type { CheckOptions, Decision, EngineOptions, Finding } from './native'
+export type { CheckOptions, Decision, EngineOptions, Exchange, Finding, SessionOptions } from './native'
+import type { Exchange, SessionOptions } from './native'
 
 /** Bytes (read in place) or text. */
 export type Input = Uint8Array | string
@@ -26,6 +27,16 @@ export declare class StreamRedactor {
   finish(): Buffer
 }
 
+/** One connection's enforcement: feed what each side sent, write what comes back. */
+export declare class Session {
+  readonly protocol: string
+  readonly closed: boolean
+  fromClient(data: Input): Exchange
+  fromServer(data: Input): Exchange
+  clientMessage(message: string | object): Exchange
+  serverMessage(message: string | object): Exchange
+}
+
 export declare class Engine {
   constructor(options?: EngineOptions | null)
   static fromYaml(text: string, options?: EngineOptions | null): Engine
@@ -35,6 +46,10 @@ export declare class Engine {
   redact(input: Buffer | Uint8Array): Buffer
   redact(input: string): string
   check(protocol: 'shell' | 'sql' | 'http' | 'mcp' | 'ssh', command: string, options?: CheckOptions | null): Decision
+  scanAsync(input: Input): Promise<Finding[]>
+  redactAsync(input: Buffer | Uint8Array): Promise<Buffer>
+  redactAsync(input: string): Promise<string>
+  session(protocol: 'postgres' | 'mysql' | 'http' | 'mcp', options?: SessionOptions | null): Session
   streamRedactor(): StreamRedactor
   redactStream(): Transform
 }

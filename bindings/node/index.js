@@ -53,6 +53,46 @@ function call(f) {
   }
 }
 
+/** Runs a native call returning a promise, turning its errors (thrown or rejected) into `SluiceError`s. */
+async function callAsync(f) {
+  try {
+    return await f()
+  } catch (e) {
+    return call(() => {
+      throw e
+    })
+  }
+}
+
+/** One connection's enforcement: feed what each side sent, write what comes back. */
+class Session {
+  constructor(inner) {
+    this._inner = inner
+  }
+  get protocol() {
+    return this._inner.protocol
+  }
+  get closed() {
+    return this._inner.closed
+  }
+  /** Bytes the client sent: `{ toServer, toClient }`. */
+  fromClient(data) {
+    return call(() => this._inner.fromClient(data))
+  }
+  /** Bytes the server sent: `{ toServer, toClient }`. */
+  fromServer(data) {
+    return call(() => this._inner.fromServer(data))
+  }
+  /** One MCP JSON-RPC message from the client (an object or its JSON). */
+  clientMessage(message) {
+    return call(() => this._inner.clientMessage(typeof message === 'string' ? message : JSON.stringify(message)))
+  }
+  /** One MCP JSON-RPC message from the server (an object or its JSON). */
+  serverMessage(message) {
+    return call(() => this._inner.serverMessage(typeof message === 'string' ? message : JSON.stringify(message)))
+  }
+}
+
 class StreamRedactor {
   constructor(inner) {
     this._inner = inner
@@ -94,6 +134,18 @@ class Engine {
   check(protocol, command, options) {
     return call(() => this._native.check(protocol, command, options))
   }
+  /** `scan` off the JavaScript thread (the input is copied first). */
+  scanAsync(input) {
+    return callAsync(() => this._native.scanAsync(input))
+  }
+  /** `redact` off the JavaScript thread; resolves to the input's type. */
+  redactAsync(input) {
+    return callAsync(() => this._native.redactAsync(input))
+  }
+  /** A protocol session for one connection: postgres, mysql, http or mcp. */
+  session(protocol, options) {
+    return new Session(call(() => this._native.session(protocol, options)))
+  }
   /** A redactor for a stream of chunks. */
   streamRedactor() {
     return new StreamRedactor(this._native.streamRedactor())
@@ -120,4 +172,4 @@ class Engine {
   }
 }
 
-module.exports = { Engine, StreamRedactor, SluiceError, RuleError, PolicyError, RequestError, LimitError }
+module.exports = { Engine, Session, StreamRedactor, SluiceError, RuleError, PolicyError, RequestError, LimitError }

@@ -1,5 +1,5 @@
 // ESM entry point: the CommonJS module's exports.
 import sluice from './index.js'
 
-export const { Engine, StreamRedactor, SluiceError, RuleError, PolicyError, RequestError, LimitError } = sluice
+export const { Engine, Session, StreamRedactor, SluiceError, RuleError, PolicyError, RequestError, LimitError } = sluice
 export default sluice

@@ -8,13 +8,13 @@
 
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Buffer, Either, Uint8Array};
-use napi::{Error, Result};
+use napi::bindgen_prelude::{AsyncTask, Buffer, Either, Uint8Array};
+use napi::{Env, Error, Result, Task};
 use napi_derive::napi;
 use sluice_core::Detector;
 use sluice_core::policy::cases::{OwnedRequest, SshKind};
 use sluice_core::policy::{self as core_policy, Dialect, EngineHandle, Protocol};
-use sluice_core::session::Guard;
+use sluice_core::session::{self, Guard};
 
 /// An error with a code and its fields as JSON, for the wrapper.
 fn err(code: &str, message: impl Into<String>, extra: serde_json::Value) -> Error<String> {
@@ -211,25 +211,11 @@ impl Engine {
     /// Every secret in `input`.
     #[napi]
     pub fn scan(&self, input: Either<Uint8Array, String>) -> Vec<Finding> {
-        let data = bytes(&input);
         let text = match &input {
             Either::B(s) => Some(s.as_str()),
             Either::A(_) => None,
         };
-        let off = |b: usize| text.map_or(b as u32, |s| utf16_offset(s, b));
-        self.guard
-            .detector
-            .scan(data)
-            .into_iter()
-            .map(|f| Finding {
-                rule: f.rule.to_string(),
-                start: off(f.start),
-                end: off(f.end),
-                line: f.line as u32,
-                column: f.column as u32,
-                fingerprint: f.fingerprint.to_hex(),
-            })
-            .collect()
+        findings(&self.guard.detector, bytes(&input), text)
     }
 
     /// `input` with every secret replaced by its placeholder (a string for a string, a Buffer
@@ -311,6 +297,61 @@ impl Engine {
         })
     }
 
+    /// `scan` off the JavaScript thread (on libuv's pool): for large inputs. The input is
+    /// copied first, so the caller may reuse its buffer at once.
+    #[napi(ts_return_type = "Promise<Array<Finding>>")]
+    pub fn scan_async(&self, input: Either<Uint8Array, String>) -> AsyncTask<ScanTask> {
+        let text = matches!(input, Either::B(_));
+        AsyncTask::new(ScanTask {
+            detector: Arc::clone(&self.guard.detector),
+            data: bytes(&input).to_vec(),
+            text,
+        })
+    }
+
+    /// `redact` off the JavaScript thread; resolves to the same type as the input.
+    #[napi(ts_return_type = "Promise<Buffer | string>")]
+    pub fn redact_async(&self, input: Either<Uint8Array, String>) -> AsyncTask<RedactTask> {
+        let text = matches!(input, Either::B(_));
+        AsyncTask::new(RedactTask {
+            detector: Arc::clone(&self.guard.detector),
+            data: bytes(&input).to_vec(),
+            text,
+        })
+    }
+
+    /// A protocol session for one connection: `protocol` is postgres, mysql, http or mcp.
+    /// The session never does I/O: feed it what each side sent and write what it returns.
+    #[napi]
+    pub fn session(&self, protocol: String, options: Option<SessionOptions>) -> Result<Session, String> {
+        let o = options.unwrap_or_default();
+        let g = Arc::clone(&self.guard);
+        let identity = o.user.map(core_policy::Identity::new);
+        let target = o.target.map(core_policy::Target::new);
+        let inner = match protocol.as_str() {
+            "postgres" | "postgresql" => Inner::Pg(session::postgres::PgSession::new(g, identity, target)),
+            "mysql" | "mariadb" => Inner::MySql(session::mysql::MySqlSession::new(g, identity, target)),
+            "http" => Inner::Http(session::http::HttpSession::new(
+                g,
+                identity.unwrap_or_else(|| core_policy::Identity::new("agent")),
+                target,
+            )),
+            "mcp" => Inner::Mcp(session::mcp::McpSession::new(
+                g,
+                identity.unwrap_or_else(|| core_policy::Identity::new("agent")),
+                target.unwrap_or_else(|| core_policy::Target::new("default")),
+            )),
+            other => {
+                return Err(err(
+                    "SLUICE_REQUEST",
+                    format!("unknown session protocol `{other}` (postgres, mysql, http or mcp)"),
+                    serde_json::json!({}),
+                ));
+            }
+        };
+        Ok(Session { inner, closed: None })
+    }
+
     /// A redactor for a stream: `feed` chunks, `finish` at the end; secrets split across
     /// chunks are still masked.
     #[napi]
@@ -352,5 +393,212 @@ impl StreamRedactor {
         let mut out = Vec::new();
         r.finish(&mut out);
         Ok(out.into())
+    }
+}
+
+fn findings(det: &Detector, data: &[u8], text: Option<&str>) -> Vec<Finding> {
+    let off = |b: usize| text.map_or(b as u32, |s| utf16_offset(s, b));
+    det.scan(data)
+        .into_iter()
+        .map(|f| Finding {
+            rule: f.rule.to_string(),
+            start: off(f.start),
+            end: off(f.end),
+            line: f.line as u32,
+            column: f.column as u32,
+            fingerprint: f.fingerprint.to_hex(),
+        })
+        .collect()
+}
+
+/// `scanAsync`'s work.
+#[derive(Debug)]
+pub struct ScanTask {
+    detector: Arc<Detector>,
+    data: Vec<u8>,
+    text: bool,
+}
+
+impl Task for ScanTask {
+    type Output = Vec<Finding>;
+    type JsValue = Vec<Finding>;
+
+    fn compute(&mut self) -> Result<Vec<Finding>> {
+        let text = if self.text {
+            std::str::from_utf8(&self.data).ok()
+        } else {
+            None
+        };
+        Ok(findings(&self.detector, &self.data, text))
+    }
+
+    fn resolve(&mut self, _: Env, out: Vec<Finding>) -> Result<Vec<Finding>> {
+        Ok(out)
+    }
+}
+
+/// `redactAsync`'s work.
+#[derive(Debug)]
+pub struct RedactTask {
+    detector: Arc<Detector>,
+    data: Vec<u8>,
+    text: bool,
+}
+
+impl Task for RedactTask {
+    type Output = Vec<u8>;
+    type JsValue = Either<Buffer, String>;
+
+    fn compute(&mut self) -> Result<Vec<u8>> {
+        Ok(self.detector.redact(&self.data).into_owned())
+    }
+
+    fn resolve(&mut self, _: Env, out: Vec<u8>) -> Result<Either<Buffer, String>> {
+        Ok(if self.text {
+            Either::B(String::from_utf8_lossy(&out).into_owned())
+        } else {
+            Either::A(out.into())
+        })
+    }
+}
+
+/// Options for `engine.session(protocol, options)`.
+#[napi(object)]
+#[derive(Debug, Default)]
+pub struct SessionOptions {
+    /// The acting user (PostgreSQL and MySQL default to the startup's user).
+    pub user: Option<String>,
+    /// The target (PostgreSQL and MySQL default to the startup's database).
+    pub target: Option<String>,
+}
+
+/// What a session returns for each input: bytes for the server and bytes for the client.
+#[napi(object)]
+pub struct Exchange {
+    /// Forward these to the server.
+    pub to_server: Buffer,
+    /// Send these to the client.
+    pub to_client: Buffer,
+}
+
+impl std::fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchange")
+            .field("to_server", &self.to_server.len())
+            .field("to_client", &self.to_client.len())
+            .finish()
+    }
+}
+
+enum Inner {
+    Pg(session::postgres::PgSession),
+    MySql(session::mysql::MySqlSession),
+    Http(session::http::HttpSession),
+    Mcp(session::mcp::McpSession),
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Inner::Pg(_) => "postgres",
+            Inner::MySql(_) => "mysql",
+            Inner::Http(_) => "http",
+            Inner::Mcp(_) => "mcp",
+        })
+    }
+}
+
+/// One connection's enforcement, as a state machine: every input decided, masked or refused.
+/// After a `SessionError` the session is closed (the host closes the connection).
+#[napi]
+#[derive(Debug)]
+pub struct Session {
+    inner: Inner,
+    closed: Option<String>,
+}
+
+impl Session {
+    fn run(
+        &mut self,
+        data: &[u8],
+        f: impl FnOnce(&mut Inner, &[u8], &mut session::Output) -> std::result::Result<(), session::SessionError>,
+    ) -> Result<Exchange, String> {
+        if let Some(e) = &self.closed {
+            return Err(err(
+                "SLUICE_SESSION",
+                format!("the session is closed: {e}"),
+                serde_json::json!({}),
+            ));
+        }
+        let mut out = session::Output::default();
+        if let Err(e) = f(&mut self.inner, data, &mut out) {
+            self.closed = Some(e.to_string());
+            return Err(err("SLUICE_SESSION", e.to_string(), serde_json::json!({})));
+        }
+        Ok(Exchange {
+            to_server: std::mem::take(&mut out.to_server).into(),
+            to_client: std::mem::take(&mut out.to_client).into(),
+        })
+    }
+}
+
+#[napi]
+impl Session {
+    /// Bytes the client sent.
+    #[napi]
+    pub fn from_client(&mut self, data: Either<Uint8Array, String>) -> Result<Exchange, String> {
+        self.run(bytes(&data), |s, d, o| match s {
+            Inner::Pg(s) => s.from_client(d, o),
+            Inner::MySql(s) => s.from_client(d, o),
+            Inner::Http(s) => s.from_client(d, o),
+            Inner::Mcp(s) => s.from_client(d, o),
+        })
+    }
+
+    /// Bytes the server sent.
+    #[napi]
+    pub fn from_server(&mut self, data: Either<Uint8Array, String>) -> Result<Exchange, String> {
+        self.run(bytes(&data), |s, d, o| match s {
+            Inner::Pg(s) => s.from_server(d, o),
+            Inner::MySql(s) => s.from_server(d, o),
+            Inner::Http(s) => s.from_server(d, o),
+            Inner::Mcp(s) => s.from_server(d, o),
+        })
+    }
+
+    /// One JSON-RPC message from the MCP client (an object's JSON text, no framing).
+    #[napi]
+    pub fn client_message(&mut self, message: String) -> Result<Exchange, String> {
+        self.run(message.as_bytes(), |s, d, o| match s {
+            Inner::Mcp(s) => s.client_message(d, o),
+            _ => Err(session::SessionError::new(
+                session::Side::Client,
+                "clientMessage is for MCP sessions",
+            )),
+        })
+    }
+
+    /// One JSON-RPC message from the MCP server.
+    #[napi]
+    pub fn server_message(&mut self, message: String) -> Result<Exchange, String> {
+        self.run(message.as_bytes(), |s, d, o| match s {
+            Inner::Mcp(s) => s.server_message(d, o),
+            _ => Err(session::SessionError::new(
+                session::Side::Server,
+                "serverMessage is for MCP sessions",
+            )),
+        })
+    }
+
+    /// The session's protocol.
+    #[napi(getter)]
+    pub fn protocol(&self) -> String {
+        format!("{:?}", self.inner)
+    }
+
+    /// Whether a `SessionError` closed the session.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.closed.is_some()
     }
 }

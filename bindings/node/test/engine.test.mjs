@@ -114,3 +114,21 @@ test('a policy from YAML decides', () => {
   assert.equal(e.check('shell', 'curl https://example.com').rule, 'no-curl')
   assert.equal(e.check('shell', 'ls').decision, 'allow')
 })
+
+test('async variants run off the JavaScript thread and agree with the sync calls', async () => {
+  const big = vectors.map((c) => c.input).join('\n').repeat(50)
+  const [a, b] = await Promise.all([engine.scanAsync(big), engine.redactAsync(Buffer.from(big))])
+  assert.deepEqual(a, engine.scan(big))
+  assert.deepEqual(b, engine.redact(Buffer.from(big)))
+  assert.equal(await engine.redactAsync(big), engine.redact(big))
+})
+
+test('an HTTP session refuses a denied request before any byte reaches the server', () => {
+  const s = engine.session('http', { user: 'agent', target: 'metadata' })
+  const ex = s.fromClient('GET http://169.254.169.254/latest/meta-data/iam/security-credentials/ HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n')
+  assert.equal(ex.toServer.length, 0)
+  assert.match(ex.toClient.toString(), /^HTTP\/1\.1 403/)
+  const ok = s.fromClient('GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n')
+  assert.match(ok.toServer.toString(), /^GET \/ HTTP\/1\.1/)
+  assert.throws(() => engine.session('smtp'), RequestError)
+})

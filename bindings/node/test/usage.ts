@@ -16,3 +16,9 @@ try {
 const stream = engine.redactStream()
 process.stdin.pipe(stream).pipe(process.stdout)
 console.log(found.length, masked, maskedBytes.length)
+import { guardTransport } from 'sluice/mcp'
+const t = guardTransport({ start: async () => {}, close: async () => {}, send: async () => {} }, { engine, user: 'a' })
+const s = engine.session('mcp', { user: 'agent', target: 'devbox' })
+const ex = s.clientMessage({ jsonrpc: '2.0', id: 1, method: 'tools/list' })
+void engine.scanAsync('x').then((f: Finding[]) => f.length)
+console.log(t.sessionId, ex.toServer.length)

@@ -1,0 +1,4 @@
+import mcp from './mcp.js'
+
+export const { guardTransport } = mcp
+export default mcp

@@ -1,0 +1,69 @@
+// An MCP server built with the real @modelcontextprotocol/sdk, guarded in-process by
+// sluice/mcp, called by the SDK's own client over its in-memory transport.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { randomInt } from 'node:crypto'
+
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js'
+import { z } from 'zod'
+
+import { Engine } from '../index.mjs'
+import { guardTransport } from '../mcp.mjs'
+
+const stripeKey = () => {
+  const a = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
+  return 'sk_live_' + Array.from({ length: 24 }, () => a[randomInt(a.length)]).join('')
+}
+
+async function setup(engine) {
+  const secret = stripeKey()
+  const ran = []
+  const server = new McpServer({ name: 'devbox', version: '1.0.0' })
+  server.registerTool('run_command', { description: 'run a shell command', inputSchema: { command: z.string() } },
+    async ({ command }) => {
+      ran.push(command)
+      return { content: [{ type: 'text', text: `ran ${command}\nSTRIPE_KEY=${secret}\n` }] }
+    })
+  server.registerTool('drop_everything', { description: 'dangerous', inputSchema: {} }, async () => {
+    ran.push('drop_everything')
+    return { content: [{ type: 'text', text: 'dropped' }] }
+  })
+  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
+  await server.connect(guardTransport(serverSide, { engine, user: 'agent-7', target: 'devbox' }))
+  const client = new Client({ name: 'agent', version: '1.0.0' })
+  await client.connect(clientSide)
+  return { client, ran, secret, server }
+}
+
+test('a refused tool call never reaches the server; an allowed one comes back masked', async () => {
+  const { client, ran, secret } = await setup(new Engine())
+  let refused
+  try {
+    refused = await client.callTool({ name: 'run_command', arguments: { command: 'cat ~/.aws/credentials' } })
+  } catch (e) {
+    refused = e
+  }
+  const text = refused instanceof Error ? refused.message : JSON.stringify(refused)
+  assert.ok(refused instanceof Error || refused.isError, text)
+  assert.match(text, /credential/)
+  assert.deepEqual(ran, [], 'the server never saw the refused call')
+
+  const ok = await client.callTool({ name: 'run_command', arguments: { command: 'ls -la' } })
+  assert.deepEqual(ran, ['ls -la'])
+  const out = JSON.stringify(ok)
+  assert.ok(!out.includes(secret), 'the secret never reaches the client')
+  assert.match(out, /\[REDACTED:stripe-secret-key:/)
+  await client.close()
+})
+
+test('tools/list is filtered by policy and a denied tool cannot be called', async () => {
+  const policy = 'version: 1\nname: mcp-test\ndefault: allow\nrules:\n  - {id: no-drop, action: deny, message: not this tool, when: {mcp: {tools: [drop_everything]}}}\n'
+  const { client, ran } = await setup(Engine.fromYaml(policy))
+  const { tools } = await client.listTools()
+  assert.deepEqual(tools.map((t) => t.name), ['run_command'])
+  await assert.rejects(client.callTool({ name: 'drop_everything', arguments: {} }), /not this tool/)
+  assert.deepEqual(ran, [])
+  await client.close()
+})
