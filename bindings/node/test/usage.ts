@@ -22,3 +22,9 @@ const s = engine.session('mcp', { user: 'agent', target: 'devbox' })
 const ex = s.clientMessage({ jsonrpc: '2.0', id: 1, method: 'tools/list' })
 void engine.scanAsync('x').then((f: Finding[]) => f.length)
 console.log(t.sessionId, ex.toServer.length)
+import { sluiceMiddleware } from 'sluice/ai'
+import { wrapLanguageModel, type LanguageModelMiddleware } from 'ai'
+import { MockLanguageModelV4 } from 'ai/test'
+const mw: LanguageModelMiddleware = sluiceMiddleware({ engine, user: 'dev', target: 'app' })
+const wrapped = wrapLanguageModel({ model: new MockLanguageModelV4(), middleware: mw })
+console.log(wrapped.modelId)

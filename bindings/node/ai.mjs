@@ -1,0 +1,4 @@
+import ai from './ai.js'
+
+export const { sluiceMiddleware } = ai
+export default ai
