@@ -286,9 +286,8 @@ impl Engine {
         let d = req
             .with(|r| self.guard.decide(&identity, &target, r, &command, None))
             .map_err(|e| err("SLUICE_REQUEST", e, serde_json::json!({})))?;
-        let v = serde_json::to_value(&d).unwrap_or_default();
         Ok(Decision {
-            decision: v["decision"].as_str().unwrap_or("deny").to_string(),
+            decision: d.action().as_str().to_string(),
             rule: d.rule().map(str::to_string),
             reason: d.reason().to_string(),
             uncertain: d.uncertain(),
