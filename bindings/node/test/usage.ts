@@ -28,3 +28,6 @@ import { MockLanguageModelV4 } from 'ai/test'
 const mw: LanguageModelMiddleware = sluiceMiddleware({ engine, user: 'dev', target: 'app' })
 const wrapped = wrapLanguageModel({ model: new MockLanguageModelV4(), middleware: mw })
 console.log(wrapped.modelId)
+import { createProxy } from 'sluice/http'
+const server = createProxy({ engine, origin: 'http://127.0.0.1:8080' })
+server.close()

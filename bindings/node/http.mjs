@@ -1,0 +1,4 @@
+import h from './http.js'
+
+export const { createProxy } = h
+export default h
