@@ -3,8 +3,8 @@
 import type { Transform } from 'node:stream'
 import type { CheckOptions, Decision, EngineOptions, Finding } from './native'
 
-export type { CheckOptions, Decision, EngineOptions, Exchange, Finding, SessionOptions } from './native'
-import type { Exchange, SessionOptions } from './native'
+export type { Approver, CheckOptions, Decision, EngineOptions, Exchange, Finding, SessionOptions } from './native'
+import type { Approver, Exchange, SessionOptions } from './native'
 
 /** Bytes (read in place) or text. */
 export type Input = Uint8Array | string
@@ -21,6 +21,17 @@ export declare class RuleError extends SluiceError {}
 export declare class PolicyError extends SluiceError {}
 export declare class RequestError extends SluiceError {}
 export declare class LimitError extends SluiceError {}
+export declare class GrantError extends SluiceError {}
+
+/** A key that signs (and verifies) single-use grants for approved commands. */
+export declare class GrantKey {
+  static generateEd25519(): GrantKey
+  static generateHmac(): GrantKey
+  static parse(text: string): GrantKey
+  toText(): string
+  publicText(): string | null
+  issue(request: object, approvers: Array<string | Approver>): string
+}
 
 export declare class StreamRedactor {
   feed(chunk: Input): Buffer

@@ -26,12 +26,15 @@ class PolicyError extends SluiceError {}
 class RequestError extends SluiceError {}
 /** A limit was exceeded. */
 class LimitError extends SluiceError {}
+/** A grant or grant key is invalid. */
+class GrantError extends SluiceError {}
 
 const CLASSES = {
   SLUICE_RULE: RuleError,
   SLUICE_POLICY: PolicyError,
   SLUICE_REQUEST: RequestError,
   SLUICE_LIMIT: LimitError,
+  SLUICE_GRANT: GrantError,
 }
 
 /** Runs a native call, turning its errors into `SluiceError`s. */
@@ -90,6 +93,32 @@ class Session {
   /** One MCP JSON-RPC message from the server (an object or its JSON). */
   serverMessage(message) {
     return call(() => this._inner.serverMessage(typeof message === 'string' ? message : JSON.stringify(message)))
+  }
+}
+
+/** A key that signs (and verifies) single-use grants for approved commands. */
+class GrantKey {
+  constructor(inner) {
+    this._inner = inner
+  }
+  static generateEd25519() {
+    return new GrantKey(native.GrantKey.generateEd25519())
+  }
+  static generateHmac() {
+    return new GrantKey(native.GrantKey.generateHmac())
+  }
+  static parse(text) {
+    return new GrantKey(call(() => native.GrantKey.parse(text)))
+  }
+  toText() {
+    return this._inner.toText()
+  }
+  publicText() {
+    return this._inner.publicText()
+  }
+  /** A grant for the approval request of a `require_approval` decision, by `approvers`. */
+  issue(request, approvers) {
+    return call(() => this._inner.issue(request, approvers))
   }
 }
 
@@ -172,4 +201,4 @@ class Engine {
   }
 }
 
-module.exports = { Engine, Session, StreamRedactor, SluiceError, RuleError, PolicyError, RequestError, LimitError }
+module.exports = { Engine, GrantKey, Session, StreamRedactor, SluiceError, RuleError, PolicyError, RequestError, LimitError, GrantError }

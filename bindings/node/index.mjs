@@ -1,5 +1,5 @@
 // ESM entry point: the CommonJS module's exports.
 import sluice from './index.js'
 
-export const { Engine, Session, StreamRedactor, SluiceError, RuleError, PolicyError, RequestError, LimitError } = sluice
+export const { Engine, GrantKey, Session, StreamRedactor, SluiceError, RuleError, PolicyError, RequestError, LimitError, GrantError } = sluice
 export default sluice

@@ -13,6 +13,7 @@ use napi::{Env, Error, Result, Task};
 use napi_derive::napi;
 use sluice_core::Detector;
 use sluice_core::policy::cases::{OwnedRequest, SshKind};
+use sluice_core::policy::grant;
 use sluice_core::policy::{self as core_policy, Dialect, EngineHandle, Protocol};
 use sluice_core::session::{self, Guard};
 
@@ -78,6 +79,12 @@ pub struct EngineOptions {
     pub builtin_rules: Option<bool>,
     /// A policy document (YAML or JSON text); default: the embedded agent-safe policy.
     pub policy: Option<String>,
+    /// The key that verifies grants (`GrantKey.toText()`, or its public half): with it, a
+    /// `grant` from `GrantKey.issue` lets a `require_approval` command through once.
+    pub grant_key: Option<String>,
+    /// Where used grants are remembered: `memory` (this process, the default) or a
+    /// `redis://` URL (every process sharing it).
+    pub replay_store: Option<String>,
 }
 
 /// A secret found: where and by which rule; never the secret itself.
@@ -120,6 +127,8 @@ pub struct CheckOptions {
     pub body: Option<String>,
     /// SSH request kind: exec (default), env, subsystem, shell, forward, channel.
     pub ssh: Option<String>,
+    /// A grant (from `GrantKey.issue`) for exactly this command; needs the engine's `grantKey`.
+    pub grant: Option<String>,
 }
 
 /// A decision.
@@ -154,6 +163,28 @@ fn build(options: Option<EngineOptions>) -> Result<Engine, String> {
         b = b.rules_toml(format!("rules[{i}]"), text);
     }
     let detector = b.build().map_err(|e| core_err(&e))?;
+    let grants = match o.grant_key {
+        None if o.replay_store.is_some() => {
+            return Err(err(
+                "SLUICE_REQUEST",
+                "replayStore needs a grantKey",
+                serde_json::json!({}),
+            ));
+        }
+        None => None,
+        Some(text) => {
+            let key =
+                grant::GrantKey::parse(&text).map_err(|e| err("SLUICE_GRANT", e.to_string(), serde_json::json!({})))?;
+            let store: Arc<dyn grant::ReplayStore> = match o.replay_store.as_deref() {
+                None | Some("memory") => Arc::new(grant::MemoryStore::default()),
+                Some(url) => Arc::new(
+                    grant::RedisStore::new(url, "sluice:grant:")
+                        .map_err(|e| err("SLUICE_GRANT", e.to_string(), serde_json::json!({})))?,
+                ),
+            };
+            Some(grant::GrantVerifier::new(key, store))
+        }
+    };
     let policy = match &o.policy {
         Some(text) => Arc::new(core_policy::Engine::from_text("policy", text).map_err(|e| policy_err(&e))?),
         None => core_policy::Engine::agent_safe(),
@@ -162,7 +193,7 @@ fn build(options: Option<EngineOptions>) -> Result<Engine, String> {
         guard: Arc::new(Guard {
             policy: Arc::new(EngineHandle::new(policy)),
             detector: Arc::new(detector),
-            grants: None,
+            grants,
             hook: None,
             recorder: None,
             vault: None,
@@ -284,7 +315,7 @@ impl Engine {
             target = target.label(k, v);
         }
         let d = req
-            .with(|r| self.guard.decide(&identity, &target, r, &command, None))
+            .with(|r| self.guard.decide(&identity, &target, r, &command, o.grant.as_deref()))
             .map_err(|e| err("SLUICE_REQUEST", e, serde_json::json!({})))?;
         Ok(Decision {
             decision: d.action().as_str().to_string(),
@@ -599,5 +630,91 @@ impl Session {
     #[napi(getter)]
     pub fn closed(&self) -> bool {
         self.closed.is_some()
+    }
+}
+
+/// An approver: a user and the groups they belong to.
+#[napi(object)]
+#[derive(Debug)]
+pub struct Approver {
+    /// The approving user.
+    pub user: String,
+    /// Their groups.
+    pub groups: Option<Vec<String>>,
+}
+
+/// A key that signs grants (and verifies them): Ed25519 (the signing half verifies elsewhere
+/// with its public half) or HMAC (shared).
+#[napi]
+#[derive(Debug)]
+pub struct GrantKey {
+    inner: grant::GrantKey,
+}
+
+#[napi]
+impl GrantKey {
+    /// A new Ed25519 signing key.
+    #[napi(factory)]
+    pub fn generate_ed25519() -> GrantKey {
+        GrantKey {
+            inner: grant::GrantKey::generate_ed25519(),
+        }
+    }
+
+    /// A new HMAC key.
+    #[napi(factory)]
+    pub fn generate_hmac() -> GrantKey {
+        GrantKey {
+            inner: grant::GrantKey::generate_hmac(),
+        }
+    }
+
+    /// A key from its text form (as `toText()` or `sluice keygen` write it).
+    #[napi(factory)]
+    pub fn parse(text: String) -> Result<GrantKey, String> {
+        grant::GrantKey::parse(&text)
+            .map(|inner| GrantKey { inner })
+            .map_err(|e| err("SLUICE_GRANT", e.to_string(), serde_json::json!({})))
+    }
+
+    /// The key's text form (secret: keep it off the agent's machine).
+    #[napi]
+    pub fn to_text(&self) -> String {
+        self.inner.to_text()
+    }
+
+    /// The public half of an Ed25519 key (what engines verify with), as text.
+    #[napi]
+    pub fn public_text(&self) -> Option<String> {
+        self.inner.public().map(|k| k.to_text())
+    }
+
+    /// Signs a single-use grant for an approval request (the `approval` of a
+    /// `require_approval` decision) by `approvers` (user names or `{ user, groups }`).
+    #[napi]
+    pub fn issue(
+        &self,
+        request: serde_json::Value,
+        approvers: Vec<Either<String, Approver>>,
+    ) -> Result<String, String> {
+        let request: grant::ApprovalRequest = serde_json::from_value(request).map_err(|e| {
+            err(
+                "SLUICE_GRANT",
+                format!("not an approval request: {e}"),
+                serde_json::json!({}),
+            )
+        })?;
+        let approvers: Vec<grant::Approver> = approvers
+            .into_iter()
+            .map(|a| match a {
+                Either::A(user) => grant::Approver::new(user),
+                Either::B(a) => grant::Approver {
+                    user: a.user,
+                    groups: a.groups.unwrap_or_default(),
+                },
+            })
+            .collect();
+        grant::issue(&self.inner, &request, &approvers, grant::now())
+            .map_err(|e| err("SLUICE_GRANT", e.to_string(), serde_json::json!({})))
     }
 }

@@ -132,3 +132,19 @@ test('an HTTP session refuses a denied request before any byte reaches the serve
   assert.match(ok.toServer.toString(), /^GET \/ HTTP\/1\.1/)
   assert.throws(() => engine.session('smtp'), RequestError)
 })
+
+test('a grant lets exactly the approved command through, once', async () => {
+  const { GrantKey, GrantError } = await import('../index.mjs')
+  const key = GrantKey.generateEd25519()
+  const e = new Engine({ grantKey: key.publicText() })
+  const cmd = 'rm -rf /var/lib/app'
+  const d = e.check('shell', cmd)
+  assert.equal(d.decision, 'require_approval')
+  const grant = key.issue(d.approval, [{ user: 'alice', groups: ['oncall'] }])
+  assert.equal(e.check('shell', cmd, { grant }).decision, 'allow')
+  assert.notEqual(e.check('shell', cmd, { grant }).decision, 'allow', 'a grant is single use')
+  const other = key.issue(e.check('shell', cmd).approval, ['alice'])
+  assert.notEqual(e.check('shell', 'rm -rf /var/lib/other', { grant: other }).decision, 'allow', 'only the approved command')
+  assert.throws(() => GrantKey.parse('not a key'), GrantError)
+  assert.throws(() => key.issue({ nope: 1 }, ['alice']), GrantError)
+})

@@ -31,3 +31,8 @@ console.log(wrapped.modelId)
 import { createProxy } from 'sluice/http'
 const server = createProxy({ engine, origin: 'http://127.0.0.1:8080' })
 server.close()
+import { GrantKey } from 'sluice'
+const gk = GrantKey.generateEd25519()
+const ge = new Engine({ grantKey: gk.publicText() ?? undefined })
+const dd = ge.check('shell', 'rm -rf /var/lib/app')
+if (dd.approval) console.log(ge.check('shell', 'rm -rf /var/lib/app', { grant: gk.issue(dd.approval, ['alice', { user: 'bob', groups: ['ops'] }]) }).decision)
