@@ -287,21 +287,12 @@ impl Engine {
         if let Some(b) = o.body {
             req = req.body(b.into_bytes());
         }
-        let kind = match o.ssh.as_deref().unwrap_or("exec") {
-            "exec" => SshKind::Exec,
-            "env" => SshKind::Env,
-            "subsystem" => SshKind::Subsystem,
-            "shell" => SshKind::Shell,
-            "forward" => SshKind::Forward,
-            "channel" => SshKind::Channel,
-            other => {
-                return Err(err(
-                    "SLUICE_REQUEST",
-                    format!("unknown ssh request `{other}`"),
-                    serde_json::json!({}),
-                ));
-            }
-        };
+        let kind: SshKind = o
+            .ssh
+            .as_deref()
+            .unwrap_or("exec")
+            .parse()
+            .map_err(|e: String| err("SLUICE_REQUEST", e, serde_json::json!({})))?;
         let req = req.ssh(kind);
         let mut identity = core_policy::Identity::new(o.user.unwrap_or_else(|| "agent".into()));
         for g in o.groups.unwrap_or_default() {

@@ -240,19 +240,7 @@ pub(crate) fn build_request(
     if let Some(b) = body {
         req = req.body(input(b)?.bytes().to_vec());
     }
-    let kind = match ssh {
-        "exec" => SshKind::Exec,
-        "env" => SshKind::Env,
-        "subsystem" => SshKind::Subsystem,
-        "shell" => SshKind::Shell,
-        "forward" => SshKind::Forward,
-        "channel" => SshKind::Channel,
-        other => {
-            return Err(RequestError::new_err(format!(
-                "unknown ssh request `{other}` (exec, env, subsystem, shell, forward or channel)"
-            )));
-        }
-    };
+    let kind: SshKind = ssh.parse().map_err(RequestError::new_err)?;
     Ok((req.ssh(kind), text))
 }
 

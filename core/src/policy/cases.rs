@@ -53,6 +53,26 @@ pub enum SshKind {
     Channel,
 }
 
+impl std::str::FromStr for SshKind {
+    type Err = String;
+    /// The lowercase name: exec, env, subsystem, shell, forward or channel.
+    fn from_str(s: &str) -> Result<SshKind, String> {
+        Ok(match s {
+            "exec" => SshKind::Exec,
+            "env" => SshKind::Env,
+            "subsystem" => SshKind::Subsystem,
+            "shell" => SshKind::Shell,
+            "forward" => SshKind::Forward,
+            "channel" => SshKind::Channel,
+            other => {
+                return Err(format!(
+                    "unknown ssh request `{other}` (exec, env, subsystem, shell, forward or channel)"
+                ));
+            }
+        })
+    }
+}
+
 impl OwnedRequest {
     /// A request of `protocol` with `command` as its text (for HTTP `METHOD URL`, for MCP the
     /// JSON-RPC message, for SSH the exec command).
