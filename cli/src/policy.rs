@@ -196,7 +196,7 @@ fn key_value(what: &str, kv: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{what} `{kv}` is not KEY=VALUE"))
 }
 
-fn load_engine(policy: Option<&Path>) -> Result<Arc<Engine>, String> {
+pub(crate) fn load_engine(policy: Option<&Path>) -> Result<Arc<Engine>, String> {
     match policy {
         None => Ok(Engine::agent_safe()),
         Some(p) if p.as_os_str() == "agent-safe" => Ok(Engine::agent_safe()),
@@ -204,7 +204,7 @@ fn load_engine(policy: Option<&Path>) -> Result<Arc<Engine>, String> {
     }
 }
 
-fn read_key(path: &Path) -> Result<GrantKey, String> {
+pub(crate) fn read_key(path: &Path) -> Result<GrantKey, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read key file {}: {e}", path.display()))?;
     GrantKey::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -654,7 +654,7 @@ pub(crate) fn pre_tool_reply(agent: Agent, event: &str, kind: Kind, v: &Verdict)
 }
 
 /// The agent's answer to a prompt (or model request) check: `None` lets it through.
-pub(crate) fn prompt_reply(agent: Agent, kind: Kind, refusal: Option<&Verdict>) -> Reply {
+pub(crate) fn prompt_reply(agent: Agent, refusal: Option<&Verdict>) -> Reply {
     let Some(v) = refusal else {
         return match agent {
             Agent::Cursor => Reply::json(&json!({ "continue": true })),
@@ -665,10 +665,7 @@ pub(crate) fn prompt_reply(agent: Agent, kind: Kind, refusal: Option<&Verdict>) 
     match agent {
         Agent::ClaudeCode | Agent::Codex => Reply::json(&json!({ "decision": "block", "reason": msg })),
         Agent::Cursor => Reply::json(&json!({ "continue": false, "user_message": msg })),
-        Agent::Gemini => {
-            let _ = kind;
-            Reply::json(&json!({ "decision": "deny", "reason": msg }))
-        }
+        Agent::Gemini => Reply::json(&json!({ "decision": "deny", "reason": msg })),
     }
 }
 
@@ -774,7 +771,7 @@ mod tests {
             for &(event, kind) in events(agent) {
                 let r = match kind {
                     Kind::PreTool | Kind::Permission => pre_tool_reply(agent, event, kind, &v),
-                    Kind::Prompt | Kind::Model => prompt_reply(agent, kind, Some(&v)),
+                    Kind::Prompt | Kind::Model => prompt_reply(agent, Some(&v)),
                     Kind::PostTool => continue,
                 };
                 let out: Value = serde_json::from_str(&r.stdout).expect("JSON");

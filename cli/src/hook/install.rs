@@ -321,10 +321,7 @@ fn remove_ours(hooks: &mut Json, agent: Agent) -> usize {
                 return false;
             }
             // Claude Code, Gemini, Codex: a group with a `hooks` list.
-            if let Some(Json::Array(inner)) = match g {
-                Json::Object(m) => m.iter_mut().find(|(k, _)| k == "hooks").map(|(_, v)| v),
-                _ => None,
-            } {
+            if let Some(Json::Array(inner)) = g.get_mut("hooks") {
                 let n = inner.len();
                 inner.retain(|h| {
                     !h.get("command")
@@ -465,9 +462,7 @@ pub(crate) fn uninstall(a: &ScopeArgs) -> Result<u8, String> {
     let path = settings_path(a.agent, a.user, &a.dir)?;
     let mut settings = read_settings(&path)?;
     let mut removed = 0;
-    if let Json::Object(m) = &mut settings
-        && let Some((_, hooks)) = m.iter_mut().find(|(k, _)| k == "hooks")
-    {
+    if let Some(hooks) = settings.get_mut("hooks") {
         removed = remove_ours(hooks, a.agent);
     }
     let mut out = std::io::stdout().lock();

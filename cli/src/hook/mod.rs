@@ -15,7 +15,7 @@ mod install;
 
 use std::cell::OnceCell;
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -171,7 +171,7 @@ fn try_handle(agent: Agent, event: &str, payload: &[u8], opts: &HookOptions) -> 
             if let Some(v) = &refusal {
                 checker.note(&format!("{event}: refused: {}", v.reason));
             }
-            agents::prompt_reply(agent, kind, refusal.as_ref())
+            agents::prompt_reply(agent, refusal.as_ref())
         }
         Call::Output { tool, output } => {
             let masked = checker.mask(output)?;
@@ -204,7 +204,7 @@ struct Checker {
     engine: OnceCell<Arc<Engine>>,
     identity: Identity,
     target: Target,
-    rules: Vec<PathBuf>,
+    rules: crate::RuleSource,
     detector: OnceCell<Arc<Detector>>,
     recorder: OnceCell<Recorder>,
     record: Option<(PathBuf, ed25519_dalek::SigningKey)>,
@@ -227,7 +227,10 @@ impl Checker {
             engine: OnceCell::new(),
             identity: Identity::new(user),
             target: Target::new(opts.target.clone().unwrap_or_else(|| agent.name().to_string())),
-            rules: opts.rules.clone(),
+            rules: crate::RuleSource {
+                rules: opts.rules.clone(),
+                no_builtin_rules: false,
+            },
             detector: OnceCell::new(),
             recorder: OnceCell::new(),
             record,
@@ -240,10 +243,7 @@ impl Checker {
         if let Some(e) = self.engine.get() {
             return Ok(e);
         }
-        let e = match &self.policy {
-            Some(p) => Arc::new(Engine::from_file(p).map_err(|e| e.to_string())?),
-            None => Engine::agent_safe(),
-        };
+        let e = crate::policy::load_engine(self.policy.as_deref())?;
         Ok(self.engine.get_or_init(|| e))
     }
 
@@ -251,7 +251,7 @@ impl Checker {
         if let Some(d) = self.detector.get() {
             return Ok(d);
         }
-        let d = build_detector(&self.rules)?;
+        let d = Arc::new(crate::build_detector(&self.rules)?);
         Ok(self.detector.get_or_init(|| d))
     }
 
@@ -268,8 +268,9 @@ impl Checker {
         let start = SessionStart::new("hook")
             .session_id(id)
             .user(self.identity.user.clone())
-            .target(self.target.name.clone())
-            .policy(self.engine()?.name(), self.engine()?.digest());
+            .target(self.target.name.clone());
+        let engine = self.engine()?;
+        let start = start.policy(engine.name(), engine.digest());
         let rec = Recorder::start(Box::new(sink), key, start, RecordOptions::default())
             .map_err(|e| format!("cannot record to {}: {e}", path.display()))?
             .with_detector(Arc::clone(self.detector()?));
@@ -463,16 +464,6 @@ fn outcome(a: Action) -> Outcome {
     }
 }
 
-fn build_detector(rules: &[PathBuf]) -> Result<Arc<Detector>, String> {
-    let mut b = Detector::builder();
-    for path in rules {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("cannot read rule file {}: {e}", path.display()))?;
-        b = b.rules_toml(path.display().to_string(), text);
-    }
-    Ok(Arc::new(b.build().map_err(|e| e.to_string())?))
-}
-
 /// Every string in `v` with its secrets masked (object keys too), counting what was found.
 fn mask_value(det: &Detector, v: &Value, count: &mut usize, rules: &mut Vec<String>) -> Value {
     match v {
@@ -501,9 +492,8 @@ fn mask_text(det: &Detector, s: &str, count: &mut usize, rules: &mut Vec<String>
     String::from_utf8_lossy(&det.redact(s.as_bytes())).into_owned()
 }
 
-fn record_key(path: &PathBuf) -> Result<ed25519_dalek::SigningKey, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    match GrantKey::parse(&text).map_err(|e| format!("{}: {e}", path.display()))? {
+fn record_key(path: &Path) -> Result<ed25519_dalek::SigningKey, String> {
+    match crate::policy::read_key(path)? {
         GrantKey::Ed25519(k) => Ok(k),
         _ => Err(format!(
             "{}: recordings are signed with an Ed25519 secret key (`sluice keygen --type ed25519`)",
