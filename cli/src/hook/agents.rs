@@ -635,8 +635,12 @@ pub(crate) fn pre_tool_reply(agent: Agent, event: &str, kind: Kind, v: &Verdict)
             "reason": msg,
         })),
         (Agent::Cursor, o) => {
+            // `beforeReadFile` answers allow or deny only (Cursor documents no ask there): a
+            // read that needs approval is refused rather than answered in a form Cursor may
+            // not honour.
             let permission = match o {
                 Outcome::Allow => "allow",
+                Outcome::Ask if event == "beforeReadFile" => "deny",
                 Outcome::Ask => "ask",
                 Outcome::Deny => "deny",
             };
@@ -758,6 +762,19 @@ mod tests {
         );
         assert_eq!(mcp_name("MCP:query"), Some((String::new(), "query".into())));
         assert_eq!(mcp_name("Bash"), None);
+    }
+
+    #[test]
+    fn cursor_reads_needing_approval_are_refused() {
+        let v = Verdict {
+            outcome: Outcome::Ask,
+            rule: None,
+            reason: "unsure".into(),
+        };
+        let r = pre_tool_reply(Agent::Cursor, "beforeReadFile", Kind::PreTool, &v);
+        assert_eq!(r.stdout, r#"{"permission":"deny"}"#);
+        let r = pre_tool_reply(Agent::Cursor, "beforeShellExecution", Kind::PreTool, &v);
+        assert!(r.stdout.contains(r#""permission":"ask""#));
     }
 
     #[test]
