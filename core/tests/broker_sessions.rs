@@ -373,6 +373,15 @@ fn postgres_login_refuses_a_placeholder_the_target_may_not_have() {
 }
 
 /// A MySQL packet: 3-byte length, sequence id, payload.
+/// An auth switch request to `mysql_native_password` with a new scramble.
+fn auth_switch(scramble: &[u8; 20]) -> Vec<u8> {
+    let mut p = vec![0xFE];
+    p.extend_from_slice(b"mysql_native_password\0");
+    p.extend_from_slice(scramble);
+    p.push(0);
+    p
+}
+
 fn my(seq: u8, payload: &[u8]) -> Vec<u8> {
     let mut m = (payload.len() as u32).to_le_bytes()[..3].to_vec();
     m.push(seq);
@@ -458,10 +467,7 @@ fn mysql_login_answers_with_the_held_credential_where_it_may_go() {
     assert_eq!(out.to_server, handshake_response("agent", &own, "appdb"));
     // An auth switch to native password with a new scramble: the answer to it is swapped too.
     let fresh: [u8; 20] = *b"ABCDEFGHIJKLMNOPQRST";
-    let mut switch = vec![0xFE];
-    switch.extend_from_slice(b"mysql_native_password\0");
-    switch.extend_from_slice(&fresh);
-    switch.push(0);
+    let switch = auth_switch(&fresh);
     let mut out = Output::default();
     s.from_server(&my(2, &switch), &mut out).expect("switch");
     assert_eq!(out.to_client, my(2, &switch));
@@ -634,10 +640,7 @@ fn mysql_tls_to_the_server_starts_after_the_greeting_and_renumbers_the_login() {
     // An auth switch from the server (its number 3) reaches the client as 2; the client's
     // answer (3) reaches the server as 4; the server's OK (5) the client as 4.
     let fresh: [u8; 20] = *b"ABCDEFGHIJKLMNOPQRST";
-    let mut switch = vec![0xFE];
-    switch.extend_from_slice(b"mysql_native_password\0");
-    switch.extend_from_slice(&fresh);
-    switch.push(0);
+    let switch = auth_switch(&fresh);
     let mut out = Output::default();
     s.from_server(&my(3, &switch), &mut out).expect("switch");
     assert_eq!(out.to_client, my(2, &switch));
