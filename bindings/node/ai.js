@@ -20,7 +20,11 @@ function decide(engine, opts, toolName, input) {
     args = { input }
   }
   const message = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: toolName, arguments: args } }
-  return engine.check('mcp', JSON.stringify(message), { user: opts.user ?? 'agent', target: opts.target ?? 'ai' })
+  return engine.check('mcp', JSON.stringify(message), {
+    identity: opts.identity ?? opts.user ?? 'agent',
+    target: opts.target ?? 'ai',
+    recorder: opts.recorder,
+  })
 }
 
 /** Every string in a JSON-like value masked. */

@@ -1,5 +1,5 @@
 import type { Server } from 'node:http'
-import type { Engine } from './index'
+import type { Engine, Identity, Recorder } from './index'
 
 export interface ProxyOptions {
   /** The engine (default: built-in rules, agent-safe policy). */
@@ -8,6 +8,10 @@ export interface ProxyOptions {
   origin?: string
   /** The acting user policy sees (default `agent`). */
   user?: string
+  /** Who acts, instead of `user`: a name or an `Identity` (for example from `OidcVerifier`). */
+  identity?: string | Identity
+  /** Record every decision (and, for MCP, the output) of this connection. */
+  recorder?: Recorder
   /** The target policy sees (default: the origin's host name). */
   target?: string
 }

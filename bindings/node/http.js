@@ -16,7 +16,7 @@ const { Engine } = require('./index.js')
  */
 function createProxy(options = {}) {
   const engine = options.engine ?? new Engine()
-  const user = options.user ?? 'agent'
+  const identity = options.identity ?? options.user ?? 'agent'
   const origin = options.origin ? new URL(options.origin) : null
   return http.createServer((req, res) => {
     let url
@@ -32,7 +32,12 @@ function createProxy(options = {}) {
     }
     const headers = {}
     for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : String(v)
-    const d = engine.check('http', `${req.method} ${url.href}`, { user, target: options.target ?? url.hostname, headers })
+    const d = engine.check('http', `${req.method} ${url.href}`, {
+      identity,
+      target: options.target ?? url.hostname,
+      headers,
+      recorder: options.recorder,
+    })
     if (d.decision !== 'allow') {
       res.writeHead(403, { 'content-type': 'text/plain', 'x-sluice-decision': d.decision })
       res.end(`sluice: ${d.decision}: ${d.reason}${d.rule ? ` [${d.rule}]` : ''}\n`)

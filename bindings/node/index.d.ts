@@ -1,10 +1,75 @@
 // The `sluice` package's types: the addon's generated declarations (native.d.ts, made by
 // `npm run build`) for the values, and the JavaScript wrapper's classes.
 import type { Transform } from 'node:stream'
-import type { CheckOptions, Decision, EngineOptions, Finding } from './native'
+import type {
+  Approver,
+  CheckOptions as NativeCheckOptions,
+  Decision,
+  EngineOptions as NativeEngineOptions,
+  Exchange,
+  Finding,
+  Identity,
+  OidcOptions,
+  RecorderOptions as NativeRecorderOptions,
+  RecordingReport,
+  SessionOptions as NativeSessionOptions,
+  Substitution,
+  Target,
+} from './native'
 
-export type { Approver, CheckOptions, Decision, EngineOptions, Exchange, Finding, SessionOptions } from './native'
-import type { Approver, Exchange, SessionOptions } from './native'
+export type {
+  Approver,
+  Decision,
+  Exchange,
+  Finding,
+  Identity,
+  OidcOptions,
+  RecordingProblem,
+  RecordingReport,
+  Substitution,
+  Target,
+} from './native'
+
+/** A session event: a decision, a masking count or a notice (see the README). */
+export interface SluiceEvent {
+  event: 'decision' | 'masked' | 'notice' | string
+  protocol: string
+  [field: string]: unknown
+}
+
+/** Options for `new Engine(options)`. */
+export interface EngineOptions extends Omit<NativeEngineOptions, 'events' | 'grantKey'> {
+  /** The key that verifies grants: a `GrantKey` or its text (or its public half's). */
+  grantKey?: GrantKey | string
+  /** Given each session event, in order, before the call that caused it returns. */
+  onEvent?: (event: SluiceEvent) => void
+}
+
+/** Options for `engine.check(...)`. */
+export interface CheckOptions extends NativeCheckOptions {
+  /** Record the decision (a command that cannot be recorded is refused). */
+  recorder?: Recorder
+}
+
+/** Options for `engine.session(...)`. */
+export interface SessionOptions extends NativeSessionOptions {
+  /** Record every decision, masking count and output of the session. */
+  recorder?: Recorder
+}
+
+/** Options for `engine.recorder(...)`. */
+export interface RecorderOptions extends Omit<NativeRecorderOptions, 'key' | 'path' | 'queue'> {
+  /** The Ed25519 secret key that signs: a `GrantKey` or its text. */
+  key: GrantKey | string
+  /** A path (created new), a function taking each record, or nothing (memory). */
+  to?: string | ((record: Buffer) => void | Promise<void>)
+}
+
+/** An MCP tool call as `check` takes it. */
+export interface ToolCall {
+  name: string
+  arguments?: Record<string, unknown>
+}
 
 /** Bytes (read in place) or text. */
 export type Input = Uint8Array | string
@@ -22,6 +87,35 @@ export declare class PolicyError extends SluiceError {}
 export declare class RequestError extends SluiceError {}
 export declare class LimitError extends SluiceError {}
 export declare class GrantError extends SluiceError {}
+export declare class OidcError extends SluiceError {
+  /** KeySet, Malformed, Algorithm, NoKey, Rejected or Claims. */
+  readonly kind: string | null
+}
+export declare class RecordingError extends SluiceError {}
+export declare class SessionError extends SluiceError {}
+
+/** Verifies OIDC ID tokens (RS256, ES256, EdDSA) against a JWKS document. */
+export declare class OidcVerifier {
+  constructor(jwks: string | object, options: OidcOptions)
+  verify(token: string): Identity
+}
+
+/** One session's recording: an append-only, hash-chained, signed log (JSON Lines). */
+export declare class Recorder {
+  readonly sessionId: string
+  readonly failure: string | null
+  data(): Buffer
+  notice(message: string, options?: { protocol?: string }): void
+  tick(): void
+  close(): void
+}
+
+/** A recording: a path or bytes, or a list of them (a rotated recording's parts in order). */
+export type RecordingInput = string | Uint8Array | Array<string | Uint8Array>
+
+export declare function verifyRecording(recording: RecordingInput, options?: { key?: GrantKey | string | null }): RecordingReport
+export declare function replayRecording(recording: RecordingInput): string
+export declare function exportAsciicast(recording: RecordingInput, options?: { width?: number; height?: number }): string
 
 /** A key that signs (and verifies) single-use grants for approved commands. */
 export declare class GrantKey {
@@ -56,7 +150,12 @@ export declare class Engine {
   scan(input: Input): Finding[]
   redact(input: Buffer | Uint8Array): Buffer
   redact(input: string): string
-  check(protocol: 'shell' | 'sql' | 'http' | 'mcp' | 'ssh', command: string, options?: CheckOptions | null): Decision
+  check(protocol: 'shell' | 'sql' | 'http' | 'ssh', command: string, options?: CheckOptions | null): Decision
+  check(protocol: 'mcp', command: string | ToolCall | object, options?: CheckOptions | null): Decision
+  roles(identity: string | Identity): string[]
+  substitute(text: string, options: { allowed: string[] | ((name: string) => boolean) }): Substitution
+  setCredential(name: string, value: string | Uint8Array): void
+  recorder(options: RecorderOptions): Recorder
   scanAsync(input: Input): Promise<Finding[]>
   redactAsync(input: Buffer | Uint8Array): Promise<Buffer>
   redactAsync(input: string): Promise<string>

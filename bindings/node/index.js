@@ -28,6 +28,17 @@ class RequestError extends SluiceError {}
 class LimitError extends SluiceError {}
 /** A grant or grant key is invalid. */
 class GrantError extends SluiceError {}
+/** An OIDC token or key set was rejected (`kind` says how). */
+class OidcError extends SluiceError {
+  constructor(message, fields = {}) {
+    super(message, fields)
+    this.kind = fields.kind ?? null
+  }
+}
+/** A recording could not be started, written, closed or read. */
+class RecordingError extends SluiceError {}
+/** A session met input it refuses to go on with: the host closes the connection. */
+class SessionError extends SluiceError {}
 
 const CLASSES = {
   SLUICE_RULE: RuleError,
@@ -35,6 +46,28 @@ const CLASSES = {
   SLUICE_REQUEST: RequestError,
   SLUICE_LIMIT: LimitError,
   SLUICE_GRANT: GrantError,
+  SLUICE_OIDC: OidcError,
+  SLUICE_RECORDING: RecordingError,
+  SLUICE_SESSION: SessionError,
+}
+
+/** A host callback (`onEvent`, a record function) threw: reported, never lost, never fatal. */
+function warn(what, e) {
+  process.emitWarning(`${what} threw: ${e && e.stack ? e.stack : e}`, { type: 'SluiceWarning' })
+}
+
+/** The native form of a key given as a `GrantKey` or its text. */
+function keyText(key) {
+  if (key instanceof GrantKey) return key.toText()
+  if (typeof key === 'string') return key
+  throw new TypeError('key: a GrantKey or the text of one')
+}
+
+/** The native recorder of an options object's `recorder`, checked. */
+function nativeRecorder(recorder) {
+  if (recorder === undefined || recorder === null) return null
+  if (!(recorder instanceof Recorder)) throw new TypeError('recorder: a Recorder from engine.recorder()')
+  return recorder._inner
 }
 
 /** Runs a native call, turning its errors into `SluiceError`s. */
@@ -69,8 +102,10 @@ async function callAsync(f) {
 
 /** One connection's enforcement: feed what each side sent, write what comes back. */
 class Session {
-  constructor(inner) {
+  constructor(inner, engine, recorder) {
     this._inner = inner
+    this._engine = engine
+    this._recorder = recorder
   }
   get protocol() {
     return this._inner.protocol
@@ -80,19 +115,107 @@ class Session {
   }
   /** Bytes the client sent: `{ toServer, toClient }`. */
   fromClient(data) {
-    return call(() => this._inner.fromClient(data))
+    return this._engine._run(this._recorder, () => this._inner.fromClient(data))
   }
   /** Bytes the server sent: `{ toServer, toClient }`. */
   fromServer(data) {
-    return call(() => this._inner.fromServer(data))
+    return this._engine._run(this._recorder, () => this._inner.fromServer(data))
   }
   /** One MCP JSON-RPC message from the client (an object or its JSON). */
   clientMessage(message) {
-    return call(() => this._inner.clientMessage(typeof message === 'string' ? message : JSON.stringify(message)))
+    const text = typeof message === 'string' ? message : JSON.stringify(message)
+    return this._engine._run(this._recorder, () => this._inner.clientMessage(text))
   }
   /** One MCP JSON-RPC message from the server (an object or its JSON). */
   serverMessage(message) {
-    return call(() => this._inner.serverMessage(typeof message === 'string' ? message : JSON.stringify(message)))
+    const text = typeof message === 'string' ? message : JSON.stringify(message)
+    return this._engine._run(this._recorder, () => this._inner.serverMessage(text))
+  }
+}
+
+/**
+ * One session's recording: an append-only, hash-chained, signed log (JSON Lines). Records
+ * for a function are handed to it as soon as the call that wrote them returns; if it throws
+ * (or its promise rejects), recording stops and, failing closed, new commands are refused.
+ */
+class Recorder {
+  constructor(inner, fn) {
+    this._inner = inner
+    this._fn = fn
+  }
+  /** The session id (the first record's). */
+  get sessionId() {
+    return this._inner.sessionId
+  }
+  /** Why recording stopped (the sink failed, or it was closed), else null. */
+  get failure() {
+    return this._inner.failure ?? null
+  }
+  /** What an in-memory recording holds so far (JSON Lines). */
+  data() {
+    return call(() => this._inner.data())
+  }
+  /** Records something notable that is not a decision (masked like the rest). */
+  notice(message, { protocol } = {}) {
+    this._inner.notice(String(message), protocol)
+    this._drain()
+  }
+  /** Writes a checkpoint or a new part that time has made due (call it now and then). */
+  tick() {
+    this._inner.tick()
+    this._drain()
+  }
+  /**
+   * Ends the recording: an `end` record and a final signed checkpoint, synced. Throws a
+   * `RecordingError` if recording had failed. Closing twice does nothing.
+   */
+  close() {
+    let failed = null
+    try {
+      call(() => this._inner.close())
+    } finally {
+      failed = this._drain()
+    }
+    if (failed) throw new RecordingError(`the record function failed: ${failed}`, { code: 'SLUICE_RECORDING' })
+  }
+  /** Hands queued records to the function; returns why it failed, if it did. */
+  _drain() {
+    if (!this._fn) return null
+    for (const record of this._inner.takeRecords()) {
+      try {
+        const r = this._fn(record)
+        if (r && typeof r.then === 'function') {
+          r.then(undefined, (e) => {
+            this._inner.fail(String(e && e.message ? e.message : e))
+            warn('the record function', e)
+          })
+        }
+      } catch (e) {
+        const why = String(e && e.message ? e.message : e)
+        this._inner.fail(why)
+        warn('the record function', e)
+        return why
+      }
+    }
+    return null
+  }
+}
+if (typeof Symbol.dispose === 'symbol') {
+  Recorder.prototype[Symbol.dispose] = function () {
+    this.close()
+  }
+}
+
+/** Verifies OIDC ID tokens (RS256, ES256, EdDSA) against a JWKS document. */
+class OidcVerifier {
+  /** `jwks`: the key set (object or JSON text); `options`: `{ issuer, audience, userClaim, groupsClaim, leeway }`. */
+  constructor(jwks, options) {
+    const text = typeof jwks === 'string' ? jwks : JSON.stringify(jwks)
+    this._inner = call(() => new native.OidcVerifier(text, options))
+  }
+  /** The identity a valid token establishes: `{ user, groups, attributes }`; throws `OidcError` otherwise. */
+  verify(token) {
+    return call(() => this._inner.verify(token))
   }
 }
 
@@ -136,17 +259,66 @@ class StreamRedactor {
   }
 }
 
+/** Splits the wrapper's options (`onEvent`) from the native ones. */
+function engineOptions(options) {
+  const { onEvent, ...rest } = options ?? {}
+  if (onEvent !== undefined && onEvent !== null && typeof onEvent !== 'function') {
+    throw new TypeError('onEvent must be a function')
+  }
+  if (rest.grantKey instanceof GrantKey) rest.grantKey = rest.grantKey.toText()
+  return [{ ...rest, events: typeof onEvent === 'function' }, onEvent ?? null]
+}
+
 class Engine {
+  /**
+   * The built-in rules and the embedded agent-safe policy, or as `options` say: `rules`,
+   * `builtinRules`, `policy`, `grantKey`, `replayStore`, `knownValues`, `credentials`, and
+   * `onEvent`, a function given each session event (decisions, masking) as an object, in
+   * order, before the call that caused it returns.
+   */
   constructor(options) {
-    this._native = options instanceof native.Engine ? options : call(() => new native.Engine(options))
+    if (options instanceof native.Engine) {
+      this._native = options
+      this._onEvent = null
+      return
+    }
+    const [opts, onEvent] = engineOptions(options)
+    this._native = call(() => new native.Engine(opts))
+    this._onEvent = onEvent
+  }
+  static _wrap(nativeEngine, onEvent) {
+    const e = new Engine(nativeEngine)
+    e._onEvent = onEvent
+    return e
   }
   /** An engine with the policy in `text` (YAML or JSON). */
   static fromYaml(text, options) {
-    return new Engine(call(() => native.Engine.fromYaml(text, options)))
+    const [opts, onEvent] = engineOptions(options)
+    return Engine._wrap(call(() => native.Engine.fromYaml(text, opts)), onEvent)
   }
   /** An engine with the policy in the file at `path`. */
   static fromFile(path, options) {
-    return new Engine(call(() => native.Engine.fromFile(path, options)))
+    const [opts, onEvent] = engineOptions(options)
+    return Engine._wrap(call(() => native.Engine.fromFile(path, opts)), onEvent)
+  }
+  /** Runs a native call, then hands its events to `onEvent` and its records to `recorder`'s function. */
+  _run(recorder, f) {
+    try {
+      return call(f)
+    } finally {
+      this._deliver()
+      if (recorder) recorder._drain()
+    }
+  }
+  _deliver() {
+    if (!this._onEvent) return
+    for (const text of this._native.takeEvents()) {
+      try {
+        this._onEvent(JSON.parse(text))
+      } catch (e) {
+        warn('onEvent', e)
+      }
+    }
   }
   get policyName() {
     return this._native.policyName
@@ -159,9 +331,65 @@ class Engine {
   redact(input) {
     return call(() => this._native.redact(input))
   }
-  /** Decides on a command. */
+  /**
+   * Decides on a command: `protocol` is shell, sql, http (`"METHOD URL"`), mcp (a JSON-RPC
+   * message as text or object, or `{ name, arguments }` for a tool call) or ssh. Options:
+   * `identity` (or `user`, `groups`, `attributes`), `target` (with `labels`), `grant`,
+   * `dialect`, `headers`, `body`, `ssh`, and `recorder` to record the decision.
+   */
   check(protocol, command, options) {
-    return call(() => this._native.check(protocol, command, options))
+    const { recorder, ...rest } = options ?? {}
+    const rec = nativeRecorder(recorder)
+    let text = command
+    if (protocol === 'mcp' && command !== null && typeof command === 'object') {
+      const msg = 'jsonrpc' in command ? command : { jsonrpc: '2.0', id: 0, method: 'tools/call', params: command }
+      text = JSON.stringify(msg)
+    } else if (typeof command !== 'string') {
+      throw new TypeError('command must be a string (or, for mcp, an object: a JSON-RPC message or { name, arguments })')
+    }
+    return this._run(recorder, () => this._native.check(protocol, text, rest, rec))
+  }
+  /** The roles the policy gives `identity` (a user name or `{ user, groups, attributes }`). */
+  roles(identity) {
+    return call(() => this._native.roles(identity))
+  }
+  /**
+   * Swaps each placeholder `sluice:secret/NAME` in `text` for the credential held under NAME
+   * when `allowed` (a list of names, or a function taking a name) lets it go where `text`
+   * goes: `{ text, used }`. A placeholder not allowed or not held throws `RequestError`
+   * naming it (never a value), and nothing is substituted.
+   */
+  substitute(text, { allowed } = {}) {
+    let names
+    if (typeof allowed === 'function') {
+      names = [...new Set(this._native.placeholders(text))].filter((n) => allowed(n))
+    } else if (Array.isArray(allowed)) {
+      names = allowed
+    } else {
+      throw new TypeError('allowed: a list of names or a function taking a name')
+    }
+    return call(() => this._native.substitute(text, names))
+  }
+  /** Rotates a credential: substitution uses `value` from now on; echoes of old and new values stay masked. */
+  setCredential(name, value) {
+    return call(() => this._native.setCredential(name, value))
+  }
+  /**
+   * Starts a session recording signed with `key` (an Ed25519 `GrantKey` or its text), to `to`:
+   * a path (created new), a function taking each record (a Buffer), or nothing (memory:
+   * `recorder.data()`). Other options: `protocol`, `user`, `target`, `sessionId`, `fsync`,
+   * `checkpointEvery`, `checkpointInterval`, `rotateBytes`, `rotateInterval`, `failClosed`.
+   */
+  recorder(options) {
+    const { to, key, ...rest } = options ?? {}
+    if (to !== undefined && to !== null && typeof to !== 'function' && typeof to !== 'string') {
+      throw new TypeError('to: a path, a function taking each record, or nothing (memory)')
+    }
+    const fn = typeof to === 'function' ? to : null
+    const opts = { ...rest, key: keyText(key), path: typeof to === 'string' ? to : undefined, queue: fn !== null }
+    const r = new Recorder(call(() => this._native.recorder(opts)), fn)
+    r._drain()
+    return r
   }
   /** `scan` off the JavaScript thread (the input is copied first). */
   scanAsync(input) {
@@ -171,9 +399,14 @@ class Engine {
   redactAsync(input) {
     return callAsync(() => this._native.redactAsync(input))
   }
-  /** A protocol session for one connection: postgres, mysql, http or mcp. */
+  /**
+   * A protocol session for one connection: postgres, mysql, http or mcp. Options: `identity`
+   * (or `user`), `target`, and `recorder` to record every decision, masking count and output.
+   */
   session(protocol, options) {
-    return new Session(call(() => this._native.session(protocol, options)))
+    const { recorder, ...rest } = options ?? {}
+    const rec = nativeRecorder(recorder)
+    return new Session(call(() => this._native.session(protocol, rest, rec)), this, recorder ?? null)
   }
   /** A redactor for a stream of chunks. */
   streamRedactor() {
@@ -201,4 +434,43 @@ class Engine {
   }
 }
 
-module.exports = { Engine, GrantKey, Session, StreamRedactor, SluiceError, RuleError, PolicyError, RequestError, LimitError, GrantError }
+/** The bytes of each part: a path or bytes, or a list of them (a rotated recording's parts). */
+function recordingParts(recording) {
+  return Array.isArray(recording) ? recording : [recording]
+}
+
+/** Verifies a recording: the hash chain, order, signatures (against `key` when given), that it is closed. */
+function verifyRecording(recording, { key } = {}) {
+  return call(() => native.verifyRecording(recordingParts(recording), key === undefined || key === null ? null : keyText(key)))
+}
+
+/** A recording as a readable transcript (database output decoded into rows). */
+function replayRecording(recording) {
+  return call(() => native.replayRecording(recordingParts(recording)))
+}
+
+/** A shell or SSH recording as asciicast v2 (`asciinema play`). */
+function exportAsciicast(recording, { width, height } = {}) {
+  return call(() => native.exportAsciicast(recordingParts(recording), width, height))
+}
+
+module.exports = {
+  Engine,
+  GrantKey,
+  OidcVerifier,
+  Recorder,
+  Session,
+  StreamRedactor,
+  verifyRecording,
+  replayRecording,
+  exportAsciicast,
+  SluiceError,
+  RuleError,
+  PolicyError,
+  RequestError,
+  LimitError,
+  GrantError,
+  OidcError,
+  RecordingError,
+  SessionError,
+}

@@ -1,4 +1,4 @@
-import type { Engine } from './index'
+import type { Engine, Identity, Recorder } from './index'
 
 /** The server side of an MCP transport (the SDK's `Transport` shape). */
 export interface McpTransport {
@@ -16,6 +16,10 @@ export interface GuardOptions {
   engine?: Engine
   /** The acting user policy sees (default `agent`). */
   user?: string
+  /** Who acts, instead of `user`: a name or an `Identity` (for example from `OidcVerifier`). */
+  identity?: string | Identity
+  /** Record every decision (and, for MCP, the output) of this connection. */
+  recorder?: Recorder
   /** The target policy sees (default `mcp`). */
   target?: string
 }

@@ -20,7 +20,11 @@ function messages(buf) {
 
 function guardTransport(transport, options = {}) {
   const engine = options.engine ?? new Engine()
-  const session = engine.session('mcp', { user: options.user ?? 'agent', target: options.target ?? 'mcp' })
+  const session = engine.session('mcp', {
+    identity: options.identity ?? options.user ?? 'agent',
+    target: options.target ?? 'mcp',
+    recorder: options.recorder,
+  })
   const fail = (e) => {
     guarded.onerror?.(e)
     // A session error means the connection can no longer be trusted: close it.

@@ -6,19 +6,37 @@
 //! (`SLUICE_RULE`, `SLUICE_POLICY`, `SLUICE_REQUEST`, …) and, in their message, a JSON object
 //! with the fields the JavaScript wrapper (`index.js`) turns into `SluiceError` properties.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use napi::bindgen_prelude::{AsyncTask, Buffer, Either, Uint8Array};
-use napi::{Env, Error, Result, Task};
+use napi::{Env, Result, Task};
 use napi_derive::napi;
 use sluice_core::Detector;
+use sluice_core::broker::MemoryVault;
 use sluice_core::policy::cases::{OwnedRequest, SshKind};
 use sluice_core::policy::grant;
 use sluice_core::policy::{self as core_policy, Dialect, EngineHandle, Protocol};
 use sluice_core::session::{self, Guard};
 
+mod identity;
+mod recording;
+
+pub use identity::{Identity, OidcOptions, OidcVerifier, Target};
+pub use recording::{
+    Recorder, RecorderOptions, RecordingProblem, RecordingReport, export_asciicast, replay_recording, verify_recording,
+};
+
+/// The errors every call returns: a code (`SLUICE_…`) and a JSON message.
+pub(crate) type Error = napi::Error<String>;
+
+/// No fields beyond the message.
+pub(crate) fn no_fields() -> serde_json::Value {
+    serde_json::json!({})
+}
+
 /// An error with a code and its fields as JSON, for the wrapper.
-fn err(code: &str, message: impl Into<String>, extra: serde_json::Value) -> Error<String> {
+pub(crate) fn err(code: &str, message: impl Into<String>, extra: serde_json::Value) -> Error {
     let mut v = serde_json::json!({ "message": message.into() });
     if let (Some(o), serde_json::Value::Object(e)) = (v.as_object_mut(), extra) {
         o.extend(e);
@@ -26,7 +44,7 @@ fn err(code: &str, message: impl Into<String>, extra: serde_json::Value) -> Erro
     Error::new(code.to_string(), v.to_string())
 }
 
-fn core_err(e: &sluice_core::Error) -> Error<String> {
+fn core_err(e: &sluice_core::Error) -> Error {
     let code = match e.kind() {
         sluice_core::ErrorKind::RuleFile | sluice_core::ErrorKind::Rule | sluice_core::ErrorKind::Pattern => {
             "SLUICE_RULE"
@@ -42,7 +60,7 @@ fn core_err(e: &sluice_core::Error) -> Error<String> {
     )
 }
 
-fn policy_err(e: &core_policy::PolicyError) -> Error<String> {
+fn policy_err(e: &core_policy::PolicyError) -> Error {
     let (line, column) = e.line_col().unzip();
     err(
         "SLUICE_POLICY",
@@ -71,7 +89,7 @@ fn utf16_offset(s: &str, byte: usize) -> u32 {
 
 /// Options for `new Engine(options)`.
 #[napi(object)]
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct EngineOptions {
     /// Rule files' text (TOML) added to the built-in rules.
     pub rules: Option<Vec<String>>,
@@ -85,6 +103,33 @@ pub struct EngineOptions {
     /// Where used grants are remembered: `memory` (this process, the default) or a
     /// `redis://` URL (every process sharing it).
     pub replay_store: Option<String>,
+    /// Values the host knows are secret (label → value): masked wherever they appear.
+    pub known_values: Option<HashMap<String, Either<String, Uint8Array>>>,
+    /// Credentials held for the agent (name → value): the agent writes
+    /// `sluice:secret/NAME`, sessions swap the value in where the policy's `credentials`
+    /// section lets it go, and every echo of the value comes back as the placeholder.
+    pub credentials: Option<HashMap<String, Either<String, Uint8Array>>>,
+    /// Queue session events for `takeEvents` (the wrapper sets it for `onEvent`).
+    pub events: Option<bool>,
+}
+
+impl std::fmt::Debug for EngineOptions {
+    // Never the known values' or credentials' values: their names only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = |m: &Option<HashMap<String, Either<String, Uint8Array>>>| {
+            m.as_ref().map(|m| m.keys().cloned().collect::<Vec<_>>())
+        };
+        f.debug_struct("EngineOptions")
+            .field("rules", &self.rules.as_ref().map(Vec::len))
+            .field("builtin_rules", &self.builtin_rules)
+            .field("policy", &self.policy.is_some())
+            .field("grant_key", &self.grant_key.is_some())
+            .field("replay_store", &self.replay_store.is_some())
+            .field("known_values", &names(&self.known_values))
+            .field("credentials", &names(&self.credentials))
+            .field("events", &self.events)
+            .finish()
+    }
 }
 
 /// A secret found: where and by which rule; never the secret itself.
@@ -109,16 +154,19 @@ pub struct Finding {
 #[napi(object)]
 #[derive(Debug, Default)]
 pub struct CheckOptions {
-    /// The acting user (default `agent`).
+    /// Who acts: a user name or an `Identity` (as `OidcVerifier.verify` returns); default
+    /// the user `agent`.
+    pub identity: Option<Either<String, Identity>>,
+    /// The acting user (shorthand for `identity`).
     pub user: Option<String>,
-    /// The user's groups.
+    /// The user's groups (with `user`).
     pub groups: Option<Vec<String>>,
-    /// The user's attributes.
-    pub attributes: Option<std::collections::HashMap<String, String>>,
-    /// The target (default `default`).
-    pub target: Option<String>,
-    /// Target labels.
-    pub labels: Option<std::collections::HashMap<String, String>>,
+    /// The user's attributes (with `user`).
+    pub attributes: Option<HashMap<String, String>>,
+    /// The target: a name or a `Target` (default `default`).
+    pub target: Option<Either<String, Target>>,
+    /// Target labels (with a target name).
+    pub labels: Option<HashMap<String, String>>,
     /// SQL dialect: `postgres` (default) or `mysql`.
     pub dialect: Option<String>,
     /// HTTP headers.
@@ -154,6 +202,73 @@ pub struct Decision {
 #[derive(Debug)]
 pub struct Engine {
     guard: Arc<Guard>,
+    /// Session events waiting for `takeEvents`, when the engine was built with `events`.
+    events: Option<Arc<Mutex<Vec<String>>>>,
+    /// What rotating credentials needs, when the engine holds credentials.
+    broker: Option<Broker>,
+}
+
+/// The credentials an engine holds, and how to rebuild its detector when they change.
+struct Broker {
+    vault: Arc<MemoryVault>,
+    /// The detector's rules and known values, without the credentials.
+    base: sluice_core::DetectorBuilder,
+    /// Every value held since the engine was built: an echo of a rotated-out value still
+    /// must not get out.
+    seen: Mutex<Vec<(String, Vec<u8>)>>,
+    /// The detector sessions mask with (the guard's `rotated`).
+    current: Arc<arc_swap::ArcSwap<Detector>>,
+}
+
+impl std::fmt::Debug for Broker {
+    // Never a value: the names held only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        f.debug_struct("Broker")
+            .field("held", &seen.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Queues session events as JSON for the wrapper, which hands them to `onEvent`.
+#[derive(Debug)]
+struct QueueHook(Arc<Mutex<Vec<String>>>);
+
+impl session::Hook for QueueHook {
+    fn event(&self, e: &session::Event<'_>) {
+        let mut q = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        q.push(e.to_json().to_string());
+    }
+}
+
+/// A credential's or known value's name and bytes, the name checked as a placeholder name.
+fn named_values(
+    what: &str,
+    given: Option<HashMap<String, Either<String, Uint8Array>>>,
+    placeholder: bool,
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut out: Vec<(String, Vec<u8>)> = given
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, v)| {
+            let bytes = match v {
+                Either::A(s) => s.into_bytes(),
+                Either::B(b) => b.to_vec(),
+            };
+            (name, bytes)
+        })
+        .collect();
+    out.sort();
+    for (name, value) in &out {
+        if placeholder {
+            sluice_core::broker::Placeholder::new(name)
+                .map_err(|e| err("SLUICE_REQUEST", format!("{what}: {e}"), no_fields()))?;
+        }
+        if value.is_empty() {
+            return Err(err("SLUICE_REQUEST", format!("{what}: `{name}` is empty"), no_fields()));
+        }
+    }
+    Ok(out)
 }
 
 fn build(options: Option<EngineOptions>) -> Result<Engine, String> {
@@ -162,24 +277,40 @@ fn build(options: Option<EngineOptions>) -> Result<Engine, String> {
     for (i, text) in o.rules.unwrap_or_default().into_iter().enumerate() {
         b = b.rules_toml(format!("rules[{i}]"), text);
     }
-    let detector = b.build().map_err(|e| core_err(&e))?;
+    for (label, value) in named_values("knownValues", o.known_values, false)? {
+        b = b.known_value(label, &value);
+    }
+    let credentials = named_values("credentials", o.credentials, true)?;
+    let base = b.clone();
+    for (name, value) in &credentials {
+        b = b.brokered_value(name.clone(), value);
+    }
+    let detector = Arc::new(b.build().map_err(|e| core_err(&e))?);
+    let broker = (!credentials.is_empty()).then(|| {
+        let vault = Arc::new(MemoryVault::new());
+        for (name, value) in &credentials {
+            vault.set(name.clone(), value);
+        }
+        Broker {
+            vault,
+            base,
+            seen: Mutex::new(credentials),
+            current: Arc::new(arc_swap::ArcSwap::new(Arc::clone(&detector))),
+        }
+    });
+    let events = o.events.unwrap_or(false).then(|| Arc::new(Mutex::new(Vec::new())));
     let grants = match o.grant_key {
         None if o.replay_store.is_some() => {
-            return Err(err(
-                "SLUICE_REQUEST",
-                "replayStore needs a grantKey",
-                serde_json::json!({}),
-            ));
+            return Err(err("SLUICE_REQUEST", "replayStore needs a grantKey", no_fields()));
         }
         None => None,
         Some(text) => {
-            let key =
-                grant::GrantKey::parse(&text).map_err(|e| err("SLUICE_GRANT", e.to_string(), serde_json::json!({})))?;
+            let key = grant::GrantKey::parse(&text).map_err(|e| err("SLUICE_GRANT", e.to_string(), no_fields()))?;
             let store: Arc<dyn grant::ReplayStore> = match o.replay_store.as_deref() {
                 None | Some("memory") => Arc::new(grant::MemoryStore::default()),
                 Some(url) => Arc::new(
                     grant::RedisStore::new(url, "sluice:grant:")
-                        .map_err(|e| err("SLUICE_GRANT", e.to_string(), serde_json::json!({})))?,
+                        .map_err(|e| err("SLUICE_GRANT", e.to_string(), no_fields()))?,
                 ),
             };
             Some(grant::GrantVerifier::new(key, store))
@@ -192,14 +323,70 @@ fn build(options: Option<EngineOptions>) -> Result<Engine, String> {
     Ok(Engine {
         guard: Arc::new(Guard {
             policy: Arc::new(EngineHandle::new(policy)),
-            detector: Arc::new(detector),
+            detector,
             grants,
-            hook: None,
+            hook: events
+                .as_ref()
+                .map(|q| Arc::new(QueueHook(Arc::clone(q))) as Arc<dyn session::Hook>),
             recorder: None,
-            vault: None,
-            rotated: None,
+            vault: broker
+                .as_ref()
+                .map(|b| Arc::clone(&b.vault) as Arc<dyn sluice_core::broker::Vault>),
+            rotated: broker.as_ref().map(|b| Arc::clone(&b.current)),
         }),
+        events,
+        broker,
     })
+}
+
+/// Who acts, from `check`'s options: `identity`, or the `user`/`groups`/`attributes` shorthand.
+fn check_identity(o: &mut CheckOptions) -> Result<core_policy::Identity, String> {
+    let shorthand = o.user.is_some() || o.groups.is_some() || o.attributes.is_some();
+    match o.identity.take() {
+        Some(_) if shorthand => Err(err(
+            "SLUICE_REQUEST",
+            "give `identity` or `user`/`groups`/`attributes`, not both",
+            no_fields(),
+        )),
+        Some(given) => Ok(identity::identity(given)),
+        None => {
+            let mut identity = core_policy::Identity::new(o.user.take().unwrap_or_else(|| "agent".into()));
+            identity.groups = o.groups.take().unwrap_or_default();
+            identity.attributes = o.attributes.take().unwrap_or_default().into_iter().collect();
+            Ok(identity)
+        }
+    }
+}
+
+/// What a command acts on, from `check`'s options: `target` (a name, with `labels`, or a `Target`).
+fn check_target(o: &mut CheckOptions) -> Result<core_policy::Target, String> {
+    let labels = o.labels.take();
+    match o.target.take() {
+        Some(Either::B(_)) if labels.is_some() => Err(err(
+            "SLUICE_REQUEST",
+            "give labels inside the `target` object, not beside it",
+            no_fields(),
+        )),
+        Some(given) => {
+            let mut t = identity::target(given);
+            t.labels.extend(labels.unwrap_or_default());
+            Ok(t)
+        }
+        None => Ok(core_policy::Target {
+            name: "default".into(),
+            labels: labels.unwrap_or_default().into_iter().collect(),
+        }),
+    }
+}
+
+impl Engine {
+    /// This engine's guard, recording through `recorder` when one is given.
+    fn guard_for(&self, recorder: Option<&Recorder>) -> Arc<Guard> {
+        match recorder {
+            Some(r) => Arc::new(self.guard.with_recorder(Arc::clone(&r.inner))),
+            None => Arc::clone(&self.guard),
+        }
+    }
 }
 
 #[napi]
@@ -246,14 +433,14 @@ impl Engine {
             Either::B(s) => Some(s.as_str()),
             Either::A(_) => None,
         };
-        findings(&self.guard.detector, bytes(&input), text)
+        findings(&self.guard.current_detector(), bytes(&input), text)
     }
 
     /// `input` with every secret replaced by its placeholder (a string for a string, a Buffer
     /// for bytes).
     #[napi]
     pub fn redact(&self, input: Either<Uint8Array, String>) -> Either<Buffer, String> {
-        let out = self.guard.detector.redact(bytes(&input)).into_owned();
+        let out = self.guard.current_detector().redact(bytes(&input)).into_owned();
         match input {
             Either::A(_) => Either::A(out.into()),
             // Placeholders are ASCII and replace whole matches: the text stays UTF-8.
@@ -262,13 +449,19 @@ impl Engine {
     }
 
     /// Decides on a command: `protocol` is shell, sql, http (`METHOD URL`), mcp (a JSON-RPC
-    /// message) or ssh.
+    /// message) or ssh. With `recorder`, the decision is recorded (and refused if it cannot be).
     #[napi]
-    pub fn check(&self, protocol: String, command: String, options: Option<CheckOptions>) -> Result<Decision, String> {
-        let o = options.unwrap_or_default();
+    pub fn check(
+        &self,
+        protocol: String,
+        command: String,
+        options: Option<CheckOptions>,
+        recorder: Option<&Recorder>,
+    ) -> Result<Decision, String> {
+        let mut o = options.unwrap_or_default();
         let protocol: Protocol = protocol
             .parse()
-            .map_err(|e: String| err("SLUICE_REQUEST", e, serde_json::json!({})))?;
+            .map_err(|e: String| err("SLUICE_REQUEST", e, no_fields()))?;
         let mut req = OwnedRequest::new(protocol, command.clone());
         req = match o.dialect.as_deref().unwrap_or("postgres") {
             "postgres" | "postgresql" => req.dialect(Dialect::Postgres),
@@ -277,14 +470,14 @@ impl Engine {
                 return Err(err(
                     "SLUICE_REQUEST",
                     format!("unknown dialect `{other}` (postgres or mysql)"),
-                    serde_json::json!({}),
+                    no_fields(),
                 ));
             }
         };
-        for (n, v) in o.headers.unwrap_or_default() {
+        for (n, v) in o.headers.take().unwrap_or_default() {
             req = req.header(n, v.into_bytes());
         }
-        if let Some(b) = o.body {
+        if let Some(b) = o.body.take() {
             req = req.body(b.into_bytes());
         }
         let kind: SshKind = o
@@ -292,22 +485,14 @@ impl Engine {
             .as_deref()
             .unwrap_or("exec")
             .parse()
-            .map_err(|e: String| err("SLUICE_REQUEST", e, serde_json::json!({})))?;
+            .map_err(|e: String| err("SLUICE_REQUEST", e, no_fields()))?;
         let req = req.ssh(kind);
-        let mut identity = core_policy::Identity::new(o.user.unwrap_or_else(|| "agent".into()));
-        for g in o.groups.unwrap_or_default() {
-            identity = identity.group(g);
-        }
-        for (k, v) in o.attributes.unwrap_or_default() {
-            identity = identity.attribute(k, v);
-        }
-        let mut target = core_policy::Target::new(o.target.unwrap_or_else(|| "default".into()));
-        for (k, v) in o.labels.unwrap_or_default() {
-            target = target.label(k, v);
-        }
+        let identity = check_identity(&mut o)?;
+        let target = check_target(&mut o)?;
+        let guard = self.guard_for(recorder);
         let d = req
-            .with(|r| self.guard.decide(&identity, &target, r, &command, o.grant.as_deref()))
-            .map_err(|e| err("SLUICE_REQUEST", e, serde_json::json!({})))?;
+            .with(|r| guard.decide(&identity, &target, r, &command, o.grant.as_deref()))
+            .map_err(|e| err("SLUICE_REQUEST", e, no_fields()))?;
         Ok(Decision {
             decision: d.action().as_str().to_string(),
             rule: d.rule().map(str::to_string),
@@ -318,13 +503,104 @@ impl Engine {
         })
     }
 
+    /// The roles the policy gives `identity` (a user name or an `Identity`).
+    #[napi]
+    pub fn roles(&self, identity: Either<String, Identity>) -> Vec<String> {
+        let identity = identity::identity(identity);
+        let policy = self.guard.policy.load();
+        policy.roles_of(&identity).into_iter().map(str::to_string).collect()
+    }
+
+    /// The session events queued since the last call (JSON), for the wrapper's `onEvent`.
+    #[napi]
+    pub fn take_events(&self) -> Vec<String> {
+        match &self.events {
+            Some(q) => std::mem::take(&mut *q.lock().unwrap_or_else(PoisonError::into_inner)),
+            None => Vec::new(),
+        }
+    }
+
+    /// The names of the placeholders (`sluice:secret/NAME`) in `text`, in order.
+    #[napi]
+    pub fn placeholders(&self, text: String) -> Vec<String> {
+        sluice_core::broker::placeholders(&text)
+            .into_iter()
+            .map(|(_, _, name)| name.to_string())
+            .collect()
+    }
+
+    /// Swaps each placeholder in `text` for the credential held under its name, when its name
+    /// is in `allowed`; a placeholder not allowed or not held throws `RequestError` naming it
+    /// (never a value), and nothing is substituted.
+    #[napi]
+    pub fn substitute(&self, text: String, allowed: Vec<String>) -> Result<Substitution, String> {
+        let Some(broker) = &self.broker else {
+            return Err(err(
+                "SLUICE_REQUEST",
+                "this engine holds no credentials (give `credentials` when building it)",
+                no_fields(),
+            ));
+        };
+        sluice_core::broker::substitute(&text, &*broker.vault, |name| allowed.iter().any(|a| a == name))
+            .map(|s| Substitution {
+                text: s.text.into_owned(),
+                used: s.used,
+            })
+            .map_err(|e| {
+                err(
+                    "SLUICE_REQUEST",
+                    e.to_string(),
+                    serde_json::json!({ "credential": e.name }),
+                )
+            })
+    }
+
+    /// Rotates a credential: `name` now holds `value` for every substitution from now on,
+    /// and open sessions mask echoes of the new value and of every value held before.
+    #[napi]
+    pub fn set_credential(&self, name: String, value: Either<String, Uint8Array>) -> Result<(), String> {
+        let Some(broker) = &self.broker else {
+            return Err(err(
+                "SLUICE_REQUEST",
+                "this engine holds no credentials (give `credentials` when building it)",
+                no_fields(),
+            ));
+        };
+        let mut given = HashMap::new();
+        given.insert(name, value);
+        let Some((name, value)) = named_values("setCredential", Some(given), true)?.pop() else {
+            return Ok(());
+        };
+        let mut seen = broker.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if !seen.iter().any(|(n, v)| *n == name && *v == value) {
+            let b = seen
+                .iter()
+                .chain(std::iter::once(&(name.clone(), value.clone())))
+                .fold(broker.base.clone(), |b, (n, v)| b.brokered_value(n.clone(), v));
+            let detector = b.build().map_err(|e| core_err(&e))?;
+            seen.push((name.clone(), value.clone()));
+            broker.current.store(Arc::new(detector));
+        }
+        broker.vault.set(name, value);
+        Ok(())
+    }
+
+    /// Starts a session recording signed with `options.key` (an Ed25519 key's text): to
+    /// `options.path`, or in memory. The first record names this engine's policy and its
+    /// digest; what is written passes through this engine's detector.
+    #[napi]
+    pub fn recorder(&self, options: RecorderOptions) -> Result<Recorder, String> {
+        let policy = self.guard.policy.load();
+        Recorder::start(options, (policy.name(), policy.digest()), self.guard.current_detector())
+    }
+
     /// `scan` off the JavaScript thread (on libuv's pool): for large inputs. The input is
     /// copied first, so the caller may reuse its buffer at once.
     #[napi(ts_return_type = "Promise<Array<Finding>>")]
     pub fn scan_async(&self, input: Either<Uint8Array, String>) -> AsyncTask<ScanTask> {
         let text = matches!(input, Either::B(_));
         AsyncTask::new(ScanTask {
-            detector: Arc::clone(&self.guard.detector),
+            detector: Arc::clone(&self.guard.current_detector()),
             data: bytes(&input).to_vec(),
             text,
         })
@@ -335,7 +611,7 @@ impl Engine {
     pub fn redact_async(&self, input: Either<Uint8Array, String>) -> AsyncTask<RedactTask> {
         let text = matches!(input, Either::B(_));
         AsyncTask::new(RedactTask {
-            detector: Arc::clone(&self.guard.detector),
+            detector: Arc::clone(&self.guard.current_detector()),
             data: bytes(&input).to_vec(),
             text,
         })
@@ -344,11 +620,26 @@ impl Engine {
     /// A protocol session for one connection: `protocol` is postgres, mysql, http or mcp.
     /// The session never does I/O: feed it what each side sent and write what it returns.
     #[napi]
-    pub fn session(&self, protocol: String, options: Option<SessionOptions>) -> Result<Session, String> {
+    pub fn session(
+        &self,
+        protocol: String,
+        options: Option<SessionOptions>,
+        recorder: Option<&Recorder>,
+    ) -> Result<Session, String> {
         let o = options.unwrap_or_default();
-        let g = Arc::clone(&self.guard);
-        let identity = o.user.map(core_policy::Identity::new);
-        let target = o.target.map(core_policy::Target::new);
+        let g = self.guard_for(recorder);
+        let identity = match (o.identity, o.user) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "SLUICE_REQUEST",
+                    "give `identity` or `user`, not both",
+                    no_fields(),
+                ));
+            }
+            (Some(i), None) => Some(identity::identity(i)),
+            (None, user) => user.map(core_policy::Identity::new),
+        };
+        let target = o.target.map(identity::target);
         let inner = match protocol.as_str() {
             "postgres" | "postgresql" => Inner::Pg(session::postgres::PgSession::new(g, identity, target)),
             "mysql" | "mariadb" => Inner::MySql(session::mysql::MySqlSession::new(g, identity, target)),
@@ -366,7 +657,7 @@ impl Engine {
                 return Err(err(
                     "SLUICE_REQUEST",
                     format!("unknown session protocol `{other}` (postgres, mysql, http or mcp)"),
-                    serde_json::json!({}),
+                    no_fields(),
                 ));
             }
         };
@@ -378,7 +669,7 @@ impl Engine {
     #[napi]
     pub fn stream_redactor(&self) -> StreamRedactor {
         StreamRedactor {
-            inner: Some(self.guard.detector.shared_stream_redactor()),
+            inner: Some(self.guard.current_detector().shared_stream_redactor()),
         }
     }
 }
@@ -398,7 +689,7 @@ impl StreamRedactor {
         let r = self
             .inner
             .as_mut()
-            .ok_or_else(|| err("SLUICE_STATE", "feed after finish", serde_json::json!({})))?;
+            .ok_or_else(|| err("SLUICE_STATE", "feed after finish", no_fields()))?;
         let mut out = Vec::new();
         r.feed(bytes(&chunk), &mut out);
         Ok(out.into())
@@ -410,7 +701,7 @@ impl StreamRedactor {
         let mut r = self
             .inner
             .take()
-            .ok_or_else(|| err("SLUICE_STATE", "finish called twice", serde_json::json!({})))?;
+            .ok_or_else(|| err("SLUICE_STATE", "finish called twice", no_fields()))?;
         let mut out = Vec::new();
         r.finish(&mut out);
         Ok(out.into())
@@ -487,10 +778,24 @@ impl Task for RedactTask {
 #[napi(object)]
 #[derive(Debug, Default)]
 pub struct SessionOptions {
-    /// The acting user (PostgreSQL and MySQL default to the startup's user).
+    /// Who acts: a user name or an `Identity` (PostgreSQL and MySQL default to the startup's
+    /// user, the others to `agent`).
+    pub identity: Option<Either<String, Identity>>,
+    /// The acting user (shorthand for `identity`).
     pub user: Option<String>,
-    /// The target (PostgreSQL and MySQL default to the startup's database).
-    pub target: Option<String>,
+    /// The target: a name or a `Target` (PostgreSQL and MySQL default to the startup's
+    /// database).
+    pub target: Option<Either<String, Target>>,
+}
+
+/// What `substitute` returns.
+#[napi(object)]
+#[derive(Debug)]
+pub struct Substitution {
+    /// The text with the values swapped in (send it on; never show it to the agent).
+    pub text: String,
+    /// The names substituted, in order (repeats kept): what an audit records.
+    pub used: Vec<String>,
 }
 
 /// What a session returns for each input: bytes for the server and bytes for the client.
@@ -548,13 +853,13 @@ impl Session {
             return Err(err(
                 "SLUICE_SESSION",
                 format!("the session is closed: {e}"),
-                serde_json::json!({}),
+                no_fields(),
             ));
         }
         let mut out = session::Output::default();
         if let Err(e) = f(&mut self.inner, data, &mut out) {
             self.closed = Some(e.to_string());
-            return Err(err("SLUICE_SESSION", e.to_string(), serde_json::json!({})));
+            return Err(err("SLUICE_SESSION", e.to_string(), no_fields()));
         }
         Ok(Exchange {
             to_server: std::mem::take(&mut out.to_server).into(),
@@ -665,7 +970,7 @@ impl GrantKey {
     pub fn parse(text: String) -> Result<GrantKey, String> {
         grant::GrantKey::parse(&text)
             .map(|inner| GrantKey { inner })
-            .map_err(|e| err("SLUICE_GRANT", e.to_string(), serde_json::json!({})))
+            .map_err(|e| err("SLUICE_GRANT", e.to_string(), no_fields()))
     }
 
     /// The key's text form (secret: keep it off the agent's machine).
@@ -688,13 +993,8 @@ impl GrantKey {
         request: serde_json::Value,
         approvers: Vec<Either<String, Approver>>,
     ) -> Result<String, String> {
-        let request: grant::ApprovalRequest = serde_json::from_value(request).map_err(|e| {
-            err(
-                "SLUICE_GRANT",
-                format!("not an approval request: {e}"),
-                serde_json::json!({}),
-            )
-        })?;
+        let request: grant::ApprovalRequest = serde_json::from_value(request)
+            .map_err(|e| err("SLUICE_GRANT", format!("not an approval request: {e}"), no_fields()))?;
         let approvers: Vec<grant::Approver> = approvers
             .into_iter()
             .map(|a| match a {
@@ -706,6 +1006,6 @@ impl GrantKey {
             })
             .collect();
         grant::issue(&self.inner, &request, &approvers, grant::now())
-            .map_err(|e| err("SLUICE_GRANT", e.to_string(), serde_json::json!({})))
+            .map_err(|e| err("SLUICE_GRANT", e.to_string(), no_fields()))
     }
 }

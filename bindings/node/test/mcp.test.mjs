@@ -9,7 +9,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js'
 import { z } from 'zod'
 
-import { Engine } from '../index.mjs'
+import { Engine, GrantKey, replayRecording, verifyRecording } from '../index.mjs'
 import { guardTransport } from '../mcp.mjs'
 
 const stripeKey = () => {
@@ -17,7 +17,7 @@ const stripeKey = () => {
   return 'sk_live_' + Array.from({ length: 24 }, () => a[randomInt(a.length)]).join('')
 }
 
-async function setup(engine) {
+async function setup(engine, guard = { user: 'agent-7', target: 'devbox' }) {
   const secret = stripeKey()
   const ran = []
   const server = new McpServer({ name: 'devbox', version: '1.0.0' })
@@ -31,7 +31,7 @@ async function setup(engine) {
     return { content: [{ type: 'text', text: 'dropped' }] }
   })
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
-  await server.connect(guardTransport(serverSide, { engine, user: 'agent-7', target: 'devbox' }))
+  await server.connect(guardTransport(serverSide, { engine, ...guard }))
   const client = new Client({ name: 'agent', version: '1.0.0' })
   await client.connect(clientSide)
   return { client, ran, secret, server }
@@ -66,4 +66,25 @@ test('tools/list is filtered by policy and a denied tool cannot be called', asyn
   await assert.rejects(client.callTool({ name: 'drop_everything', arguments: {} }), /not this tool/)
   assert.deepEqual(ran, [])
   await client.close()
+})
+
+test('a guarded server with an identity and a recorder: every call recorded, signed, secret-free', async () => {
+  const key = GrantKey.generateEd25519()
+  const events = []
+  const engine = new Engine({ onEvent: (e) => events.push(e) })
+  const recorder = engine.recorder({ key, protocol: 'mcp', target: 'devbox' })
+  const identity = { user: 'ann', groups: ['dev'] }
+  const { client, secret } = await setup(engine, { identity, target: 'devbox', recorder })
+  await client.callTool({ name: 'run_command', arguments: { command: 'ls -la' } })
+  await client.callTool({ name: 'run_command', arguments: { command: 'cat ~/.aws/credentials' } }).catch(() => {})
+  await client.close()
+  recorder.close()
+  const data = recorder.data()
+  assert.equal(verifyRecording(data, { key }).ok, true)
+  assert.ok(!data.includes(secret), 'no secret in the recording')
+  const transcript = replayRecording(data)
+  assert.match(transcript, /ann@devbox > .*ls -la/)
+  assert.match(transcript, /DENY \[credential-files\]/)
+  assert.ok(events.some((e) => e.event === 'decision' && e.user === 'ann' && e.decision === 'deny'))
+  assert.ok(!JSON.stringify(events).includes(secret))
 })

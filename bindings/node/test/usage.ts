@@ -36,3 +36,23 @@ const gk = GrantKey.generateEd25519()
 const ge = new Engine({ grantKey: gk.publicText() ?? undefined })
 const dd = ge.check('shell', 'rm -rf /var/lib/app')
 if (dd.approval) console.log(ge.check('shell', 'rm -rf /var/lib/app', { grant: gk.issue(dd.approval, ['alice', { user: 'bob', groups: ['ops'] }]) }).decision)
+import { OidcVerifier, OidcError, verifyRecording, replayRecording, type Identity, type SluiceEvent } from 'sluice'
+const events: SluiceEvent[] = []
+const ev = new Engine({ onEvent: (e: SluiceEvent) => events.push(e), credentials: { 'api-token': 'synthetic-value-0001' }, grantKey: gk })
+const verifier = new OidcVerifier({ keys: [] }, { issuer: 'https://issuer.example', audience: ['sluice'] })
+try {
+  const who: Identity = verifier.verify('token')
+  console.log(ev.roles(who), ev.check('sql', 'SELECT 1', { identity: who, target: { name: 'prod', labels: { env: 'prod' } } }).decision)
+} catch (e) {
+  if (e instanceof OidcError) console.log(e.kind)
+}
+const sub = ev.substitute('Bearer sluice:secret/api-token', { allowed: (name: string) => name === 'api-token' })
+console.log(sub.used.join(','))
+ev.setCredential('api-token', Buffer.from('synthetic-value-0002'))
+const rec = ev.recorder({ key: GrantKey.generateEd25519(), to: (r: Buffer) => void r.length, fsync: 'checkpoint' })
+ev.check('mcp', { name: 'read', arguments: { path: 'a' } }, { recorder: rec })
+const sess = ev.session('postgres', { identity: { user: 'ann', groups: ['dba'] }, recorder: rec })
+console.log(sess.protocol)
+rec.close()
+const report = verifyRecording([Buffer.from('')], { key: gk.publicText() })
+if (!report.ok) console.log(report.problem?.line, report.text, replayRecording('rec.jsonl').length)
