@@ -32,6 +32,9 @@ command -v mysql >/dev/null 2>&1 || need_apt+=(mariadb-client)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # The hook tests type-check fixtures with the agents' npm type packages (e2e/hooks).
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+# The optional Hyperscan backend is tested against the pure-Rust one (the system library).
+[ -f /usr/include/hs/hs.h ] || need_apt+=(libhyperscan-dev)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -86,6 +89,14 @@ cargo build --release --workspace --exclude sluice-python --locked --bins --exam
 
 step "rust tests (unit, property, doctests, CLI)"
 cargo test --workspace --exclude sluice-python --locked
+
+step "hyperscan backend: the same findings as the pure-Rust one (differential test), lints"
+# (pipefail: a failing test fails the step; only the summary lines are shown)
+cargo test --release -p sluice-core --features hyperscan --locked --lib -- detect:: 2>&1 |
+    grep -E "^test result|FAILED|panicked|^error"
+cargo test --release -p sluice-core --features hyperscan --locked --test backends 2>&1 |
+    grep -E "^test result|FAILED|panicked|^error"
+cargo clippy -p sluice-core -p sluice-cli --features sluice-core/hyperscan --all-targets --locked -- -D warnings 2>&1 | tail -n 1
 if [ "${SLUICE_PRUNE_DEBUG:-0}" = 1 ]; then
     # Set by .ci/run: nothing below uses the debug build, and a small disk needs the room.
     rm -rf target/debug

@@ -65,6 +65,10 @@ struct RuleSource {
     /// Do not load the built-in rules.
     #[arg(long)]
     no_builtin_rules: bool,
+    /// The engine of the keyword pass: rust, or hyperscan when built with the cargo feature
+    /// `hyperscan` (the default then). Findings are the same with either.
+    #[arg(long, value_name = "NAME")]
+    backend: Option<sluice_core::Backend>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -122,7 +126,9 @@ struct RulesArgs {
 }
 
 fn build_detector(src: &RuleSource) -> Result<Detector, String> {
-    let mut b = Detector::builder().builtin_rules(!src.no_builtin_rules);
+    let mut b = Detector::builder()
+        .builtin_rules(!src.no_builtin_rules)
+        .backend(src.backend.unwrap_or_else(sluice_core::Backend::best));
     for path in &src.rules {
         let text =
             std::fs::read_to_string(path).map_err(|e| format!("cannot read rule file {}: {e}", path.display()))?;

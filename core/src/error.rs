@@ -46,6 +46,8 @@ pub enum ErrorKind {
     Example,
     /// A registered known value is unusable (too short or too long).
     KnownValue,
+    /// The matching backend asked for is not in this build, or could not compile the keywords.
+    Backend,
 }
 
 impl Error {

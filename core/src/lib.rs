@@ -58,6 +58,7 @@ pub mod policy;
 pub mod record;
 pub mod session;
 
+pub use detect::Backend;
 pub use detect::detector::{BUILTIN_RULES, CREDENTIAL_COLUMN, Detector, DetectorBuilder, Finding, Fingerprint};
 pub use detect::redact::{StreamRedactor, credential_column, looks_like_credential};
 pub use detect::rules::{self, Limits, RuleInfo};

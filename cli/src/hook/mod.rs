@@ -230,6 +230,9 @@ impl Checker {
             rules: crate::RuleSource {
                 rules: opts.rules.clone(),
                 no_builtin_rules: false,
+                // A hook scans a few kilobytes once: the pure-Rust pass costs nothing to set
+                // up, where a Hyperscan database takes milliseconds to compile.
+                backend: Some(sluice_core::Backend::Rust),
             },
             detector: OnceCell::new(),
             recorder: OnceCell::new(),

@@ -184,6 +184,7 @@ pub struct DetectorBuilder {
     brokered: Vec<(String, Vec<u8>)>,
     key: [u8; 32],
     limits: Limits,
+    backend: super::Backend,
 }
 
 impl Default for DetectorBuilder {
@@ -195,6 +196,7 @@ impl Default for DetectorBuilder {
             brokered: Vec::new(),
             key: DEFAULT_KEY,
             limits: Limits::default(),
+            backend: super::Backend::Rust,
         }
     }
 }
@@ -245,8 +247,25 @@ impl DetectorBuilder {
         self
     }
 
+    /// Sets the engine of the keyword pass (default [`Backend::Rust`](super::Backend::Rust));
+    /// findings are the same with either. [`build`](Self::build) fails with
+    /// [`ErrorKind::Backend`](crate::ErrorKind::Backend) for one this build does not have.
+    pub fn backend(mut self, backend: super::Backend) -> DetectorBuilder {
+        self.backend = backend;
+        self
+    }
+
     /// Compiles everything into an immutable detector.
     pub fn build(self) -> Result<Detector, Error> {
+        if !super::Backend::available().contains(&self.backend) {
+            return Err(Error::new(
+                crate::ErrorKind::Backend,
+                format!(
+                    "the {} backend is not in this build (build with the cargo feature `{}`)",
+                    self.backend, self.backend
+                ),
+            ));
+        }
         let mut rules = Vec::new();
         if self.builtin {
             rules.extend(rules::compile_builtin(&self.limits)?);
@@ -320,6 +339,13 @@ impl DetectorBuilder {
             .map_err(|e| Error::new(crate::ErrorKind::Limit, format!("keywords do not compile: {e}")))?;
         let prefilter = Prefilter::new(&keywords);
         let verifier = Verifier::new(&keywords);
+        #[cfg(feature = "hyperscan")]
+        let hs = match self.backend {
+            super::Backend::Hyperscan if keywords.iter().any(|k| k.len() >= 2) => {
+                Some(super::hs::HsKeywords::new(&keywords)?)
+            }
+            _ => None,
+        };
         let max_kw = keywords.iter().map(String::len).max().unwrap_or(1);
 
         let mut ids: Vec<Arc<str>> = rules.iter().map(|r| r.meta.id.clone()).collect();
@@ -366,6 +392,9 @@ impl DetectorBuilder {
             ac,
             prefilter,
             verifier,
+            #[cfg(feature = "hyperscan")]
+            hs,
+            backend: self.backend,
             kw_rules,
             max_kw,
             known,
@@ -397,6 +426,10 @@ pub struct Detector {
     ac: AhoCorasick,
     prefilter: Prefilter,
     verifier: Verifier,
+    /// The Hyperscan keyword pass, when that backend was chosen (and there are keywords).
+    #[cfg(feature = "hyperscan")]
+    hs: Option<super::hs::HsKeywords>,
+    backend: super::Backend,
     kw_rules: Vec<Vec<KeywordRule>>,
     pub(crate) max_kw: usize,
     known: Option<KnownValues>,
@@ -428,6 +461,11 @@ impl Detector {
     /// A builder, to add rule files or known values.
     pub fn builder() -> DetectorBuilder {
         DetectorBuilder::new()
+    }
+
+    /// The engine of this detector's keyword pass.
+    pub fn backend(&self) -> super::Backend {
+        self.backend
     }
 
     /// The rules this detector runs.
@@ -505,6 +543,11 @@ impl Detector {
     /// Appends to `out` the keyword hits of `hay` that end after `from`.
     pub(crate) fn collect_hits(&self, hay: &[u8], from: usize, out: &mut Vec<Hit>) {
         let begin = from.saturating_sub(self.max_kw - 1);
+        #[cfg(feature = "hyperscan")]
+        if let Some(hs) = &self.hs {
+            hs.hits(hay, begin, from, out);
+            return;
+        }
         self.prefilter.candidates(hay, begin, |p, w| {
             if let Some((keyword, len)) = self.verifier.longest(hay, p, w)
                 && p + len > from
@@ -918,7 +961,27 @@ mod tests {
 
     #[test]
     fn the_prefilter_never_misses_a_keyword() {
-        let det = Detector::builtin().expect("compiles");
+        for &backend in crate::Backend::available() {
+            let det = Detector::builder().backend(backend).build().expect("compiles");
+            assert_eq!(det.backend(), backend);
+            keyword_pass_matches_reference(&det);
+        }
+    }
+
+    #[test]
+    fn a_backend_not_built_in_is_a_clear_error() {
+        if !cfg!(feature = "hyperscan") {
+            let e = Detector::builder()
+                .backend(crate::Backend::Hyperscan)
+                .build()
+                .expect_err("not in this build");
+            assert_eq!(e.kind(), crate::ErrorKind::Backend);
+            assert!(e.to_string().contains("feature `hyperscan`"), "{e}");
+        }
+    }
+
+    /// Every keyword hit of `det`'s keyword pass, against the naive reference.
+    fn keyword_pass_matches_reference(det: &Detector) {
         let mut inputs: Vec<Vec<u8>> = det
             .rules
             .iter()
@@ -953,7 +1016,7 @@ mod tests {
             let mut hits = Vec::new();
             det.collect_hits(hay, 0, &mut hits);
             let got: Vec<(usize, usize)> = hits.iter().map(|h| (h.start, h.end)).collect();
-            assert_eq!(got, naive_hits(&det, hay), "{:?}", String::from_utf8_lossy(hay));
+            assert_eq!(got, naive_hits(det, hay), "{:?}", String::from_utf8_lossy(hay));
         }
     }
 
