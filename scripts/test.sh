@@ -34,6 +34,8 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 # The optional Hyperscan backend is tested against the pure-Rust one (the system library).
 [ -f /usr/include/hs/hs.h ] || need_apt+=(libhyperscan-dev)
+# The instruction-count regression guard (scripts/instructions.sh).
+command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     SUDO=""
@@ -154,6 +156,9 @@ fi
 
 step "benchmarks compile (run them with: cargo bench -p sluice-benches)"
 cargo bench -p sluice-benches --no-run --locked 2>&1 | tail -n 1
+
+step "instruction counts: no large regression against benches/instructions.json (valgrind)"
+bash scripts/instructions.sh --check
 
 EVAL="${SLUICE_EVAL_DIR:-../shared/eval}"
 if [ -f "$EVAL/score.py" ]; then
