@@ -481,9 +481,13 @@ impl Detector {
         let mut line_start = 0;
         let mut pos = 0;
         for s in spans {
-            for nl in memchr::memchr_iter(b'\n', &haystack[pos..s.start]) {
-                line += 1;
-                line_start = pos + nl + 1;
+            // Count the gap's newlines in one pass (memchr counts without stopping at each), then find
+            // the last one: not a call per line.
+            let gap = &haystack[pos..s.start];
+            let newlines = memchr::memchr_iter(b'\n', gap).count();
+            if newlines > 0 {
+                line += newlines;
+                line_start = pos + memchr::memrchr(b'\n', gap).map_or(0, |p| p + 1);
             }
             pos = s.start;
             let column = haystack[line_start..s.start]
@@ -779,7 +783,7 @@ impl Detector {
             let ctx = hay[from..span.start].to_ascii_lowercase();
             r.context_stopwords
                 .iter()
-                .any(|w| memchr::memmem::find(&ctx, w).is_some())
+                .any(|w| super::filters::find_short(&ctx, w).is_some())
         };
         let ok = if stopped {
             false

@@ -22,6 +22,15 @@ pub fn entropy(s: &[u8]) -> f64 {
         .sum()
 }
 
+/// Where `needle` first occurs in `hay`: for the short texts the filters look at (a secret,
+/// the name before it), where building a `memmem` searcher per call costs more than the search.
+pub(crate) fn find_short(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let Some((&first, rest)) = needle.split_first() else {
+        return Some(0);
+    };
+    memchr::memchr_iter(first, hay).find(|&i| hay[i + 1..].starts_with(rest))
+}
+
 /// Words that mark a value as an example or a placeholder rather than a live secret.
 const PLACEHOLDER_WORDS: &[&str] = &[
     "example",
@@ -130,7 +139,7 @@ pub fn is_placeholder(s: &[u8]) -> bool {
     if PLACEHOLDER_VALUES.iter().any(|w| w.as_bytes() == lower.as_slice()) {
         return true;
     }
-    let has = |needle: &str| memchr::memmem::find(&lower, needle.as_bytes()).is_some();
+    let has = |needle: &str| find_short(&lower, needle.as_bytes()).is_some();
     // Template and interpolation syntaxes.
     if has("${")
         || has("{{")
@@ -189,7 +198,7 @@ pub fn is_placeholder(s: &[u8]) -> bool {
     // printf-style format strings: `%s`, `%d`, `%v`.
     if [&b"%s"[..], b"%d", b"%v", b"%x"]
         .iter()
-        .any(|f| memchr::memmem::find(&lower, f).is_some())
+        .any(|f| find_short(&lower, f).is_some())
     {
         return true;
     }
@@ -203,7 +212,7 @@ pub fn is_placeholder(s: &[u8]) -> bool {
 /// `open` followed later by `close`: `$(cat key)`, `%(name)s`. Random secrets from alphabets
 /// with punctuation (Django keys) hold `$(` or `%(` by chance, rarely with a `)` after it.
 fn opens_and_closes(s: &[u8], open: &[u8], close: u8) -> bool {
-    memchr::memmem::find(s, open).is_some_and(|at| s[at + open.len()..].contains(&close))
+    find_short(s, open).is_some_and(|at| s[at + open.len()..].contains(&close))
 }
 
 /// Six or more of the same masking character (`x`, `*`, `#`, `.`, `0`, `-`, `_`) in a row.
@@ -311,7 +320,7 @@ pub fn is_generic_noise(s: &[u8]) -> bool {
     }
     // Code, not data: `Token::Whitespace` (a path), `quote!` (a macro), `*:*:secret:*` (a glob).
     if lower.first() == Some(&b':')
-        || memchr::memmem::find(&lower, b"::").is_some()
+        || find_short(&lower, b"::").is_some()
         || (s.last() == Some(&b'!') && s[..s.len() - 1].iter().all(|b| b.is_ascii_lowercase() || *b == b'_'))
         || (is_glob(&lower) && (lower.contains(&b':') || lower.contains(&b'/')))
         || lower.last() == Some(&b'*')
@@ -393,7 +402,7 @@ fn names_a_password(s: &[u8]) -> bool {
     separated
         && ["pass", "pwd"]
             .iter()
-            .any(|w| memchr::memmem::find(&lower, w.as_bytes()).is_some())
+            .any(|w| find_short(&lower, w.as_bytes()).is_some())
 }
 
 /// A wildcard as a whole segment (`*:*:secret:*`, `arn:aws:s3:::bucket/*`, `*.example.com`), not

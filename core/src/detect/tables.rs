@@ -24,15 +24,18 @@ impl Tables {
     /// The byte ranges of credential values in the tables of `hay`.
     pub(crate) fn credential_cells(&self, hay: &[u8]) -> Vec<(usize, usize)> {
         let mut candidates = vec![0usize];
-        for pat in [&b"-+-"[..], b"+--"] {
-            for p in memchr::memmem::find_iter(hay, pat) {
-                let rule_start = line_start(hay, p);
-                if rule_start > 0
-                    && candidates.last() != Some(&line_start(hay, rule_start - 1))
-                    && is_rule_line(&hay[rule_start..line_end(hay, rule_start)])
-                {
-                    candidates.push(line_start(hay, rule_start - 1));
-                }
+        // Rule lines hold `-+-` or `+--`: both hold `+-`, found in one pass.
+        for p in memchr::memmem::find_iter(hay, b"+-") {
+            let crossing = (p > 0 && hay[p - 1] == b'-') || hay.get(p + 2) == Some(&b'-');
+            if !crossing {
+                continue;
+            }
+            let rule_start = line_start(hay, p);
+            if rule_start > 0
+                && candidates.last() != Some(&line_start(hay, rule_start - 1))
+                && is_rule_line(&hay[rule_start..line_end(hay, rule_start)])
+            {
+                candidates.push(line_start(hay, rule_start - 1));
             }
         }
         candidates.sort_unstable();
