@@ -2,7 +2,11 @@
 """pgbench select-only, direct and through pg-proxy (masking on, agent-safe policy): TPS ratio
 and added latency per query (p50, p99), from pgbench's per-transaction logs.
 
-    python3 scripts/bench_pgbench.py [--seconds 20] [--clients 4] [--rounds 2] [--baseline OTHER_PG_PROXY] [--record]
+    python3 scripts/bench_pgbench.py [--seconds 20] [--clients 4] [--rounds 2] [--baseline OTHER_PG_PROXY] [--record] [--relay]
+
+With --relay, a bare TCP relay (socat, a process per connection) is measured in the same rounds:
+direct, relay and proxy side by side, in TPS and in whole-machine CPU per transaction, so the
+proxy's cost over any hop at all is what is left.
 
 With --record, a second pg-proxy of the same build records every session (--record DIR
 --record-key KEY, signed checkpoints every 1000 records, fsync at checkpoints) and is measured
@@ -124,6 +128,8 @@ def main():
     ap.add_argument("--baseline", metavar="PG_PROXY",
                     help="another pg-proxy binary (an earlier build) measured in the same run, interleaved")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--relay", action="store_true",
+                    help="also measure a bare socat relay in the same rounds (the cost of any hop)")
     ap.add_argument("--record", action="store_true",
                     help="also measure pg-proxy recording every session (same build), interleaved")
     a = ap.parse_args()
@@ -144,6 +150,9 @@ def main():
         base_port = free_port()
         base = a.baseline and subprocess.Popen([a.baseline, "--listen", f"127.0.0.1:{base_port}", "--upstream",
                                                 f"127.0.0.1:{port}", "--quiet"])
+        relay_port = free_port()
+        relay = a.relay and subprocess.Popen(["socat", f"TCP-LISTEN:{relay_port},bind=127.0.0.1,fork,reuseaddr",
+                                              f"TCP:127.0.0.1:{port},nodelay"])
         rec_port, rec = free_port(), None
         if a.record:
             key, rec_dir = work / "record.key", work / "recordings"
@@ -161,12 +170,16 @@ def main():
             pgbench(base_port, 3, a.clients, str(work), "warm-b")
         if rec:
             pgbench(rec_port, 3, a.clients, str(work), "warm-r")
-        runs = {"direct": [], "proxy": [], "base": [], "rec": []}
+        if relay:
+            pgbench(relay_port, 3, a.clients, str(work), "warm-s")
+        runs = {"direct": [], "proxy": [], "base": [], "rec": [], "relay": []}
         for i in range(a.rounds):
             runs["direct"].append(pgbench(port, a.seconds, a.clients, str(work), f"d{i}"))
             runs["proxy"].append(measured(proxy, proxy_port, a.seconds, a.clients, str(work), f"p{i}"))
             if base:
                 runs["base"].append(pgbench(base_port, a.seconds, a.clients, str(work), f"b{i}"))
+            if relay:
+                runs["relay"].append(pgbench(relay_port, a.seconds, a.clients, str(work), f"s{i}"))
             if rec:
                 runs["rec"].append(measured(rec, rec_port, a.seconds, a.clients, str(work), f"r{i}"))
         print(f"proxy process CPU per transaction (median of rounds): {statistics.median(measured.cpu[f'p{i}'] for i in range(a.rounds)):.1f} us")
@@ -212,6 +225,17 @@ def main():
             on, off = statistics.median(cpu_on), statistics.median(cpu_off)
             print(f"proxy process CPU per transaction, side by side (median): recording on {on:.1f} us, off {off:.1f} us:"
                   f" recording adds {on - off:.1f} us; {records} records, {size / 1e6:.1f} MB written in all")
+        if relay:
+            relay.terminate()
+            (s_tps, s_lat), s_i = max((r, i) for i, r in enumerate(runs["relay"]))
+            print(f"via socat:   {s_tps:10.0f} tps   p50 {pct(s_lat, .5):5d} us   p99 {pct(s_lat, .99):5d} us")
+            print(f"proxy/relay: {100 * p_tps / s_tps:.1f}% of the bare relay's TPS (target >= 95%); relay"
+                  f" {100 * s_tps / d_tps:.1f}% of direct; every round proxy/relay:"
+                  f" {[round(r[0]) for r in runs['proxy']]} / {[round(r[0]) for r in runs['relay']]}")
+            s_cpu, p_cpu = per_tx(f"s{s_i}"), per_tx(f"p{p_i}")
+            if s_cpu and p_cpu:
+                print(f"per transaction (whole machine): relay {s_cpu[0]:.1f} us CPU, proxy {p_cpu[0]:.1f} us:"
+                      f" the proxy adds {p_cpu[0] - s_cpu[0]:.1f} us over the relay (target <= 10 us)")
         proxy.terminate()
         print(f"added:       p50 {pct(p_lat, .5) - pct(d_lat, .5)} us, p99 {pct(p_lat, .99) - pct(d_lat, .99)} us"
               " per query (target <= 100 us at p99)")

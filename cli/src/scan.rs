@@ -214,13 +214,25 @@ fn scan_file(det: &Detector, path: &Path, max: u64, counters: &Counters, show: b
         );
         return Ok(Vec::new());
     }
-    let mut data = Vec::with_capacity(len as usize);
-    file.take(max + 1)
-        .read_to_end(&mut data)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let name = path.to_string_lossy();
-    let name = name.strip_prefix("./").unwrap_or(&name);
-    Ok(scan_content(det, name, &data, counters, show))
+    // One buffer per walker thread, reused from file to file (a tree of small files costs no
+    // allocation per file); a buffer grown past 64 MiB by a large file is given back after it.
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUF.with_borrow_mut(|data| {
+        data.clear();
+        data.reserve(len as usize);
+        file.take(max + 1)
+            .read_to_end(data)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let name = path.to_string_lossy();
+        let name = name.strip_prefix("./").unwrap_or(&name);
+        let found = scan_content(det, name, data, counters, show);
+        if data.capacity() > 64 << 20 {
+            *data = Vec::new();
+        }
+        Ok(found)
+    })
 }
 
 /// Scans a file's content and counts it; binary content is counted as skipped instead.
