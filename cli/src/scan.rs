@@ -27,6 +27,9 @@ struct Counters {
 
 pub(crate) fn run(args: ScanArgs) -> Result<u8, String> {
     let started = Instant::now();
+    if let Some(n) = args.threads.filter(|&n| n > 0) {
+        let _ = THREADS.set(n);
+    }
     let det = build_detector(&args.source)?;
     let counters = Arc::new(Counters::default());
     let done = Arc::new(AtomicBool::new(false));
@@ -247,9 +250,21 @@ fn scan_content(det: &Detector, name: &str, data: &[u8], counters: &Counters, sh
     report(det, name, data, found, show)
 }
 
+/// Inputs at least this large are scanned on several threads (`Detector::scan_parallel`): a
+/// tree's walker keeps every core busy with small files, but one large file would hold one.
+const PARALLEL_MIN: usize = 8 << 20;
+
+/// The threads a large input is scanned on (`--threads`, default one per core).
+static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
 /// Scans and drops findings on lines marked `sluice:allow`.
 fn scan_bytes(det: &Detector, data: &[u8]) -> Vec<Finding> {
-    let mut found = det.scan(data);
+    let threads = *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let mut found = if data.len() >= PARALLEL_MIN && threads > 1 {
+        det.scan_parallel(data, threads)
+    } else {
+        det.scan(data)
+    };
     if memchr::memmem::find(data, ALLOW_MARKER).is_some() {
         found.retain(|f| {
             let ls = memchr::memrchr(b'\n', &data[..f.start]).map_or(0, |p| p + 1);

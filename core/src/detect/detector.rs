@@ -476,6 +476,86 @@ impl Detector {
     /// Finds every secret in `haystack`.
     pub fn scan(&self, haystack: &[u8]) -> Vec<Finding> {
         let spans = self.spans(haystack);
+        self.findings(haystack, spans)
+    }
+
+    /// [`scan`](Self::scan) on up to `threads` threads: the keyword pass over pieces of the
+    /// input (a keyword hit depends only on the bytes it covers), then the rules' matching over
+    /// shares of the windows it opened, each share's results kept in order. The findings are
+    /// `scan`'s, in the same order; worth it for inputs of megabytes.
+    pub fn scan_parallel(&self, haystack: &[u8], threads: usize) -> Vec<Finding> {
+        let threads = threads.clamp(1, haystack.len().max(1));
+        if threads == 1 {
+            return self.scan(haystack);
+        }
+        // 1. Keyword hits, piece by piece.
+        let piece = haystack.len().div_ceil(threads);
+        let hits: Vec<Hit> = std::thread::scope(|sc| {
+            let parts: Vec<_> = (0..threads)
+                .map(|j| {
+                    let (a, b) = ((j * piece).min(haystack.len()), ((j + 1) * piece).min(haystack.len()));
+                    sc.spawn(move || self.hits_between(haystack, a, b))
+                })
+                .collect();
+            parts.into_iter().flat_map(joined).collect()
+        });
+        // 2. Windows, then their matches in shares.
+        let (mut merged, anchored) = self.windows(haystack, &hits, 0);
+        let share = |v: &[Window], j: usize| {
+            let n = v.len().div_ceil(threads);
+            (j * n).min(v.len())..((j + 1) * n).min(v.len())
+        };
+        let (merged_found, anchored_found): (Vec<Found>, Vec<Found>) = std::thread::scope(|sc| {
+            let parts: Vec<_> = (0..threads)
+                .map(|j| {
+                    let (m, a) = (&merged[share(&merged, j)], &anchored[share(&anchored, j)]);
+                    sc.spawn(move || {
+                        let (mut fm, mut fa) = (Found::default(), Found::default());
+                        self.confirm(haystack, m, &[], 0, true, &mut fm);
+                        self.confirm(haystack, &[], a, 0, true, &mut fa);
+                        (fm, fa)
+                    })
+                })
+                .collect();
+            parts.into_iter().map(joined).unzip()
+        });
+        // The order one thread would have found them in: every window's, then every try's.
+        let mut all = Found::default();
+        for f in merged_found.into_iter().chain(anchored_found) {
+            all.raw.extend(f.raw);
+            all.cands.extend(f.cands);
+            all.vetoed.extend(f.vetoed);
+        }
+        merged.extend_from_slice(&anchored);
+        let spans = self
+            .finish_detect(haystack, &merged, (all.raw, all.cands), &all.vetoed, 0, true)
+            .0;
+        let spans = self.with_tables(haystack, spans);
+        self.findings(haystack, spans)
+    }
+}
+
+/// A scoped thread's result; its panic goes on in the caller.
+fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
+impl Detector {
+    /// The keyword hits that start in `hay[a..b]` (each depends only on the bytes it covers, so
+    /// the pieces of an input give the whole input's hits).
+    fn hits_between(&self, hay: &[u8], a: usize, b: usize) -> Vec<Hit> {
+        let mut out = Vec::new();
+        if a < b {
+            // Every keyword starting before `b` ends within `max_kw - 1` bytes after it.
+            let t = (b + self.max_kw - 1).min(hay.len());
+            self.collect_hits(&hay[..t], a, &mut out);
+            out.retain(|h| a <= h.start && h.start < b);
+        }
+        out
+    }
+
+    /// Findings, with lines and columns, for `spans` of `haystack` (in order).
+    fn findings(&self, haystack: &[u8], spans: Vec<Span>) -> Vec<Finding> {
         let mut out = Vec::with_capacity(spans.len());
         let mut line = 1;
         let mut line_start = 0;
@@ -511,7 +591,12 @@ impl Detector {
     pub(crate) fn spans(&self, haystack: &[u8]) -> Vec<Span> {
         let mut hits = Vec::new();
         self.collect_hits(haystack, 0, &mut hits);
-        let mut spans = self.detect(haystack, &hits, 0, true).0;
+        let spans = self.detect(haystack, &hits, 0, true).0;
+        self.with_tables(haystack, spans)
+    }
+
+    /// `spans` with the credential cells of any table in `haystack` that no span overlaps.
+    fn with_tables(&self, haystack: &[u8], mut spans: Vec<Span>) -> Vec<Span> {
         if memchr::memchr(b'\n', haystack).is_some() {
             let cells = self.tables.credential_cells(haystack);
             if !cells.is_empty() {
@@ -571,22 +656,39 @@ impl Detector {
     /// before which the findings are final (the same as if the whole input had been given), and
     /// only findings before it are returned. When `eof` is true it is `hay.len()`.
     pub(crate) fn detect(&self, hay: &[u8], hits: &[Hit], min_start: usize, eof: bool) -> (Vec<Span>, usize) {
-        let end = hay.len();
         let (mut merged, anchored) = self.windows(hay, hits, min_start);
         // 2. Raw matches and candidates.
         let mut found = Found::default();
-        for &(ri, a, b) in &merged {
+        self.confirm(hay, &merged, &anchored, min_start, eof, &mut found);
+        let Found { raw, cands, vetoed } = found;
+        merged.extend_from_slice(&anchored);
+        self.finish_detect(hay, &merged, (raw, cands), &vetoed, min_start, eof)
+    }
+
+    /// Step 2 of [`Detector::detect`]: each window's matches (`merged`) and each anchored try
+    /// (`anchored`), in that order, into `found`.
+    fn confirm(
+        &self,
+        hay: &[u8],
+        merged: &[Window],
+        anchored: &[Window],
+        min_start: usize,
+        eof: bool,
+        found: &mut Found,
+    ) {
+        let found = &mut *found;
+        for &(ri, a, b) in merged {
             let r = &self.rules[ri as usize];
             let from = a.max(min_start);
             if from >= b {
                 continue;
             }
             for caps in r.regex.get().captures_iter(Input::new(hay).range(from..b)) {
-                self.consider(hay, ri, &caps, b, eof, &mut found);
+                self.consider(hay, ri, &caps, b, eof, found);
             }
         }
         let mut caps_of: Vec<Option<regex_automata::util::captures::Captures>> = Vec::new();
-        for &(ri, at, b) in &anchored {
+        for &(ri, at, b) in anchored {
             let r = &self.rules[ri as usize];
             if caps_of.len() <= ri as usize {
                 caps_of.resize(ri as usize + 1, None);
@@ -597,15 +699,23 @@ impl Detector {
                 caps,
             );
             if caps.is_match() {
-                self.consider(hay, ri, caps, b, eof, &mut found);
+                self.consider(hay, ri, caps, b, eof, found);
             }
         }
-        let Found {
-            mut raw,
-            mut cands,
-            vetoed,
-        } = found;
-        merged.extend_from_slice(&anchored);
+    }
+
+    /// Steps 2 (held values) to 4 of [`Detector::detect`], given the windows (`merged`, the
+    /// anchored tries after the others) and what their matches left.
+    fn finish_detect(
+        &self,
+        hay: &[u8],
+        merged: &[Window],
+        (mut raw, mut cands): (Vec<(usize, usize)>, Vec<Span>),
+        vetoed: &[(usize, usize)],
+        min_start: usize,
+        eof: bool,
+    ) -> (Vec<Span>, usize) {
+        let end = hay.len();
         if let Some(k) = &self.known {
             let mut found = Vec::new();
             k.find(&hay[..end], min_start, &mut found);
@@ -626,10 +736,10 @@ impl Detector {
         let commit = if eof {
             end
         } else {
-            self.commit_point(hay, &merged, &raw, min_start)
+            self.commit_point(hay, merged, &raw, min_start)
         };
 
-        (self.resolve(cands, &vetoed, commit), commit)
+        (self.resolve(cands, vetoed, commit), commit)
     }
 
     /// Step 4 of [`Detector::detect`]: candidates before the commit point, generic ones not on a
