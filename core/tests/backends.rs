@@ -49,15 +49,8 @@ fn vectors_examples_and_sources_scan_the_same() {
     same(&rust, &hs, &inputs.concat());
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: texts::cases(), ..ProptestConfig::default() })]
     /// Text made of keywords (in any case, cut anywhere), rule examples and noise.
     #[test]
     fn generated_text_scans_the_same(parts in proptest::collection::vec((0usize..10_000, 0usize..64, any::<bool>(), 0u8..8), 0..80)) {

@@ -40,15 +40,8 @@ fn parallel_scans_find_what_one_thread_finds() {
     same(&det, b"", 4);
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: texts::cases(), ..ProptestConfig::default() })]
     #[test]
     fn generated_text_scans_the_same_on_any_number_of_threads(
         parts in proptest::collection::vec((0usize..10_000, 0usize..64, any::<bool>(), 0u8..8), 0..80),

@@ -2,6 +2,14 @@
 //! crate's sources, and generated text dense with keywords and secrets.
 #![allow(dead_code)]
 
+/// Property-test cases per test: bounded for CI, `PROPTEST_CASES` raises it.
+pub fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+}
+
 /// The built-in rules' examples and keywords, from the rule file.
 pub fn rule_texts() -> (Vec<String>, Vec<String>) {
     let doc: toml::Value = toml::from_str(sluice_core::BUILTIN_RULES).expect("rule file parses");
