@@ -527,9 +527,7 @@ impl Detector {
             all.vetoed.extend(f.vetoed);
         }
         merged.extend_from_slice(&anchored);
-        let spans = self
-            .finish_detect(haystack, &merged, (all.raw, all.cands), &all.vetoed, 0, true)
-            .0;
+        let spans = self.finish_detect(haystack, &merged, all, 0, true).0;
         let spans = self.with_tables(haystack, spans);
         self.findings(haystack, spans)
     }
@@ -660,9 +658,8 @@ impl Detector {
         // 2. Raw matches and candidates.
         let mut found = Found::default();
         self.confirm(hay, &merged, &anchored, min_start, eof, &mut found);
-        let Found { raw, cands, vetoed } = found;
         merged.extend_from_slice(&anchored);
-        self.finish_detect(hay, &merged, (raw, cands), &vetoed, min_start, eof)
+        self.finish_detect(hay, &merged, found, min_start, eof)
     }
 
     /// Step 2 of [`Detector::detect`]: each window's matches (`merged`) and each anchored try
@@ -676,7 +673,6 @@ impl Detector {
         eof: bool,
         found: &mut Found,
     ) {
-        let found = &mut *found;
         for &(ri, a, b) in merged {
             let r = &self.rules[ri as usize];
             let from = a.max(min_start);
@@ -710,11 +706,15 @@ impl Detector {
         &self,
         hay: &[u8],
         merged: &[Window],
-        (mut raw, mut cands): (Vec<(usize, usize)>, Vec<Span>),
-        vetoed: &[(usize, usize)],
+        found: Found,
         min_start: usize,
         eof: bool,
     ) -> (Vec<Span>, usize) {
+        let Found {
+            mut raw,
+            mut cands,
+            vetoed,
+        } = found;
         let end = hay.len();
         if let Some(k) = &self.known {
             let mut found = Vec::new();
@@ -739,7 +739,7 @@ impl Detector {
             self.commit_point(hay, merged, &raw, min_start)
         };
 
-        (self.resolve(cands, vetoed, commit), commit)
+        (self.resolve(cands, &vetoed, commit), commit)
     }
 
     /// Step 4 of [`Detector::detect`]: candidates before the commit point, generic ones not on a

@@ -57,11 +57,11 @@ impl HsKeywords {
             })
             .collect();
         let fail =
-            |e: hyperscan::Error| Error::new(ErrorKind::Limit, format!("Hyperscan: keywords do not compile: {e}"));
+            |e: hyperscan::Error| Error::new(ErrorKind::Backend, format!("Hyperscan: keywords do not compile: {e}"));
         if patterns.0.is_empty() {
-            // Hyperscan refuses an empty database; one keyword that cannot occur stands in.
+            // Hyperscan refuses an empty database (the detector does not ask for one).
             return Err(Error::new(
-                ErrorKind::Limit,
+                ErrorKind::Backend,
                 "Hyperscan: no keyword of two bytes or more",
             ));
         }
