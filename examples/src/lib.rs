@@ -300,11 +300,7 @@ pub fn session_guard(
     let opts = RecordOptions {
         rotate_bytes: c.record_rotate_bytes,
         rotate_interval: c.record_rotate_seconds.map(std::time::Duration::from_secs),
-        fsync: match c.record_fsync.as_str() {
-            "every" => Fsync::Every,
-            "never" => Fsync::Never,
-            _ => Fsync::Checkpoint,
-        },
+        fsync: c.record_fsync.parse::<Fsync>()?,
         ..RecordOptions::default()
     };
     let rec = Arc::new(

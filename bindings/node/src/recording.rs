@@ -98,17 +98,11 @@ impl Recorder {
         policy: (&str, &str),
         detector: Arc<sluice_core::Detector>,
     ) -> Result<Recorder, Error> {
-        let fsync = match o.fsync.as_deref().unwrap_or("checkpoint") {
-            "every" => Fsync::Every,
-            "checkpoint" => Fsync::Checkpoint,
-            "never" => Fsync::Never,
-            other => {
-                return Err(err(
-                    "SLUICE_RECORDING",
-                    format!("fsync: `{other}` is not one of every, checkpoint, never"),
-                    no_fields(),
-                ));
-            }
+        let fsync: Fsync = match o.fsync.as_deref() {
+            None => Fsync::default(),
+            Some(name) => name
+                .parse()
+                .map_err(|e: String| err("SLUICE_RECORDING", e, no_fields()))?,
         };
         let opts = RecordOptions {
             fsync,

@@ -96,16 +96,7 @@ fn seconds(name: &str, s: f64) -> PyResult<Duration> {
 
 impl Recorder {
     pub(crate) fn start(py: Python<'_>, s: Start<'_>, detector: Arc<sluice_core::Detector>) -> PyResult<Recorder> {
-        let fsync = match s.fsync.as_str() {
-            "every" => Fsync::Every,
-            "checkpoint" => Fsync::Checkpoint,
-            "never" => Fsync::Never,
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "fsync: `{other}` is not one of every, checkpoint, never"
-                )));
-            }
-        };
+        let fsync: Fsync = s.fsync.parse().map_err(PyValueError::new_err)?;
         let opts = RecordOptions {
             fsync,
             checkpoint_every: s.checkpoint_every,

@@ -89,6 +89,19 @@ pub enum Fsync {
     Never,
 }
 
+impl std::str::FromStr for Fsync {
+    type Err = String;
+    /// The lowercase name: every, checkpoint or never.
+    fn from_str(s: &str) -> Result<Fsync, String> {
+        match s {
+            "every" => Ok(Fsync::Every),
+            "checkpoint" => Ok(Fsync::Checkpoint),
+            "never" => Ok(Fsync::Never),
+            other => Err(format!("fsync: `{other}` is not one of every, checkpoint, never")),
+        }
+    }
+}
+
 /// How a recorder writes.
 #[derive(Debug, Clone)]
 pub struct RecordOptions {
