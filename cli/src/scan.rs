@@ -27,9 +27,11 @@ struct Counters {
 
 pub(crate) fn run(args: ScanArgs) -> Result<u8, String> {
     let started = Instant::now();
-    if let Some(n) = args.threads.filter(|&n| n > 0) {
-        let _ = THREADS.set(n);
-    }
+    // The threads one large input is scanned on (`--threads`, default one per core).
+    let threads = args
+        .threads
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let det = build_detector(&args.source)?;
     let counters = Arc::new(Counters::default());
     let done = Arc::new(AtomicBool::new(false));
@@ -42,7 +44,7 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, String> {
         if args.paths.iter().any(|p| p.as_os_str() == "-") {
             return Err("--diff scans a git diff, not stdin".into());
         }
-        scan_diff(&det, base, &args, &counters)?
+        scan_diff(&det, base, &args, &counters, threads)?
     } else {
         let paths = if args.paths.is_empty() {
             vec![PathBuf::from(".")]
@@ -53,9 +55,9 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, String> {
         let mut found = if stdin.is_empty() {
             Vec::new()
         } else {
-            scan_stdin(&det, &counters, args.show_secrets)?
+            scan_stdin(&det, &counters, args.show_secrets, threads)?
         };
-        let (walked, errors) = scan_tree(&det, &fs_paths, &args, &counters);
+        let (walked, errors) = scan_tree(&det, &fs_paths, &args, &counters, threads);
         found.extend(walked);
         (found, errors)
     };
@@ -92,13 +94,14 @@ fn scan_diff(
     base: &str,
     args: &ScanArgs,
     counters: &Counters,
+    threads: usize,
 ) -> Result<(Vec<Reported>, Vec<String>), String> {
     let diff = Diff::load(base, &args.paths)?;
     let (mut found, mut errors) = (Vec::new(), Vec::new());
     for file in &diff.files {
         match diff.content(file) {
             Ok(data) => found.extend(
-                scan_content(det, &file.path, &data, counters, args.show_secrets)
+                scan_content(det, &file.path, &data, counters, args.show_secrets, threads)
                     .into_iter()
                     .filter(|r| file.touches(r.finding.line, r.end_line)),
             ),
@@ -109,7 +112,7 @@ fn scan_diff(
 }
 
 /// `-`: standard input, read whole.
-fn scan_stdin(det: &Detector, counters: &Counters, show: bool) -> Result<Vec<Reported>, String> {
+fn scan_stdin(det: &Detector, counters: &Counters, show: bool, threads: usize) -> Result<Vec<Reported>, String> {
     let mut data = Vec::new();
     std::io::stdin()
         .lock()
@@ -117,7 +120,7 @@ fn scan_stdin(det: &Detector, counters: &Counters, show: bool) -> Result<Vec<Rep
         .map_err(|e| format!("cannot read stdin: {e}"))?;
     counters.files.fetch_add(1, Ordering::Relaxed);
     counters.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-    let found = scan_bytes(det, &data);
+    let found = scan_bytes(det, &data, threads);
     Ok(report(det, "-", &data, found, show))
 }
 
@@ -127,6 +130,7 @@ fn scan_tree(
     paths: &[&PathBuf],
     args: &ScanArgs,
     counters: &Arc<Counters>,
+    threads: usize,
 ) -> (Vec<Reported>, Vec<String>) {
     let results: Arc<Mutex<Vec<Reported>>> = Arc::new(Mutex::new(Vec::new()));
     let errors: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
@@ -172,7 +176,7 @@ fn scan_tree(
             if !entry.file_type().is_some_and(|t| t.is_file()) {
                 return ignore::WalkState::Continue;
             }
-            match scan_file(det, entry.path(), max, &counters, show) {
+            match scan_file(det, entry.path(), max, &counters, show, threads) {
                 Ok(found) => results.lock().expect("no panics while locked").extend(found),
                 Err(e) => errors.lock().expect("no panics while locked").push(e),
             }
@@ -205,7 +209,14 @@ fn write_report(args: &ScanArgs, report: &Report, det: &Detector) -> Result<(), 
         .map_err(|e| format!("cannot write output: {e}"))
 }
 
-fn scan_file(det: &Detector, path: &Path, max: u64, counters: &Counters, show: bool) -> Result<Vec<Reported>, String> {
+fn scan_file(
+    det: &Detector,
+    path: &Path,
+    max: u64,
+    counters: &Counters,
+    show: bool,
+    threads: usize,
+) -> Result<Vec<Reported>, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let len = file.metadata().map_err(|e| format!("{}: {e}", path.display()))?.len();
     if len > max {
@@ -230,7 +241,7 @@ fn scan_file(det: &Detector, path: &Path, max: u64, counters: &Counters, show: b
             .map_err(|e| format!("{}: {e}", path.display()))?;
         let name = path.to_string_lossy();
         let name = name.strip_prefix("./").unwrap_or(&name);
-        let found = scan_content(det, name, data, counters, show);
+        let found = scan_content(det, name, data, counters, show, threads);
         if data.capacity() > 64 << 20 {
             *data = Vec::new();
         }
@@ -239,14 +250,21 @@ fn scan_file(det: &Detector, path: &Path, max: u64, counters: &Counters, show: b
 }
 
 /// Scans a file's content and counts it; binary content is counted as skipped instead.
-fn scan_content(det: &Detector, name: &str, data: &[u8], counters: &Counters, show: bool) -> Vec<Reported> {
+fn scan_content(
+    det: &Detector,
+    name: &str,
+    data: &[u8],
+    counters: &Counters,
+    show: bool,
+    threads: usize,
+) -> Vec<Reported> {
     if memchr::memchr(0, &data[..data.len().min(BINARY_SNIFF)]).is_some() {
         counters.binary.fetch_add(1, Ordering::Relaxed);
         return Vec::new();
     }
     counters.files.fetch_add(1, Ordering::Relaxed);
     counters.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-    let found = scan_bytes(det, data);
+    let found = scan_bytes(det, data, threads);
     report(det, name, data, found, show)
 }
 
@@ -254,13 +272,10 @@ fn scan_content(det: &Detector, name: &str, data: &[u8], counters: &Counters, sh
 /// tree's walker keeps every core busy with small files, but one large file would hold one.
 const PARALLEL_MIN: usize = 8 << 20;
 
-/// The threads a large input is scanned on (`--threads`, default one per core).
-static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-
-/// Scans and drops findings on lines marked `sluice:allow`.
-fn scan_bytes(det: &Detector, data: &[u8]) -> Vec<Finding> {
-    let threads = *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from));
-    let mut found = if data.len() >= PARALLEL_MIN && threads > 1 {
+/// Scans (on `threads` threads when `data` is large) and drops findings on lines marked
+/// `sluice:allow`.
+fn scan_bytes(det: &Detector, data: &[u8], threads: usize) -> Vec<Finding> {
+    let mut found = if data.len() >= PARALLEL_MIN {
         det.scan_parallel(data, threads)
     } else {
         det.scan(data)
