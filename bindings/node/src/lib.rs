@@ -247,28 +247,35 @@ fn named_values(
     given: Option<HashMap<String, Either<String, Uint8Array>>>,
     placeholder: bool,
 ) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let mut out: Vec<(String, Vec<u8>)> = given
+    let mut out = given
         .unwrap_or_default()
         .into_iter()
-        .map(|(name, v)| {
-            let bytes = match v {
-                Either::A(s) => s.into_bytes(),
-                Either::B(b) => b.to_vec(),
-            };
-            (name, bytes)
-        })
-        .collect();
+        .map(|(name, v)| named_value(what, name, v, placeholder))
+        .collect::<Result<Vec<_>, _>>()?;
     out.sort();
-    for (name, value) in &out {
-        if placeholder {
-            sluice_core::broker::Placeholder::new(name)
-                .map_err(|e| err("SLUICE_REQUEST", format!("{what}: {e}"), no_fields()))?;
-        }
-        if value.is_empty() {
-            return Err(err("SLUICE_REQUEST", format!("{what}: `{name}` is empty"), no_fields()));
-        }
-    }
     Ok(out)
+}
+
+/// One credential's or known value's name and bytes, checked: not empty, and for a credential
+/// a valid placeholder name.
+fn named_value(
+    what: &str,
+    name: String,
+    value: Either<String, Uint8Array>,
+    placeholder: bool,
+) -> Result<(String, Vec<u8>), String> {
+    if placeholder {
+        sluice_core::broker::Placeholder::new(&name)
+            .map_err(|e| err("SLUICE_REQUEST", format!("{what}: {e}"), no_fields()))?;
+    }
+    let value = match value {
+        Either::A(s) => s.into_bytes(),
+        Either::B(b) => b.to_vec(),
+    };
+    if value.is_empty() {
+        return Err(err("SLUICE_REQUEST", format!("{what}: `{name}` is empty"), no_fields()));
+    }
+    Ok((name, value))
 }
 
 fn build(options: Option<EngineOptions>) -> Result<Engine, String> {
@@ -566,11 +573,7 @@ impl Engine {
                 no_fields(),
             ));
         };
-        let mut given = HashMap::new();
-        given.insert(name, value);
-        let Some((name, value)) = named_values("setCredential", Some(given), true)?.pop() else {
-            return Ok(());
-        };
+        let (name, value) = named_value("setCredential", name, value, true)?;
         let mut seen = broker.seen.lock().unwrap_or_else(PoisonError::into_inner);
         if !seen.iter().any(|(n, v)| *n == name && *v == value) {
             let b = seen
