@@ -1,24 +1,4 @@
-// ESM entry point: the CommonJS module's exports.
-import sluice from './index.js'
-
-export const {
-  Engine,
-  GrantKey,
-  OidcVerifier,
-  Recorder,
-  Session,
-  StreamRedactor,
-  verifyRecording,
-  replayRecording,
-  exportAsciicast,
-  SluiceError,
-  RuleError,
-  PolicyError,
-  RequestError,
-  LimitError,
-  GrantError,
-  OidcError,
-  RecordingError,
-  SessionError,
-} = sluice
-export default sluice
+// ESM entry point: the CommonJS module's exports (Node finds their names in index.js's
+// `module.exports = { … }`).
+export * from './index.js'
+export { default } from './index.js'

@@ -21,8 +21,11 @@ const stripeKey = () => {
   return 'sk_live_' + Array.from({ length: 24 }, () => a[randomInt(a.length)]).join('')
 }
 
-test('ESM and CommonJS entry points are the same module', () => {
+test('ESM and CommonJS entry points are the same module', async () => {
   assert.equal(cjs.Engine, Engine)
+  const esm = await import('../index.mjs')
+  for (const name of Object.keys(cjs)) assert.equal(esm[name], cjs[name], name)
+  assert.equal(esm.default, cjs)
 })
 
 test('vectors: findings as string (UTF-16 offsets) and as Buffer (byte offsets)', () => {
