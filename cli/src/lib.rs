@@ -7,6 +7,7 @@
 //! The command line is a library so that other front ends run the very same code: the `sluice`
 //! binary and the Python wheel's `sluice` / `python -m sluice` both call [`run`].
 
+mod approvals;
 mod diff;
 mod hook;
 mod output;
@@ -44,6 +45,9 @@ enum Command {
     Check(Box<policy::CheckArgs>),
     /// Turn an approval request into a signed, single-use grant.
     Approve(policy::ApproveArgs),
+    /// Run the approval service reviewers approve held commands through.
+    #[command(subcommand)]
+    Approvals(approvals::ApprovalsCommand),
     /// Create a grant signing key.
     Keygen(policy::KeygenArgs),
     /// Validate or test policy files.
@@ -158,6 +162,7 @@ where
         Command::Rules(args) => rules(args),
         Command::Check(args) => policy::check(*args),
         Command::Approve(args) => policy::approve(args),
+        Command::Approvals(cmd) => approvals::run(cmd),
         Command::Keygen(args) => policy::keygen(args),
         Command::Policy(cmd) => policy::policy(cmd),
         Command::Record(cmd) => record::run(cmd),

@@ -209,20 +209,32 @@ pub(crate) fn read_key(path: &Path) -> Result<GrantKey, String> {
     GrantKey::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// An OIDC token verifier from a JWKS file.
+pub(crate) fn oidc_verifier(
+    jwks_path: &Path,
+    issuer: &str,
+    audience: &str,
+    groups_claim: &str,
+) -> Result<oidc::Verifier, String> {
+    let jwks =
+        std::fs::read_to_string(jwks_path).map_err(|e| format!("cannot read JWKS {}: {e}", jwks_path.display()))?;
+    let mut cfg = oidc::Config::new(issuer, audience);
+    cfg.groups_claim = groups_claim.to_string();
+    oidc::Verifier::new(cfg, &jwks).map_err(|e| format!("{}: {e}", jwks_path.display()))
+}
+
 pub(crate) fn check(args: CheckArgs) -> Result<u8, String> {
     let engine = load_engine(args.policy.as_deref())?;
     let identity = match &args.oidc.oidc_token {
         Some(token) => {
             let o = &args.oidc;
             let jwks_path = o.oidc_jwks.as_ref().ok_or("--oidc-jwks is required")?;
-            let jwks = std::fs::read_to_string(jwks_path)
-                .map_err(|e| format!("cannot read JWKS {}: {e}", jwks_path.display()))?;
-            let mut cfg = oidc::Config::new(
-                o.oidc_issuer.clone().unwrap_or_default(),
-                o.oidc_audience.clone().unwrap_or_default(),
-            );
-            cfg.groups_claim = o.oidc_groups_claim.clone();
-            let v = oidc::Verifier::new(cfg, &jwks).map_err(|e| e.to_string())?;
+            let v = oidc_verifier(
+                jwks_path,
+                o.oidc_issuer.as_deref().unwrap_or_default(),
+                o.oidc_audience.as_deref().unwrap_or_default(),
+                &o.oidc_groups_claim,
+            )?;
             v.verify(token.trim()).map_err(|e| e.to_string())?
         }
         None => {

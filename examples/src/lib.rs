@@ -16,6 +16,7 @@ use sluice_core::session::{Event, Guard, Hook, Output, SessionError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+pub mod approvals;
 pub mod tls;
 
 /// Options every proxy takes.
@@ -39,6 +40,18 @@ pub struct Common {
     /// placeholder `sluice:secret/NAME`.
     #[arg(long, value_name = "FILE")]
     pub credentials: Option<PathBuf>,
+    /// An approval service (`sluice approvals serve`): a command that needs approval is held
+    /// (the client waits) until reviewers there approve it, then runs once; a denial or
+    /// timeout answers with the usual refusal. Needs --grant-key (the service key's public
+    /// half) and --approvals-token.
+    #[arg(long, value_name = "URL", requires_all = ["grant_key", "approvals_token"])]
+    pub approvals: Option<String>,
+    /// A file holding the token this proxy presents to the approval service.
+    #[arg(long, value_name = "FILE", requires = "approvals")]
+    pub approvals_token: Option<PathBuf>,
+    /// How long a held command waits for its approval.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS", requires = "approvals")]
+    pub hold: u64,
     /// Do not log decisions to stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -171,6 +184,17 @@ pub fn guard(name: &'static str, c: &mut Common) -> Result<Arc<Guard>, String> {
             Arc::new(RedisStore::new(&c.replay_store, "sluice:grant:").map_err(|e| e.to_string())?)
         };
         guard.grants = Some(GrantVerifier::new(key, store));
+    }
+    if let (Some(url), Some(path)) = (&c.approvals, &c.approvals_token) {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("--approvals {url}: expected an http:// or https:// URL"));
+        }
+        let token = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        guard.hold = Some(Arc::new(approvals::HttpHold::new(
+            url,
+            token.trim().to_string(),
+            std::time::Duration::from_secs(c.hold),
+        )));
     }
     if !c.quiet {
         guard.hook = Some(Arc::new(StderrLog { name }));

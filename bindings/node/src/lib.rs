@@ -340,6 +340,7 @@ fn build(options: Option<EngineOptions>) -> Result<Engine, String> {
                 .as_ref()
                 .map(|b| Arc::clone(&b.vault) as Arc<dyn sluice_core::broker::Vault>),
             rotated: broker.as_ref().map(|b| Arc::clone(&b.current)),
+            hold: None,
         }),
         events,
         broker,

@@ -180,6 +180,7 @@ impl Options {
                 vault: (!self.credentials.is_empty())
                     .then(|| Arc::clone(&vault) as Arc<dyn sluice_core::broker::Vault>),
                 rotated: None,
+                hold: None,
             }),
             vault,
         })

@@ -40,6 +40,7 @@ mod error;
 mod eval;
 mod facts;
 pub use facts::normalize_host;
+pub mod approvals;
 mod glob;
 pub mod grant;
 pub mod oidc;

@@ -151,6 +151,10 @@ pub struct Guard {
     /// host whose vault rotates stores a detector holding the new values (and the old ones,
     /// whose echoes still must not get out) and open sessions use it for what they mask next.
     pub rotated: Option<Arc<arc_swap::ArcSwap<Detector>>>,
+    /// Holds commands that need approval until a reviewer decides ([`Guard::decide`]); needs
+    /// [`Guard::grants`] to redeem the grant. Without it, such commands are refused at once
+    /// with their approval request (the client retries with a grant).
+    pub hold: Option<Arc<dyn crate::policy::approvals::Hold>>,
 }
 
 impl fmt::Debug for Guard {
@@ -161,6 +165,7 @@ impl fmt::Debug for Guard {
             .field("hook", &self.hook.is_some())
             .field("recorder", &self.recorder.is_some())
             .field("vault", &self.vault.is_some())
+            .field("hold", &self.hold)
             .finish()
     }
 }
@@ -176,6 +181,7 @@ impl Guard {
             recorder: None,
             vault: None,
             rotated: None,
+            hold: None,
         }
     }
 
@@ -201,6 +207,7 @@ impl Guard {
             recorder: Some(recorder),
             vault: self.vault.clone(),
             rotated: self.rotated.clone(),
+            hold: self.hold.clone(),
         }
     }
 
@@ -284,6 +291,11 @@ impl Guard {
     }
 
     /// Decides on `request`, redeeming `grant` when one is presented, and reports the decision.
+    /// A command that needs approval, presented without a grant, is held when the guard has a
+    /// [`hold`](Guard::hold): the request goes to the approval service (a notice records it),
+    /// the call blocks until reviewers decide or the hold times out, and an approval's grant is
+    /// redeemed at once (so the command runs, once). A denial or timeout leaves the decision
+    /// as it was, with why.
     pub fn decide(
         &self,
         identity: &Identity,
@@ -303,7 +315,44 @@ impl Guard {
                 d
             }
         };
+        let d = match (&self.hold, &self.grants) {
+            (Some(hold), Some(verifier)) if grant.is_none() && d.action() == Action::RequireApproval => {
+                self.held(&**hold, verifier, request.protocol(), d)
+            }
+            _ => d,
+        };
         self.report(identity, target, request, command, d)
+    }
+
+    /// Holds decision `d`'s approval request on `hold` and applies the outcome.
+    fn held(
+        &self,
+        hold: &dyn crate::policy::approvals::Hold,
+        verifier: &GrantVerifier,
+        protocol: Protocol,
+        mut d: Decision,
+    ) -> Decision {
+        use crate::policy::approvals::Outcome;
+        let Some(request) = d.approval().cloned() else {
+            return d;
+        };
+        let message = format!(
+            "approval {} requested from reviewers; held up to {}s",
+            request.id,
+            hold.timeout().as_secs()
+        );
+        self.emit(&Event::Notice {
+            protocol,
+            message: &message,
+        });
+        match hold.hold(&request) {
+            Outcome::Approved { grant } => d.redeem(&grant, verifier),
+            Outcome::Denied { by, comment } if comment.is_empty() => d.note(&format!("denied by {by}")),
+            Outcome::Denied { by, comment } => d.note(&format!("denied by {by}: {comment}")),
+            Outcome::TimedOut => d.note(&format!("not approved within {}s", hold.timeout().as_secs())),
+            Outcome::Failed(e) => d.note(&format!("approval service: {e}")),
+        }
+        d
     }
 
     /// Refuses `request` for a reason of the session's (not the policy's), and reports it.

@@ -1,0 +1,101 @@
+//! Holding commands that need approval: [`HttpHold`] submits a session's approval request to
+//! an approval service (`sluice approvals serve`) and waits on it, so the client sees a slow
+//! command rather than a refusal, and the command runs once a reviewer approves it.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sluice_core::policy::approvals::{Entry, Hold, Outcome};
+use sluice_core::policy::grant::ApprovalRequest;
+
+/// A [`Hold`] on an approval service reached over HTTP.
+#[derive(Debug, Clone)]
+pub struct HttpHold {
+    base: String,
+    token: String,
+    timeout: Duration,
+    agent: ureq::Agent,
+}
+
+impl HttpHold {
+    /// Holds on the service at `base` (`http://host:port`), presenting `token`, for at most `timeout`.
+    pub fn new(base: &str, token: String, timeout: Duration) -> HttpHold {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(75)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        HttpHold {
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            timeout,
+            agent,
+        }
+    }
+
+    fn auth(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
+    /// The entry from a service answer, or why there is none.
+    fn entry(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Entry, String> {
+        let mut r = r.map_err(|e| e.to_string())?;
+        let status = r.status().as_u16();
+        let body: Value = r.body_mut().read_json().map_err(|e| format!("HTTP {status}: {e}"))?;
+        if !(200..300).contains(&status) {
+            let msg = body.get("error").and_then(Value::as_str).unwrap_or("").to_string();
+            return Err(format!("HTTP {status}: {msg}"));
+        }
+        serde_json::from_value(body).map_err(|e| format!("not an approval entry: {e}"))
+    }
+
+    fn wait(&self, request: &ApprovalRequest) -> Outcome {
+        let submitted = self
+            .agent
+            .post(&format!("{}/api/requests", self.base))
+            .header("Authorization", &self.auth())
+            .send_json(request);
+        let mut entry = match Self::entry(submitted) {
+            Ok(e) => e,
+            Err(e) => return Outcome::Failed(e),
+        };
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            if let Some(done) = Outcome::of(&entry) {
+                return done;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Outcome::TimedOut;
+            }
+            let url = format!(
+                "{}/api/requests/{}?wait={}",
+                self.base,
+                request.id,
+                left.as_secs().clamp(1, 25)
+            );
+            let got = self.agent.get(&url).header("Authorization", &self.auth()).call();
+            entry = match Self::entry(got) {
+                Ok(e) => e,
+                Err(e) => return Outcome::Failed(e),
+            };
+        }
+    }
+}
+
+impl Hold for HttpHold {
+    fn hold(&self, request: &ApprovalRequest) -> Outcome {
+        // On a multi-threaded runtime, tell it this worker blocks (other connections go on);
+        // the TCP proxies run each connection on its own thread, which may simply block.
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| self.wait(request))
+            }
+            _ => self.wait(request),
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
