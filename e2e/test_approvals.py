@@ -389,3 +389,49 @@ def test_a_reviewer_approves_in_the_web_page(postgres, service, proxy):
         browser.quit()
         if p.poll() is None:
             p.kill()
+
+
+def test_an_mcp_call_is_held_with_progress_and_runs_when_approved(workdir, grant_key, tokens, service):
+    """The real MCP SDK client calls a tool that needs approval through mcp-stdio-guard: the
+    call waits, the client gets progress notifications, and the tool runs once approved."""
+    import asyncio
+    import os
+    import sys
+
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    here = pathlib.Path(__file__).resolve().parent
+    params = StdioServerParameters(
+        command=str(TARGET / "examples" / "mcp-stdio-guard"),
+        args=["--user", "agent-7", "--policy", str(here / "mcp-policy.yaml"), "--grant-key", f"{grant_key}.pub",
+              "--approvals", service.url, "--approvals-token", str(tokens["proxy"]), "--hold", "60",
+              "--", sys.executable, str(here / "mcp_server.py")],
+        env={**os.environ, "SLUICE_TEST_SECRET": "not-used"},
+    )
+    progress = []
+
+    async def on_progress(value, total, message):
+        progress.append((value, message))
+
+    def approve_when_progress_arrives():
+        deadline = time.time() + 30
+        while not progress and time.time() < deadline:
+            time.sleep(0.1)
+        status, body = api(service, "GET", "/api/requests?state=pending", "alice")
+        mine = [e for e in body["requests"] if e["request"]["user"] == "agent-7"]
+        assert len(mine) == 1, body
+        assert api(service, "POST", f"/api/requests/{mine[0]['request']['id']}/approve", "alice", {})[0] == 200
+
+    async def scenario():
+        async with stdio_client(params) as (r, w):
+            async with ClientSession(r, w) as s:
+                await s.initialize()
+                approver = asyncio.get_running_loop().run_in_executor(None, approve_when_progress_arrives)
+                res = await s.call_tool("add", {"a": 1000, "b": 1}, progress_callback=on_progress)
+                await approver
+                return res
+
+    res = asyncio.run(scenario())
+    assert res.content[0].text == "1001", res
+    assert progress and "waiting for approval" in progress[0][1], progress

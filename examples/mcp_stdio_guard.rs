@@ -87,6 +87,13 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let mut session = McpSession::new(guard, identity, target);
+    // Progress while a call is held for approval: written at once (everything written before
+    // has been flushed, and the loop waits on the held call).
+    session.on_progress(|line| {
+        use std::io::Write as _;
+        let mut o = std::io::stdout().lock();
+        let _ = o.write_all(line).and_then(|()| o.flush());
+    });
     let mut stdin = tokio::io::stdin();
     let mut stdout = tokio::io::stdout();
     let (mut abuf, mut sbuf) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);

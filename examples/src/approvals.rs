@@ -49,7 +49,7 @@ impl HttpHold {
         serde_json::from_value(body).map_err(|e| format!("not an approval entry: {e}"))
     }
 
-    fn wait(&self, request: &ApprovalRequest) -> Outcome {
+    fn wait(&self, request: &ApprovalRequest, waiting: &mut dyn FnMut(Duration)) -> Outcome {
         let submitted = self
             .agent
             .post(&format!("{}/api/requests", self.base))
@@ -59,20 +59,25 @@ impl HttpHold {
             Ok(e) => e,
             Err(e) => return Outcome::Failed(e),
         };
-        let deadline = Instant::now() + self.timeout;
+        let start = Instant::now();
+        let every = sluice_core::policy::approvals::PROGRESS_EVERY;
         loop {
             if let Some(done) = Outcome::of(&entry) {
                 return done;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = self.timeout.saturating_sub(start.elapsed());
             if left.is_zero() {
                 return Outcome::TimedOut;
             }
+            if start.elapsed() >= every {
+                waiting(start.elapsed());
+            }
+            // The service answers at once when the request is decided, else after `wait`.
             let url = format!(
                 "{}/api/requests/{}?wait={}",
                 self.base,
                 request.id,
-                left.as_secs().clamp(1, 25)
+                left.min(every).as_secs().max(1)
             );
             let got = self.agent.get(&url).header("Authorization", &self.auth()).call();
             entry = match Self::entry(got) {
@@ -84,14 +89,14 @@ impl HttpHold {
 }
 
 impl Hold for HttpHold {
-    fn hold(&self, request: &ApprovalRequest) -> Outcome {
+    fn hold(&self, request: &ApprovalRequest, waiting: &mut dyn FnMut(Duration)) -> Outcome {
         // On a multi-threaded runtime, tell it this worker blocks (other connections go on);
         // the TCP proxies run each connection on its own thread, which may simply block.
         match tokio::runtime::Handle::try_current() {
             Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| self.wait(request))
+                tokio::task::block_in_place(|| self.wait(request, waiting))
             }
-            _ => self.wait(request),
+            _ => self.wait(request, waiting),
         }
     }
 

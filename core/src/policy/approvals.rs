@@ -619,11 +619,15 @@ impl Outcome {
 ///
 /// [`Guard`]: crate::session::Guard
 pub trait Hold: Send + Sync + fmt::Debug {
-    /// Submits `request` and waits for its outcome.
-    fn hold(&self, request: &ApprovalRequest) -> Outcome;
+    /// Submits `request` and waits for its outcome, calling `waiting` with the time waited so
+    /// far every few seconds (MCP sessions send progress notifications from it).
+    fn hold(&self, request: &ApprovalRequest, waiting: &mut dyn FnMut(Duration)) -> Outcome;
     /// How long a command is held at most (for messages).
     fn timeout(&self) -> Duration;
 }
+
+/// How often a [`Hold`] reports that it is still waiting.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 /// A [`Hold`] on an [`ApprovalService`] in this process with a [`MemoryApprovals`] store.
 #[derive(Debug, Clone)]
@@ -650,14 +654,22 @@ impl LocalHold {
 }
 
 impl Hold for LocalHold {
-    fn hold(&self, request: &ApprovalRequest) -> Outcome {
+    fn hold(&self, request: &ApprovalRequest, waiting: &mut dyn FnMut(Duration)) -> Outcome {
         if let Err(e) = self.service.submit(request.clone()) {
             return Outcome::Failed(e.to_string());
         }
-        match self.store.wait(&request.id, self.timeout) {
-            Ok(Some(e)) => Outcome::of(&e).unwrap_or(Outcome::TimedOut),
-            Ok(None) => Outcome::Failed(format!("request {} vanished", request.id)),
-            Err(e) => Outcome::Failed(e.to_string()),
+        let start = Instant::now();
+        loop {
+            let left = self.timeout.saturating_sub(start.elapsed());
+            match self.store.wait(&request.id, left.min(PROGRESS_EVERY)) {
+                Ok(Some(e)) => match Outcome::of(&e) {
+                    Some(done) => return done,
+                    None if left <= PROGRESS_EVERY => return Outcome::TimedOut,
+                    None => waiting(start.elapsed()),
+                },
+                Ok(None) => return Outcome::Failed(format!("request {} vanished", request.id)),
+                Err(e) => return Outcome::Failed(e.to_string()),
+            }
         }
     }
 
@@ -804,7 +816,7 @@ rules:
             Duration::from_millis(300),
         );
         let r = request(&Engine::agent_safe(), "agent", "DROP TABLE t");
-        assert_eq!(hold.hold(&r), Outcome::TimedOut);
+        assert_eq!(hold.hold(&r, &mut |_| {}), Outcome::TimedOut);
         let r = request(&Engine::agent_safe(), "agent", "DROP TABLE t");
         let id = r.id.clone();
         let (hold, _) = LocalHold::new(Arc::clone(&store), GrantKey::generate_hmac(), Duration::from_secs(30));
@@ -817,7 +829,8 @@ rules:
             }
             Err(ApprovalError::NotFound(id))
         });
-        let out = hold.hold(&r);
+        let mut ticks = 0;
+        let out = hold.hold(&r, &mut |_| ticks += 1);
         assert!(reviewer.join().is_ok_and(|r| r.is_ok()));
         assert!(matches!(out, Outcome::Approved { .. }), "{out:?}");
     }

@@ -48,6 +48,8 @@ pub struct McpSession {
     changed: Vec<String>,
     cbuf: Vec<u8>,
     sbuf: Vec<u8>,
+    /// Where progress notifications go while a call is held for approval.
+    progress: Option<Box<dyn FnMut(&[u8]) + Send>>,
 }
 
 impl std::fmt::Debug for McpSession {
@@ -75,7 +77,16 @@ impl McpSession {
             changed: Vec::new(),
             cbuf: Vec::new(),
             sbuf: Vec::new(),
+            progress: None,
         }
+    }
+
+    /// While a call that asked for progress (`params._meta.progressToken`) is held for
+    /// approval ([`Guard::hold`]), `sink` gets a `notifications/progress` line for the client
+    /// every few seconds; write it to the client at once (the session's own output waits
+    /// until the call is decided).
+    pub fn on_progress(&mut self, sink: impl FnMut(&[u8]) + Send + 'static) {
+        self.progress = Some(Box::new(sink));
     }
 
     /// Newline-delimited bytes from the client (stdio transport).
@@ -168,12 +179,25 @@ impl McpSession {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        let mut d = self.guard.decide(
+        let token = v.pointer("/params/_meta/progressToken").cloned();
+        let progress = &mut self.progress;
+        let mut d = self.guard.decide_waiting(
             &self.identity,
             &self.target,
             &Request::Mcp(text.as_bytes()),
             &text,
             grant.as_deref(),
+            &mut |waited| {
+                if let (Some(token), Some(sink)) = (&token, progress.as_mut()) {
+                    let line = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {
+                        "progressToken": token, "progress": waited.as_secs(),
+                        "message": format!("waiting for approval ({}s)", waited.as_secs()),
+                    }});
+                    let mut bytes = line.to_string().into_bytes();
+                    bytes.push(b'\n');
+                    sink(&bytes);
+                }
+            },
         );
         if method == "tools/call" && d.action() == Action::Allow && self.changed.contains(&tool) {
             d = self.changed_tool(&tool, &text, d);

@@ -304,6 +304,20 @@ impl Guard {
         command: &str,
         grant: Option<&str>,
     ) -> Decision {
+        self.decide_waiting(identity, target, request, command, grant, &mut |_| {})
+    }
+
+    /// [`Guard::decide`], calling `waiting` with the time waited so far every few seconds
+    /// while the command is held for approval.
+    pub fn decide_waiting(
+        &self,
+        identity: &Identity,
+        target: &Target,
+        request: &Request<'_>,
+        command: &str,
+        grant: Option<&str>,
+        waiting: &mut dyn FnMut(std::time::Duration),
+    ) -> Decision {
         let engine = self.policy.load();
         let d = match (&self.grants, grant) {
             (Some(v), Some(g)) => engine.decide_with_grant(identity, target, request, Some(g), v),
@@ -317,7 +331,7 @@ impl Guard {
         };
         let d = match (&self.hold, &self.grants) {
             (Some(hold), Some(verifier)) if grant.is_none() && d.action() == Action::RequireApproval => {
-                self.held(&**hold, verifier, request.protocol(), d)
+                self.held(&**hold, verifier, request.protocol(), d, waiting)
             }
             _ => d,
         };
@@ -331,6 +345,7 @@ impl Guard {
         verifier: &GrantVerifier,
         protocol: Protocol,
         mut d: Decision,
+        waiting: &mut dyn FnMut(std::time::Duration),
     ) -> Decision {
         use crate::policy::approvals::Outcome;
         let Some(request) = d.approval().cloned() else {
@@ -345,7 +360,7 @@ impl Guard {
             protocol,
             message: &message,
         });
-        match hold.hold(&request) {
+        match hold.hold(&request, waiting) {
             Outcome::Approved { grant } => d.redeem(&grant, verifier),
             Outcome::Denied { by, comment } if comment.is_empty() => d.note(&format!("denied by {by}")),
             Outcome::Denied { by, comment } => d.note(&format!("denied by {by}: {comment}")),
