@@ -435,3 +435,79 @@ def test_an_mcp_call_is_held_with_progress_and_runs_when_approved(workdir, grant
     res = asyncio.run(scenario())
     assert res.content[0].text == "1001", res
     assert progress and "waiting for approval" in progress[0][1], progress
+
+
+class Origin(http.server.BaseHTTPRequestHandler):
+    """An API whose DELETEs are counted here, on the server side."""
+    protocol_version = "HTTP/1.1"
+    deleted = []
+
+    def do_DELETE(self):  # noqa: N802 - the stdlib's name
+        Origin.deleted.append(self.path)
+        body = json.dumps({"deleted": self.path}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+def delete(proxy, url):
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": f"http://127.0.0.1:{proxy.port}"}))
+    try:
+        with opener.open(urllib.request.Request(url, method="DELETE"), timeout=70) as r:
+            return r.status, json.loads(r.read()), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read()), dict(e.headers)
+
+
+@pytest.mark.parametrize("mode", ["retry", "wait"])
+def test_http_requests_wait_or_get_202_and_run_once_when_repeated(workdir, grant_key, known_secret, tokens, service,
+                                                                    mode):
+    api_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Origin)
+    threading.Thread(target=api_server.serve_forever, daemon=True).start()
+    origin = f"http://127.0.0.1:{api_server.server_address[1]}"
+    here = pathlib.Path(__file__).resolve().parent
+    proxy = start_proxy("http-proxy", workdir, grant_key, known_secret, "--user", "agent-7", "--policy",
+                        str(here / "http-policy.yaml"), "--approvals", service.url, "--approvals-token",
+                        str(tokens["proxy"]), "--hold", "60", "--approval-mode", mode)
+    try:
+        Origin.deleted.clear()
+        url = f"{origin}/items/{mode}"
+        if mode == "wait":
+            results = []
+            t = threading.Thread(target=lambda: results.append(delete(proxy, url)))
+            t.start()
+            r = pending(service, f"DELETE {url}")["request"]
+            assert not Origin.deleted
+            assert api(service, "POST", f"/api/requests/{r['id']}/approve", "alice", {})[0] == 200
+            t.join(30)
+            assert results and results[0][0] == 200, results
+            assert Origin.deleted == [f"/items/{mode}"]
+            return
+        status, body, headers = delete(proxy, url)
+        assert status == 202 and body["status"] == "pending approval" and headers.get("Retry-After") == "5", body
+        first = body["approval"]
+        # Repeated while pending: the same request, still 202, and nothing reached the API.
+        status, body, _ = delete(proxy, url)
+        assert (status, body["approval"]) == (202, first), body
+        assert not Origin.deleted
+        assert len([e for e in api(service, "GET", "/api/requests", "alice")[1]["requests"]
+                    if e["request"]["command"] == f"DELETE {url}"]) == 1
+        assert api(service, "POST", f"/api/requests/{first}/approve", "bob", {})[0] == 200
+        status, body, _ = delete(proxy, url)
+        assert status == 200 and body == {"deleted": f"/items/{mode}"}, body
+        assert Origin.deleted == [f"/items/{mode}"]
+        # Ran once: the next repeat is a new request.
+        status, body, _ = delete(proxy, url)
+        assert status == 202 and body["approval"] != first, body
+        assert api(service, "POST", f"/api/requests/{body['approval']}/deny", "bob", {"comment": "once is enough"})[0] == 200
+        status, body, _ = delete(proxy, url)
+        assert status == 403 and "denied by bob: once is enough" in body["error"], body
+        assert Origin.deleted == [f"/items/{mode}"]
+    finally:
+        stop(proxy)
+        api_server.shutdown()

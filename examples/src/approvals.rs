@@ -88,19 +88,37 @@ impl HttpHold {
     }
 }
 
+/// Runs `f`, which blocks: on a multi-threaded runtime, telling it this worker blocks (other
+/// connections go on); the TCP proxies run each connection on its own thread, which may
+/// simply block.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 impl Hold for HttpHold {
     fn hold(&self, request: &ApprovalRequest, waiting: &mut dyn FnMut(Duration)) -> Outcome {
-        // On a multi-threaded runtime, tell it this worker blocks (other connections go on);
-        // the TCP proxies run each connection on its own thread, which may simply block.
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| self.wait(request, waiting))
-            }
-            _ => self.wait(request, waiting),
-        }
+        blocking(|| self.wait(request, waiting))
     }
 
     fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    fn poll(&self, request: &ApprovalRequest) -> Option<Outcome> {
+        let submit = || {
+            let r = self
+                .agent
+                .post(&format!("{}/api/requests", self.base))
+                .header("Authorization", &self.auth())
+                .send_json(request);
+            match Self::entry(r) {
+                Ok(e) => Outcome::of(&e),
+                Err(e) => Some(Outcome::Failed(e)),
+            }
+        };
+        blocking(submit)
     }
 }

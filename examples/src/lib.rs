@@ -52,6 +52,12 @@ pub struct Common {
     /// How long a held command waits for its approval.
     #[arg(long, default_value_t = 300, value_name = "SECONDS", requires = "approvals")]
     pub hold: u64,
+    /// With --approvals: `wait` holds a command until it is decided (the client sees a slow
+    /// command); `retry` answers at once (HTTP `202 Accepted` with the request; other protocols
+    /// their refusal, saying it is pending) and runs the same command when the client repeats
+    /// it after a reviewer approved.
+    #[arg(long, default_value = "wait", value_parser = ["wait", "retry"], value_name = "MODE", requires = "approvals")]
+    pub approval_mode: String,
     /// Do not log decisions to stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -190,11 +196,16 @@ pub fn guard(name: &'static str, c: &mut Common) -> Result<Arc<Guard>, String> {
             return Err(format!("--approvals {url}: expected an http:// or https:// URL"));
         }
         let token = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        guard.hold = Some(Arc::new(approvals::HttpHold::new(
+        let hold: Arc<dyn sluice_core::policy::approvals::Hold> = Arc::new(approvals::HttpHold::new(
             url,
             token.trim().to_string(),
             std::time::Duration::from_secs(c.hold),
-        )));
+        ));
+        guard.hold = Some(if c.approval_mode == "retry" {
+            Arc::new(sluice_core::policy::approvals::Retry::new(hold))
+        } else {
+            hold
+        });
     }
     if !c.quiet {
         guard.hook = Some(Arc::new(StderrLog { name }));

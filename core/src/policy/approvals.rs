@@ -590,6 +590,9 @@ pub enum Outcome {
     TimedOut,
     /// The approval service could not be reached or refused the request.
     Failed(String),
+    /// Submitted and not waited on ([`Retry`]): this request, pending; the same command
+    /// repeated once it is approved runs.
+    Pending(ApprovalRequest),
 }
 
 impl Outcome {
@@ -624,6 +627,66 @@ pub trait Hold: Send + Sync + fmt::Debug {
     fn hold(&self, request: &ApprovalRequest, waiting: &mut dyn FnMut(Duration)) -> Outcome;
     /// How long a command is held at most (for messages).
     fn timeout(&self) -> Duration;
+    /// Submits `request` (again: submitting is idempotent) without waiting: its outcome once
+    /// decided, `None` while it is pending.
+    fn poll(&self, request: &ApprovalRequest) -> Option<Outcome>;
+}
+
+/// A [`Hold`] that does not wait: a command needing approval is submitted and answered at
+/// once as [`Outcome::Pending`] (HTTP answers `202 Accepted`); the same command from the same
+/// user to the same target, repeated, gets that first request's outcome: pending again,
+/// refused when denied, run (once) when approved.
+#[derive(Debug)]
+pub struct Retry {
+    inner: Arc<dyn Hold>,
+    submitted: Mutex<HashMap<String, ApprovalRequest>>,
+}
+
+impl Retry {
+    /// Submits through `inner`.
+    pub fn new(inner: Arc<dyn Hold>) -> Retry {
+        Retry {
+            inner,
+            submitted: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Hold for Retry {
+    fn hold(&self, request: &ApprovalRequest, _waiting: &mut dyn FnMut(Duration)) -> Outcome {
+        let key = format!("{}\0{}\0{}", request.user, request.target, request.fingerprint);
+        let t = now();
+        let earlier = match self.submitted.lock() {
+            Ok(mut m) => {
+                if m.len() > 4096 {
+                    m.retain(|_, r| r.expires_at > t);
+                }
+                m.get(&key).filter(|r| r.expires_at > t).cloned()
+            }
+            Err(_) => return Outcome::Failed("poisoned".into()),
+        };
+        let asked = earlier.unwrap_or_else(|| request.clone());
+        let outcome = self.inner.poll(&asked);
+        if let Ok(mut m) = self.submitted.lock() {
+            match outcome {
+                None => {
+                    m.insert(key, asked.clone());
+                }
+                Some(_) => {
+                    m.remove(&key);
+                }
+            }
+        }
+        outcome.unwrap_or(Outcome::Pending(asked))
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    fn poll(&self, request: &ApprovalRequest) -> Option<Outcome> {
+        self.inner.poll(request)
+    }
 }
 
 /// How often a [`Hold`] reports that it is still waiting.
@@ -675,6 +738,13 @@ impl Hold for LocalHold {
 
     fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    fn poll(&self, request: &ApprovalRequest) -> Option<Outcome> {
+        match self.service.submit(request.clone()) {
+            Ok(e) => Outcome::of(&e),
+            Err(e) => Some(Outcome::Failed(e.to_string())),
+        }
     }
 }
 
@@ -805,6 +875,39 @@ rules:
                 comment: "not today".into()
             })
         );
+    }
+
+    #[test]
+    fn retry_answers_at_once_and_the_repeat_gets_the_first_requests_outcome() {
+        let store = Arc::new(MemoryApprovals::default());
+        let (hold, service) = LocalHold::new(Arc::clone(&store), GrantKey::generate_hmac(), Duration::from_secs(30));
+        let retry = Retry::new(Arc::new(hold));
+        let engine = Engine::agent_safe();
+        let first = request(&engine, "agent", "DROP TABLE t");
+        let Outcome::Pending(asked) = retry.hold(&first, &mut |_| {}) else {
+            panic!("not pending")
+        };
+        assert_eq!(asked.id, first.id);
+        // The same command again (a new request id): still the first request, pending.
+        let again = request(&engine, "agent", "DROP TABLE t");
+        assert_ne!(again.id, first.id);
+        assert_eq!(retry.hold(&again, &mut |_| {}), Outcome::Pending(first.clone()));
+        // Another command, or another user, is a request of its own.
+        let other = request(&engine, "agent", "DROP TABLE u");
+        assert_eq!(retry.hold(&other, &mut |_| {}), Outcome::Pending(other.clone()));
+        assert_eq!(service.list().map(|l| l.len()), Ok(2));
+        service
+            .review(&first.id, &Approver::new("alice"), true, "")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let third = request(&engine, "agent", "DROP TABLE t");
+        assert!(matches!(retry.hold(&third, &mut |_| {}), Outcome::Approved { .. }));
+        // Used: the next repeat is a new request.
+        let fourth = request(&engine, "agent", "DROP TABLE t");
+        assert_eq!(retry.hold(&fourth, &mut |_| {}), Outcome::Pending(fourth.clone()));
+        service
+            .review(&fourth.id, &Approver::new("bob"), false, "no")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(retry.hold(&fourth, &mut |_| {}), Outcome::Denied { .. }));
     }
 
     #[test]

@@ -542,6 +542,7 @@ impl Engine {
             mask: self.masking,
             uncertain,
             changes_lexing: false,
+            pending: false,
         }
     }
 

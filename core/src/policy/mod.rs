@@ -283,12 +283,28 @@ pub struct Decision {
     uncertain: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     changes_lexing: bool,
+    /// The approval request went to reviewers and is pending: repeating the command once it is
+    /// approved runs it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pending: bool,
 }
 
 impl Decision {
     /// Allow, deny or require approval.
     pub fn action(&self) -> Action {
         self.action
+    }
+
+    /// Whether the approval request was submitted to reviewers and is pending (the host then
+    /// tells the client to repeat the command once approved: HTTP `202 Accepted`).
+    pub fn pending(&self) -> bool {
+        self.pending
+    }
+
+    /// Marks the approval pending with reviewers, as `request` (the first of its repeats).
+    pub(crate) fn set_pending(&mut self, request: ApprovalRequest) {
+        self.pending = true;
+        self.approval = Some(request);
     }
 
     /// Whether the request may proceed.
@@ -344,6 +360,7 @@ impl Decision {
             mask: true,
             uncertain: true,
             changes_lexing: false,
+            pending: false,
         }
     }
 

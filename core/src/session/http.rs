@@ -866,8 +866,25 @@ fn split_authority(a: &str, default: u16) -> (String, u16) {
     }
 }
 
-/// A `403` with the decision as JSON.
+/// A `403` with the decision as JSON; a `202 Accepted` when the approval it needs is pending
+/// with reviewers (the same request, repeated once approved, runs).
 fn forbidden(d: &Decision, out: &mut Vec<u8>) {
+    if d.pending() {
+        let id = d.approval().map(|a| a.id.as_str()).unwrap_or_default();
+        let body = serde_json::json!({
+            "status": "pending approval",
+            "approval": id,
+            "decision": d,
+            "retry": "repeat this same request once a reviewer approves it: it then runs, once",
+        })
+        .to_string();
+        let _ = write!(
+            out,
+            "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nRetry-After: 5\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        return;
+    }
     let verb = refusal_verb(d);
     let body = serde_json::json!({
         "error": format!("sluice: {verb}: {}", d.reason()),

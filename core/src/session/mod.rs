@@ -351,21 +351,31 @@ impl Guard {
         let Some(request) = d.approval().cloned() else {
             return d;
         };
-        let message = format!(
-            "approval {} requested from reviewers; held up to {}s",
-            request.id,
-            hold.timeout().as_secs()
-        );
-        self.emit(&Event::Notice {
-            protocol,
-            message: &message,
-        });
+        // A hold that does not wait says which request in the decision (a repeat reuses the first).
+        if !hold.timeout().is_zero() {
+            let message = format!(
+                "approval {} requested from reviewers; held up to {}s",
+                request.id,
+                hold.timeout().as_secs()
+            );
+            self.emit(&Event::Notice {
+                protocol,
+                message: &message,
+            });
+        }
         match hold.hold(&request, waiting) {
             Outcome::Approved { grant } => d.redeem(&grant, verifier),
             Outcome::Denied { by, comment } if comment.is_empty() => d.note(&format!("denied by {by}")),
             Outcome::Denied { by, comment } => d.note(&format!("denied by {by}: {comment}")),
             Outcome::TimedOut => d.note(&format!("not approved within {}s", hold.timeout().as_secs())),
             Outcome::Failed(e) => d.note(&format!("approval service: {e}")),
+            Outcome::Pending(first) => {
+                d.note(&format!(
+                    "approval {} is pending with reviewers: repeat this once it is approved",
+                    first.id
+                ));
+                d.set_pending(first);
+            }
         }
         d
     }
