@@ -49,7 +49,7 @@ pub struct McpSession {
     cbuf: Vec<u8>,
     sbuf: Vec<u8>,
     /// Where progress notifications go while a call is held for approval.
-    progress: Option<Box<dyn FnMut(&[u8]) + Send>>,
+    progress: Option<ProgressSink>,
 }
 
 impl std::fmt::Debug for McpSession {
@@ -60,6 +60,9 @@ impl std::fmt::Debug for McpSession {
             .finish_non_exhaustive()
     }
 }
+
+/// Where a held call's progress notifications go ([`McpSession::on_progress`]).
+type ProgressSink = Box<dyn FnMut(&[u8]) + Send>;
 
 /// The JSON-RPC error code for a refused call.
 pub const REFUSED: i64 = -32001;
