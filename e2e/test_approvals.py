@@ -511,3 +511,49 @@ def test_http_requests_wait_or_get_202_and_run_once_when_repeated(workdir, grant
     finally:
         stop(proxy)
         api_server.shutdown()
+
+
+def test_retry_mode_on_postgres_refuses_as_pending_and_runs_the_repeat(postgres, workdir, grant_key, known_secret,
+                                                                         tokens, service):
+    p = start_proxy("pg-proxy", workdir, grant_key, known_secret, "--upstream", f"127.0.0.1:{postgres['port']}",
+                    "--policy", str(tokens["policy"]), "--approvals", service.url, "--approvals-token",
+                    str(tokens["proxy"]), "--approval-mode", "retry")
+    try:
+        server(postgres, "DROP TABLE IF EXISTS asked_twice; CREATE TABLE asked_twice (id int)")
+        for _ in range(2):
+            code, _, err = finish(start_psql(postgres, p, "DROP TABLE asked_twice"))
+            assert code != 0 and "is pending with reviewers: repeat this once it is approved" in err, err
+        mine = [e for e in api(service, "GET", "/api/requests?state=pending", "alice")[1]["requests"]
+                if e["request"]["command"] == "DROP TABLE asked_twice"]
+        assert len(mine) == 1, mine
+        assert table_exists(postgres, "asked_twice")
+        assert api(service, "POST", f"/api/requests/{mine[0]['request']['id']}/approve", "alice", {})[0] == 200
+        code, _, err = finish(start_psql(postgres, p, "DROP TABLE asked_twice"))
+        assert code == 0, err
+        assert not table_exists(postgres, "asked_twice")
+    finally:
+        stop(p)
+
+
+def test_a_mysql_statement_is_held_and_runs_when_approved(mariadb, workdir, grant_key, known_secret, tokens, service):
+    p = start_proxy("mysql-proxy", workdir, grant_key, known_secret, "--upstream", f"127.0.0.1:{mariadb['port']}",
+                    "--policy", str(tokens["policy"]), "--approvals", service.url, "--approvals-token",
+                    str(tokens["proxy"]), "--hold", "60")
+    root = ["mariadb", "--no-defaults", "-uroot", f"--socket={mariadb['root_socket']}", "-N", "-B", "-e"]
+    try:
+        subprocess.run(root + ["DROP TABLE IF EXISTS app.held_my; CREATE TABLE app.held_my (id int)"], check=True)
+        client = subprocess.Popen(["mysql", "--no-defaults", "-h127.0.0.1", f"-P{p.port}", f"-u{mariadb['user']}",
+                                   f"-p{mariadb['password']}", "app", "-e", "DROP TABLE held_my"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        r = pending(service, "DROP TABLE held_my")["request"]
+        assert r["user"] == mariadb["user"]
+        time.sleep(0.5)
+        assert client.poll() is None
+        assert api(service, "POST", f"/api/requests/{r['id']}/approve", "alice", {})[0] == 200
+        code, _, err = finish(client)
+        assert code == 0, err
+        left = subprocess.run(root + ["SELECT count(*) FROM information_schema.tables WHERE table_schema='app'"
+                                      " AND table_name='held_my'"], capture_output=True, text=True, check=True)
+        assert left.stdout.strip() == "0"
+    finally:
+        stop(p)

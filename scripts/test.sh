@@ -32,6 +32,9 @@ command -v mysql >/dev/null 2>&1 || need_apt+=(mariadb-client)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # The hook tests type-check fixtures with the agents' npm type packages (e2e/hooks).
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+# The approval service's web page is driven in a real headless browser (e2e/test_approvals.py).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 # The optional Hyperscan backend is tested against the pure-Rust one (the system library).
 [ -f /usr/include/hs/hs.h ] || need_apt+=(libhyperscan-dev)
 # The instruction-count regression guard (scripts/instructions.sh).
@@ -59,10 +62,10 @@ pip_install() {
         return 1
     fi
 }
-PY_MODULES='import jsonschema, yaml, pytest, psycopg, mcp, pymysql, mysql.connector, maturin, mypy, langchain_core, jwt, cryptography, pre_commit, abi3audit'
+PY_MODULES='import jsonschema, yaml, pytest, psycopg, mcp, pymysql, mysql.connector, maturin, mypy, langchain_core, jwt, cryptography, pre_commit, abi3audit, selenium'
 python3 -c "$PY_MODULES" 2>/dev/null ||
     pip_install jsonschema pyyaml pytest 'psycopg[binary]' mcp pymysql mysql-connector-python \
-        'maturin>=1.9,<2' mypy langchain-core 'pyjwt[crypto]' pre-commit abi3audit
+        'maturin>=1.9,<2' mypy langchain-core 'pyjwt[crypto]' pre-commit abi3audit selenium
 python3 -c "$PY_MODULES"
 export PG_BIN
 # Tests that need a service fail (instead of skipping) when it is missing.

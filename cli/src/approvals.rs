@@ -171,7 +171,7 @@ struct Service {
 
 fn serve(args: ServeArgs) -> Result<u8, String> {
     let key = crate::policy::read_key(&args.key_file)?;
-    if key.public().is_none() && !matches!(key, sluice_core::policy::grant::GrantKey::Hmac(_)) {
+    if matches!(key, sluice_core::policy::grant::GrantKey::Ed25519Public(_)) {
         return Err(format!("{}: a public key cannot sign grants", args.key_file.display()));
     }
     let store: Arc<dyn ApprovalStore> = if args.store == "memory" {

@@ -581,3 +581,45 @@ fn record_verify_replay_export_and_audit() {
     let o = sluice(&["record", "verify", "missing.jsonl"], d.path());
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn approvals_serve_refuses_bad_setups_with_what_and_where() {
+    let d = tree();
+    let dir = d.path();
+    assert_eq!(sluice(&["keygen", "--out", "k"], dir).status.code(), Some(0));
+    std::fs::write(dir.join("proxy.token"), "proxy-token-0123456789abcdef\n").expect("write");
+    std::fs::write(dir.join("short.token"), "short\n").expect("write");
+    std::fs::write(dir.join("reviewers"), "# reviewers\nreviewer-token-0123456789 alice:dba\n").expect("write");
+    std::fs::write(dir.join("bad-reviewers"), "reviewer-token-0123456789\n").expect("write");
+    std::fs::write(dir.join("proxy-as-reviewer"), "proxy-token-0123456789abcdef bob\n").expect("write");
+    let base = ["approvals", "serve", "--listen", "127.0.0.1:0", "--key-file", "k"];
+    let cases: &[(&[&str], &str)] = &[
+        (&["--proxy-token-file", "proxy.token"], "no reviewer can sign in"),
+        (&["--proxy-token-file", "short.token", "--reviewer-tokens", "reviewers"], "at least 16 characters"),
+        (&["--proxy-token-file", "missing.token", "--reviewer-tokens", "reviewers"], "missing.token"),
+        (&["--proxy-token-file", "proxy.token", "--reviewer-tokens", "bad-reviewers"], "bad-reviewers:1: expected `TOKEN USER"),
+        (&["--proxy-token-file", "proxy.token", "--reviewer-tokens", "proxy-as-reviewer"], "also a reviewer token"),
+        (
+            &["--proxy-token-file", "proxy.token", "--reviewer-tokens", "reviewers", "--store", "mysql://x"],
+            "expected `memory` or a redis:// URL",
+        ),
+        (
+            &["--proxy-token-file", "proxy.token", "--reviewer-tokens", "reviewers", "--store", "redis://127.0.0.1:1/"],
+            "--store redis://127.0.0.1:1/",
+        ),
+    ];
+    for (extra, want) in cases {
+        let args: Vec<&str> = base.iter().chain(extra.iter()).copied().collect();
+        let out = sluice(&args, dir);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(want), "{extra:?}: {err}");
+    }
+    // A public key cannot sign grants.
+    let out = sluice(
+        &["approvals", "serve", "--key-file", "k.pub", "--proxy-token-file", "proxy.token", "--reviewer-tokens", "reviewers"],
+        dir,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot sign grants"));
+}

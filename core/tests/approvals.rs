@@ -254,3 +254,179 @@ fn mcp_retries_with_a_new_json_rpc_id_match_the_grant() {
     let d = engine.decide_with_grant(&me, &t, &Request::Mcp(retry.as_bytes()), Some(&token), &v);
     assert_eq!(d.action(), Action::Allow, "{}", d.reason());
 }
+
+mod held {
+    //! Holding a command for approval in a session's guard: whatever the hold returns, only a
+    //! valid grant for exactly the held command, from the key the guard trusts, lets it run.
+
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use sluice_core::Detector;
+    use sluice_core::policy::approvals::{Hold, LocalHold, MemoryApprovals, Outcome};
+    use sluice_core::policy::grant::{ApprovalRequest, Approver, GrantKey, GrantVerifier, MemoryStore, issue, now};
+    use sluice_core::policy::{Action, Engine, EngineHandle, Identity, Target};
+    use sluice_core::session::{Event, Guard, Hook};
+
+    use super::sql;
+
+    /// A hold that answers with whatever the test says (a compromised or confused service).
+    type Answer = Box<dyn FnMut(&ApprovalRequest) -> Outcome + Send>;
+    struct Answers(Mutex<Answer>);
+
+    impl std::fmt::Debug for Answers {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Answers")
+        }
+    }
+
+    impl Hold for Answers {
+        fn hold(&self, request: &ApprovalRequest, waiting: &mut dyn FnMut(Duration)) -> Outcome {
+            waiting(Duration::from_secs(2));
+            (self.0.lock().expect("lock"))(request)
+        }
+        fn timeout(&self) -> Duration {
+            Duration::from_secs(5)
+        }
+        fn poll(&self, request: &ApprovalRequest) -> Option<Outcome> {
+            Some((self.0.lock().expect("lock"))(request))
+        }
+    }
+
+    #[derive(Default)]
+    struct Notes(Mutex<Vec<String>>);
+
+    impl Hook for Notes {
+        fn event(&self, e: &Event<'_>) {
+            self.0.lock().expect("lock").push(e.to_json().to_string());
+        }
+    }
+
+    fn guard(key: &GrantKey, hold: Arc<dyn Hold>) -> (Guard, Arc<Notes>) {
+        let mut g = Guard::new(Arc::new(EngineHandle::new(Engine::agent_safe())), Arc::new(Detector::builder().build().expect("detector")));
+        g.grants = Some(GrantVerifier::new(
+            key.public().unwrap_or_else(|| key.clone()),
+            Arc::new(MemoryStore::default()),
+        ));
+        g.hold = Some(hold);
+        let notes = Arc::new(Notes::default());
+        g.hook = Some(Arc::clone(&notes) as Arc<dyn Hook>);
+        (g, notes)
+    }
+
+    fn decide(g: &Guard, text: &str) -> sluice_core::policy::Decision {
+        g.decide_waiting(
+            &Identity::new("agent-7"),
+            &Target::new("orders"),
+            &sql(text),
+            text,
+            None,
+            &mut |_| {},
+        )
+    }
+
+    #[test]
+    fn only_a_grant_for_the_held_command_from_the_trusted_key_runs_it() {
+        let key = GrantKey::generate_ed25519();
+        let other_key = GrantKey::generate_ed25519();
+        let engine = Engine::agent_safe();
+        let grant_for = |k: &GrantKey, text: &str| {
+            let d = engine.decide(&Identity::new("agent-7"), &Target::new("orders"), &sql(text));
+            issue(k, d.approval().expect("approval"), &[Approver::new("alice")], now()).expect("grant")
+        };
+        let cases: Vec<(Outcome, Action, &str)> = vec![
+            (
+                Outcome::Approved {
+                    grant: grant_for(&key, "DROP TABLE other"),
+                },
+                Action::RequireApproval,
+                "grant is for a different command",
+            ),
+            (
+                Outcome::Approved {
+                    grant: grant_for(&other_key, "DROP TABLE t"),
+                },
+                Action::RequireApproval,
+                "signature does not verify",
+            ),
+            (
+                Outcome::Approved {
+                    grant: "sg1.ed25519.e30.AAAA".into(),
+                },
+                Action::RequireApproval,
+                "grant rejected",
+            ),
+            (
+                Outcome::Denied {
+                    by: "bob".into(),
+                    comment: "no".into(),
+                },
+                Action::RequireApproval,
+                "denied by bob: no",
+            ),
+            (Outcome::TimedOut, Action::RequireApproval, "not approved within 5s"),
+            (
+                Outcome::Failed("connection refused".into()),
+                Action::RequireApproval,
+                "approval service: connection refused",
+            ),
+        ];
+        for (answer, action, why) in cases {
+            let answer = Mutex::new(Some(answer));
+            let hold = Answers(Mutex::new(Box::new(move |_| {
+                answer.lock().expect("lock").take().unwrap_or(Outcome::TimedOut)
+            })));
+            let (g, notes) = guard(&key, Arc::new(hold));
+            let d = decide(&g, "DROP TABLE t");
+            assert_eq!(d.action(), action, "{why}: {}", d.reason());
+            assert!(d.reason().contains(why), "{why}: {}", d.reason());
+            let notes = notes.0.lock().expect("lock");
+            assert!(notes.iter().any(|n| n.contains("requested from reviewers")), "{notes:?}");
+        }
+        // The held request's own grant runs it, once per grant; a guard trusting another key
+        // refuses even that.
+        let signer = key.clone();
+        let hold = Answers(Mutex::new(Box::new(move |r: &ApprovalRequest| Outcome::Approved {
+            grant: issue(&signer, r, &[Approver::new("alice")], now()).expect("grant"),
+        })));
+        let (g, _) = guard(&key, Arc::new(hold));
+        assert_eq!(decide(&g, "DROP TABLE t").action(), Action::Allow);
+        let hold = Answers(Mutex::new(Box::new(move |r: &ApprovalRequest| Outcome::Approved {
+            grant: issue(&key, r, &[Approver::new("alice")], now()).expect("grant"),
+        })));
+        let (g, _) = guard(&GrantKey::generate_hmac(), Arc::new(hold));
+        assert_eq!(decide(&g, "DROP TABLE t").action(), Action::RequireApproval);
+    }
+
+    #[test]
+    fn a_local_hold_runs_the_command_once_approved_and_holds_the_next() {
+        let key = GrantKey::generate_ed25519();
+        let store = Arc::new(MemoryApprovals::default());
+        let (hold, service) = LocalHold::new(Arc::clone(&store), key.clone(), Duration::from_secs(30));
+        let (g, notes) = guard(&key, Arc::new(hold));
+        let reviewer = std::thread::spawn(move || {
+            for _ in 0..500 {
+                if let Ok(list) = service.list()
+                    && let Some(e) = list.first()
+                {
+                    return service.review(&e.request.id, &Approver::new("alice"), true, "fine").map(|e| e.state);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            panic!("nothing was submitted")
+        });
+        let d = decide(&g, "DROP TABLE t");
+        assert!(reviewer.join().expect("reviewer").is_ok());
+        assert_eq!(d.action(), Action::Allow, "{}", d.reason());
+        assert!(d.reason().starts_with("approved by alice"), "{}", d.reason());
+        let notes = notes.0.lock().expect("lock").clone();
+        assert!(notes.iter().any(|n| n.contains("approved by alice")), "{notes:?}");
+        // Nobody approves the second: held until the (short) hold times out, then refused.
+        let (hold, _) = LocalHold::new(store, key.clone(), Duration::from_millis(300));
+        let (g, _) = guard(&key, Arc::new(hold));
+        assert_eq!(decide(&g, "DROP TABLE t").action(), Action::RequireApproval);
+        // A command that needs no approval is never held; a deny is never held either.
+        assert_eq!(decide(&g, "SELECT 1").action(), Action::Allow);
+        assert_eq!(decide(&g, "SELECT * FROM pg_shadow").action(), Action::Deny);
+    }
+}

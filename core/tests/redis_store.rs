@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sluice_core::policy::approvals::{ApprovalError, ApprovalService, ApprovalStore, RedisApprovals, State};
 use sluice_core::policy::grant::{
     Approver, GrantErrorKind, GrantKey, GrantVerifier, RedisStore, ReplayStore, issue, now,
 };
@@ -28,7 +29,9 @@ impl Drop for Server {
 }
 
 fn start() -> Option<(Server, String)> {
-    let dir = std::env::temp_dir().join(format!("sluice-redis-{}", std::process::id()));
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("sluice-redis-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let sock = dir.join("redis.sock");
     let child = match Command::new("redis-server")
@@ -112,4 +115,67 @@ fn an_unreachable_store_refuses_grants() {
         std::error::Error::source(&e).is_some_and(|s| s.is::<redis::RedisError>()),
         "{e}"
     );
+}
+
+/// Two approval services sharing Redis: a request submitted to one is reviewed on the other;
+/// racing reviewers on a two-approver request each count once and exactly one grant is signed;
+/// a denial racing an approval leaves one outcome.
+#[test]
+fn approval_services_share_requests_and_update_them_atomically() {
+    let Some((_server, url)) = start() else { return };
+    let key = GrantKey::generate_ed25519();
+    let node = || {
+        let store: Arc<dyn ApprovalStore> = Arc::new(RedisApprovals::new(&url, "sluice:approval:").expect("client"));
+        ApprovalService::new(store, key.clone())
+    };
+    let (one, two) = (node(), node());
+    let engine = Engine::from_yaml(
+        "two",
+        "version: 1\nname: two\ndefault: allow\napproval: { count: 2 }\nrules:\n  - id: drops\n    action: require_approval\n    when: { sql: { kinds: [drop] } }\n",
+    )
+    .expect("policy");
+    let ask = |sql: &str| {
+        let d = engine.decide(
+            &Identity::new("agent-7"),
+            &Target::new("orders"),
+            &Request::Sql {
+                text: sql,
+                dialect: Dialect::Postgres,
+                lexing: Default::default(),
+            },
+        );
+        d.approval().cloned().expect("needs approval")
+    };
+    for round in 0..20 {
+        let r = ask(&format!("DROP TABLE t{round}"));
+        one.submit(r.clone()).expect("submitted");
+        assert_eq!(two.get(&r.id).map(|e| e.state), Ok(State::Pending));
+        // Four reviewers race on two nodes: exactly two approvals count, the rest are refused
+        // as too late, and one grant is signed.
+        let results: Vec<Result<State, ApprovalError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = ["alice", "bob", "carol", "dave"]
+                .iter()
+                .enumerate()
+                .map(|(i, who)| {
+                    let (svc, id) = (if i % 2 == 0 { &one } else { &two }, r.id.clone());
+                    s.spawn(move || svc.review(&id, &Approver::new(*who), true, "").map(|e| e.state))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("thread")).collect()
+        });
+        let approved = results.iter().filter(|r| **r == Ok(State::Approved)).count();
+        let pending = results.iter().filter(|r| **r == Ok(State::Pending)).count();
+        let closed = results
+            .iter()
+            .filter(|r| matches!(r, Err(ApprovalError::Closed { .. })))
+            .count();
+        assert_eq!((approved, pending, closed), (1, 1, 2), "{results:?}");
+        let e = two.get(&r.id).expect("entry");
+        assert_eq!(e.reviews.len(), 2);
+        assert!(e.grant.is_some());
+        assert_eq!(one.get(&r.id).expect("entry"), e);
+    }
+    // Listings agree across nodes.
+    assert_eq!(one.list().map(|l| l.len()), Ok(20));
+    assert_eq!(one.list(), two.list());
 }
