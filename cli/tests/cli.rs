@@ -587,24 +587,62 @@ fn approvals_serve_refuses_bad_setups_with_what_and_where() {
     let d = tree();
     let dir = d.path();
     assert_eq!(sluice(&["keygen", "--out", "k"], dir).status.code(), Some(0));
-    std::fs::write(dir.join("proxy.token"), "proxy-token-0123456789abcdef\n").expect("write");
+    let proxy = "proxy-token-0123456789abcdef"; // synthetic test token: sluice:allow
+    std::fs::write(dir.join("proxy.token"), format!("{proxy}\n")).expect("write");
     std::fs::write(dir.join("short.token"), "short\n").expect("write");
-    std::fs::write(dir.join("reviewers"), "# reviewers\nreviewer-token-0123456789 alice:dba\n").expect("write");
-    std::fs::write(dir.join("bad-reviewers"), "reviewer-token-0123456789\n").expect("write");
-    std::fs::write(dir.join("proxy-as-reviewer"), "proxy-token-0123456789abcdef bob\n").expect("write");
+    let reviewer = "reviewer-token-0123456789"; // synthetic test token: sluice:allow
+    std::fs::write(dir.join("reviewers"), format!("# reviewers\n{reviewer} alice:dba\n")).expect("write");
+    std::fs::write(dir.join("bad-reviewers"), format!("{reviewer}\n")).expect("write");
+    std::fs::write(dir.join("proxy-as-reviewer"), format!("{proxy} bob\n")).expect("write");
     let base = ["approvals", "serve", "--listen", "127.0.0.1:0", "--key-file", "k"];
     let cases: &[(&[&str], &str)] = &[
         (&["--proxy-token-file", "proxy.token"], "no reviewer can sign in"),
-        (&["--proxy-token-file", "short.token", "--reviewer-tokens", "reviewers"], "at least 16 characters"),
-        (&["--proxy-token-file", "missing.token", "--reviewer-tokens", "reviewers"], "missing.token"),
-        (&["--proxy-token-file", "proxy.token", "--reviewer-tokens", "bad-reviewers"], "bad-reviewers:1: expected `TOKEN USER"),
-        (&["--proxy-token-file", "proxy.token", "--reviewer-tokens", "proxy-as-reviewer"], "also a reviewer token"),
         (
-            &["--proxy-token-file", "proxy.token", "--reviewer-tokens", "reviewers", "--store", "mysql://x"],
+            &["--proxy-token-file", "short.token", "--reviewer-tokens", "reviewers"],
+            "at least 16 characters",
+        ),
+        (
+            &["--proxy-token-file", "missing.token", "--reviewer-tokens", "reviewers"],
+            "missing.token",
+        ),
+        (
+            &[
+                "--proxy-token-file",
+                "proxy.token",
+                "--reviewer-tokens",
+                "bad-reviewers",
+            ],
+            "bad-reviewers:1: expected `TOKEN USER",
+        ),
+        (
+            &[
+                "--proxy-token-file",
+                "proxy.token",
+                "--reviewer-tokens",
+                "proxy-as-reviewer",
+            ],
+            "also a reviewer token",
+        ),
+        (
+            &[
+                "--proxy-token-file",
+                "proxy.token",
+                "--reviewer-tokens",
+                "reviewers",
+                "--store",
+                "mysql://x",
+            ],
             "expected `memory` or a redis:// URL",
         ),
         (
-            &["--proxy-token-file", "proxy.token", "--reviewer-tokens", "reviewers", "--store", "redis://127.0.0.1:1/"],
+            &[
+                "--proxy-token-file",
+                "proxy.token",
+                "--reviewer-tokens",
+                "reviewers",
+                "--store",
+                "redis://127.0.0.1:1/",
+            ],
             "--store redis://127.0.0.1:1/",
         ),
     ];
@@ -617,7 +655,16 @@ fn approvals_serve_refuses_bad_setups_with_what_and_where() {
     }
     // A public key cannot sign grants.
     let out = sluice(
-        &["approvals", "serve", "--key-file", "k.pub", "--proxy-token-file", "proxy.token", "--reviewer-tokens", "reviewers"],
+        &[
+            "approvals",
+            "serve",
+            "--key-file",
+            "k.pub",
+            "--proxy-token-file",
+            "proxy.token",
+            "--reviewer-tokens",
+            "reviewers",
+        ],
         dir,
     );
     assert_eq!(out.status.code(), Some(2));

@@ -303,7 +303,10 @@ mod held {
     }
 
     fn guard(key: &GrantKey, hold: Arc<dyn Hold>) -> (Guard, Arc<Notes>) {
-        let mut g = Guard::new(Arc::new(EngineHandle::new(Engine::agent_safe())), Arc::new(Detector::builder().build().expect("detector")));
+        let mut g = Guard::new(
+            Arc::new(EngineHandle::new(Engine::agent_safe())),
+            Arc::new(Detector::builder().build().expect("detector")),
+        );
         g.grants = Some(GrantVerifier::new(
             key.public().unwrap_or_else(|| key.clone()),
             Arc::new(MemoryStore::default()),
@@ -381,7 +384,10 @@ mod held {
             assert_eq!(d.action(), action, "{why}: {}", d.reason());
             assert!(d.reason().contains(why), "{why}: {}", d.reason());
             let notes = notes.0.lock().expect("lock");
-            assert!(notes.iter().any(|n| n.contains("requested from reviewers")), "{notes:?}");
+            assert!(
+                notes.iter().any(|n| n.contains("requested from reviewers")),
+                "{notes:?}"
+            );
         }
         // The held request's own grant runs it, once per grant; a guard trusting another key
         // refuses even that.
@@ -409,7 +415,9 @@ mod held {
                 if let Ok(list) = service.list()
                     && let Some(e) = list.first()
                 {
-                    return service.review(&e.request.id, &Approver::new("alice"), true, "fine").map(|e| e.state);
+                    return service
+                        .review(&e.request.id, &Approver::new("alice"), true, "fine")
+                        .map(|e| e.state);
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }

@@ -62,7 +62,7 @@ impl std::fmt::Debug for McpSession {
 }
 
 /// Where a held call's progress notifications go ([`McpSession::on_progress`]).
-type ProgressSink = Box<dyn FnMut(&[u8]) + Send>;
+type ProgressSink = Box<dyn FnMut(&[u8]) + Send + Sync>;
 
 /// The JSON-RPC error code for a refused call.
 pub const REFUSED: i64 = -32001;
@@ -88,7 +88,7 @@ impl McpSession {
     /// approval ([`Guard::hold`]), `sink` gets a `notifications/progress` line for the client
     /// every few seconds; write it to the client at once (the session's own output waits
     /// until the call is decided).
-    pub fn on_progress(&mut self, sink: impl FnMut(&[u8]) + Send + 'static) {
+    pub fn on_progress(&mut self, sink: impl FnMut(&[u8]) + Send + Sync + 'static) {
         self.progress = Some(Box::new(sink));
     }
 
