@@ -437,4 +437,66 @@ mod held {
         assert_eq!(decide(&g, "SELECT 1").action(), Action::Allow);
         assert_eq!(decide(&g, "SELECT * FROM pg_shadow").action(), Action::Deny);
     }
+
+    fn pg_msg(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut m = vec![tag];
+        m.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+        m.extend_from_slice(body);
+        m
+    }
+
+    /// A statement a hold's grant allowed is like one a presented grant allowed: prepared once,
+    /// it binds once (the grant buys one execution, not a reusable statement).
+    #[test]
+    fn a_held_and_approved_prepared_statement_binds_once() {
+        use sluice_core::session::Output;
+        use sluice_core::session::postgres::PgSession;
+
+        let key = GrantKey::generate_ed25519();
+        let signer = key.clone();
+        let hold = Answers(Mutex::new(Box::new(move |r: &ApprovalRequest| Outcome::Approved {
+            grant: issue(&signer, r, &[Approver::new("alice")], now()).expect("grant"),
+        })));
+        let (g, _) = guard(&key, Arc::new(hold));
+        let mut s = PgSession::new(Arc::new(g), None, Some(Target::new("orders")));
+        let mut out = Output::default();
+        let mut startup = 196_608u32.to_be_bytes().to_vec();
+        startup.extend_from_slice(b"user\0agent-7\0database\0app\0\0");
+        let mut first = ((startup.len() + 4) as u32).to_be_bytes().to_vec();
+        first.extend_from_slice(&startup);
+        s.from_client(&first, &mut out).expect("startup");
+        let mut srv = pg_msg(b'R', &0u32.to_be_bytes());
+        srv.extend_from_slice(&pg_msg(b'Z', b"I"));
+        s.from_server(&srv, &mut out).expect("auth ok");
+
+        out.clear();
+        let mut batch = pg_msg(b'P', b"wipe\0DELETE FROM accounts\0\0\0");
+        let bind = pg_msg(b'B', b"\0wipe\0\0\0\0\0\0\0");
+        batch.extend_from_slice(&bind);
+        batch.extend_from_slice(&pg_msg(b'E', b"\0\0\0\0\0"));
+        batch.extend_from_slice(&pg_msg(b'S', b""));
+        s.from_client(&batch, &mut out).expect("handled");
+        assert!(
+            out.to_server.windows(20).any(|w| w == b"DELETE FROM accounts"),
+            "the approved statement went to the server"
+        );
+        let mut srv = pg_msg(b'1', b"");
+        srv.extend_from_slice(&pg_msg(b'2', b""));
+        srv.extend_from_slice(&pg_msg(b'C', b"DELETE 3\0"));
+        srv.extend_from_slice(&pg_msg(b'Z', b"I"));
+        s.from_server(&srv, &mut out).expect("server");
+
+        // Bound again: refused, nothing reaches the server.
+        out.clear();
+        let mut again = bind.clone();
+        again.extend_from_slice(&pg_msg(b'E', b"\0\0\0\0\0"));
+        again.extend_from_slice(&pg_msg(b'S', b""));
+        s.from_client(&again, &mut out).expect("handled");
+        assert!(
+            out.to_server.is_empty(),
+            "{:?}",
+            String::from_utf8_lossy(&out.to_server)
+        );
+        assert!(String::from_utf8_lossy(&out.to_client).contains("was not prepared through this session"));
+    }
 }

@@ -543,6 +543,7 @@ impl Engine {
             uncertain,
             changes_lexing: false,
             pending: false,
+            granted: false,
         }
     }
 

@@ -746,6 +746,7 @@ impl Decision {
                 );
                 self.action = Action::Allow;
                 self.approval = None;
+                self.granted = true;
             }
             Err(e) => self.note(&format!("grant rejected: {e}")),
         }

@@ -287,6 +287,9 @@ pub struct Decision {
     /// approved runs it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pending: bool,
+    /// Allowed by a grant this decision redeemed (presented or returned by a hold).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    granted: bool,
 }
 
 impl Decision {
@@ -305,6 +308,12 @@ impl Decision {
     pub(crate) fn set_pending(&mut self, request: ApprovalRequest) {
         self.pending = true;
         self.approval = Some(request);
+    }
+
+    /// Whether a grant turned this decision into an allow ([`Decision::redeem`]): the session
+    /// lets the command run once (a prepared statement allowed so binds once).
+    pub fn granted(&self) -> bool {
+        self.granted
     }
 
     /// Whether the request may proceed.
@@ -361,6 +370,7 @@ impl Decision {
             uncertain: true,
             changes_lexing: false,
             pending: false,
+            granted: false,
         }
     }
 

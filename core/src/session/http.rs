@@ -489,7 +489,7 @@ impl HttpSession {
             out.to_client
                 .extend_from_slice(b"HTTP/1.1 200 Connection established\r\n\r\n");
             self.tunnel = true;
-            self.pending = Some(("https", host.clone(), "/".to_string(), grant.is_some()));
+            self.pending = Some(("https", host.clone(), "/".to_string(), grant.is_some() || d.granted()));
             self.upstream = Some((host, port));
             return Ok(());
         }
@@ -557,7 +557,7 @@ impl HttpSession {
         }
         o.extend_from_slice(b"Connection: close\r\n\r\n");
         o.extend_from_slice(body);
-        self.pending = Some((scheme, host.clone(), decided_path, grant.is_some()));
+        self.pending = Some((scheme, host.clone(), decided_path, grant.is_some() || d.granted()));
         self.upstream = Some((host, port));
         self.body = Body::Head;
         self.body_in = 0;

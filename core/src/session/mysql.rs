@@ -532,7 +532,7 @@ impl MySqlSession {
         } else {
             out.to_server.extend_from_slice(raw);
         }
-        Some((d.mask(), grant.is_some()))
+        Some((d.mask(), grant.is_some() || d.granted()))
     }
 
     /// A command goes to the server: its reply is expected from sequence id 1.

@@ -420,7 +420,7 @@ impl PgSession {
                         name.to_vec(),
                         Prepared {
                             mask: d.mask(),
-                            granted: grant.is_some(),
+                            granted: grant.is_some() || d.granted(),
                         },
                     );
                     self.batch_mask(d.mask());
