@@ -557,3 +557,53 @@ def test_a_mysql_statement_is_held_and_runs_when_approved(mariadb, workdir, gran
         assert left.stdout.strip() == "0"
     finally:
         stop(p)
+
+
+def test_reviewers_sign_in_with_oidc_id_tokens(postgres, workdir, grant_key, known_secret, tokens):
+    """A service verifying reviewers' ID tokens (Ed25519, a JWKS made here): the token's user and
+    groups are the reviewer; a token for another audience, expired or signed by another key is
+    refused; the group from the token satisfies a group rule."""
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private = Ed25519PrivateKey.generate()
+    jwk = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(private.public_key()))
+    jwk.update(kid="k1", alg="EdDSA", use="sig")
+    jwks = workdir / "reviewers-jwks.json"
+    jwks.write_text(json.dumps({"keys": [jwk]}))
+    issuer = "https://login.example.test"
+    s = start_service(workdir, grant_key, tokens, "--oidc-jwks", str(jwks), "--oidc-issuer", issuer,
+                      "--oidc-audience", "sluice-approvals")
+    p = held_proxy(postgres, workdir, grant_key, known_secret, tokens, s, 60)
+    now = int(time.time())
+
+    def token(sub, groups, key=private, **extra):
+        claims = {"iss": issuer, "aud": "sluice-approvals", "sub": sub, "groups": groups, "exp": now + 300, **extra}
+        return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": "k1"})
+
+    try:
+        status, body = api(s, "GET", "/api/me", token("dana", ["dba"]))
+        assert status == 200 and body == {"user": "dana", "groups": ["dba"]}, body
+        for bad in (token("dana", ["dba"], aud="other"), token("dana", ["dba"], exp=now - 3600),
+                    token("dana", ["dba"], key=Ed25519PrivateKey.generate())):
+            assert api(s, "GET", "/api/me", bad)[0] == 401
+        server(postgres, "DROP TABLE IF EXISTS oidc_t; CREATE TABLE oidc_t (id int); INSERT INTO oidc_t VALUES (1)")
+        client = start_psql(postgres, p, "TRUNCATE oidc_t")
+        deadline = time.time() + 30
+        mine = []
+        while not mine and time.time() < deadline:
+            reqs = api(s, "GET", "/api/requests?state=pending", token("dana", ["dba"]))[1]["requests"]
+            mine = [e for e in reqs if e["request"]["command"] == "TRUNCATE oidc_t"]
+            time.sleep(0.1)
+        assert mine, "no pending request"
+        path = f"/api/requests/{mine[0]['request']['id']}/approve"
+        assert api(s, "POST", path, token("erin", ["dev"]))[0] == 403  # not in dba
+        assert api(s, "POST", path, token("dana", ["dba"]))[1]["state"] == "pending"
+        assert api(s, "POST", path, token("fay", ["dba", "ops"]))[1]["state"] == "approved"
+        code, _, err = finish(client)
+        assert code == 0, err
+        assert server(postgres, "SELECT count(*) FROM oidc_t")[0][0] == 0
+    finally:
+        stop(p)
+        s.proc.terminate()
+        s.proc.wait(timeout=10)

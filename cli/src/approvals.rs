@@ -52,18 +52,10 @@ pub(crate) struct ServeArgs {
     /// setups; `#` starts a comment).
     #[arg(long, value_name = "FILE")]
     reviewer_tokens: Option<PathBuf>,
-    /// Reviewers sign in with OIDC ID tokens verified against this JWKS file.
-    #[arg(long, value_name = "FILE", requires_all = ["oidc_issuer", "oidc_audience"])]
-    oidc_jwks: Option<PathBuf>,
-    /// Required issuer of reviewers' ID tokens.
-    #[arg(long, value_name = "URL")]
-    oidc_issuer: Option<String>,
-    /// Accepted audience of reviewers' ID tokens.
-    #[arg(long, value_name = "AUD")]
-    oidc_audience: Option<String>,
-    /// Claim holding reviewers' groups (dotted path).
-    #[arg(long, default_value = "groups", value_name = "CLAIM")]
-    oidc_groups_claim: String,
+    /// Reviewers may sign in with OIDC ID tokens (`--oidc-jwks FILE --oidc-issuer URL
+    /// --oidc-audience AUD`): user and groups from the token.
+    #[command(flatten)]
+    oidc: crate::policy::OidcVerifierArgs,
     /// POST each new request, approval and denial as JSON to this URL; may be repeated.
     #[arg(long = "webhook", value_name = "URL")]
     webhooks: Vec<String>,
@@ -189,15 +181,7 @@ fn serve(args: ServeArgs) -> Result<u8, String> {
         Some(p) => reviewer_tokens(p)?,
         None => HashMap::new(),
     };
-    let oidc = match &args.oidc_jwks {
-        Some(p) => Some(crate::policy::oidc_verifier(
-            p,
-            args.oidc_issuer.as_deref().unwrap_or_default(),
-            args.oidc_audience.as_deref().unwrap_or_default(),
-            &args.oidc_groups_claim,
-        )?),
-        None => None,
-    };
+    let oidc = args.oidc.verifier()?;
     if reviewers.is_empty() && oidc.is_none() {
         return Err("no reviewer can sign in: give --reviewer-tokens FILE or --oidc-jwks FILE".into());
     }

@@ -108,9 +108,16 @@ struct OidcArgs {
     /// Establish the identity from this OIDC ID or access token instead of --user/--group.
     #[arg(long, value_name = "JWT", requires_all = ["oidc_jwks", "oidc_issuer", "oidc_audience"])]
     oidc_token: Option<String>,
-    /// JWKS file the token is verified against.
-    #[arg(long, value_name = "FILE")]
-    oidc_jwks: Option<PathBuf>,
+    #[command(flatten)]
+    verifier: OidcVerifierArgs,
+}
+
+/// How OIDC tokens are verified (`check --oidc-token`, the approval service's reviewers).
+#[derive(Args, Debug)]
+pub(crate) struct OidcVerifierArgs {
+    /// JWKS file tokens are verified against.
+    #[arg(long, value_name = "FILE", requires_all = ["oidc_issuer", "oidc_audience"])]
+    pub(crate) oidc_jwks: Option<PathBuf>,
     /// Required issuer.
     #[arg(long, value_name = "URL")]
     oidc_issuer: Option<String>,
@@ -120,6 +127,25 @@ struct OidcArgs {
     /// Claim holding the groups (dotted path).
     #[arg(long, default_value = "groups", value_name = "CLAIM")]
     oidc_groups_claim: String,
+}
+
+impl OidcVerifierArgs {
+    /// The verifier, when a JWKS file is given.
+    pub(crate) fn verifier(&self) -> Result<Option<oidc::Verifier>, String> {
+        let Some(jwks_path) = &self.oidc_jwks else {
+            return Ok(None);
+        };
+        let jwks =
+            std::fs::read_to_string(jwks_path).map_err(|e| format!("cannot read JWKS {}: {e}", jwks_path.display()))?;
+        let mut cfg = oidc::Config::new(
+            self.oidc_issuer.as_deref().unwrap_or_default(),
+            self.oidc_audience.as_deref().unwrap_or_default(),
+        );
+        cfg.groups_claim = self.oidc_groups_claim.clone();
+        oidc::Verifier::new(cfg, &jwks)
+            .map(Some)
+            .map_err(|e| format!("{}: {e}", jwks_path.display()))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -209,32 +235,11 @@ pub(crate) fn read_key(path: &Path) -> Result<GrantKey, String> {
     GrantKey::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// An OIDC token verifier from a JWKS file.
-pub(crate) fn oidc_verifier(
-    jwks_path: &Path,
-    issuer: &str,
-    audience: &str,
-    groups_claim: &str,
-) -> Result<oidc::Verifier, String> {
-    let jwks =
-        std::fs::read_to_string(jwks_path).map_err(|e| format!("cannot read JWKS {}: {e}", jwks_path.display()))?;
-    let mut cfg = oidc::Config::new(issuer, audience);
-    cfg.groups_claim = groups_claim.to_string();
-    oidc::Verifier::new(cfg, &jwks).map_err(|e| format!("{}: {e}", jwks_path.display()))
-}
-
 pub(crate) fn check(args: CheckArgs) -> Result<u8, String> {
     let engine = load_engine(args.policy.as_deref())?;
     let identity = match &args.oidc.oidc_token {
         Some(token) => {
-            let o = &args.oidc;
-            let jwks_path = o.oidc_jwks.as_ref().ok_or("--oidc-jwks is required")?;
-            let v = oidc_verifier(
-                jwks_path,
-                o.oidc_issuer.as_deref().unwrap_or_default(),
-                o.oidc_audience.as_deref().unwrap_or_default(),
-                &o.oidc_groups_claim,
-            )?;
+            let v = args.oidc.verifier.verifier()?.ok_or("--oidc-jwks is required")?;
             v.verify(token.trim()).map_err(|e| e.to_string())?
         }
         None => {
