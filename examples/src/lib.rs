@@ -437,6 +437,98 @@ where
     let _ = sw.shutdown().await;
 }
 
+/// Connects to `upstream` (`HOST:PORT`, each address it resolves to in turn) within `timeout`,
+/// as a blocking socket.
+pub fn connect_blocking(upstream: &str, timeout: std::time::Duration) -> std::io::Result<std::net::TcpStream> {
+    use std::net::ToSocketAddrs;
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "the name resolves to no address");
+    for addr in upstream.to_socket_addrs()? {
+        match std::net::TcpStream::connect_timeout(&addr, timeout) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// What both directions of a blocking relay share: the session and the two sockets' write sides.
+struct Shared<S> {
+    session: S,
+    out: Output,
+    client: std::net::TcpStream,
+    server: std::net::TcpStream,
+}
+
+/// [`relay`] over blocking sockets, as a bare relay (socat) does it: this thread reads the
+/// client, a second one the server, each blocking in `read` (no readiness polling, no reads
+/// that find nothing), and the session and the writes are under one lock, so the session sees
+/// its inputs one at a time and its outputs go out in the order it made them (to the server,
+/// then to the client, as [`relay_to`]). When either side closes or the session refuses input,
+/// both connections are shut down, which ends the other thread's read.
+pub fn relay_blocking<S: Wire + 'static>(
+    name: &str,
+    client: std::net::TcpStream,
+    server: std::net::TcpStream,
+    session: S,
+) {
+    let setup = || -> std::io::Result<(std::net::TcpStream, std::net::TcpStream, Shared<S>)> {
+        client.set_nonblocking(false)?;
+        server.set_nonblocking(false)?;
+        client.set_nodelay(true)?;
+        server.set_nodelay(true)?;
+        Ok((client.try_clone()?, server.try_clone()?, Shared {
+            session,
+            out: Output::default(),
+            client,
+            server,
+        }))
+    };
+    let (client_in, server_in, shared) = match setup() {
+        Ok(x) => x,
+        Err(e) => return log(name, &format!("relay: {e}")),
+    };
+    let shared = Arc::new(std::sync::Mutex::new(shared));
+    let other = Arc::clone(&shared);
+    let owned = name.to_string();
+    let from_server = std::thread::spawn(move || pump(&owned, server_in, &other, false));
+    pump(name, client_in, &shared, true);
+    let _ = from_server.join();
+}
+
+/// One direction of [`relay_blocking`].
+fn pump<S: Wire>(name: &str, mut from: std::net::TcpStream, shared: &std::sync::Mutex<Shared<S>>, client: bool) {
+    use std::io::{Read, Write as _};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let Ok(mut g) = shared.lock() else { break };
+        let s = &mut *g;
+        s.out.clear();
+        let r = if client {
+            s.session.client(&buf[..n], &mut s.out)
+        } else {
+            s.session.server(&buf[..n], &mut s.out)
+        };
+        if let Err(e) = r {
+            log(name, &e.to_string());
+            break;
+        }
+        if !s.out.to_server.is_empty() && s.server.write_all(&s.out.to_server).is_err() {
+            break;
+        }
+        if !s.out.to_client.is_empty() && s.client.write_all(&s.out.to_client).is_err() {
+            break;
+        }
+    }
+    if let Ok(g) = shared.lock() {
+        let _ = g.client.shutdown(std::net::Shutdown::Both);
+        let _ = g.server.shutdown(std::net::Shutdown::Both);
+    }
+}
+
 /// [`relay`] for a protocol whose TLS starts inside it (MySQL): plain until the session asks
 /// for TLS, then the verified handshake with the server, then the rest over TLS. A session
 /// that never asks (its client was refused) ends in plain text, having sent the server nothing
@@ -567,12 +659,40 @@ where
         let secure = secure.clone();
         let common = args.common.clone();
         let connect = args.common.connect();
-        // One thread with its own single-threaded runtime per connection: a relay hop is mostly
-        // wake-ups, and keeping both sockets of a connection on one thread avoids handing them
-        // between workers.
         let Ok(client) = client.into_std() else { continue };
+        let main = tokio::runtime::Handle::current();
         std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            if secure.is_none() {
+                // Plain TCP: blocking sockets, one thread per direction (see `relay_blocking`).
+                let recorded = {
+                    // The recording's idle ticks run on the main runtime.
+                    let _in_main = main.enter();
+                    session_guard(
+                        name,
+                        &guard,
+                        &common,
+                        protocol,
+                        None,
+                        target.as_ref().map(|t| t.name.as_str()),
+                    )
+                };
+                let guard = match recorded {
+                    Ok(g) => g,
+                    Err(e) => return log(name, &format!("{peer}: cannot record the session: {e}")),
+                };
+                let server = match connect_blocking(&upstream, connect) {
+                    Ok(s) => s,
+                    Err(e) => return log(name, &format!("{peer}: cannot reach {upstream}: {e}")),
+                };
+                return relay_blocking(name, client, server, make(guard, target));
+            }
+            // TLS to the server: one thread with its own single-threaded runtime per connection
+            // (a relay hop is mostly wake-ups; both sockets stay on one thread).
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .enable_time()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async move {
