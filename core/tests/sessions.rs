@@ -548,3 +548,42 @@ fn pg_sync_during_copy_in_owes_no_ready_for_query() {
     assert!(out.to_server.is_empty());
     assert!(out.to_client.ends_with(&pg_msg(b'Z', b"I")), "{:?}", out.to_client);
 }
+
+/// A statement's allow is reused when the same text comes again, but never across a policy
+/// swap: the swapped policy decides it afresh.
+#[test]
+fn pg_a_repeated_statement_is_decided_again_after_a_policy_swap() {
+    let g = guard();
+    let mut s = PgSession::new(Arc::clone(&g), None, None);
+    let mut out = Output::default();
+    let mut startup = 196_608u32.to_be_bytes().to_vec();
+    startup.extend_from_slice(b"user\0agent\0database\0app\0\0");
+    let mut first = ((startup.len() + 4) as u32).to_be_bytes().to_vec();
+    first.extend_from_slice(&startup);
+    s.from_client(&first, &mut out).expect("startup");
+    let mut srv = pg_msg(b'R', &0u32.to_be_bytes());
+    srv.extend_from_slice(&pg_msg(b'Z', b"I"));
+    s.from_server(&srv, &mut out).expect("auth ok");
+    let query = pg_msg(b'Q', b"SELECT name FROM accounts\0");
+    let done = || {
+        let mut srv = pg_msg(b'C', b"SELECT 0\0");
+        srv.extend_from_slice(&pg_msg(b'Z', b"I"));
+        srv
+    };
+    for _ in 0..3 {
+        out.clear();
+        s.from_client(&query, &mut out).expect("query");
+        assert_eq!(out.to_server, query, "allowed and forwarded");
+        s.from_server(&done(), &mut out).expect("reply");
+    }
+    let strict = Engine::from_yaml(
+        "strict",
+        "version: 1\nname: strict\ndefault: allow\nrules:\n  - id: no-accounts\n    action: deny\n    message: not accounts\n    when: { sql: { relations: [accounts] } }\n",
+    )
+    .expect("policy");
+    g.policy.swap(Arc::new(strict));
+    out.clear();
+    s.from_client(&query, &mut out).expect("query");
+    assert!(out.to_server.is_empty(), "the swapped policy refuses it");
+    assert!(String::from_utf8_lossy(&out.to_client).contains("not accounts"));
+}

@@ -476,12 +476,16 @@ pub fn relay_blocking<S: Wire + 'static>(
         server.set_nonblocking(false)?;
         client.set_nodelay(true)?;
         server.set_nodelay(true)?;
-        Ok((client.try_clone()?, server.try_clone()?, Shared {
-            session,
-            out: Output::default(),
-            client,
-            server,
-        }))
+        Ok((
+            client.try_clone()?,
+            server.try_clone()?,
+            Shared {
+                session,
+                out: Output::default(),
+                client,
+                server,
+            },
+        ))
     };
     let (client_in, server_in, shared) = match setup() {
         Ok(x) => x,

@@ -690,7 +690,25 @@ struct SqlState {
     /// the server has answered it (PostgreSQL: this many `ReadyForQuery` seen), statements would
     /// be read under settings not yet known, and are refused.
     settle_at: Option<u64>,
+    /// Recently allowed statements and their decisions (see [`SqlState::cached`]).
+    allowed: Vec<Cached>,
 }
+
+/// An allowed statement's decision, valid for exactly this text, read under these lexing
+/// settings, for this identity and target, by this policy (the engine itself is held, so a
+/// swapped policy never matches).
+#[derive(Debug)]
+struct Cached {
+    engine: Arc<crate::policy::Engine>,
+    lexing: Lexing,
+    identity: Identity,
+    target: Target,
+    sql: String,
+    decision: Decision,
+}
+
+/// How many allowed statements a SQL session remembers.
+const CACHED: usize = 16;
 
 impl SqlState {
     /// Decides on one statement, with a grant from its comment or from an earlier `SET`.
@@ -723,9 +741,45 @@ impl SqlState {
         if let Some(reason) = refuse {
             return guard.refuse(identity, target, &request, sql, reason);
         }
+        // A statement sent again (prepared per execution by pgbench, drivers and ORMs) is not
+        // analysed again: deciding is a function of the policy, identity, target, text and
+        // lexing settings alone, so an allow for exactly these is reused (and reported again).
+        let engine = guard.policy.load();
+        if grant.is_none()
+            && let Some(c) = self.allowed.iter().find(|c| {
+                c.sql == sql
+                    && c.lexing == self.lexing
+                    && Arc::ptr_eq(&c.engine, &engine)
+                    && c.identity == *identity
+                    && c.target == *target
+            })
+        {
+            return guard.report(identity, target, &request, sql, c.decision.clone());
+        }
         let d = guard.decide(identity, target, &request, sql, grant);
         if d.action() == Action::Allow && (d.changes_lexing() || d.uncertain()) {
             self.settle_at = Some(answered_by);
+        }
+        // Only a plain allow is kept: not one a grant bought (single use), nor one that
+        // changes or doubts how SQL is read, nor any refusal (approvals carry new ids).
+        if grant.is_none()
+            && d.action() == Action::Allow
+            && !d.granted()
+            && !d.uncertain()
+            && !d.changes_lexing()
+            && d.approval().is_none()
+        {
+            if self.allowed.len() == CACHED {
+                self.allowed.remove(0);
+            }
+            self.allowed.push(Cached {
+                engine,
+                lexing: self.lexing,
+                identity: identity.clone(),
+                target: target.clone(),
+                sql: sql.to_string(),
+                decision: d.clone(),
+            });
         }
         d
     }
