@@ -279,7 +279,12 @@ fn pg_msg(tag: u8, body: &[u8]) -> Vec<u8> {
 
 /// A PostgreSQL session past authentication (trust: AuthenticationOk at once).
 fn pg_ready() -> PgSession {
-    let mut s = PgSession::new(guard(), None, None);
+    pg_ready_with(guard())
+}
+
+/// [`pg_ready`] with `guard`.
+fn pg_ready_with(guard: Arc<Guard>) -> PgSession {
+    let mut s = PgSession::new(guard, None, None);
     let mut out = Output::default();
     let mut startup = 196_608u32.to_be_bytes().to_vec();
     startup.extend_from_slice(b"user\0agent\0database\0app\0\0");
@@ -554,16 +559,8 @@ fn pg_sync_during_copy_in_owes_no_ready_for_query() {
 #[test]
 fn pg_a_repeated_statement_is_decided_again_after_a_policy_swap() {
     let g = guard();
-    let mut s = PgSession::new(Arc::clone(&g), None, None);
+    let mut s = pg_ready_with(Arc::clone(&g));
     let mut out = Output::default();
-    let mut startup = 196_608u32.to_be_bytes().to_vec();
-    startup.extend_from_slice(b"user\0agent\0database\0app\0\0");
-    let mut first = ((startup.len() + 4) as u32).to_be_bytes().to_vec();
-    first.extend_from_slice(&startup);
-    s.from_client(&first, &mut out).expect("startup");
-    let mut srv = pg_msg(b'R', &0u32.to_be_bytes());
-    srv.extend_from_slice(&pg_msg(b'Z', b"I"));
-    s.from_server(&srv, &mut out).expect("auth ok");
     let query = pg_msg(b'Q', b"SELECT name FROM accounts\0");
     let done = || {
         let mut srv = pg_msg(b'C', b"SELECT 0\0");

@@ -666,24 +666,25 @@ where
         let Ok(client) = client.into_std() else { continue };
         let main = tokio::runtime::Handle::current();
         std::thread::spawn(move || {
+            let recorded = {
+                // The recording's idle ticks run on the main runtime.
+                let _in_main = main.enter();
+                session_guard(
+                    name,
+                    &guard,
+                    &common,
+                    protocol,
+                    None,
+                    target.as_ref().map(|t| t.name.as_str()),
+                )
+            };
+            let guard = match recorded {
+                Ok(g) => g,
+                // Recording is required: the connection is refused.
+                Err(e) => return log(name, &format!("{peer}: cannot record the session: {e}")),
+            };
             if secure.is_none() {
                 // Plain TCP: blocking sockets, one thread per direction (see `relay_blocking`).
-                let recorded = {
-                    // The recording's idle ticks run on the main runtime.
-                    let _in_main = main.enter();
-                    session_guard(
-                        name,
-                        &guard,
-                        &common,
-                        protocol,
-                        None,
-                        target.as_ref().map(|t| t.name.as_str()),
-                    )
-                };
-                let guard = match recorded {
-                    Ok(g) => g,
-                    Err(e) => return log(name, &format!("{peer}: cannot record the session: {e}")),
-                };
                 let server = match connect_blocking(&upstream, connect) {
                     Ok(s) => s,
                     Err(e) => return log(name, &format!("{peer}: cannot reach {upstream}: {e}")),
@@ -702,21 +703,6 @@ where
             rt.block_on(async move {
                 let Ok(client) = TcpStream::from_std(client) else {
                     return;
-                };
-                let guard = match session_guard(
-                    name,
-                    &guard,
-                    &common,
-                    protocol,
-                    None,
-                    target.as_ref().map(|t| t.name.as_str()),
-                ) {
-                    Ok(g) => g,
-                    Err(e) => {
-                        // Recording is required: the connection is refused.
-                        log(name, &format!("{peer}: cannot record the session: {e}"));
-                        return;
-                    }
                 };
                 let server = match tokio::time::timeout(connect, TcpStream::connect(&upstream)).await {
                     Ok(Ok(server)) => server,
