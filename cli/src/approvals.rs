@@ -141,14 +141,7 @@ fn reviewer_tokens(path: &Path) -> Result<HashMap<[u8; 32], Approver>, String> {
         if token.len() < 16 {
             return Err(format!("{where_}: a token needs at least 16 characters"));
         }
-        let (user, groups) = who.split_once(':').unwrap_or((who, ""));
-        let mut a = Approver::new(user);
-        a.groups = groups
-            .split(',')
-            .filter(|g| !g.is_empty())
-            .map(str::to_string)
-            .collect();
-        if out.insert(digest(token), a).is_some() {
+        if out.insert(digest(token), crate::policy::approver(who)).is_some() {
             return Err(format!("{where_}: this token is listed twice"));
         }
     }

@@ -308,6 +308,18 @@ pub(crate) fn check(args: CheckArgs) -> Result<u8, String> {
     Ok(u8::from(decision.action() != Action::Allow))
 }
 
+/// An approver written `USER` or `USER:GROUP,GROUP`.
+pub(crate) fn approver(text: &str) -> Approver {
+    let (user, groups) = text.split_once(':').unwrap_or((text, ""));
+    let mut a = Approver::new(user);
+    a.groups = groups
+        .split(',')
+        .filter(|g| !g.is_empty())
+        .map(str::to_string)
+        .collect();
+    a
+}
+
 pub(crate) fn approve(args: ApproveArgs) -> Result<u8, String> {
     let key = read_key(&args.key_file)?;
     let text = if args.request == "-" {
@@ -326,17 +338,7 @@ pub(crate) fn approve(args: ApproveArgs) -> Result<u8, String> {
     };
     let request: ApprovalRequest =
         serde_json::from_value(value).map_err(|e| format!("not an approval request: {e}"))?;
-    let mut approvers = Vec::new();
-    for a in &args.approvers {
-        let (user, groups) = a.split_once(':').unwrap_or((a, ""));
-        let mut ap = Approver::new(user);
-        ap.groups = groups
-            .split(',')
-            .filter(|g| !g.is_empty())
-            .map(str::to_string)
-            .collect();
-        approvers.push(ap);
-    }
+    let mut approvers: Vec<Approver> = args.approvers.iter().map(|a| approver(a)).collect();
     if approvers.is_empty() {
         let user = std::env::var("USER").map_err(|_| "no --approver given and $USER is not set")?;
         approvers.push(Approver::new(user));
