@@ -49,13 +49,18 @@ impl HttpHold {
         serde_json::from_value(body).map_err(|e| format!("not an approval entry: {e}"))
     }
 
-    fn wait(&self, request: &ApprovalRequest, waiting: &mut dyn FnMut(Duration)) -> Outcome {
-        let submitted = self
+    /// Submits `request` (again: the service answers an identical request with its entry).
+    fn submit(&self, request: &ApprovalRequest) -> Result<Entry, String> {
+        let r = self
             .agent
             .post(&format!("{}/api/requests", self.base))
             .header("Authorization", &self.auth())
             .send_json(request);
-        let mut entry = match Self::entry(submitted) {
+        Self::entry(r)
+    }
+
+    fn wait(&self, request: &ApprovalRequest, waiting: &mut dyn FnMut(Duration)) -> Outcome {
+        let mut entry = match self.submit(request) {
             Ok(e) => e,
             Err(e) => return Outcome::Failed(e),
         };
@@ -108,17 +113,9 @@ impl Hold for HttpHold {
     }
 
     fn poll(&self, request: &ApprovalRequest) -> Option<Outcome> {
-        let submit = || {
-            let r = self
-                .agent
-                .post(&format!("{}/api/requests", self.base))
-                .header("Authorization", &self.auth())
-                .send_json(request);
-            match Self::entry(r) {
-                Ok(e) => Outcome::of(&e),
-                Err(e) => Some(Outcome::Failed(e)),
-            }
-        };
-        blocking(submit)
+        blocking(|| match self.submit(request) {
+            Ok(e) => Outcome::of(&e),
+            Err(e) => Some(Outcome::Failed(e)),
+        })
     }
 }

@@ -391,15 +391,9 @@ impl Wire for sluice_core::session::mysql::MySqlSession {
     }
 }
 
-/// Relays a client connection to its server through `session` until either side closes or the
-/// session refuses input (logged, then both connections are closed).
-pub async fn relay(name: &str, client: TcpStream, mut server: TcpStream, session: impl Wire) {
-    let _ = server.set_nodelay(true);
-    let (sr, sw) = server.split();
-    relay_to(name, client, sr, sw, session).await;
-}
-
-/// [`relay`] to a server reached through any stream (TLS), given as its two halves.
+/// Relays a client connection to its server (reached through any stream: TLS, given as its
+/// two halves) through `session` until either side closes or the session refuses input
+/// (logged, then both connections are closed).
 pub async fn relay_to<R, W>(name: &str, mut client: TcpStream, mut sr: R, mut sw: W, mut session: impl Wire)
 where
     R: AsyncRead + Unpin,
@@ -459,7 +453,7 @@ struct Shared<S> {
     server: std::net::TcpStream,
 }
 
-/// [`relay`] over blocking sockets, as a bare relay (socat) does it: this thread reads the
+/// [`relay_to`] over blocking sockets, as a bare relay (socat) does it: this thread reads the
 /// client, a second one the server, each blocking in `read` (no readiness polling, no reads
 /// that find nothing), and the session and the writes are under one lock, so the session sees
 /// its inputs one at a time and its outputs go out in the order it made them (to the server,
@@ -533,7 +527,7 @@ fn pump<S: Wire>(name: &str, mut from: std::net::TcpStream, shared: &std::sync::
     }
 }
 
-/// [`relay`] for a protocol whose TLS starts inside it (MySQL): plain until the session asks
+/// [`relay_to`] for a protocol whose TLS starts inside it (MySQL): plain until the session asks
 /// for TLS, then the verified handshake with the server, then the rest over TLS. A session
 /// that never asks (its client was refused) ends in plain text, having sent the server nothing
 /// but what the protocol sends before TLS.
@@ -683,14 +677,14 @@ where
                 // Recording is required: the connection is refused.
                 Err(e) => return log(name, &format!("{peer}: cannot record the session: {e}")),
             };
-            if secure.is_none() {
+            let Some(secure) = secure else {
                 // Plain TCP: blocking sockets, one thread per direction (see `relay_blocking`).
                 let server = match connect_blocking(&upstream, connect) {
                     Ok(s) => s,
                     Err(e) => return log(name, &format!("{peer}: cannot reach {upstream}: {e}")),
                 };
                 return relay_blocking(name, client, server, make(guard, target));
-            }
+            };
             // TLS to the server: one thread with its own single-threaded runtime per connection
             // (a relay hop is mostly wake-ups; both sockets stay on one thread).
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
@@ -708,9 +702,6 @@ where
                     Ok(Ok(server)) => server,
                     Ok(Err(e)) => return log(name, &format!("{peer}: cannot reach {upstream}: {e}")),
                     Err(_) => return log(name, &format!("{peer}: connecting to {upstream} timed out")),
-                };
-                let Some(secure) = secure else {
-                    return relay(name, client, server, make(guard, target)).await;
                 };
                 let _ = server.set_nodelay(true);
                 let (connector, server_name) = &*secure;
