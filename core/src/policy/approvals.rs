@@ -96,10 +96,17 @@ pub struct Entry {
 impl Entry {
     /// The entry with its state brought up to `now` (a pending request past its expiry is expired).
     fn at(mut self, now: u64) -> Entry {
-        if self.state == State::Pending && now >= self.request.expires_at {
-            self.state = State::Expired;
-        }
+        self.state = self.state_at(now);
         self
+    }
+
+    /// Its state at `now`.
+    fn state_at(&self, now: u64) -> State {
+        if self.state == State::Pending && now >= self.request.expires_at {
+            State::Expired
+        } else {
+            self.state
+        }
     }
 
     /// The entry without its grant (for listings and notifications).
@@ -531,7 +538,7 @@ impl ApprovalService {
         let comment: String = comment.chars().take(2000).collect();
         self.store.update(id, &mut |e| {
             let t = now();
-            let state = e.clone().at(t).state;
+            let state = e.state_at(t);
             if state != State::Pending {
                 return Err(ApprovalError::Closed {
                     id: e.request.id.clone(),

@@ -690,7 +690,7 @@ struct SqlState {
     /// the server has answered it (PostgreSQL: this many `ReadyForQuery` seen), statements would
     /// be read under settings not yet known, and are refused.
     settle_at: Option<u64>,
-    /// Recently allowed statements and their decisions (see [`SqlState::cached`]).
+    /// Recently allowed statements and their decisions (see [`SqlState::decide`]).
     allowed: Vec<Cached>,
 }
 
