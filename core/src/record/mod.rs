@@ -44,7 +44,6 @@ mod replay;
 mod sink;
 mod verify;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -239,8 +238,10 @@ pub struct Recorder {
     state: Mutex<State>,
     detector: Option<Arc<Detector>>,
     /// Texts masked lately and what they became (`None`: nothing to mask). A client repeats
-    /// its statements (prepared ones above all), so most commands are masked once.
-    masked: Mutex<HashMap<Box<str>, Option<Box<str>>>>,
+    /// its statements (prepared ones above all), so most commands are masked once. (A fast
+    /// hash of text the agent chooses: at most [`MASK_MEMO`] entries, so colliding keys cost
+    /// little.)
+    masked: Mutex<rustc_hash::FxHashMap<Box<str>, Option<Box<str>>>>,
     fail_closed: bool,
 }
 
@@ -329,7 +330,7 @@ impl Recorder {
         let rec = Recorder {
             state: Mutex::new(state),
             detector: None,
-            masked: Mutex::new(HashMap::new()),
+            masked: Mutex::new(rustc_hash::FxHashMap::default()),
             fail_closed,
         };
         let mut body = Fields::new()
