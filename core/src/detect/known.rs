@@ -20,9 +20,14 @@ pub(crate) const MAX_LEN: usize = 4096;
 /// The shortest piece of a brokered value that is found on its own.
 pub(crate) const PIECE: usize = 8;
 
-/// Grams are this long, probed at every `GRAM`th position: any match of `2 * GRAM - 1` bytes
-/// or more holds a whole gram at a probed position, whatever the alignment.
+/// Grams are this long, probed at every `STRIDE`th position: any match of `STRIDE + GRAM - 1`
+/// bytes or more holds a whole gram at a probed position, whatever the alignment. That is
+/// [`PIECE`]: the shortest piece found must hold a probe, and the wider the stride, the fewer
+/// probes (the probes are the held values' cost on clean text).
 const GRAM: usize = 4;
+const STRIDE: usize = PIECE + 1 - GRAM;
+/// Whole patterns shorter than this cannot be told to hold a probed gram.
+const PROBED: usize = STRIDE + GRAM - 1;
 
 /// The probe filter's size: about 64 bits per gram indexed (so a probe of ordinary text rarely
 /// goes further), between 2^12 bits (512 bytes) and 2^24 (2 MiB).
@@ -35,7 +40,8 @@ pub(crate) struct KnownValues {
     whole: Vec<(Vec<u8>, usize, bool)>,
     /// Forms pieces of which are matched (brokered values and their reverses): bytes, label.
     forms: Vec<(Vec<u8>, usize)>,
-    /// Whole patterns too short to hold a probed gram, matched by an automaton.
+    /// Whole patterns too short to hold a probed gram, matched by an automaton (ignoring ASCII
+    /// case; a match of a pattern that keeps case is checked again).
     short: Option<(AhoCorasick, Vec<u32>)>,
     /// Which gram keys occur anywhere (a bit per hashed key).
     filter: Vec<u64>,
@@ -95,30 +101,50 @@ impl KnownValues {
     pub(crate) fn find(&self, hay: &[u8], from: usize, out: &mut Vec<Hit>) {
         let n0 = out.len();
         if let Some((ac, of)) = &self.short {
-            for m in ac.find_iter(aho_corasick::Input::new(hay).span(from..hay.len())) {
-                out.push((m.start(), m.end(), self.whole[of[m.pattern().as_usize()] as usize].1));
+            // Overlapping: a match ignoring case that is not one may hide one that is.
+            let mut state = aho_corasick::automaton::OverlappingState::start();
+            let input = aho_corasick::Input::new(hay).span(from..hay.len());
+            loop {
+                ac.find_overlapping(input.clone(), &mut state);
+                let Some(m) = state.get_match() else { break };
+                let (pat, label, fold) = &self.whole[of[m.pattern().as_usize()] as usize];
+                if *fold || &hay[m.range()] == pat.as_slice() {
+                    out.push((m.start(), m.end(), *label));
+                }
             }
         }
         // Probes in blocks: the filter's bits are loaded together (independent loads overlap in
-        // the memory system), and only a block with a bit set is looked at probe by probe.
+        // the memory system), and only a block with a bit set is looked at probe by probe. A
+        // whole block reads a fixed-size window, so its loads need no bounds checks.
         const BLOCK: usize = 8;
+        const SPAN: usize = (BLOCK - 1) * STRIDE + GRAM;
+        let bit = |k: u32| {
+            let s = slot(k, self.shift);
+            (self.filter[s / 64] >> (s % 64)) & 1
+        };
         let mut p = from;
-        while p + GRAM <= hay.len() {
-            let n = ((hay.len() - p - GRAM) / GRAM + 1).min(BLOCK);
+        while let Some(window) = hay.get(p..p + SPAN) {
+            let window: &[u8; SPAN] = window.try_into().expect("SPAN bytes");
             let mut keys = [0u32; BLOCK];
-            let mut any = 0u64;
-            for (i, k) in keys.iter_mut().enumerate().take(n) {
-                let q = p + i * GRAM;
-                *k = key([hay[q], hay[q + 1], hay[q + 2], hay[q + 3]]);
-                let s = slot(*k, self.shift);
-                any |= (self.filter[s / 64] >> (s % 64)) & 1;
+            let mut set = 0u64;
+            for (i, k) in keys.iter_mut().enumerate() {
+                let q = i * STRIDE;
+                *k = key([window[q], window[q + 1], window[q + 2], window[q + 3]]);
+                set |= bit(*k) << i;
             }
-            if any != 0 {
-                for (i, &k) in keys.iter().enumerate().take(n) {
-                    self.probe(hay, from, p + i * GRAM, k, out);
-                }
+            while set != 0 {
+                let i = set.trailing_zeros() as usize;
+                set &= set - 1;
+                self.probe(hay, from, p + i * STRIDE, keys[i], out);
             }
-            p += n * GRAM;
+            p += BLOCK * STRIDE;
+        }
+        while p + GRAM <= hay.len() {
+            let k = key([hay[p], hay[p + 1], hay[p + 2], hay[p + 3]]);
+            if bit(k) != 0 {
+                self.probe(hay, from, p, k, out);
+            }
+            p += STRIDE;
         }
         // One match is found from each of its probed grams, and matches of pieces overlap
         // (text holding two pieces that share bytes): overlapping matches become one, under the
@@ -141,12 +167,10 @@ impl KnownValues {
         out.truncate(kept);
     }
 
-    /// One probe: the gram keyed `k` at `p`, against every place it occurs.
+    /// One probe that passed the filter: the gram keyed `k` at `p`, against every place it
+    /// occurs.
     fn probe(&self, hay: &[u8], from: usize, p: usize, k: u32, out: &mut Vec<Hit>) {
-        let s = slot(k, self.shift);
-        if self.filter[s / 64] & (1 << (s % 64)) != 0
-            && let Some(entries) = self.grams.get(&k)
-        {
+        if let Some(entries) = self.grams.get(&k) {
             for &e in entries {
                 match e {
                     Entry::Whole { pattern, offset } => {
@@ -304,11 +328,12 @@ pub(crate) fn build(values: &[(usize, Vec<u8>)], brokered: &[(usize, Vec<u8>)]) 
     let mut short = Vec::new();
     for i in 0..k.whole.len() {
         let len = k.whole[i].0.len();
-        if len < 2 * GRAM - 1 {
+        if len < PROBED {
             short.push(i as u32);
             continue;
         }
-        for offset in 0..GRAM {
+        // A match starts at most `STRIDE - 1` bytes before a probe.
+        for offset in 0..STRIDE {
             let g = k.whole[i].0[offset..offset + GRAM].to_vec();
             k.index(
                 &g,
@@ -334,9 +359,11 @@ pub(crate) fn build(values: &[(usize, Vec<u8>)], brokered: &[(usize, Vec<u8>)]) 
     k.fill_filter();
     if !short.is_empty() {
         let patterns: Vec<&[u8]> = short.iter().map(|&i| k.whole[i as usize].0.as_slice()).collect();
-        // Short patterns are values of 4 to 6 bytes: matched exactly, case and all.
+        // Short patterns are forms of 4 to 7 bytes: matched ignoring ASCII case as a brokered
+        // value's forms are, then checked again for the others (known values keep case).
         let ac = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
+            .ascii_case_insensitive(true)
             .build(&patterns)
             .map_err(|e| Error::new(ErrorKind::Limit, format!("known values do not compile: {e}")))?;
         k.short = Some((ac, short));
