@@ -228,6 +228,9 @@ fn scan_file(
         );
         return Ok(Vec::new());
     }
+    if len >= CHUNKED_MIN {
+        return scan_in_pieces(det, path, file.take(max + 1), counters, show, threads);
+    }
     // One buffer per walker thread, reused from file to file (a tree of small files costs no
     // allocation per file); a buffer grown past 64 MiB by a large file is given back after it.
     thread_local! {
@@ -247,6 +250,72 @@ fn scan_file(
         }
         Ok(found)
     })
+}
+
+/// Files at least this large are read a piece at a time (`ChunkScanner`): memory stays about
+/// a piece, whatever the file's size, and no page of a whole-file buffer is faulted in.
+const CHUNKED_MIN: u64 = 16 << 20;
+/// The piece read at a time.
+const PIECE: usize = 8 << 20;
+
+/// Scans a large file a piece at a time: the findings of `scan_content` on the whole file.
+fn scan_in_pieces(
+    det: &Detector,
+    path: &Path,
+    mut file: impl Read,
+    counters: &Counters,
+    show: bool,
+    threads: usize,
+) -> Result<Vec<Reported>, String> {
+    let name = path.to_string_lossy();
+    let name = name.strip_prefix("./").unwrap_or(&name).to_string();
+    let mut scanner = det.chunk_scanner().threads(threads);
+    let mut buf = vec![0u8; PIECE];
+    let mut out = Vec::new();
+    let mut first = true;
+    let mut keep = |f: sluice_core::Finding, lines: sluice_core::FindingLines<'_>| {
+        if memchr::memmem::find(lines.text, ALLOW_MARKER).is_some() {
+            return;
+        }
+        let (start, end) = (f.start - lines.offset, f.end - lines.offset);
+        let secret = &lines.text[start..end];
+        let (end_line, end_column) = output::line_col(lines.text, end, f.line, start, f.column);
+        out.push(Reported {
+            path: name.clone(),
+            placeholder: det.placeholder(&f.rule, secret),
+            secret: show.then(|| String::from_utf8_lossy(secret).into_owned()),
+            end_line,
+            end_column,
+            finding: f,
+        });
+    };
+    loop {
+        // Fill the piece (a read may return less).
+        let mut n = 0;
+        while n < buf.len() {
+            match file.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("{}: {e}", path.display())),
+            }
+        }
+        if first {
+            first = false;
+            if memchr::memchr(0, &buf[..n.min(BINARY_SNIFF)]).is_some() {
+                counters.binary.fetch_add(1, Ordering::Relaxed);
+                return Ok(Vec::new());
+            }
+            counters.files.fetch_add(1, Ordering::Relaxed);
+        }
+        counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        if n == 0 {
+            break;
+        }
+        scanner.feed(&buf[..n], &mut keep);
+    }
+    scanner.finish(&mut keep);
+    Ok(out)
 }
 
 /// Scans a file's content and counts it; binary content is counted as skipped instead.

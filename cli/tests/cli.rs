@@ -194,6 +194,59 @@ fn user_rules_extend_the_builtin_ones() {
 }
 
 #[test]
+fn a_large_file_read_in_pieces_reports_what_a_whole_read_does() {
+    // Over 16 MiB: read a piece at a time. Secrets sit on and around the 8 MiB piece
+    // boundaries, one line is marked `sluice:allow`, and a psql table's credential column
+    // straddles a boundary; the findings must be those of the same bytes read whole (stdin).
+    let line = "def handler(request, context):  # an ordinary line of Python code\n";
+    let mut text = String::new();
+    let (mut k, mut table) = (0, false);
+    while text.len() < 20 << 20 {
+        let piece = 8 << 20;
+        let near = text.len() % piece > piece - 300 || text.len() % piece < 200;
+        if near || k % 50_000 == 0 {
+            text.push_str(&format!("token_{k} = \"{}\"\n", gitlab()));
+        }
+        if k == 1000 {
+            text.push_str(&format!("ignored = \"{}\"  # {}\n", gitlab(), "sluice:allow"));
+        }
+        if text.len() > (8 << 20) - 120 && !table {
+            table = true;
+            text.push_str(" id | password\n----+-------------\n  1 | Zq8rT2mVw9Lp\n  2 | Kd7nX3bYc6Hs\n(2 rows)\n");
+        }
+        text.push_str(line);
+        k += 1;
+    }
+    let d = tempdir::Dir::new();
+    d.write("big.py", &text);
+    let by_file = json(&sluice(
+        &["scan", "--format", "json", "--threads", "2", "big.py"],
+        d.path(),
+    ));
+    let mut child = Command::new(BIN)
+        .args(["scan", "--format", "json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(text.as_bytes()).expect("write");
+    drop(stdin);
+    let whole = json(&child.wait_with_output().expect("wait"));
+    let strip = |v: &serde_json::Value| -> Vec<serde_json::Value> {
+        let mut f = v["findings"].as_array().expect("findings").clone();
+        for x in &mut f {
+            x.as_object_mut().expect("object").remove("path");
+        }
+        f
+    };
+    let (a, b) = (strip(&by_file), strip(&whole));
+    assert!(a.len() > 10, "{} findings", a.len());
+    assert_eq!(a.iter().filter(|f| f["rule"] == "credential-column").count(), 2);
+    assert_eq!(a, b);
+}
+
+#[test]
 fn redact_masks_a_file_and_keeps_everything_else() {
     let d = tree();
     let out = sluice(&["redact", "app/config.py"], d.path());

@@ -62,6 +62,7 @@ pub use detect::Backend;
 pub use detect::detector::{BUILTIN_RULES, CREDENTIAL_COLUMN, Detector, DetectorBuilder, Finding, Fingerprint};
 pub use detect::redact::{StreamRedactor, credential_column, looks_like_credential};
 pub use detect::rules::{self, Limits, RuleInfo};
+pub use detect::stream::{ChunkScanner, FindingLines};
 pub use detect::validate::Validator;
 pub use error::{Error, ErrorKind};
 

@@ -441,7 +441,7 @@ pub struct Detector {
     /// Tabular text (`psql`/`mysql` output, CSV, TSV): values under credential-named headers.
     tables: super::tables::Tables,
     /// The id findings in credential columns are reported under (`credential-column`).
-    table_id: usize,
+    pub(crate) table_id: usize,
 }
 
 /// A keyword hit: where it starts and ends, and which keyword it is.
@@ -489,16 +489,8 @@ impl Detector {
             return self.scan(haystack);
         }
         // 1. Keyword hits, piece by piece.
-        let piece = haystack.len().div_ceil(threads);
-        let hits: Vec<Hit> = std::thread::scope(|sc| {
-            let parts: Vec<_> = (0..threads)
-                .map(|j| {
-                    let (a, b) = ((j * piece).min(haystack.len()), ((j + 1) * piece).min(haystack.len()));
-                    sc.spawn(move || self.hits_between(haystack, a, b))
-                })
-                .collect();
-            parts.into_iter().flat_map(joined).collect()
-        });
+        let mut hits = Vec::new();
+        self.collect_hits_parallel(haystack, 0, threads, &mut hits);
         // 2. Windows, then their matches in shares.
         let (mut merged, anchored) = self.windows(haystack, &hits, 0);
         let share = |v: &[Window], j: usize| {
@@ -538,7 +530,32 @@ fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
     h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
 
+/// Streams hand pieces this large or larger to [`Detector::collect_hits_parallel`].
+pub(crate) const PARALLEL_HITS: usize = 4 << 20;
+
 impl Detector {
+    /// [`collect_hits`](Detector::collect_hits) on up to `threads` threads, each over a piece of
+    /// `hay[from..]` (a hit depends only on the bytes it covers): the same hits in the same
+    /// order.
+    pub(crate) fn collect_hits_parallel(&self, hay: &[u8], from: usize, threads: usize, out: &mut Vec<Hit>) {
+        // Hits that start before `from` but end after it, as `collect_hits` reports them.
+        let mut before = Vec::new();
+        self.collect_hits(&hay[..(from + self.max_kw).min(hay.len())], from, &mut before);
+        before.retain(|h| h.start < from);
+        out.extend(before);
+        let len = hay.len() - from;
+        let piece = len.div_ceil(threads.max(1)).max(1);
+        std::thread::scope(|sc| {
+            let parts: Vec<_> = (0..threads.max(1))
+                .map(|j| {
+                    let (a, b) = (from + (j * piece).min(len), from + ((j + 1) * piece).min(len));
+                    sc.spawn(move || self.hits_between(hay, a, b))
+                })
+                .collect();
+            out.extend(parts.into_iter().flat_map(joined));
+        });
+    }
+
     /// The keyword hits that start in `hay[a..b]` (each depends only on the bytes it covers, so
     /// the pieces of an input give the whole input's hits).
     fn hits_between(&self, hay: &[u8], a: usize, b: usize) -> Vec<Hit> {

@@ -12,6 +12,7 @@ pub(crate) mod known;
 mod prefilter;
 pub(crate) mod redact;
 pub mod rules;
+pub(crate) mod stream;
 pub(crate) mod tables;
 pub(crate) mod validate;
 

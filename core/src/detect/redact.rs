@@ -7,7 +7,8 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use super::detector::{Detector, Hit, Span};
+use super::detector::{Detector, Span};
+use super::stream::{Release, StreamCore};
 
 impl Detector {
     /// Masks every secret of `input`. Returns `input` itself, uncopied, when there is nothing to
@@ -113,14 +114,7 @@ impl std::ops::Deref for DetectorRef<'_> {
 #[derive(Debug)]
 pub struct StreamRedactor<'d> {
     det: DetectorRef<'d>,
-    /// Context (already written) followed by pending bytes.
-    buf: Vec<u8>,
-    /// Keyword hits in `buf`, in `buf` offsets.
-    hits: Vec<Hit>,
-    /// Offset in `buf` up to which output has been written.
-    committed: usize,
-    /// Offset in `buf` up to which keywords have been searched.
-    scanned: usize,
+    core: StreamCore,
     held_max: usize,
 }
 
@@ -128,10 +122,7 @@ impl<'d> StreamRedactor<'d> {
     fn with(det: DetectorRef<'d>) -> StreamRedactor<'d> {
         StreamRedactor {
             det,
-            buf: Vec::new(),
-            hits: Vec::new(),
-            committed: 0,
-            scanned: 0,
+            core: StreamCore::default(),
             held_max: 0,
         }
     }
@@ -141,22 +132,19 @@ impl<'d> StreamRedactor<'d> {
         if chunk.is_empty() {
             return;
         }
-        self.buf.extend_from_slice(chunk);
+        self.core.push(chunk);
         self.step(false, out);
     }
 
     /// Ends the stream; appends everything still held, masked, to `out`.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
         self.step(true, out);
-        self.buf.clear();
-        self.hits.clear();
-        self.committed = 0;
-        self.scanned = 0;
+        self.core = StreamCore::default();
     }
 
     /// How many bytes are held back now (received but not yet written).
     pub fn pending(&self) -> usize {
-        self.buf.len() - self.committed
+        self.core.pending()
     }
 
     /// The largest number of bytes this redactor has held back at once.
@@ -166,28 +154,20 @@ impl<'d> StreamRedactor<'d> {
 
     fn step(&mut self, eof: bool, out: &mut Vec<u8>) {
         let det = &*self.det;
-        det.collect_hits(&self.buf, self.scanned, &mut self.hits);
-        self.scanned = self.buf.len();
-        let (spans, commit) = det.detect(&self.buf, &self.hits, self.committed, eof);
-        self.held_max = self.held_max.max(self.buf.len() - commit);
-        det.write_masked(&self.buf, self.committed, commit, &spans, out);
-        self.committed = commit;
-        // Keep `context` bytes before the commit point: hits there may open windows reaching
-        // past it, and look-behind needs the byte before it.
-        let drop = commit.saturating_sub(det.context);
-        if drop > 0 && (drop >= 64 * 1024 || drop * 2 >= self.buf.len()) {
-            self.buf.drain(..drop);
-            self.committed -= drop;
-            self.scanned -= drop;
-            self.hits.retain_mut(|h| {
-                if h.start < drop {
-                    return false;
-                }
-                h.start -= drop;
-                h.end -= drop;
-                true
-            });
-        }
+        let from = self.core.released;
+        let spans = self.core.step(det, eof, 1, Release::Final);
+        let base = self.core.base;
+        let local: Vec<Span> = spans
+            .into_iter()
+            .map(|s| Span {
+                start: s.start - base,
+                end: s.end - base,
+                ..s
+            })
+            .collect();
+        det.write_masked(&self.core.buf, from - base, self.core.released - base, &local, out);
+        self.held_max = self.held_max.max(self.core.pending());
+        self.core.trim(det, usize::MAX);
     }
 }
 

@@ -4,9 +4,11 @@
 //! finding, even when no rule knows its format.
 //!
 //! A header is the first line of the input or the line before a rule line (`----+----`,
-//! `+----+`), so CSV and TSV files are read by their first line. Only whole inputs are read this
-//! way (`scan`, `redact`): a stream is masked line by line and cannot know the header of a table
-//! that started before its window. Protocol sessions know the column names from the wire instead.
+//! `+----+`), so CSV and TSV files are read by their first line. Whole inputs (`scan`, `redact`)
+//! and streams (`StreamRedactor`, `ChunkScanner`) are read the same way: a stream's lines are
+//! read as they complete ([`TableStream`]), the header of an open table kept, so a stream finds
+//! the cells one pass over the whole input finds. (A stream cannot know the header of a table
+//! that started before the stream did.) Protocol sessions know the column names from the wire.
 
 use crate::{credential_column, looks_like_credential};
 
@@ -23,9 +25,78 @@ impl Tables {
 
     /// The byte ranges of credential values in the tables of `hay`.
     pub(crate) fn credential_cells(&self, hay: &[u8]) -> Vec<(usize, usize)> {
-        let mut candidates = vec![0usize];
+        let mut out = Vec::new();
+        TableStream::default().step(hay, 0, true, &mut out);
+        out
+    }
+}
+
+/// The most rows read under one header.
+const MAX_ROWS: usize = 1_000_000;
+
+/// A longer line is not a row: it ends a table. (A stream can tell as soon as that many bytes
+/// of the line have come, so it never holds more of a row than this.)
+pub(crate) const MAX_ROW: usize = 1 << 20;
+
+/// The table pass over an input that arrives in pieces: each [`step`](TableStream::step) reads
+/// the lines completed since the last, keeping what a table open across steps needs (its
+/// header and row count), so the cells found over all steps are those of one pass over the
+/// whole input. Offsets are absolute (from the start of the input).
+#[derive(Debug, Default)]
+pub(crate) struct TableStream {
+    /// Lines starting before this were read.
+    done: usize,
+    /// Where the last table ended: candidate headers before it were rows of that table.
+    next_line: usize,
+    /// A table whose rows may go on past `done`: its header and rows so far.
+    open: Option<(Header, usize)>,
+}
+
+impl TableStream {
+    /// Lines starting before this offset were read.
+    pub(crate) fn done(&self) -> usize {
+        self.done
+    }
+
+    /// Whether a table's rows may go on at [`done`](TableStream::done) (so the line there may
+    /// hold cells).
+    pub(crate) fn is_open(&self) -> bool {
+        self.open.is_some()
+    }
+
+    /// Reads the complete lines of `hay` (which starts at absolute offset `base` and holds the
+    /// line before `done`, if any) from `done` on, or all of it at `eof`; appends the cells
+    /// found, in order.
+    pub(crate) fn step(&mut self, hay: &[u8], base: usize, eof: bool, out: &mut Vec<(usize, usize)>) {
+        let from = self.done - base;
+        let limit = if eof {
+            hay.len()
+        } else {
+            memchr::memrchr(b'\n', &hay[from..]).map_or(from, |p| from + p + 1)
+        };
+        if limit == from && !eof {
+            self.close_if_too_long(hay, base, limit);
+            return;
+        }
+        let mut next_line = self.next_line.saturating_sub(base);
+        if let Some((header, mut rows)) = self.open.take() {
+            match read_rows(hay, from, limit, eof, &header, &mut rows, base, out) {
+                Some(end) => next_line = end,
+                None => {
+                    self.open = Some((header, rows));
+                    self.done = base + limit;
+                    self.close_if_too_long(hay, base, limit);
+                    return;
+                }
+            }
+        }
+        // Candidate headers: the input's first line, and the line before each rule line.
+        let mut candidates = Vec::new();
+        if base + from == 0 {
+            candidates.push(0);
+        }
         // Rule lines hold `-+-` or `+--`: both hold `+-`, found in one pass.
-        for p in memchr::memmem::find_iter(hay, b"+-") {
+        for p in memchr::memmem::find_iter(&hay[from..limit], b"+-").map(|p| from + p) {
             let crossing = (p > 0 && hay[p - 1] == b'-') || hay.get(p + 2) == Some(&b'-');
             if !crossing {
                 continue;
@@ -40,50 +111,81 @@ impl Tables {
         }
         candidates.sort_unstable();
         candidates.dedup();
-        let mut out = Vec::new();
-        let mut next_line = 0; // lines before this were read already (as part of a table)
         for start in candidates {
-            if start < next_line && start != 0 {
+            // A row of a table read already. (The first line, a candidate of its own, may come
+            // again in a later step through the rule line after it: it is read once.)
+            if start < next_line {
                 continue;
             }
             let end = line_end(hay, start);
             if let Some(header) = Header::parse(&hay[start..end]) {
-                next_line = self.rows(hay, end, &header, &mut out);
-            }
-        }
-        out
-    }
-
-    /// Reads the rows after a header that ends at `at`; returns where the table ends.
-    fn rows(&self, hay: &[u8], mut at: usize, header: &Header, out: &mut Vec<(usize, usize)>) -> usize {
-        let mut rows = 0;
-        while at < hay.len() {
-            let line_start = at + 1;
-            let end = line_end(hay, line_start);
-            let line = &hay[line_start..end];
-            at = end;
-            if is_rule_line(line) {
-                continue;
-            }
-            let Some(cells) = header.split(line) else {
-                return line_start;
-            };
-            rows += 1;
-            for &c in &header.credential {
-                let (a, b) = cells[c];
-                if looks_like_credential(&line[a..b]) {
-                    out.push((line_start + a, line_start + b));
+                let mut rows = 0;
+                match read_rows(hay, end + 1, limit, eof, &header, &mut rows, base, out) {
+                    Some(e) => next_line = e,
+                    None => {
+                        self.open = Some((header, rows));
+                        break;
+                    }
                 }
             }
-            if rows > 1_000_000 {
-                break;
-            }
         }
-        at
+        self.next_line = base + next_line;
+        self.done = base + limit;
+        self.close_if_too_long(hay, base, limit);
+    }
+
+    /// Ends the open table when the line arriving at `limit` is already too long to be a row.
+    fn close_if_too_long(&mut self, hay: &[u8], base: usize, limit: usize) {
+        if self.open.is_some() && hay.len() - limit > MAX_ROW {
+            self.open = None;
+            self.next_line = base + limit;
+        }
     }
 }
 
-fn line_start(hay: &[u8], at: usize) -> usize {
+/// Reads the rows of a table from the line starting at `start` up to `limit` (all of `hay` at
+/// `eof`). Returns where the table ends (the first line that is not a row, or the end of the
+/// last row read when there were too many), or `None` when its rows may go on past `limit`.
+#[allow(clippy::too_many_arguments)]
+fn read_rows(
+    hay: &[u8],
+    mut line_start: usize,
+    limit: usize,
+    eof: bool,
+    header: &Header,
+    rows: &mut usize,
+    base: usize,
+    out: &mut Vec<(usize, usize)>,
+) -> Option<usize> {
+    // At the end of the input an empty last line ends the table as any other non-row would;
+    // before it, the line at `limit` has not arrived yet.
+    while line_start < limit || (eof && line_start == limit && limit > 0 && hay[limit - 1] == b'\n') {
+        let end = line_end(hay, line_start);
+        let line = &hay[line_start..end];
+        if line.len() > MAX_ROW {
+            return Some(line_start);
+        }
+        if !is_rule_line(line) {
+            let Some(cells) = header.split(line) else {
+                return Some(line_start);
+            };
+            *rows += 1;
+            for &c in &header.credential {
+                let (a, b) = cells[c];
+                if looks_like_credential(&line[a..b]) {
+                    out.push((base + line_start + a, base + line_start + b));
+                }
+            }
+            if *rows > MAX_ROWS {
+                return Some(end);
+            }
+        }
+        line_start = end + 1;
+    }
+    if eof { Some(limit) } else { None }
+}
+
+pub(crate) fn line_start(hay: &[u8], at: usize) -> usize {
     memchr::memrchr(b'\n', &hay[..at.min(hay.len())]).map_or(0, |p| p + 1)
 }
 
