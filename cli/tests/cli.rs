@@ -135,21 +135,21 @@ fn exit_codes_are_0_clean_1_found_2_error() {
     assert!(err.contains("bad.toml:4:") && err.contains("rule `x`"), "{err}");
 }
 
-#[test]
-fn stdin_is_scanned_with_dash() {
+/// `sluice scan --format json -` of `input`.
+fn scan_stdin(input: &[u8]) -> std::process::Output {
     let mut child = Command::new(BIN)
         .args(["scan", "--format", "json", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("x = {}\n", gitlab()).as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("wait");
+    child.stdin.take().expect("stdin").write_all(input).expect("write");
+    child.wait_with_output().expect("wait")
+}
+
+#[test]
+fn stdin_is_scanned_with_dash() {
+    let out = scan_stdin(format!("x = {}\n", gitlab()).as_bytes());
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["findings"][0]["path"], "-");
@@ -223,16 +223,7 @@ fn a_large_file_read_in_pieces_reports_what_a_whole_read_does() {
         &["scan", "--format", "json", "--threads", "2", "big.py"],
         d.path(),
     ));
-    let mut child = Command::new(BIN)
-        .args(["scan", "--format", "json", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(text.as_bytes()).expect("write");
-    drop(stdin);
-    let whole = json(&child.wait_with_output().expect("wait"));
+    let whole = json(&scan_stdin(text.as_bytes()));
     let strip = |v: &serde_json::Value| -> Vec<serde_json::Value> {
         let mut f = v["findings"].as_array().expect("findings").clone();
         for x in &mut f {

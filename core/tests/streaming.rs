@@ -8,15 +8,9 @@ mod texts;
 use proptest::prelude::*;
 use sluice_core::{Detector, Finding};
 
-fn det() -> &'static Detector {
-    static DET: std::sync::OnceLock<Detector> = std::sync::OnceLock::new();
-    DET.get_or_init(|| {
-        Detector::builder()
-            .known_value("db-password", "Synth3tic-Known-Value!")
-            .build()
-            .expect("compiles")
-    })
-}
+#[path = "support/pieces.rs"]
+mod pieces;
+use pieces::{det, piece};
 
 fn redact_in_pieces(input: &[u8], cuts: &[usize]) -> Vec<u8> {
     let mut s = det().stream_redactor();
@@ -66,50 +60,8 @@ fn expected(det: &Detector, input: &[u8]) -> Vec<(Finding, usize, Vec<u8>)> {
         .collect()
 }
 
-/// Pieces of text that exercise boundaries: secrets, tables and their parts, keys, prose.
-fn piece() -> impl Strategy<Value = String> {
-    prop_oneof![
-        Just("ghp_Zq7Lm2Xw9Rt4Kp8Vn3Bc6Hd1Fg5Js02kBGo6".to_string()), // sluice:allow
-        Just("token = \"glpat-Xa3kLm9Qr7Tz2Wv5Yb8N\"\n".to_string()), // sluice:allow
-        Just("password: Lx7qB2mT9vK4\n".to_string()),
-        Just("Synth3tic-Known-Value!".to_string()),
-        Just("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAz3Vt7Qm2Xw9Rt4Kp8Vn3Bc6Hd1Fg5Js0Lq7Ny2Ub4Ie6Oa8\nPz1Sx3Cv5Bn7Mk9Lj2Hg4Fd6Sa8Qw0Er2Ty4Ui6Op8As0Df2Gh4Jk6Lz8Xc0Vb2\n-----END RSA PRIVATE KEY-----\n".to_string()),
-        // psql: header, rule line, rows (credential cells no rule knows), footer.
-        Just(" id | name  | password\n".to_string()),
-        Just("----+-------+-------------\n".to_string()),
-        Just("  1 | alice | Zq8rT2mVw9Lp\n".to_string()),
-        Just("  2 | bob   | Kd7nX3bYc6Hs\n".to_string()),
-        Just("(2 rows)\n".to_string()),
-        // mysql boxed.
-        Just("+----+----------------+\n| id | api_key        |\n+----+----------------+\n".to_string()),
-        Just("|  1 | q8Fz0LmWv3XrT1 |\n".to_string()),
-        // CSV (a table when it is the first line).
-        Just("user,token,note\n".to_string()),
-        Just("ann,tk-9fQ2xLw0PzR7,first\n".to_string()),
-        Just("\n".to_string()),
-        Just(" ".to_string()),
-        Just("é".to_string()),
-        "[a-zA-Z0-9_=:\"' .|,+-]{0,40}",
-    ]
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: texts::cases().max(300), ..ProptestConfig::default() })]
-
-    /// Streamed redaction equals one-shot redaction, tables included.
-    #[test]
-    fn streamed_redaction_equals_one_shot_with_tables(
-        parts in prop::collection::vec(piece(), 0..16),
-        cuts in prop::collection::vec(0usize..1500, 0..14),
-    ) {
-        let input = parts.concat();
-        let one = det().redact(input.as_bytes()).into_owned();
-        prop_assert_eq!(
-            String::from_utf8_lossy(&redact_in_pieces(input.as_bytes(), &cuts)).into_owned(),
-            String::from_utf8_lossy(&one).into_owned(),
-            "{:?}", input
-        );
-    }
 
     /// A chunk scanner hands over `scan`'s findings, in order, each with its whole lines.
     #[test]
