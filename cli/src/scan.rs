@@ -268,26 +268,16 @@ fn scan_in_pieces(
     threads: usize,
 ) -> Result<Vec<Reported>, String> {
     let name = path.to_string_lossy();
-    let name = name.strip_prefix("./").unwrap_or(&name).to_string();
+    let name = name.strip_prefix("./").unwrap_or(&name);
     let mut scanner = det.chunk_scanner().threads(threads);
     let mut buf = vec![0u8; PIECE];
     let mut out = Vec::new();
     let mut first = true;
-    let mut keep = |f: sluice_core::Finding, lines: sluice_core::FindingLines<'_>| {
+    let mut keep = |f: Finding, lines: sluice_core::FindingLines<'_>| {
         if memchr::memmem::find(lines.text, ALLOW_MARKER).is_some() {
             return;
         }
-        let (start, end) = (f.start - lines.offset, f.end - lines.offset);
-        let secret = &lines.text[start..end];
-        let (end_line, end_column) = output::line_col(lines.text, end, f.line, start, f.column);
-        out.push(Reported {
-            path: name.clone(),
-            placeholder: det.placeholder(&f.rule, secret),
-            secret: show.then(|| String::from_utf8_lossy(secret).into_owned()),
-            end_line,
-            end_column,
-            finding: f,
-        });
+        out.push(reported(det, name, lines.text, lines.offset, f, show));
     };
     loop {
         // Fill the piece (a read may return less).
@@ -362,19 +352,24 @@ fn scan_bytes(det: &Detector, data: &[u8], threads: usize) -> Vec<Finding> {
 fn report(det: &Detector, path: &str, data: &[u8], found: Vec<Finding>, show: bool) -> Vec<Reported> {
     found
         .into_iter()
-        .map(|f| {
-            let secret = &data[f.start..f.end];
-            let (end_line, end_column) = output::line_col(data, f.end, f.line, f.start, f.column);
-            Reported {
-                path: path.to_string(),
-                placeholder: det.placeholder(&f.rule, secret),
-                secret: show.then(|| String::from_utf8_lossy(secret).into_owned()),
-                end_line,
-                end_column,
-                finding: f,
-            }
-        })
+        .map(|f| reported(det, path, data, 0, f, show))
         .collect()
+}
+
+/// Finding `f` as reported, from `text`, the input's bytes from absolute offset `offset` on
+/// (holding the finding).
+fn reported(det: &Detector, path: &str, text: &[u8], offset: usize, f: Finding, show: bool) -> Reported {
+    let (start, end) = (f.start - offset, f.end - offset);
+    let secret = &text[start..end];
+    let (end_line, end_column) = output::line_col(text, end, f.line, start, f.column);
+    Reported {
+        path: path.to_string(),
+        placeholder: det.placeholder(&f.rule, secret),
+        secret: show.then(|| String::from_utf8_lossy(secret).into_owned()),
+        end_line,
+        end_column,
+        finding: f,
+    }
 }
 
 fn progress_loop(c: &Counters, done: &AtomicBool, started: Instant) {

@@ -530,6 +530,44 @@ fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
     h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
 
+/// Line counting over an input, forward only: an absolute offset, its line (from 1) and the
+/// start of that line.
+#[derive(Debug)]
+pub(crate) struct LineCount {
+    at: usize,
+    pub(crate) line: usize,
+    pub(crate) start: usize,
+}
+
+impl Default for LineCount {
+    fn default() -> LineCount {
+        LineCount {
+            at: 0,
+            line: 1,
+            start: 0,
+        }
+    }
+}
+
+impl LineCount {
+    /// Moves forward to `to` (absolute, not before where it is), over `buf` (which starts at
+    /// absolute offset `base`, at or before the start of the line it is on). The gap's newlines
+    /// are counted in one pass (memchr counts without stopping at each), then the last one
+    /// found: not a call per line.
+    pub(crate) fn advance(&mut self, buf: &[u8], base: usize, to: usize) {
+        if to <= self.at {
+            return;
+        }
+        let gap = &buf[self.at - base..to - base];
+        let newlines = memchr::memchr_iter(b'\n', gap).count();
+        if newlines > 0 {
+            self.line += newlines;
+            self.start = self.at + memchr::memrchr(b'\n', gap).map_or(0, |p| p + 1);
+        }
+        self.at = to;
+    }
+}
+
 /// Streams hand pieces this large or larger to [`Detector::collect_hits_parallel`].
 pub(crate) const PARALLEL_HITS: usize = 4 << 20;
 
@@ -571,35 +609,27 @@ impl Detector {
 
     /// Findings, with lines and columns, for `spans` of `haystack` (in order).
     fn findings(&self, haystack: &[u8], spans: Vec<Span>) -> Vec<Finding> {
-        let mut out = Vec::with_capacity(spans.len());
-        let mut line = 1;
-        let mut line_start = 0;
-        let mut pos = 0;
-        for s in spans {
-            // Count the gap's newlines in one pass (memchr counts without stopping at each), then find
-            // the last one: not a call per line.
-            let gap = &haystack[pos..s.start];
-            let newlines = memchr::memchr_iter(b'\n', gap).count();
-            if newlines > 0 {
-                line += newlines;
-                line_start = pos + memchr::memrchr(b'\n', gap).map_or(0, |p| p + 1);
-            }
-            pos = s.start;
-            let column = haystack[line_start..s.start]
-                .iter()
-                .filter(|&&b| (b & 0xC0) != 0x80)
-                .count()
-                + 1;
-            out.push(Finding {
-                rule: self.ids[s.id].clone(),
-                start: s.start,
-                end: s.end,
-                line,
-                column,
-                fingerprint: self.fingerprint(&haystack[s.start..s.end]),
-            });
+        let mut lines = LineCount::default();
+        spans.iter().map(|s| self.finding(s, haystack, 0, &mut lines)).collect()
+    }
+
+    /// The finding of span `s` (absolute offsets) of `buf`, which starts at absolute offset
+    /// `base`, at or before where `lines` counts from; `lines` moves on to its start.
+    pub(crate) fn finding(&self, s: &Span, buf: &[u8], base: usize, lines: &mut LineCount) -> Finding {
+        lines.advance(buf, base, s.start);
+        let column = buf[lines.start - base..s.start - base]
+            .iter()
+            .filter(|&&b| (b & 0xC0) != 0x80)
+            .count()
+            + 1;
+        Finding {
+            rule: self.ids[s.id].clone(),
+            start: s.start,
+            end: s.end,
+            line: lines.line,
+            column,
+            fingerprint: self.fingerprint(&buf[s.start - base..s.end - base]),
         }
-        out
     }
 
     /// The final findings of a whole input, before line numbers: what `scan` and `redact` share.

@@ -7,7 +7,7 @@
 //! releases, in order, the findings one pass over the whole input would give: the detector's,
 //! and the credential cells of tables that no finding overlaps (as [`Detector::scan`] joins them).
 
-use super::detector::{Detector, Finding, Hit, Span};
+use super::detector::{Detector, Finding, Hit, LineCount, Span};
 use super::tables::TableStream;
 
 /// The streaming state; offsets in `Span`s it returns are absolute (from the input's start).
@@ -81,17 +81,16 @@ impl StreamCore {
             // The line at `done` may be a row of the open table.
             until = until.min(self.tables.done());
         }
-        if release == Release::WholeLines && !eof {
-            until = until.min(self.tables.done());
-        }
         if let Some(c) = self.cells.iter().find(|c| c.1 > committed) {
             until = until.min(c.0);
         }
         if release == Release::WholeLines && !eof {
-            // A finding whose last line has not ended waits for it.
+            // Only whole lines: a finding whose last line has not ended waits for it.
             let whole = self.tables.done();
-            let first_cut = self.pending.iter().find(|s| s.end > whole).map(|s| s.start);
-            until = until.min(first_cut.unwrap_or(usize::MAX));
+            until = until.min(whole);
+            if let Some(s) = self.pending.iter().find(|s| s.end > whole) {
+                until = until.min(s.start);
+            }
         }
 
         // Release the findings and the cells no finding overlaps that start before `until`,
@@ -99,37 +98,44 @@ impl StreamCore {
         let mut out = Vec::new();
         let (mut i, mut j) = (0, 0);
         // Released items never overlap (the detector resolves its own; a cell under a finding
-        // is dropped); kept as a guard, so a caller writing them in order cannot go backwards.
+        // is dropped). As a guard, an item reaching back before the end of the last one is
+        // released from there: its bytes are still masked, and a caller writing items in order
+        // never goes backwards.
         let mut written = self.released;
+        let mut release_one = |out: &mut Vec<Span>, s: Span| {
+            let start = s.start.max(written);
+            if start < s.end {
+                out.push(Span { start, ..s });
+                written = s.end;
+            }
+        };
         loop {
             let span = self.pending.get(i).filter(|s| s.start < until);
             let cell = self.cells.get(j).filter(|c| c.0 < until);
-            match (span, cell) {
-                (Some(s), c) if c.is_none_or(|c| s.start <= c.0) => {
-                    self.recent.push((s.start, s.end));
-                    if s.start >= written {
-                        out.push(*s);
-                        written = s.end;
-                    }
-                    i += 1;
-                }
-                (_, Some(&(a, b))) => {
-                    let overlaps = |&(s, e): &(usize, usize)| s < b && a < e;
-                    let covered = self.recent.iter().any(overlaps)
-                        || self.pending.iter().map(|s| (s.start, s.end)).any(|r| overlaps(&r));
-                    if !covered && a >= written {
-                        out.push(Span {
-                            id: det.table_id,
-                            start: a,
-                            end: b,
-                            context: b - a,
-                        });
-                        written = b;
-                    }
-                    j += 1;
-                }
+            let span_first = match (span, cell) {
+                (Some(s), Some(c)) => s.start <= c.0,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
                 (None, None) => break,
-                (Some(_), None) => unreachable!("handled by the first arm"),
+            };
+            if let (true, Some(&s)) = (span_first, span) {
+                self.recent.push((s.start, s.end));
+                release_one(&mut out, s);
+                i += 1;
+            } else if let Some(&(a, b)) = cell {
+                let overlaps = |&(s, e): &(usize, usize)| s < b && a < e;
+                let covered = self.recent.iter().any(overlaps)
+                    || self.pending.iter().map(|s| (s.start, s.end)).any(|r| overlaps(&r));
+                if !covered {
+                    let cell = Span {
+                        id: det.table_id,
+                        start: a,
+                        end: b,
+                        context: b - a,
+                    };
+                    release_one(&mut out, cell);
+                }
+                j += 1;
             }
         }
         self.pending.drain(..i);
@@ -204,31 +210,6 @@ pub struct ChunkScanner<'d> {
     lines: LineCount,
 }
 
-/// Line counting: an absolute offset, its line (from 1) and the start of that line.
-#[derive(Debug)]
-struct LineCount {
-    at: usize,
-    line: usize,
-    start: usize,
-}
-
-impl LineCount {
-    /// Moves forward to `to` (absolute, not before where it is), over `buf` (which starts at
-    /// absolute offset `base`, at or before `self.at`).
-    fn advance(&mut self, buf: &[u8], base: usize, to: usize) {
-        if to <= self.at {
-            return;
-        }
-        let gap = &buf[self.at - base..to - base];
-        let newlines = memchr::memchr_iter(b'\n', gap).count();
-        if newlines > 0 {
-            self.line += newlines;
-            self.start = self.at + memchr::memrchr(b'\n', gap).map_or(0, |p| p + 1);
-        }
-        self.at = to;
-    }
-}
-
 /// The whole lines a finding is on.
 #[derive(Debug, Clone, Copy)]
 pub struct FindingLines<'a> {
@@ -245,11 +226,7 @@ impl Detector {
             det: self,
             core: StreamCore::default(),
             threads: 1,
-            lines: LineCount {
-                at: 0,
-                line: 1,
-                start: 0,
-            },
+            lines: LineCount::default(),
         }
     }
 }
@@ -283,26 +260,13 @@ impl ChunkScanner<'_> {
     fn step(&mut self, eof: bool, mut found: impl FnMut(Finding, FindingLines<'_>)) {
         let spans = self.core.step(self.det, eof, self.threads, Release::WholeLines);
         let (buf, base) = (&self.core.buf, self.core.base);
-        let local = |p: usize| p - base;
         for s in spans {
-            self.lines.advance(buf, base, s.start);
-            let column = buf[local(self.lines.start)..local(s.start)]
-                .iter()
-                .filter(|&&b| (b & 0xC0) != 0x80)
-                .count()
-                + 1;
-            let end = memchr::memchr(b'\n', &buf[local(s.end)..]).map_or(buf.len(), |p| local(s.end) + p);
+            let finding = self.det.finding(&s, buf, base, &mut self.lines);
+            let from = s.end - base;
+            let end = memchr::memchr(b'\n', &buf[from..]).map_or(buf.len(), |p| from + p);
             let lines = FindingLines {
-                text: &buf[local(self.lines.start)..end],
+                text: &buf[self.lines.start - base..end],
                 offset: self.lines.start,
-            };
-            let finding = Finding {
-                rule: self.det.ids[s.id].clone(),
-                start: s.start,
-                end: s.end,
-                line: self.lines.line,
-                column,
-                fingerprint: self.det.fingerprint(&buf[local(s.start)..local(s.end)]),
             };
             found(finding, lines);
         }
